@@ -1,0 +1,3 @@
+from sdctl.cli.main import main
+
+main()

@@ -1,0 +1,66 @@
+"""Agent settings, read from the environment with the guidance's variable names."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from sdctl.errors import UsageError
+
+REQUIRED = ("SQS_QUEUE_URL", "SNS_TOPIC_ARN", "S3_BUCKET", "RUNTIME_NAME", "API_BASE_URL")
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    queue_url: str
+    topic_arn: str
+    bucket: str
+    runtime_name: str
+    runtime_type: str
+    api_base_url: str
+    region: str
+    endpoint_url: str | None = None
+    max_task_seconds: int = 600
+    max_receive_count: int = 3
+    wait_seconds: int = 20
+    batch_size: int = 1
+    dynamic_model: bool = False
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> AgentSettings:
+        env = dict(os.environ if env is None else env)
+        missing = [k for k in REQUIRED if not env.get(k)]
+        if missing:
+            raise UsageError(f"agent settings missing: {', '.join(missing)}",
+                             hint="set them in the environment (see docs/agent.md)")
+        runtime_type = env.get("RUNTIME_TYPE", "sdwebui")
+        if runtime_type not in ("sdwebui", "diffusers", "comfyui"):
+            raise UsageError(f"RUNTIME_TYPE {runtime_type!r} is not sdwebui, diffusers or comfyui")
+        return cls(
+            queue_url=env["SQS_QUEUE_URL"],
+            topic_arn=env["SNS_TOPIC_ARN"],
+            bucket=env["S3_BUCKET"],
+            runtime_name=env["RUNTIME_NAME"],
+            runtime_type=runtime_type,
+            api_base_url=env["API_BASE_URL"],
+            region=env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or "us-west-2",
+            endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+            max_task_seconds=_int(env, "MAX_TASK_SECONDS", 600, 1),
+            max_receive_count=_int(env, "MAX_RECEIVE_COUNT", 3, 1),
+            wait_seconds=_int(env, "WAIT_SECONDS", 20, 0, 20),
+            batch_size=_int(env, "RECEIVE_BATCH", 1, 1, 10),
+            dynamic_model=env.get("DYNAMIC_MODEL", "false").lower() in ("1", "true", "yes"),
+        )
+
+
+def _int(env: dict, key: str, default: int, lo: int, hi: int | None = None) -> int:
+    raw = env.get(key)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise UsageError(f"{key}={raw!r} is not an integer") from None
+    if value < lo or (hi is not None and value > hi):
+        raise UsageError(f"{key}={value} must be between {lo} and {hi if hi is not None else 'any'}")
+    return value

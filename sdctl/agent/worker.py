@@ -1,0 +1,248 @@
+"""The agent loop: receive a task, run it on the runtime, store the results, notify, ack.
+
+Delivery is at-least-once (SQS); results are effectively-once because every key depends on
+the task id only. A message is deleted only after its results are stored and notified, or
+after a permanent failure has been reported. Transient failures leave the message for
+redelivery; its last allowed attempt reports `failed` and lets SQS move it to the
+dead-letter queue, so nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+from sdctl.agent.adapters import PermanentFailure, TaskFailure, TransientFailure
+from sdctl.agent.settings import AgentSettings
+from sdctl.agent.tasks import notification, parse_message
+from sdctl.names import output_keys
+
+log = logging.getLogger("sdctl.agent")
+
+
+class Agent:
+    def __init__(self, settings: AgentSettings, *, sqs, s3, sns, adapter, clock: Callable[[], float] = time.monotonic):
+        self.settings = settings
+        self.sqs = sqs
+        self.s3 = s3
+        self.sns = sns
+        self.adapter = adapter
+        self.clock = clock
+        self.stopping = threading.Event()
+        self.processed = 0
+
+    # -- lifecycle --------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        def on_term(signum, frame):
+            if self.stopping.is_set():
+                raise SystemExit(0)
+            log.info("signal received; finishing the current task, then exiting",
+                     extra={"signal": signum})
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGINT, on_term)
+
+    def wait_for_runtime(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else self.clock() + timeout
+        delay = 0.2
+        while not self.stopping.is_set():
+            if self.adapter.ready():
+                log.info("runtime is ready", extra={"runtime_url": getattr(self.adapter, "root", "")})
+                return True
+            if deadline is not None and self.clock() > deadline:
+                return False
+            self.stopping.wait(delay)
+            delay = min(delay * 2, 5.0)
+        return False
+
+    def run(self, *, max_tasks: int | None = None) -> None:
+        if not self.wait_for_runtime():
+            return
+        while not self.stopping.is_set():
+            for message in self.receive():
+                if self.stopping.is_set():
+                    self._release(message)
+                    continue
+                self.handle(message)
+                self.processed += 1
+            if max_tasks is not None and self.processed >= max_tasks:
+                return
+
+    def receive(self) -> list[dict]:
+        try:
+            resp = self.sqs.receive_message(
+                QueueUrl=self.settings.queue_url,
+                MaxNumberOfMessages=self.settings.batch_size,
+                WaitTimeSeconds=self.settings.wait_seconds,
+                MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+            )
+        except Exception as e:  # network or throttling: back off and try again
+            log.warning("receive failed; retrying", extra={"error": str(e)})
+            self.stopping.wait(1.0)
+            return []
+        return resp.get("Messages", [])
+
+    # -- one message --------------------------------------------------------------------
+    def handle(self, message: dict) -> str:
+        """Process one message; return what happened (for logs and tests)."""
+        attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+        started = self.clock()
+        try:
+            task = parse_message(message["Body"])
+        except PermanentFailure as e:
+            # Without an id nobody can be told; keep the message so SQS moves it to the DLQ.
+            log.error("unreadable message; leaving it for the dead-letter queue",
+                      extra={"message_id": message.get("MessageId"), "error": e.message})
+            self._release(message)
+            return "unreadable"
+        meta = task["metadata"]
+        ctx = {"task_id": meta["id"], "attempt": attempt}
+        prefix = meta["prefix"]
+        out_key = output_keys(prefix, meta["id"], 0)[1]
+
+        existing = self._existing_result(out_key)
+        if existing is not None and existing.get("status") == "completed":
+            log.info("result already stored; republishing its notification", extra=ctx)
+            self._publish(existing.get("notification") or {}, task)
+            self._delete(message)
+            return "duplicate"
+
+        try:
+            output = self.adapter.run(meta.get("tasktype", "text-to-image"), task["content"])
+            if not output.images:
+                raise PermanentFailure("no-images", "the runtime returned no images")
+        except TaskFailure as failure:
+            return self._fail(message, task, failure, attempt, out_key, ctx)
+        runtime_seconds = self.clock() - started
+
+        image_keys, out_key = output_keys(prefix, meta["id"], len(output.images))
+        note = notification(task, status="completed", bucket=self.settings.bucket, image_keys=image_keys,
+                            output_key=out_key, model=output.model)
+        document = {**note, "parameters": output.parameters, "info": output.info,
+                    "seconds": {"runtime": round(runtime_seconds, 3)}, "attempt": attempt}
+        try:
+            for key, png in zip(image_keys, output.images, strict=True):
+                self.s3.put_object(Bucket=self.settings.bucket, Key=key, Body=png, ContentType="image/png")
+            document["notification"] = note
+            self._put_json(out_key, document)
+            self._publish(note, task)
+        except Exception as e:
+            log.warning("storing or notifying failed; the task will be retried",
+                        extra={**ctx, "error": str(e)})
+            self._release(message)
+            return "retry"
+        self._delete(message)
+        log.info("task completed", extra={**ctx, "images": len(image_keys),
+                                          "seconds": round(self.clock() - started, 3)})
+        return "completed"
+
+    def _fail(self, message: dict, task: dict, failure: TaskFailure, attempt: int, out_key: str, ctx: dict) -> str:
+        last = attempt >= self.settings.max_receive_count
+        if isinstance(failure, TransientFailure) and not last:
+            log.warning("transient failure; the task will be retried",
+                        extra={**ctx, "code": failure.code, "error": failure.message})
+            self._release(message, delay=min(2 ** attempt, 60))
+            return "retry"
+        note = notification(task, status="failed", bucket=self.settings.bucket, image_keys=[],
+                            output_key=out_key, error=failure.to_dict())
+        try:
+            self._put_json(out_key, {**note, "notification": note, "attempt": attempt})
+            self._publish(note, task)
+        except Exception as e:
+            log.warning("could not report the failure; the task will be retried",
+                        extra={**ctx, "error": str(e)})
+            self._release(message)
+            return "retry"
+        if isinstance(failure, TransientFailure):
+            # Last allowed attempt: reported as failed; SQS moves it to the DLQ on its next receive.
+            log.error("task failed on its last attempt; moving to the dead-letter queue",
+                      extra={**ctx, "code": failure.code, "error": failure.message})
+            self._release(message)
+            return "dead-letter"
+        log.error("task failed", extra={**ctx, "code": failure.code, "error": failure.message})
+        self._delete(message)
+        return "failed"
+
+    # -- AWS calls ------------------------------------------------------------------------
+    def _existing_result(self, key: str) -> dict | None:
+        try:
+            obj = self.s3.get_object(Bucket=self.settings.bucket, Key=key)
+        except self.s3.exceptions.NoSuchKey:
+            return None
+        except Exception:
+            return None
+        try:
+            return json.loads(obj["Body"].read())
+        except ValueError:
+            return None
+
+    def _put_json(self, key: str, document: dict) -> None:
+        self.s3.put_object(Bucket=self.settings.bucket, Key=key, ContentType="application/json",
+                           Body=json.dumps(document, separators=(",", ":")).encode())
+
+    def _publish(self, note: dict, task: dict) -> None:
+        if not note:
+            return
+        self.sns.publish(
+            TopicArn=self.settings.topic_arn,
+            Message=json.dumps(note, separators=(",", ":")),
+            MessageAttributes={
+                "runtime": {"DataType": "String", "StringValue": task["metadata"]["runtime"]},
+                "status": {"DataType": "String", "StringValue": note["status"]},
+            },
+        )
+
+    def _delete(self, message: dict) -> None:
+        self.sqs.delete_message(QueueUrl=self.settings.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _release(self, message: dict, delay: int = 0) -> None:
+        try:
+            self.sqs.change_message_visibility(QueueUrl=self.settings.queue_url,
+                                               ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=delay)
+        except Exception as e:
+            log.warning("could not release the message; it returns when its visibility expires",
+                        extra={"error": str(e)})
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, message and any `extra` fields."""
+
+    SKIP = set(vars(logging.makeLogRecord({})))
+
+    def format(self, record: logging.LogRecord) -> str:
+        data = {"ts": round(record.created, 3), "level": record.levelname.lower(), "msg": record.getMessage()}
+        data.update({k: v for k, v in vars(record).items() if k not in self.SKIP and k != "message"})
+        if record.exc_info:
+            data["exc"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger("sdctl")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def build(settings: AgentSettings) -> Agent:
+    """Create the AWS clients and the adapter from settings."""
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    from sdctl.agent.adapters import adapter_for
+
+    session = boto3.session.Session(region_name=settings.region)
+    cfg = BotoConfig(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=20,
+                     read_timeout=settings.wait_seconds + 10)
+    clients = {name: session.client(name, endpoint_url=settings.endpoint_url, config=cfg)
+               for name in ("sqs", "s3", "sns")}
+    adapter = adapter_for(settings.runtime_type, settings.api_base_url,
+                          timeout=settings.max_task_seconds, dynamic_model=settings.dynamic_model)
+    return Agent(settings, adapter=adapter, **clients)

@@ -1,0 +1,1 @@
+"""The sdctl command line (Typer commands and rich presenters)."""

@@ -1,0 +1,46 @@
+"""`sdctl agent run` and `sdctl runtime serve`: the programs that run inside the service."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+agent_app = typer.Typer(help="The queue agent that runs beside each runtime.", no_args_is_help=True)
+runtime_app = typer.Typer(help="sdctl's built-in AUTOMATIC1111-compatible runtime.", no_args_is_help=True)
+
+
+@agent_app.command("run")
+def agent_run(
+    max_tasks: Annotated[int | None, typer.Option(help="Exit after this many tasks (for tests).")] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+) -> None:
+    """Consume the runtime's queue (configured by SQS_QUEUE_URL, SNS_TOPIC_ARN, S3_BUCKET, ...)."""
+    from sdctl.agent.settings import AgentSettings
+    from sdctl.agent.worker import build, configure_logging
+
+    configure_logging(log_level.upper())
+    agent = build(AgentSettings.from_env())
+    agent.install_signal_handlers()
+    agent.run(max_tasks=max_tasks)
+
+
+@runtime_app.command("serve")
+def runtime_serve(
+    model: Annotated[str, typer.Option(help="'tiny' (built offline) or a local diffusers folder / checkpoint.")] = "tiny",
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 7860,
+    models_dir: Annotated[str | None, typer.Option(help="Folder of further models tasks may switch to.")] = None,
+) -> None:
+    """Serve the AUTOMATIC1111 API (/sdapi/v1/...) on diffusers; CUDA when present, else CPU."""
+    from sdctl.errors import SdctlError
+
+    try:
+        import diffusers  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError:
+        raise SdctlError("the built-in runtime needs torch and diffusers",
+                         hint="pip install 'sdctl[tiny]'") from None
+    from sdctl.runtime.server import serve
+
+    serve(model, host, port, models_dir)

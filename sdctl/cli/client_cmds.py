@@ -1,0 +1,173 @@
+"""`sdctl generate`, `sdctl submit` and `sdctl fetch`: use the image service."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sdctl.cli.common import LocalOpt, OutputOpt, emit_json, err, is_local, out, output_mode
+
+OutOpt = Annotated[Path, typer.Option("--out", help="Folder to write images into.")]
+
+
+def _wait_and_download(target, task_id: str, prefix: str, timeout: float, out_dir: Path, mode) -> tuple[dict, list[Path]]:
+    from sdctl import client
+
+    s3 = target.s3()
+    with err.status(f"waiting for task {task_id}…") as status:
+        doc = client.wait_result(s3, target.bucket, prefix, task_id, timeout=timeout,
+                                 on_tick=lambda s: status.update(f"waiting for task {task_id}… {s:.0f}s"))
+    client.finished(doc)
+    return doc, client.download(s3, doc.get("image_url", []), out_dir)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def generate(
+        ctx: typer.Context,
+        prompt: Annotated[str, typer.Argument(help="What to draw.")],
+        runtime: Annotated[str | None, typer.Option(help="Runtime name (default: the first configured).")] = None,
+        negative: Annotated[str, typer.Option(help="Negative prompt.")] = "",
+        steps: Annotated[int, typer.Option(min=1, max=150)] = 20,
+        width: Annotated[int, typer.Option(min=64, max=2048, help="Multiple of 8.")] = 512,
+        height: Annotated[int, typer.Option(min=64, max=2048, help="Multiple of 8.")] = 512,
+        seed: Annotated[int, typer.Option(min=-1, max=2**32 - 1, help="-1 for random.")] = -1,
+        count: Annotated[int, typer.Option(min=1, max=16, help="Images to make.")] = 1,
+        sampler: Annotated[str | None, typer.Option(help="Sampler name, e.g. 'Euler a'.")] = None,
+        task_id: Annotated[str | None, typer.Option("--id", help="Task id (default: a new UUID).")] = None,
+        wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the images.")] = True,
+        timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait.")] = 300,
+        out_dir: OutOpt = Path("outputs"),
+        local: LocalOpt = False,
+        output: OutputOpt = None,
+    ) -> None:
+        """Make images from a prompt: submit a text-to-image task, wait, download the PNGs."""
+        from sdctl import client
+        from sdctl.errors import UsageError
+
+        mode = output_mode(ctx, output)
+        if width % 8 or height % 8:
+            raise UsageError(f"--width {width} and --height {height} must be multiples of 8")
+        started = time.monotonic()
+        target = client.resolve_target(is_local(local))
+        body = client.text_to_image(prompt, runtime=target.runtime(runtime), task_id=task_id, negative=negative,
+                                    steps=steps, width=width, height=height, seed=seed, count=count,
+                                    sampler=sampler)
+        accepted = client.ImageApi(target.api_url, target.api_key).submit(body)
+        task_id = accepted["id"]
+        prefix = body["task"]["metadata"].get("prefix") or target.prefix
+        result = {"id": task_id, "runtime": accepted["runtime"], "output_location": accepted["output_location"]}
+        if not wait:
+            result["status"] = "queued"
+            _print(result, mode, lambda: out.print(f"queued {task_id} → {accepted['output_location']}"))
+            return
+        doc, files = _wait_and_download(target, task_id, prefix, timeout, out_dir, mode)
+        result.update(status=doc["status"], files=[str(p) for p in files], seed=doc.get("info", {}).get("seed"),
+                      seconds=round(time.monotonic() - started, 3))
+
+        def text():
+            for p in files:
+                out.print(str(p))
+            err.print(f"[dim]{len(files)} image(s) for task {task_id} in {result['seconds']:.2f}s[/]")
+
+        _print(result, mode, text)
+
+    @app.command()
+    def submit(
+        ctx: typer.Context,
+        file: Annotated[Path, typer.Argument(help="A v1alpha2 task (.json) or one per line (.jsonl).", exists=True,
+                                             dir_okay=False)],
+        wait: Annotated[bool, typer.Option("--wait/--no-wait")] = False,
+        timeout: Annotated[float, typer.Option(min=1)] = 300,
+        out_dir: OutOpt = Path("outputs"),
+        local: LocalOpt = False,
+        output: OutputOpt = None,
+    ) -> None:
+        """Send raw tasks as they are written."""
+        from sdctl import client
+        from sdctl.errors import ApiError, UsageError
+
+        mode = output_mode(ctx, output)
+        bodies = _read_tasks(file)
+        target = client.resolve_target(is_local(local))
+        api = client.ImageApi(target.api_url, target.api_key)
+        results, failures = [], 0
+        for line, body in bodies:
+            try:
+                accepted = api.submit(body)
+            except ApiError as e:
+                if len(bodies) == 1:
+                    raise
+                failures += 1
+                results.append({"line": line, "status": "rejected", "error": e.to_dict()})
+                continue
+            entry = dict(accepted, line=line, status="queued")
+            if wait:
+                meta = body["task"]["metadata"]
+                doc, files = _wait_and_download(target, accepted["id"], meta.get("prefix") or target.prefix,
+                                                timeout, out_dir, mode)
+                entry.update(status=doc["status"], files=[str(p) for p in files])
+            results.append(entry)
+
+        def text():
+            for r in results:
+                if r["status"] == "rejected":
+                    out.print(f"line {r['line']}: [red]rejected[/] {r['error']['message']}")
+                else:
+                    out.print(f"{r['id']}: {r['status']} {' '.join(r.get('files', [])) or r['output_location']}")
+
+        _print(results if len(results) > 1 else results[0], mode, text)
+        if failures:
+            raise typer.Exit(1)
+        if not results:
+            raise UsageError(f"{file} holds no tasks")
+
+    @app.command()
+    def fetch(
+        ctx: typer.Context,
+        task_id: Annotated[str, typer.Argument(metavar="ID", help="Task id.")],
+        out_dir: OutOpt = Path("outputs"),
+        prefix: Annotated[str | None, typer.Option(help="Key prefix the task used (default: the config's).")] = None,
+        local: LocalOpt = False,
+        output: OutputOpt = None,
+    ) -> None:
+        """Download a finished task's images (exit 1 if it failed or is not finished)."""
+        from sdctl import client
+        from sdctl.errors import SdctlError
+
+        mode = output_mode(ctx, output)
+        target = client.resolve_target(is_local(local))
+        s3 = target.s3()
+        doc = client.read_result(s3, target.bucket, prefix or target.prefix, task_id)
+        if doc is None:
+            raise SdctlError(f"task {task_id} has no result yet (queued, running, or unknown)",
+                             hint="wait and try again, or check the id and --prefix")
+        client.finished(doc)
+        files = client.download(s3, doc.get("image_url", []), out_dir)
+        result = {"id": task_id, "status": doc["status"], "files": [str(p) for p in files]}
+        _print(result, mode, lambda: [out.print(str(p)) for p in files])
+
+
+def _read_tasks(file: Path) -> list[tuple[int, dict]]:
+    from sdctl.errors import UsageError
+
+    text = file.read_text()
+    try:
+        if file.suffix == ".jsonl":
+            bodies = [(i, json.loads(line)) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+        else:
+            bodies = [(1, json.loads(text))]
+    except ValueError as e:
+        raise UsageError(f"{file} is not valid JSON: {e}") from None
+    return bodies
+
+
+def _print(data, mode, text) -> None:
+    if mode == "json":
+        emit_json(data)
+    else:
+        text()

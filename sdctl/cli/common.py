@@ -1,0 +1,64 @@
+"""Options, output and error presentation shared by every command."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+
+class Output(str, Enum):
+    text = "text"
+    json = "json"
+
+
+# What the error printer needs to know about the running command.
+RUN = {"output": Output.text}
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Config file [env SDCTL_CONFIG; default ./sdctl.yaml].", show_default=False)]
+OutputOpt = Annotated[Output | None, typer.Option("--output", "-o", help="text or json (for scripts and CI).", show_default=False)]
+LocalOpt = Annotated[bool, typer.Option("--local", help="Talk to the local stack [env SDCTL_TARGET=local].")]
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+
+
+def output_mode(ctx: typer.Context, value: Output | None) -> Output:
+    mode = value or (ctx.obj or {}).get("output") or Output.text
+    RUN["output"] = mode
+    return mode
+
+
+def config_arg(ctx: typer.Context, value: Path | None) -> Path | None:
+    return value or (ctx.obj or {}).get("config")
+
+
+def is_local(flag: bool) -> bool:
+    return flag or os.environ.get("SDCTL_TARGET", "").lower() == "local"
+
+
+def emit_json(data) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def report_error(e) -> int:
+    """Print an SdctlError the way the current output mode wants; return its exit code."""
+    from sdctl.config import format_problems
+    from sdctl.errors import ConfigError
+
+    if RUN["output"] == Output.json:
+        emit_json({"error": e.to_dict()})
+    err.print(f"[bold red]error:[/] {e.message}", markup=True)
+    if isinstance(e, ConfigError):
+        for line in format_problems(e):
+            err.print(f"  {line}", markup=False)
+    if e.hint:
+        err.print(f"[dim]hint:[/] {e.hint}", markup=True)
+    return e.exit_code

@@ -1,0 +1,126 @@
+"""`sdctl local up|down|status`: the whole data path on this machine."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sdctl.cli.common import ConfigOpt, OutputOpt, config_arg, emit_json, err, out, output_mode
+
+app = typer.Typer(help="Run the image service on this machine (moto as AWS, CPU runtime).",
+                  no_args_is_help=True)
+
+
+def _runtime_urls(values: list[str]) -> dict[str, str]:
+    from sdctl.errors import UsageError
+
+    urls = {}
+    for v in values:
+        name, sep, url = v.partition("=")
+        if not sep or not name or not url.startswith(("http://", "https://")):
+            raise UsageError(f"--runtime-url {v!r} is not NAME=http://host:port")
+        urls[name] = url.rstrip("/")
+    return urls
+
+
+@app.command()
+def up(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once ready; keep running in the background.")] = False,
+    agents: Annotated[int, typer.Option(min=1, max=16, help="Queue agents per runtime.")] = 1,
+    model: Annotated[str, typer.Option(help="Model for the built-in runtime: 'tiny' or a local path.")] = "tiny",
+    runtime_url: Annotated[list[str], typer.Option("--runtime-url", help="NAME=URL of a runtime you already run (repeatable).")] = [],  # noqa: B006
+    visibility_seconds: Annotated[int | None, typer.Option(hidden=True, min=1)] = None,
+    output: OutputOpt = None,
+) -> None:
+    """Start the local stack: AWS emulator, API gateway, runtimes and queue agents."""
+    from sdctl.config import config_path, load
+    from sdctl.local import stack
+
+    mode = output_mode(ctx, output)
+    path = config_path(config_arg(ctx, config))
+    cfg = load(path)
+    urls = _runtime_urls(runtime_url)
+    for name in urls:
+        cfg.runtime(name)  # an unknown name is a usage error
+    if detach:
+        argv = ["local", "up", "-c", str(path.absolute()), "--agents", str(agents), "--model", model]
+        for v in runtime_url:
+            argv += ["--runtime-url", v]
+        if visibility_seconds:
+            argv += ["--visibility-seconds", str(visibility_seconds)]
+        started = time.monotonic()
+        with err.status("starting the local stack…") as status:
+            state = stack.spawn_detached(argv, on_event=lambda s: status.update(f"local stack: {s}…"))
+        _show(state, mode, seconds=time.monotonic() - started)
+        return
+    stack.run(cfg, str(path), agents=agents, model=model, runtime_urls=urls,
+              visibility_seconds=visibility_seconds, on_event=lambda s: err.print(f"[dim]local:[/] {s}"))
+
+
+@app.command()
+def down(ctx: typer.Context, output: OutputOpt = None) -> None:
+    """Stop the local stack (only what `local up` started)."""
+    from sdctl.local import stack
+
+    mode = output_mode(ctx, output)
+    result = stack.down()
+    if mode == "json":
+        emit_json(result)
+    else:
+        out.print("local stack stopped" if result["stopped"] else result["message"])
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    output: OutputOpt = None,
+    show_key: Annotated[bool, typer.Option("--show-key", help="Print the API key in text output.")] = False,
+) -> None:
+    """Show the local stack: URLs, API key, resources and processes (exit 1 if not running)."""
+    from sdctl.errors import LocalStackError
+    from sdctl.local import state as st
+
+    mode = output_mode(ctx, output)
+    state = st.read()
+    if not state or not st.pid_alive(state.get("supervisor_pid")):
+        raise LocalStackError("the local stack is not running", hint="start it with `sdctl local up --detach`")
+    _show(state, mode, show_key=show_key)
+
+
+def _show(state: dict, mode: str, *, seconds: float | None = None, show_key: bool = False) -> None:
+    from rich.table import Table
+
+    from sdctl.local import state as st
+
+    processes = [dict(p, alive=st.pid_alive(p.get("pid"))) for p in state.get("processes", [])]
+    res = state.get("resources", {})
+    if mode == "json":
+        data = {k: state.get(k) for k in ("status", "stack", "region", "gateway_url", "aws_url", "api_key",
+                                          "supervisor_pid", "logs", "config")}
+        data["resources"] = res
+        data["processes"] = processes
+        if seconds is not None:
+            data["seconds"] = round(seconds, 2)
+        if state.get("already_running"):
+            data["already_running"] = True
+        emit_json(data)
+        return
+    key = state.get("api_key", "")
+    shown_key = key if show_key else (key[:4] + "…" if key else "")
+    note = " (already running)" if state.get("already_running") else ""
+    took = f" in {seconds:.1f}s" if seconds is not None else ""
+    out.print(f"[bold green]local stack {state.get('status')}[/]{note}{took}")
+    out.print(f"  gateway  {state.get('gateway_url')}/v1alpha2   (x-api-key {shown_key})")
+    out.print(f"  aws      {state.get('aws_url')}")
+    out.print(f"  bucket   s3://{res.get('bucket')}/{res.get('prefix')}/")
+    table = Table("role", "name", "runtime", "pid", "alive", "restarts", box=None, pad_edge=False)
+    for p in processes:
+        table.add_row(p["role"], p["name"], p.get("runtime") or "", str(p["pid"]),
+                      "yes" if p["alive"] else "[red]no[/]", str(p.get("restarts", 0)))
+    out.print(table)
+    out.print(f"  logs     {Path(state.get('logs', '.sdctl/logs'))}")

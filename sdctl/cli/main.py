@@ -1,0 +1,60 @@
+"""Entry point: `sdctl`. Heavy libraries are imported inside commands so --help is instant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sdctl import __version__
+from sdctl.cli import agent_cmds, client_cmds, config_cmds, local_cmds
+from sdctl.cli.common import RUN, Output, report_error
+
+app = typer.Typer(
+    name="sdctl",
+    help="Deploy and operate an asynchronous Stable Diffusion image service on AWS, or run it locally.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"sdctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[Path | None, typer.Option("--config", "-c", envvar="SDCTL_CONFIG",
+                                                help="Config file (default ./sdctl.yaml).")] = None,
+    region: Annotated[str | None, typer.Option(help="AWS region (overrides the config).")] = None,
+    profile: Annotated[str | None, typer.Option(help="AWS named profile.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Answer yes to confirmations.")] = False,
+    output: Annotated[Output, typer.Option("--output", "-o", help="text or json.")] = Output.text,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    ctx.obj = {"config": config, "region": region, "profile": profile, "yes": yes, "output": output}
+    RUN["output"] = output
+
+
+config_cmds.register(app)
+client_cmds.register(app)
+app.add_typer(local_cmds.app, name="local")
+app.add_typer(agent_cmds.agent_app, name="agent")
+app.add_typer(agent_cmds.runtime_app, name="runtime")
+
+
+def main() -> None:
+    from sdctl.errors import SdctlError
+
+    try:
+        app()
+    except SdctlError as e:
+        raise SystemExit(report_error(e)) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None

@@ -1,0 +1,154 @@
+"""Talk to a deployed (or local) image service: submit tasks, wait for results, download."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from sdctl.errors import ApiError, SdctlError, TaskFailed, WaitTimeout
+from sdctl.names import result_key
+
+
+@dataclass
+class Target:
+    """Where the API and the output bucket are, and how to reach S3."""
+
+    kind: str
+    api_url: str
+    api_key: str
+    bucket: str
+    prefix: str
+    runtimes: dict[str, str]
+    s3_factory: Callable[[], object] = field(repr=False)
+
+    def s3(self):
+        if not hasattr(self, "_s3"):
+            self._s3 = self.s3_factory()
+        return self._s3
+
+    def runtime(self, name: str | None) -> str:
+        if name is None:
+            return next(iter(self.runtimes))
+        if name not in self.runtimes:
+            raise SdctlError(f"no runtime named {name!r}", hint=f"available: {', '.join(self.runtimes)}")
+        return name
+
+
+def local_target() -> Target:
+    from sdctl.local import state as st
+    from sdctl.local.stack import local_clients
+
+    state = st.running()
+    res = state["resources"]
+    return Target(
+        kind="local", api_url=state["gateway_url"], api_key=state["api_key"], bucket=res["bucket"],
+        prefix=res["prefix"], runtimes={n: r["type"] for n, r in res["runtimes"].items()},
+        s3_factory=lambda: local_clients(state["aws_url"], state["region"])["s3"])
+
+
+def resolve_target(local: bool) -> Target:
+    if local:
+        return local_target()
+    raise SdctlError("no deployed stack to talk to yet",
+                     hint="use --local (or SDCTL_TARGET=local) for the local stack; `sdctl deploy` comes next")
+
+
+def new_task_id() -> str:
+    return uuid.uuid4().hex
+
+
+def text_to_image(prompt: str, *, runtime: str, task_id: str | None = None, negative: str = "", steps: int = 20,
+                  width: int = 512, height: int = 512, seed: int = -1, count: int = 1,
+                  sampler: str | None = None, prefix: str | None = None, context: object = "") -> dict:
+    """A v1alpha2 text-to-image request body (content is AUTOMATIC1111's txt2img payload)."""
+    content = {"prompt": prompt, "negative_prompt": negative, "steps": steps, "width": width, "height": height,
+               "seed": seed, "batch_size": count, "n_iter": 1}
+    if sampler:
+        content["sampler_name"] = sampler
+    meta = {"id": task_id or new_task_id(), "runtime": runtime, "tasktype": "text-to-image", "context": context}
+    if prefix:
+        meta["prefix"] = prefix
+    return {"task": {"metadata": meta, "content": content}}
+
+
+class ImageApi:
+    def __init__(self, url: str, api_key: str, *, timeout: float = 30):
+        self.url = url.rstrip("/")
+        self.http = httpx.Client(timeout=timeout, headers={"x-api-key": api_key})
+
+    def submit(self, body: dict) -> dict:
+        try:
+            r = self.http.post(f"{self.url}/v1alpha2", json=body)
+        except httpx.HTTPError as e:
+            raise SdctlError(f"cannot reach the API at {self.url}: {e}",
+                             hint="check the stack is up (`sdctl local status` or `sdctl status`)") from None
+        try:
+            data = r.json()
+        except ValueError:
+            data = {"message": r.text[:300]}
+        if r.status_code != 200:
+            message = data.get("message", r.reason_phrase) if isinstance(data, dict) else str(data)
+            hint = "check the API key" if r.status_code == 403 else None
+            raise ApiError(r.status_code, message, body=data, hint=hint)
+        return data
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    if not url.startswith("s3://") or "/" not in url[5:]:
+        raise SdctlError(f"not an s3:// URL: {url}")
+    bucket, key = url[5:].split("/", 1)
+    return bucket, key
+
+
+def read_result(s3, bucket: str, prefix: str, task_id: str) -> dict | None:
+    try:
+        obj = s3.get_object(Bucket=bucket, Key=result_key(prefix, task_id))
+    except s3.exceptions.NoSuchKey:
+        return None
+    return json.loads(obj["Body"].read())
+
+
+def wait_result(s3, bucket: str, prefix: str, task_id: str, *, timeout: float,
+                on_tick: Callable[[float], None] = lambda s: None) -> dict:
+    """Poll for the task's result object; return it once it exists."""
+    start = time.monotonic()
+    delay = 0.05
+    while True:
+        doc = read_result(s3, bucket, prefix, task_id)
+        if doc is not None:
+            return doc
+        elapsed = time.monotonic() - start
+        if elapsed > timeout:
+            raise WaitTimeout(f"task {task_id} has no result after {timeout:.0f}s; it is still queued or running",
+                              hint=f"fetch it later with `sdctl fetch {task_id}`")
+        on_tick(elapsed)
+        time.sleep(delay)
+        delay = min(delay * 1.5, 1.0)
+
+
+def download(s3, urls: list[str], out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for url in urls:
+        bucket, key = parse_s3_url(url)
+        path = out_dir / key.rsplit("/", 1)[-1]
+        tmp = path.with_suffix(path.suffix + ".part")
+        s3.download_file(bucket, key, str(tmp))
+        tmp.replace(path)
+        paths.append(path)
+    return paths
+
+
+def finished(doc: dict) -> dict:
+    """Raise TaskFailed for a failed result document; return it otherwise."""
+    if doc.get("status") != "completed":
+        err = doc.get("error") or {}
+        raise TaskFailed(doc.get("id", "?"), f"{err.get('code', 'failed')}: {err.get('message', 'no reason given')}",
+                         result=doc)
+    return doc

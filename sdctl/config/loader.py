@@ -1,0 +1,158 @@
+"""Load `sdctl.yaml` into the model, reporting every problem with its field path and line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from sdctl.config.model import Config
+from sdctl.errors import ConfigError
+
+DEFAULT_PATH = "sdctl.yaml"
+ENV_VAR = "SDCTL_CONFIG"
+
+Path_ = tuple[Any, ...]
+
+
+def config_path(explicit: str | os.PathLike | None = None) -> Path:
+    """The config file to use: the flag, else $SDCTL_CONFIG, else ./sdctl.yaml."""
+    return Path(explicit or os.environ.get(ENV_VAR) or DEFAULT_PATH)
+
+
+def load(path: str | os.PathLike | None = None) -> Config:
+    p = config_path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {p} not found",
+            [{"path": "", "line": None, "message": "file not found"}],
+            hint="run `sdctl init` to write one, or pass -c/--config (env SDCTL_CONFIG)",
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {p}: {e.strerror}") from None
+    return parse(text, source=str(p))
+
+
+def parse(text: str, source: str = DEFAULT_PATH) -> Config:
+    data, lines, problems = _read_yaml(text)
+    if data is None and not problems:
+        problems.append({"path": "", "line": 1, "message": "the file is empty"})
+    elif data is not None and not isinstance(data, dict):
+        problems.append({"path": "", "line": 1, "message": "the top level must be a mapping of keys"})
+    if isinstance(data, dict):
+        try:
+            cfg = Config.model_validate(data)
+        except ValidationError as e:
+            problems.extend(_problems(e, lines))
+        else:
+            if not problems:
+                return cfg
+    raise ConfigError(_summary(source, problems), [dict(p, file=source) for p in problems])
+
+
+def format_problems(err: ConfigError) -> list[str]:
+    out = []
+    for p in err.problems:
+        where = p.get("file", "")
+        if p.get("line"):
+            where += f":{p['line']}"
+        field = f" {p['path']}:" if p.get("path") else ""
+        out.append(f"{where}:{field} {p['message']}")
+    return out
+
+
+def _summary(source: str, problems: list[dict]) -> str:
+    n = len(problems)
+    return f"{source}: {n} problem{'s' if n != 1 else ''} found"
+
+
+def _read_yaml(text: str) -> tuple[Any, dict[Path_, int], list[dict]]:
+    """Parse YAML and remember the line of every key and list item."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        line = mark.line + 1 if mark else None
+        return None, {}, [{"path": "", "line": line, "message": f"invalid YAML: {e.problem}"}]
+    if node is None:
+        return None, {}, []
+    lines: dict[Path_, int] = {(): node.start_mark.line + 1}
+    problems: list[dict] = []
+    _walk(node, (), lines, problems)
+    data = yaml.safe_load(text)
+    return data, lines, problems
+
+
+def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int], problems: list[dict]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                problems.append({
+                    "path": _dotted(path + (key,)),
+                    "line": line,
+                    "message": f"duplicate key (first set on line {seen[key]}); one value would be lost",
+                })
+            seen[key] = line
+            lines[path + (key,)] = line
+            _walk(value_node, path + (key,), lines, problems)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines[path + (i,)] = item.start_mark.line + 1
+            _walk(item, path + (i,), lines, problems)
+
+
+def _problems(err: ValidationError, lines: dict[Path_, int]) -> list[dict]:
+    out = []
+    for e in err.errors(include_url=False):
+        loc = tuple(e["loc"])
+        message = e["msg"]
+        if e["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; see sdctl.example.yaml)"
+        elif e["type"] == "missing":
+            message = "required key is missing"
+        elif e["type"] == "string_pattern_mismatch":
+            hint = _PATTERN_HINTS.get(next((x for x in reversed(loc) if isinstance(x, str)), ""))
+            message = f"{e['input']!r} is not valid" + (f": use {hint}" if hint else f" ({message})")
+        elif message.startswith("Value error, "):
+            message = message[len("Value error, "):]
+        out.append({"path": _dotted(loc), "line": _line_for(loc, lines), "message": message})
+    return out
+
+
+_PATTERN_HINTS = {
+    "stackName": "lowercase letters, digits and '-', starting with a letter, at most 24 characters",
+    "name": "lowercase letters, digits and '-' (a DNS label), at most 40 characters",
+    "namespace": "a Kubernetes namespace (lowercase letters, digits and '-')",
+    "region": "an AWS region code such as us-west-2",
+    "bucketName": "a valid S3 bucket name (3-63 lowercase letters, digits, '.' and '-')",
+    "stageName": "letters, digits and '_'",
+    "prefix": "an S3 key prefix of letters, digits and !_.*'()- separated by '/'",
+    "consolidateAfter": "a duration like 30s, 5m, 1h or Never",
+    "instanceTypes": "an EC2 instance type such as g5.xlarge",
+}
+
+
+def _line_for(loc: Path_, lines: dict[Path_, int]) -> int | None:
+    while loc:
+        if loc in lines:
+            return lines[loc]
+        loc = loc[:-1]
+    return lines.get(())
+
+
+def _dotted(loc: Path_) -> str:
+    s = ""
+    for part in loc:
+        if isinstance(part, int):
+            s += f"[{part}]"
+        else:
+            s += ("." if s else "") + str(part)
+    return s

@@ -1,0 +1,168 @@
+"""The `sdctl.yaml` model: one typed tree with defaults and validation.
+
+Keys are camelCase in YAML (like the guidance's config); attributes are snake_case here.
+Unknown keys are errors, so a typo never passes silently.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+RuntimeType = Literal["sdwebui", "comfyui", "diffusers"]
+CapacityType = Literal["spot", "on-demand"]
+
+#: Task types each runtime type accepts (the wire contract's `metadata.tasktype`).
+TASK_TYPES: dict[str, tuple[str, ...]] = {
+    "sdwebui": ("text-to-image", "image-to-image", "extra-single-image"),
+    "diffusers": ("text-to-image", "image-to-image", "extra-single-image"),
+    "comfyui": ("pipeline",),
+}
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+BUCKET_NAME = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+DURATION = r"^(Never|\d+(s|m|h))$"
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        validate_default=True,
+    )
+
+
+class Throttle(Model):
+    """API Gateway usage-plan throttle."""
+
+    rate_limit: Annotated[float, Field(gt=0, le=10000, description="Steady requests per second.")] = 30
+    burst_limit: Annotated[int, Field(ge=1, le=5000, description="Requests allowed in a burst.")] = 50
+
+
+class Api(Model):
+    stage_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,128}$")] = "prod"
+    throttle: Throttle = Throttle()
+
+
+class Output(Model):
+    """Where results go."""
+
+    bucket_name: Annotated[str | None, Field(pattern=BUCKET_NAME)] = None
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*$")] = "output"
+
+    @field_validator("prefix")
+    @classmethod
+    def _no_dot_segments(cls, v: str) -> str:
+        if any(part in (".", "..") for part in v.split("/")):
+            raise ValueError("must not contain '.' or '..' segments")
+        return v
+
+
+class ModelBucket(Model):
+    """The S3 bucket models are read from (mounted into runtimes; never modified)."""
+
+    name: Annotated[str | None, Field(pattern=BUCKET_NAME)] = None
+    prefix: str = ""
+
+
+class Scaling(Model):
+    """KEDA scaling of one runtime on its queue."""
+
+    queue_length: Annotated[int, Field(ge=1, le=1000)] = 1
+    min_replicas: Annotated[int, Field(ge=0, le=1000)] = 0
+    max_replicas: Annotated[int, Field(ge=1, le=1000)] = 20
+    cooldown_seconds: Annotated[int, Field(ge=0, le=86400)] = 60
+    polling_seconds: Annotated[int, Field(ge=1, le=3600)] = 1
+    scale_on_in_flight: bool = True
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> Scaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"minReplicas ({self.min_replicas}) must not exceed maxReplicas ({self.max_replicas})"
+            )
+        return self
+
+
+class Nodes(Model):
+    """Karpenter GPU nodes for one runtime."""
+
+    instance_types: Annotated[list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")]],
+                              Field(min_length=1)] = ["g5.xlarge", "g5.2xlarge", "g6.xlarge", "g6.2xlarge"]
+    capacity_types: Annotated[list[CapacityType], Field(min_length=1)] = ["spot", "on-demand"]
+    gpu_limit: Annotated[int, Field(ge=1, le=10000)] = 100
+    consolidate_after: Annotated[str, Field(pattern=DURATION)] = "60s"
+    volume_size_gi: Annotated[int, Field(ge=20, le=16384)] = 150
+
+    @field_validator("capacity_types", "instance_types")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        dupes = sorted({x for x in v if v.count(x) > 1})
+        if dupes:
+            raise ValueError(f"duplicate entries: {', '.join(dupes)}")
+        return v
+
+
+class Runtime(Model):
+    """One Stable Diffusion runtime: a queue, a Deployment, a NodePool."""
+
+    name: Annotated[str, Field(pattern=DNS_LABEL, max_length=40)]
+    type: RuntimeType
+    namespace: Annotated[str, Field(pattern=DNS_LABEL, max_length=63)] = "default"
+    model: str | None = None
+    dynamic_model: bool = False
+    image: str | None = None
+    max_task_seconds: Annotated[int, Field(ge=10, le=43200)] = 600
+    max_receive_count: Annotated[int, Field(ge=1, le=1000)] = 3
+    scaling: Scaling = Scaling()
+    nodes: Nodes = Nodes()
+
+    @property
+    def task_types(self) -> tuple[str, ...]:
+        return TASK_TYPES[self.type]
+
+
+class Config(Model):
+    """The whole `sdctl.yaml`."""
+
+    stack_name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,23}$")] = "sdctl"
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")] = "us-west-2"
+    api: Api = Api()
+    output: Output = Output()
+    model_bucket: ModelBucket = ModelBucket()
+    runtimes: Annotated[list[Runtime], Field(min_length=1)]
+
+    @field_validator("runtimes")
+    @classmethod
+    def _unique_names(cls, v: list[Runtime]) -> list[Runtime]:
+        names = [r.name for r in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"runtime names must be unique; repeated: {', '.join(dupes)}")
+        return v
+
+    def runtime(self, name: str) -> Runtime:
+        for r in self.runtimes:
+            if r.name == name:
+                return r
+        known = ", ".join(r.name for r in self.runtimes)
+        from sdctl.errors import UsageError
+
+        raise UsageError(f"no runtime named {name!r} in the config", hint=f"configured runtimes: {known}")
+
+    @property
+    def default_runtime(self) -> Runtime:
+        return self.runtimes[0]
+
+
+def is_safe_prefix(prefix: str) -> bool:
+    """True for an S3 key prefix with no leading '/', no empty, '.' or '..' segments."""
+    if not prefix or len(prefix) > 512 or prefix.startswith("/"):
+        return False
+    parts = prefix.rstrip("/").split("/")
+    return all(p and p not in (".", "..") and re.fullmatch(r"[A-Za-z0-9!_.*'()-]+", p) for p in parts)

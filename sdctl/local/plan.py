@@ -1,0 +1,42 @@
+"""What the local stack creates in the AWS emulator. Pure: config in, data out."""
+
+from __future__ import annotations
+
+import json
+
+from sdctl.config.model import Config
+from sdctl.names import LOCAL_ACCOUNT, names, visibility_timeout
+
+
+def local_plan(cfg: Config, *, visibility_seconds: int | None = None) -> dict:
+    n = names(cfg, account=LOCAL_ACCOUNT)
+    queues = [{"name": n.results_queue, "attributes": {}}]
+    subscriptions = [{"topic": n.results_topic, "queue": n.results_queue, "filter": None}]
+    runtimes = {}
+    for rt, rn in zip(cfg.runtimes, n.runtimes, strict=True):
+        queues.append({"name": rn.dead_letter_queue, "attributes": {"MessageRetentionPeriod": "1209600"}})
+        queues.append({
+            "name": rn.queue,
+            "attributes": {
+                "VisibilityTimeout": str(visibility_seconds or visibility_timeout(rt.max_task_seconds)),
+                "MessageRetentionPeriod": "1209600",
+            },
+            "dead_letter": {"queue": rn.dead_letter_queue, "maxReceiveCount": rt.max_receive_count},
+        })
+        subscriptions.append({"topic": n.requests_topic, "queue": rn.queue,
+                              "filter": json.dumps({"runtime": [rt.name]})})
+        runtimes[rt.name] = {"type": rt.type, "queue": rn.queue, "dead_letter_queue": rn.dead_letter_queue,
+                             "max_task_seconds": rt.max_task_seconds, "max_receive_count": rt.max_receive_count,
+                             "dynamic_model": rt.dynamic_model}
+    return {
+        "region": cfg.region,
+        "topics": [n.requests_topic, n.results_topic],
+        "queues": queues,
+        "subscriptions": subscriptions,
+        "bucket": n.output_bucket,
+        "requests_topic": n.requests_topic,
+        "results_topic": n.results_topic,
+        "results_queue": n.results_queue,
+        "prefix": cfg.output.prefix,
+        "runtimes": runtimes,
+    }

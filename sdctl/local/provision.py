@@ -1,0 +1,41 @@
+"""Apply a local plan to the AWS emulator. Idempotent: every call is a create-or-get."""
+
+from __future__ import annotations
+
+import json
+
+
+def provision(plan: dict, *, sns, sqs, s3) -> dict:
+    topic_arns = {t: sns.create_topic(Name=t)["TopicArn"] for t in plan["topics"]}
+    queue_urls: dict[str, str] = {}
+    queue_arns: dict[str, str] = {}
+    for q in plan["queues"]:
+        attrs = dict(q["attributes"])
+        if q.get("dead_letter"):
+            dl = q["dead_letter"]
+            attrs["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": queue_arns[dl["queue"]],
+                                                 "maxReceiveCount": str(dl["maxReceiveCount"])})
+        url = sqs.create_queue(QueueName=q["name"], Attributes=attrs)["QueueUrl"]
+        queue_urls[q["name"]] = url
+        queue_arns[q["name"]] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+    for sub in plan["subscriptions"]:
+        attrs = {"FilterPolicy": sub["filter"]} if sub["filter"] else {}
+        sns.subscribe(TopicArn=topic_arns[sub["topic"]], Protocol="sqs", Endpoint=queue_arns[sub["queue"]],
+                      Attributes=attrs)
+    if plan["region"] == "us-east-1":
+        s3.create_bucket(Bucket=plan["bucket"])
+    else:
+        s3.create_bucket(Bucket=plan["bucket"],
+                         CreateBucketConfiguration={"LocationConstraint": plan["region"]})
+    return {
+        "bucket": plan["bucket"],
+        "prefix": plan["prefix"],
+        "requests_topic_arn": topic_arns[plan["requests_topic"]],
+        "results_topic_arn": topic_arns[plan["results_topic"]],
+        "results_queue_url": queue_urls[plan["results_queue"]],
+        "runtimes": {
+            name: {**rt, "queue_url": queue_urls[rt["queue"]], "dead_letter_queue_url": queue_urls[rt["dead_letter_queue"]]}
+            for name, rt in plan["runtimes"].items()
+        },
+    }

@@ -1,0 +1,229 @@
+"""`sdctl local up|down|status`: bring the local stack up, keep it running, take it down."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sdctl.config.model import Config
+from sdctl.errors import LocalStackError
+from sdctl.local import state as st
+from sdctl.local.plan import local_plan
+from sdctl.local.provision import provision
+from sdctl.local.supervisor import ProcSpec, Supervisor, tail
+
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+#: Settings of the user's real AWS account that must never reach the local processes.
+SCRUBBED = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def base_env(region: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
+    env.update(LOCAL_CREDENTIALS, AWS_DEFAULT_REGION=region, AWS_REGION=region, PYTHONUNBUFFERED="1",
+               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    return env
+
+
+def local_clients(aws_url: str, region: str):
+    import boto3
+
+    session = boto3.session.Session(region_name=region, aws_access_key_id="testing",
+                                    aws_secret_access_key="testing")
+    return {n: session.client(n, endpoint_url=aws_url) for n in ("sns", "sqs", "s3")}
+
+
+def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, agents: int, model: str,
+                  runtime_urls: dict[str, str], env: dict[str, str]) -> list[ProcSpec]:
+    """The gateway, one runtime per configured runtime (unless given a URL) and the agents."""
+    py = sys.executable
+    specs = []
+    port = free_port()
+    specs.append(ProcSpec(
+        role="gateway", name="gateway", argv=[py, "-m", "sdctl.local.gateway"], port=port,
+        url=f"http://127.0.0.1:{port}", ready_path="/ping",
+        env=dict(env, AWS_ENDPOINT_URL=aws_url, GATEWAY_API_KEY=api_key, GATEWAY_PORT=str(port),
+                 SNS_TOPIC_ARN=resources["requests_topic_arn"], S3_BUCKET=resources["bucket"],
+                 DEFAULT_PREFIX=resources["prefix"],
+                 RUNTIMES=_json({r.name: r.type for r in cfg.runtimes}))))
+    for rt in cfg.runtimes:
+        url = runtime_urls.get(rt.name)
+        if url is None:
+            if rt.type == "comfyui":
+                raise LocalStackError(
+                    f"runtime {rt.name!r} is comfyui; sdctl has no built-in ComfyUI",
+                    hint=f"start ComfyUI yourself and pass --runtime-url {rt.name}=http://127.0.0.1:8188")
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            specs.append(ProcSpec(
+                role="runtime", name=f"runtime-{rt.name}", runtime=rt.name, port=port, url=url,
+                ready_path="/internal/ping", env=env,
+                argv=[py, "-m", "sdctl", "runtime", "serve", "--model", model, "--host", "127.0.0.1",
+                      "--port", str(port)]))
+        r = resources["runtimes"][rt.name]
+        for i in range(agents):
+            specs.append(ProcSpec(
+                role="agent", name=f"agent-{rt.name}-{i + 1}", runtime=rt.name,
+                argv=[py, "-m", "sdctl", "agent", "run"],
+                env=dict(env, AWS_ENDPOINT_URL=aws_url, SQS_QUEUE_URL=r["queue_url"],
+                         SNS_TOPIC_ARN=resources["results_topic_arn"], S3_BUCKET=resources["bucket"],
+                         RUNTIME_NAME=rt.name, RUNTIME_TYPE=rt.type, API_BASE_URL=url,
+                         MAX_TASK_SECONDS=str(rt.max_task_seconds),
+                         MAX_RECEIVE_COUNT=str(rt.max_receive_count),
+                         DYNAMIC_MODEL=str(rt.dynamic_model).lower())))
+    return specs
+
+
+def _json(data) -> str:
+    import json
+
+    return json.dumps(data)
+
+
+def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
+        runtime_urls: dict[str, str] | None = None, visibility_seconds: int | None = None,
+        on_event: Callable[[str], None] = lambda s: None) -> None:
+    """Run the local stack in this process until SIGTERM/SIGINT. Writes state as it goes."""
+    existing = st.read()
+    if existing and st.pid_alive(existing.get("supervisor_pid")) and existing["supervisor_pid"] != os.getpid():
+        raise LocalStackError(f"a local stack is already running (pid {existing['supervisor_pid']})",
+                              hint="stop it with `sdctl local down`")
+    stopping = {"flag": False}
+
+    def on_signal(signum, frame):
+        stopping["flag"] = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    sup = Supervisor(st.state_dir() / "logs")
+    env = base_env(cfg.region)
+    aws_port = free_port()
+    aws_url = f"http://127.0.0.1:{aws_port}"
+    state = {"status": "starting", "supervisor_pid": os.getpid(), "started_at": time.time(),
+             "config": str(Path(config_path).absolute()), "stack": cfg.stack_name, "region": cfg.region,
+             "aws_url": aws_url, "processes": [], "logs": str(sup.log_dir)}
+    st.write(state)
+    try:
+        on_event(f"starting the AWS emulator on {aws_url}")
+        moto = sup.start(ProcSpec(role="aws", name="aws", port=aws_port, url=aws_url, ready_path="/moto-api/",
+                                  argv=[sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(aws_port)],
+                                  env=env))
+        sup.wait_ready(moto, 60)
+        on_event("creating topics, queues and the bucket")
+        resources = provision(local_plan(cfg, visibility_seconds=visibility_seconds),
+                              **local_clients(aws_url, cfg.region))
+        api_key = secrets.token_urlsafe(24)
+        specs = process_specs(cfg, resources, aws_url=aws_url, api_key=api_key, agents=agents, model=model,
+                              runtime_urls=runtime_urls or {}, env=env)
+        children = [sup.start(s) for s in specs]
+        gateway = children[0]
+        state.update(gateway_url=gateway.spec.url, api_key=api_key, resources=resources,
+                     processes=sup.describe())
+        st.write(state)
+        for child in children:
+            if child.spec.url:
+                on_event(f"waiting for {child.spec.name}")
+                sup.wait_ready(child, 300)
+        state.update(status="ready", ready_at=time.time(), processes=sup.describe())
+        st.write(state)
+        on_event(f"ready: gateway {gateway.spec.url}")
+        while not stopping["flag"]:
+            events = sup.poll()
+            if events:
+                for e in events:
+                    on_event(e)
+                if moto.popen.poll() is not None:
+                    raise LocalStackError("the AWS emulator died; its data is gone",
+                                          hint=f"its log: {moto.log_path}\n{tail(moto.log_path)}")
+                state["processes"] = sup.describe()
+                st.write(state)
+            time.sleep(0.2)
+    except LocalStackError as e:
+        state.update(status="failed", error=e.message, hint=e.hint)
+        st.write(state)
+        raise
+    finally:
+        on_event("stopping")
+        sup.stop()
+        if state.get("status") != "failed":
+            st.remove()
+
+
+def spawn_detached(argv: list[str], timeout: float = 600, on_event: Callable[[str], None] = lambda s: None) -> dict:
+    """Start `sdctl local up` (without --detach) in the background; return its state once ready."""
+    existing = st.read()
+    if existing and st.pid_alive(existing.get("supervisor_pid")):
+        if existing.get("status") == "ready":
+            existing["already_running"] = True
+            return existing
+        raise LocalStackError(f"a local stack is already {existing.get('status')} "
+                              f"(pid {existing['supervisor_pid']})", hint="stop it with `sdctl local down`")
+    st.remove()
+    log_dir = st.state_dir() / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / "supervisor.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "sdctl", *argv], stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    seen = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            failed = st.read() or {}
+            raise LocalStackError(f"the local stack failed to start: {failed.get('error', 'see its log')}",
+                                  hint=failed.get("hint") or f"{log_path}\n{tail(log_path)}")
+        state = st.read()
+        if state and state.get("supervisor_pid") == proc.pid:
+            status = state.get("status")
+            if status != seen:
+                on_event(status)
+                seen = status
+            if status == "ready":
+                return state
+        time.sleep(0.2)
+    proc.terminate()
+    raise LocalStackError(f"the local stack was not ready after {timeout:.0f}s", hint=f"{log_path}\n{tail(log_path)}")
+
+
+def down(timeout: float = 30) -> dict:
+    """Stop what `local up` started, and only that."""
+    state = st.read()
+    if not state:
+        return {"stopped": False, "message": "no local stack is running"}
+    pid = state.get("supervisor_pid")
+    if st.pid_alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while st.pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if st.pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    leftovers = 0
+    for p in state.get("processes", []):
+        if st.pid_alive(p.get("pid")) and _ours(p["pid"]):
+            os.kill(p["pid"], signal.SIGKILL)
+            leftovers += 1
+    st.remove()
+    return {"stopped": True, "supervisor_pid": pid, "killed_leftovers": leftovers}
+
+
+def _ours(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"sdctl" in cmdline or b"moto.server" in cmdline

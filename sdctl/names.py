@@ -1,0 +1,66 @@
+"""Resource names derived from the config. Pure: the same config gives the same names
+on AWS and on the local stack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sdctl.config.model import Config
+
+LOCAL_ACCOUNT = "123456789012"
+
+
+@dataclass(frozen=True)
+class RuntimeNames:
+    name: str
+    queue: str
+    dead_letter_queue: str
+
+
+@dataclass(frozen=True)
+class Names:
+    stack: str
+    requests_topic: str
+    results_topic: str
+    results_queue: str
+    output_bucket: str
+    runtimes: tuple[RuntimeNames, ...]
+
+    def runtime(self, name: str) -> RuntimeNames:
+        for r in self.runtimes:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+
+def names(cfg: Config, *, account: str, region: str | None = None) -> Names:
+    region = region or cfg.region
+    stack = cfg.stack_name
+    bucket = cfg.output.bucket_name or f"{stack}-output-{account}-{region}"
+    return Names(
+        stack=stack,
+        requests_topic=f"{stack}-requests",
+        results_topic=f"{stack}-results",
+        results_queue=f"{stack}-results",
+        output_bucket=bucket,
+        runtimes=tuple(
+            RuntimeNames(name=r.name, queue=f"{stack}-{r.name}", dead_letter_queue=f"{stack}-{r.name}-dlq")
+            for r in cfg.runtimes
+        ),
+    )
+
+
+def output_keys(prefix: str, task_id: str, count: int) -> tuple[list[str], str]:
+    """S3 keys for a task's images and its result JSON. They depend on the id only, so a
+    retried task overwrites its own objects instead of adding new ones."""
+    base = f"{prefix.rstrip('/')}/{task_id}"
+    return [f"{base}/{task_id}-{n}.png" for n in range(1, count + 1)], f"{base}/{task_id}.out"
+
+
+def result_key(prefix: str, task_id: str) -> str:
+    return output_keys(prefix, task_id, 0)[1]
+
+
+def visibility_timeout(max_task_seconds: int) -> int:
+    """Queue visibility: a whole task plus a margin for upload and notification."""
+    return min(43200, max_task_seconds + 60)
