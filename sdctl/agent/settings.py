@@ -24,6 +24,7 @@ class AgentSettings:
     max_receive_count: int = 3
     wait_seconds: int = 20
     batch_size: int = 1
+    visibility_seconds: int = 30
     dynamic_model: bool = False
 
     @classmethod
@@ -49,6 +50,7 @@ class AgentSettings:
             max_receive_count=_int(env, "MAX_RECEIVE_COUNT", 3, 1),
             wait_seconds=_int(env, "WAIT_SECONDS", 20, 0, 20),
             batch_size=_int(env, "RECEIVE_BATCH", 1, 1, 10),
+            visibility_seconds=_int(env, "VISIBILITY_SECONDS", 30, 2, 43200),
             dynamic_model=env.get("DYNAMIC_MODEL", "false").lower() in ("1", "true", "yes"),
         )
 

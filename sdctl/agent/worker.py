@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from sdctl.agent.adapters import PermanentFailure, TaskFailure, TransientFailure
+from sdctl.agent.heartbeat import Heartbeat
 from sdctl.agent.settings import AgentSettings
 from sdctl.agent.tasks import notification, parse_message
 from sdctl.names import output_keys
@@ -34,6 +35,24 @@ class Agent:
         self.clock = clock
         self.stopping = threading.Event()
         self.processed = 0
+        self.max_receive_count = settings.max_receive_count
+        self.has_dead_letter_queue = False
+        self.heartbeat = Heartbeat(sqs, settings.queue_url, settings.visibility_seconds)
+
+    def discover_redrive_policy(self) -> None:
+        """Read the queue's redrive policy: it, not a setting, decides when a task's attempt is
+        its last. Without a dead-letter queue, the last attempt reports failed and deletes."""
+        try:
+            attrs = self.sqs.get_queue_attributes(QueueUrl=self.settings.queue_url,
+                                                  AttributeNames=["RedrivePolicy"])["Attributes"]
+        except Exception as e:
+            log.warning("cannot read the queue's redrive policy; using MAX_RECEIVE_COUNT",
+                        extra={"error": str(e)})
+            return
+        policy = json.loads(attrs.get("RedrivePolicy") or "{}")
+        if policy.get("maxReceiveCount"):
+            self.max_receive_count = int(policy["maxReceiveCount"])
+            self.has_dead_letter_queue = True
 
     # -- lifecycle --------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -61,6 +80,7 @@ class Agent:
         return False
 
     def run(self, *, max_tasks: int | None = None) -> None:
+        self.discover_redrive_policy()
         if not self.wait_for_runtime():
             return
         while not self.stopping.is_set():
@@ -68,10 +88,14 @@ class Agent:
                 if self.stopping.is_set():
                     self._release(message)
                     continue
-                self.handle(message)
+                try:
+                    self.handle(message)
+                finally:
+                    self.heartbeat.untrack(message)
                 self.processed += 1
             if max_tasks is not None and self.processed >= max_tasks:
-                return
+                break
+        self.heartbeat.stop()
 
     def receive(self) -> list[dict]:
         try:
@@ -79,13 +103,17 @@ class Agent:
                 QueueUrl=self.settings.queue_url,
                 MaxNumberOfMessages=self.settings.batch_size,
                 WaitTimeSeconds=self.settings.wait_seconds,
+                VisibilityTimeout=self.settings.visibility_seconds,
                 MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
             )
         except Exception as e:  # network or throttling: back off and try again
             log.warning("receive failed; retrying", extra={"error": str(e)})
             self.stopping.wait(1.0)
             return []
-        return resp.get("Messages", [])
+        messages = resp.get("Messages", [])
+        for m in messages:
+            self.heartbeat.track(m)
+        return messages
 
     # -- one message --------------------------------------------------------------------
     def handle(self, message: dict) -> str:
@@ -142,7 +170,7 @@ class Agent:
         return "completed"
 
     def _fail(self, message: dict, task: dict, failure: TaskFailure, attempt: int, out_key: str, ctx: dict) -> str:
-        last = attempt >= self.settings.max_receive_count
+        last = attempt >= self.max_receive_count
         if isinstance(failure, TransientFailure) and not last:
             log.warning("transient failure; the task will be retried",
                         extra={**ctx, "code": failure.code, "error": failure.message})
@@ -158,7 +186,7 @@ class Agent:
                         extra={**ctx, "error": str(e)})
             self._release(message)
             return "retry"
-        if isinstance(failure, TransientFailure):
+        if isinstance(failure, TransientFailure) and self.has_dead_letter_queue:
             # Last allowed attempt: reported as failed; SQS moves it to the DLQ on its next receive.
             log.error("task failed on its last attempt; moving to the dead-letter queue",
                       extra={**ctx, "code": failure.code, "error": failure.message})

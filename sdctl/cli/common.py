@@ -25,7 +25,7 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Config f
 OutputOpt = Annotated[Output | None, typer.Option("--output", "-o", help="text or json (for scripts and CI).", show_default=False)]
 LocalOpt = Annotated[bool, typer.Option("--local", help="Talk to the local stack [env SDCTL_TARGET=local].")]
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 

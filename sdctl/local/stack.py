@@ -83,6 +83,8 @@ def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, a
                          RUNTIME_NAME=rt.name, RUNTIME_TYPE=rt.type, API_BASE_URL=url,
                          MAX_TASK_SECONDS=str(rt.max_task_seconds),
                          MAX_RECEIVE_COUNT=str(rt.max_receive_count),
+                         # A short window: a killed agent's task is back on the queue in seconds.
+                         VISIBILITY_SECONDS="6",
                          DYNAMIC_MODEL=str(rt.dynamic_model).lower())))
     return specs
 

@@ -1,0 +1,54 @@
+"""Keep messages that are being worked on invisible, and no longer.
+
+Messages are received with a short visibility window; while a message is tracked, a
+background thread extends its window before it runs out. If the agent dies, the window
+lapses and SQS hands the message to another agent within seconds, not after the longest
+task's duration.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+log = logging.getLogger("sdctl.agent")
+
+
+class Heartbeat:
+    def __init__(self, sqs, queue_url: str, window: int):
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.window = window
+        self.interval = max(window / 3, 0.5)
+        self._receipts: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def track(self, message: dict) -> None:
+        with self._lock:
+            self._receipts[message["MessageId"]] = message["ReceiptHandle"]
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+            self._thread.start()
+
+    def untrack(self, message: dict) -> None:
+        with self._lock:
+            self._receipts.pop(message["MessageId"], None)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def beat(self) -> None:
+        with self._lock:
+            receipts = list(self._receipts.items())
+        for message_id, receipt in receipts:
+            try:
+                self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=receipt,
+                                                   VisibilityTimeout=self.window)
+            except Exception as e:  # the next beat tries again; the window still has 2/3 left
+                log.warning("could not extend visibility", extra={"message_id": message_id, "error": str(e)})
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.beat()

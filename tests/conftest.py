@@ -1,0 +1,116 @@
+"""Shared fixtures. AWS calls go to a real moto server over HTTP, started here."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "sdctl.example.yaml"
+REGION = "us-west-2"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _aws_env():
+    """No test may reach a real AWS account: fake credentials, no profile."""
+    saved = dict(os.environ)
+    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "SDCTL_CONFIG", "SDCTL_TARGET"):
+        os.environ.pop(k, None)
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION=REGION)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_server):
+    """boto3 clients against a freshly reset moto server."""
+    httpx.post(f"{moto_server}/moto-api/reset")
+    session = boto3.session.Session(region_name=REGION, aws_access_key_id="testing",
+                                    aws_secret_access_key="testing")
+
+    class Clients:
+        url = moto_server
+
+        def __getattr__(self, name):
+            client = session.client(name, endpoint_url=moto_server)
+            setattr(self, name, client)
+            return client
+
+    return Clients()
+
+
+@pytest.fixture
+def example_config():
+    from sdctl.config import load
+
+    return load(EXAMPLE)
+
+
+class ServerThread:
+    """An ASGI app served by uvicorn on a loopback port, in a background thread."""
+
+    def __init__(self, app):
+        import threading
+
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self):
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def tiny_engine():
+    """The built-in runtime's engine with the tiny offline model (about 4 s to import and build)."""
+    pytest.importorskip("torch")
+    from sdctl.runtime.engine import Engine
+
+    return Engine("tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_runtime(tiny_engine):
+    """The real AUTOMATIC1111-compatible runtime over HTTP."""
+    from sdctl.runtime.server import create_app
+
+    with ServerThread(create_app(tiny_engine)) as server:
+        yield server.url

@@ -1,0 +1,234 @@
+"""The queue agent against a moto server over HTTP and a runtime over HTTP.
+
+Success paths use the real built-in runtime; failure paths use a small scripted
+AUTOMATIC1111-compatible server, since a real runtime cannot be made to fail on demand.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import time
+
+import pytest
+from PIL import Image
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from sdctl.agent.adapters import A1111Adapter
+from sdctl.agent.settings import AgentSettings
+from sdctl.agent.worker import Agent
+from sdctl.config import parse
+from sdctl.local.plan import local_plan
+from sdctl.local.provision import provision
+from tests.conftest import ServerThread
+
+CONFIG = "runtimes:\n  - name: sdruntime\n    type: sdwebui\n    maxReceiveCount: 2\n"
+
+
+@pytest.fixture
+def stack(aws):
+    """The local plan's topics, queues and bucket, provisioned in moto by the product's own code."""
+    cfg = parse(CONFIG)
+    res = provision(local_plan(cfg, visibility_seconds=30), sns=aws.sns, sqs=aws.sqs, s3=aws.s3)
+    res["aws"] = aws
+    return res
+
+
+def make_agent(stack, runtime_url: str, visibility: int = 30) -> Agent:
+    rt = stack["runtimes"]["sdruntime"]
+    settings = AgentSettings(queue_url=rt["queue_url"], topic_arn=stack["results_topic_arn"],
+                             bucket=stack["bucket"], runtime_name="sdruntime", runtime_type="sdwebui",
+                             api_base_url=runtime_url + "/sdapi/v1/", region="us-west-2",
+                             wait_seconds=1, max_receive_count=99, visibility_seconds=visibility)
+    aws = stack["aws"]
+    agent = Agent(settings, sqs=aws.sqs, s3=aws.s3, sns=aws.sns, adapter=A1111Adapter(runtime_url, timeout=30))
+    agent.discover_redrive_policy()
+    return agent
+
+
+def send(stack, task_id="t-1", **content):
+    body = {"prompt": "a fox", "steps": 2, "width": 64, "height": 64, "seed": 3}
+    body.update(content)
+    task = {"metadata": {"id": task_id, "runtime": "sdruntime", "tasktype": "text-to-image",
+                         "prefix": "output", "context": {"user": "u1"}}, "content": body}
+    stack["aws"].sns.publish(TopicArn=stack["requests_topic_arn"], Message=json.dumps(task),
+                             MessageAttributes={"runtime": {"DataType": "String", "StringValue": "sdruntime"}})
+
+
+def once(agent) -> list[str]:
+    return [agent.handle(m) for m in agent.receive()]
+
+
+def until_received(agent, seconds=10) -> list[str]:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        outcomes = once(agent)
+        if outcomes:
+            return outcomes
+    return []
+
+
+def notifications(stack) -> list[dict]:
+    sqs = stack["aws"].sqs
+    msgs = sqs.receive_message(QueueUrl=stack["results_queue_url"], MaxNumberOfMessages=10).get("Messages", [])
+    for m in msgs:
+        sqs.delete_message(QueueUrl=stack["results_queue_url"], ReceiptHandle=m["ReceiptHandle"])
+    return [json.loads(json.loads(m["Body"])["Message"]) for m in msgs]
+
+
+def keys(stack) -> list[str]:
+    return sorted(o["Key"] for o in stack["aws"].s3.list_objects_v2(Bucket=stack["bucket"]).get("Contents", []))
+
+
+def queue_counts(stack, which="queue_url") -> tuple[int, int]:
+    attrs = stack["aws"].sqs.get_queue_attributes(
+        QueueUrl=stack["runtimes"]["sdruntime"][which],
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+
+def test_success_writes_exact_keys_and_the_contract_notification(stack, tiny_runtime):
+    agent = make_agent(stack, tiny_runtime)
+    send(stack, batch_size=2)
+    assert once(agent) == ["completed"]
+    assert keys(stack) == ["output/t-1/t-1-1.png", "output/t-1/t-1-2.png", "output/t-1/t-1.out"]
+    bucket = stack["bucket"]
+    [note] = notifications(stack)
+    assert note == {
+        "id": "t-1", "runtime": "sdruntime", "result": True, "status": "completed",
+        "image_url": [f"s3://{bucket}/output/t-1/t-1-1.png", f"s3://{bucket}/output/t-1/t-1-2.png"],
+        "output_url": f"s3://{bucket}/output/t-1/t-1.out", "context": {"user": "u1"}, "model": "tiny",
+    }
+    png = stack["aws"].s3.get_object(Bucket=bucket, Key="output/t-1/t-1-1.png")["Body"].read()
+    assert Image.open(io.BytesIO(png)).size == (64, 64)
+    out = json.loads(stack["aws"].s3.get_object(Bucket=bucket, Key="output/t-1/t-1.out")["Body"].read())
+    assert out["status"] == "completed" and out["info"]["all_seeds"] == [3, 4]
+    assert queue_counts(stack) == (0, 0)  # deleted
+
+
+def test_runtime_rejection_publishes_failed_with_the_reason_and_deletes(stack, tiny_runtime):
+    agent = make_agent(stack, tiny_runtime)
+    send(stack, width=65)
+    assert once(agent) == ["failed"]
+    [note] = notifications(stack)
+    assert note["status"] == "failed" and note["result"] is False and note["image_url"] == []
+    assert note["error"]["code"] == "runtime-rejected" and "multiples of 8" in note["error"]["message"]
+    assert keys(stack) == ["output/t-1/t-1.out"]
+    assert queue_counts(stack) == (0, 0)
+
+
+@pytest.fixture
+def flaky_runtime():
+    """Answers 500 while `failures` > 0, then succeeds; counts calls."""
+    state = {"failures": 0, "calls": 0, "delay": 0.0}
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(buf, format="PNG")
+    png = base64.b64encode(buf.getvalue()).decode()
+
+    async def txt2img(request):
+        import asyncio
+
+        state["calls"] += 1
+        await asyncio.sleep(state["delay"])
+        if state["failures"] > 0:
+            state["failures"] -= 1
+            return JSONResponse({"error": "OutOfMemoryError", "detail": "CUDA out of memory"}, status_code=500)
+        return JSONResponse({"images": [png], "parameters": {}, "info": json.dumps({"seed": 1})})
+
+    async def options(request):
+        return JSONResponse({"sd_model_checkpoint": "stub"})
+
+    app = Starlette(routes=[Route("/sdapi/v1/txt2img", txt2img, methods=["POST"]),
+                            Route("/sdapi/v1/options", options)])
+    with ServerThread(app) as server:
+        server.state = state
+        yield server
+
+
+def test_transient_failure_leaves_the_task_for_redelivery(stack, flaky_runtime):
+    flaky_runtime.state["failures"] = 1
+    agent = make_agent(stack, flaky_runtime.url)
+    send(stack)
+    assert once(agent) == ["retry"]
+    assert notifications(stack) == [] and keys(stack) == []
+    assert sum(queue_counts(stack)) == 1  # still queued (delayed by backoff), not lost
+
+
+def test_last_attempt_reports_failed_and_moves_to_the_dead_letter_queue(stack, flaky_runtime):
+    flaky_runtime.state["failures"] = 10
+    agent = make_agent(stack, flaky_runtime.url)
+    assert agent.max_receive_count == 2  # from the queue's redrive policy, not the setting
+    send(stack)
+    assert once(agent) == ["retry"]
+    assert until_received(agent) == ["dead-letter"]  # redelivered after the backoff
+    [note] = notifications(stack)
+    assert note["status"] == "failed" and note["error"]["code"] == "runtime-error"
+    assert once(agent) == []  # the next receive moves it to the DLQ instead of delivering it
+    assert queue_counts(stack, "dead_letter_queue_url")[0] == 1
+
+
+def test_redelivered_finished_task_is_not_run_again(stack, flaky_runtime):
+    agent = make_agent(stack, flaky_runtime.url)
+    send(stack)
+    assert once(agent) == ["completed"]
+    first = notifications(stack)
+    send(stack)  # the same task again, as after a crash between upload and delete
+    assert once(agent) == ["duplicate"]
+    assert flaky_runtime.state["calls"] == 1
+    assert notifications(stack) == first
+    assert queue_counts(stack) == (0, 0)
+
+
+def test_unreadable_message_is_kept_for_the_dead_letter_queue(stack, flaky_runtime):
+    agent = make_agent(stack, flaky_runtime.url)
+    stack["aws"].sqs.send_message(QueueUrl=stack["runtimes"]["sdruntime"]["queue_url"], MessageBody="garbage")
+    assert once(agent) == ["unreadable"]
+    assert notifications(stack) == []
+    assert sum(queue_counts(stack)) == 1
+
+
+def test_settings_from_environment_name_what_is_missing():
+    from sdctl.errors import UsageError
+
+    with pytest.raises(UsageError) as e:
+        AgentSettings.from_env({"SQS_QUEUE_URL": "x"})
+    assert "SNS_TOPIC_ARN" in e.value.message and "API_BASE_URL" in e.value.message
+    s = AgentSettings.from_env({"SQS_QUEUE_URL": "q", "SNS_TOPIC_ARN": "t", "S3_BUCKET": "b",
+                                "RUNTIME_NAME": "r", "RUNTIME_TYPE": "sdwebui", "API_BASE_URL": "http://x",
+                                "AWS_DEFAULT_REGION": "eu-west-1", "AWS_ENDPOINT_URL": "http://m"})
+    assert s.region == "eu-west-1" and s.endpoint_url == "http://m"
+
+
+def test_heartbeat_keeps_a_long_task_from_a_second_agent(stack, flaky_runtime):
+    """The task runs 3.5 s with a 2 s window: without the heartbeat a second agent would get it."""
+    import threading
+
+    flaky_runtime.state["delay"] = 3.5
+    first, second = make_agent(stack, flaky_runtime.url, 2), make_agent(stack, flaky_runtime.url, 2)
+    send(stack)
+    outcomes = {}
+    worker = threading.Thread(target=lambda: outcomes.update(first=once(first)))
+    worker.start()
+    time.sleep(0.5)
+    stolen = []
+    while worker.is_alive():
+        stolen += second.receive()
+    worker.join()
+    first.heartbeat.stop()
+    assert outcomes["first"] == ["completed"] and stolen == []
+    assert flaky_runtime.state["calls"] == 1
+
+
+def test_a_dead_agents_task_returns_within_the_window(stack, flaky_runtime):
+    dead, alive = make_agent(stack, flaky_runtime.url, 2), make_agent(stack, flaky_runtime.url, 2)
+    send(stack)
+    [message] = dead.sqs.receive_message(QueueUrl=dead.settings.queue_url, VisibilityTimeout=2,
+                                         WaitTimeSeconds=1)["Messages"]  # received, then the agent "dies"
+    started = time.monotonic()
+    assert until_received(alive, seconds=10) == ["completed"]
+    assert time.monotonic() - started < 5

@@ -1,0 +1,88 @@
+"""The CLI's contract with scripts: exit codes, JSON output, fast --help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from sdctl.cli.main import app
+from tests.conftest import EXAMPLE
+
+runner = CliRunner()
+
+
+def run(*args, **kw):
+    from sdctl.cli.common import RUN, Output
+
+    RUN["output"] = Output.text
+    return runner.invoke(app, list(args), catch_exceptions=False, **kw)
+
+
+def cli(*args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sdctl", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_help_does_not_import_heavy_libraries():
+    code = ("import sys; from sdctl.cli.main import app; "
+            "heavy = [m for m in ('boto3', 'botocore', 'torch', 'diffusers', 'kubernetes', 'moto') if m in sys.modules]; "
+            "print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_version():
+    r = cli("--version")
+    assert r.returncode == 0 and r.stdout.startswith("sdctl ")
+
+
+def test_init_writes_the_example_and_never_overwrites(tmp_path):
+    r = cli("init", cwd=tmp_path)
+    assert r.returncode == 0
+    assert (tmp_path / "sdctl.yaml").read_text() == EXAMPLE.read_text()
+    (tmp_path / "sdctl.yaml").write_text("mine")
+    r = cli("init", cwd=tmp_path)
+    assert r.returncode == 2 and "already exists" in r.stderr
+    assert (tmp_path / "sdctl.yaml").read_text() == "mine"
+
+
+def test_validate_ok_in_json(tmp_path):
+    r = cli("validate", "-c", str(EXAMPLE), "--output", "json")
+    assert r.returncode == 0
+    assert json.loads(r.stdout)["runtimes"] == [{"name": "sdruntime", "type": "sdwebui"}]
+
+
+def test_validate_reports_every_problem_with_exit_2(tmp_path):
+    bad = tmp_path / "sdctl.yaml"
+    bad.write_text("runtimes:\n  - name: x\n    type: sdwebui\n    scalling: {}\n    maxTaskSeconds: -1\n")
+    r = cli("validate", "-c", str(bad))
+    assert r.returncode == 2
+    assert f"{bad}:4: runtimes[0].scalling: unknown key" in r.stderr
+    assert f"{bad}:5: runtimes[0].maxTaskSeconds:" in r.stderr
+    r = cli("validate", "-c", str(bad), "-o", "json")
+    assert r.returncode == 2
+    problems = json.loads(r.stdout)["error"]["problems"]
+    assert {p["path"] for p in problems} == {"runtimes[0].scalling", "runtimes[0].maxTaskSeconds"}
+
+
+def test_config_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("SDCTL_CONFIG", str(EXAMPLE))
+    r = run("validate")
+    assert r.exit_code == 0 and "sdruntime" in r.stdout
+
+
+def test_operate_commands_without_a_local_stack_fail_with_a_hint(tmp_path, monkeypatch):
+    monkeypatch.setenv("SDCTL_STATE_DIR", str(tmp_path / ".sdctl"))
+    r = cli("generate", "a fox", "--local", "-o", "json")
+    assert r.returncode == 1
+    err = json.loads(r.stdout)["error"]
+    assert err["type"] == "LocalStackError" and "local up" in err["hint"]
+
+
+def test_bad_sizes_are_usage_errors():
+    r = cli("generate", "x", "--width", "100", "--local")
+    assert r.returncode == 2 and "multiples of 8" in r.stderr
+    r = cli("generate", "x", "--width", "10000", "--local")
+    assert r.returncode == 2

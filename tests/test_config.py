@@ -1,0 +1,112 @@
+"""The config model: defaults, and a precise, complete report of every mistake."""
+
+from __future__ import annotations
+
+import pytest
+
+from sdctl.config import format_problems, load, parse
+from sdctl.errors import ConfigError
+from tests.conftest import EXAMPLE, ROOT
+
+BASE = "runtimes:\n  - name: sdruntime\n    type: sdwebui\n"
+
+
+def problems(text: str) -> list[dict]:
+    with pytest.raises(ConfigError) as e:
+        parse(text, source="sdctl.yaml")
+    assert e.value.exit_code == 2
+    return e.value.problems
+
+
+def test_example_loads_with_one_runtime_named_like_the_guidance():
+    cfg = load(EXAMPLE)
+    assert [r.name for r in cfg.runtimes] == ["sdruntime"]
+    rt = cfg.runtimes[0]
+    assert rt.scaling.scale_on_in_flight is True
+    assert rt.nodes.capacity_types == ["spot", "on-demand"]
+    assert cfg.api.throttle.rate_limit == 30 and cfg.api.throttle.burst_limit == 50
+
+
+def test_packaged_example_is_the_documented_one():
+    from sdctl.cli.config_cmds import example_text
+
+    assert example_text() == (ROOT / "sdctl.example.yaml").read_text()
+
+
+def test_minimal_config_gets_defaults():
+    cfg = parse(BASE)
+    assert cfg.stack_name == "sdctl" and cfg.region == "us-west-2"
+    assert cfg.output.retention_days == 30
+    assert cfg.runtimes[0].max_task_seconds == 600
+
+
+def test_unknown_key_is_reported_with_path_and_line():
+    [p] = problems(BASE + "    maxReplica: 3\n")
+    assert p["path"] == "runtimes[0].maxReplica"
+    assert p["line"] == 4
+    assert "unknown key" in p["message"]
+
+
+def test_every_problem_is_reported_at_once():
+    text = (
+        "stackName: Bad_Name\n"            # 1
+        "region: mars\n"                   # 2
+        "runtimes:\n"                      # 3
+        "  - name: a\n"                    # 4
+        "    type: sdwebui\n"              # 5
+        "    scaling:\n"                   # 6
+        "      minReplicas: 5\n"           # 7
+        "      maxReplicas: 2\n"           # 8
+        "  - name: b\n"                    # 9
+        "    type: torch\n"                # 10
+        "    maxTaskSeconds: 0\n"          # 11
+    )
+    found = {p["path"]: p for p in problems(text)}
+    assert found["stackName"]["line"] == 1 and "lowercase" in found["stackName"]["message"]
+    assert found["region"]["line"] == 2
+    assert found["runtimes[0].scaling"]["line"] == 6
+    assert "minReplicas (5) must not exceed maxReplicas (2)" in found["runtimes[0].scaling"]["message"]
+    assert found["runtimes[1].type"]["line"] == 10
+    assert found["runtimes[1].maxTaskSeconds"]["line"] == 11
+
+
+def test_wrong_types_and_missing_required_keys():
+    found = {p["path"]: p for p in problems("runtimes:\n  - type: sdwebui\n    dynamicModel: maybe\n")}
+    assert found["runtimes[0].name"]["message"] == "required key is missing"
+    assert found["runtimes[0].name"]["line"] == 2
+    assert "valid boolean" in found["runtimes[0].dynamicModel"]["message"]
+
+
+def test_missing_runtimes_and_duplicate_names():
+    assert problems("stackName: x\n")[0]["path"] == "runtimes"
+    found = problems(BASE + "  - name: sdruntime\n    type: comfyui\n")
+    assert "repeated: sdruntime" in found[0]["message"]
+
+
+def test_duplicate_yaml_key_would_lose_a_value():
+    found = problems(BASE + "api:\n  stageName: a\n  stageName: b\n")
+    assert found[0]["path"] == "api.stageName" and found[0]["line"] == 6
+    assert "first set on line 5" in found[0]["message"]
+
+
+def test_yaml_syntax_error_names_the_line():
+    [p] = problems("runtimes:\n  - name: [unclosed\n")
+    assert p["line"] is not None and "invalid YAML" in p["message"]
+
+
+def test_empty_file_and_wrong_top_level():
+    assert "empty" in problems("")[0]["message"]
+    assert "mapping" in problems("- a\n- b\n")[0]["message"]
+
+
+def test_missing_file_says_how_to_make_one(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        load(tmp_path / "nope.yaml")
+    assert "sdctl init" in e.value.hint
+
+
+def test_formatted_problems_read_file_line_path_message():
+    with pytest.raises(ConfigError) as e:
+        parse(BASE + "    nodes:\n      capacityTypes: [spot, spot, reserved]\n", source="my.yaml")
+    lines = format_problems(e.value)
+    assert any(line.startswith("my.yaml:5: runtimes[0].nodes.capacityTypes[2]:") for line in lines), lines

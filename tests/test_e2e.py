@@ -1,0 +1,182 @@
+"""End to end on the local stack, driven through the CLI exactly as a user would.
+
+The stack is real: a moto server process as AWS, the gateway process calling the Lambda
+handler, the built-in runtime process with the tiny model and a queue agent process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+from PIL import Image
+
+from tests.conftest import EXAMPLE
+
+pytestmark = pytest.mark.e2e
+
+
+def sdctl(*args, cwd, check=True) -> subprocess.CompletedProcess:
+    r = subprocess.run([sys.executable, "-m", "sdctl", *args], cwd=cwd, capture_output=True, text=True,
+                       timeout=600)
+    if check and r.returncode != 0:
+        raise AssertionError(f"sdctl {' '.join(args)} exited {r.returncode}\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+@pytest.fixture(scope="module")
+def local_stack(tmp_path_factory):
+    pytest.importorskip("torch")
+    cwd = tmp_path_factory.mktemp("stack")
+    shutil.copy(EXAMPLE, cwd / "sdctl.yaml")
+    env_backup = os.environ.pop("SDCTL_STATE_DIR", None)
+    r = sdctl("local", "up", "--detach", "-o", "json", cwd=cwd)
+    state = json.loads(r.stdout)
+    yield cwd, state
+    sdctl("local", "down", cwd=cwd, check=False)
+    if env_backup:
+        os.environ["SDCTL_STATE_DIR"] = env_backup
+
+
+def generate(cwd, *args) -> dict:
+    return json.loads(sdctl("generate", "a red fox", "--local", "-o", "json", *args, cwd=cwd).stdout)
+
+
+def test_status_reports_urls_key_resources_and_processes(local_stack):
+    cwd, _ = local_stack
+    status = json.loads(sdctl("local", "status", "-o", "json", cwd=cwd).stdout)
+    assert status["status"] == "ready"
+    assert status["gateway_url"].startswith("http://127.0.0.1:")
+    assert status["aws_url"].startswith("http://127.0.0.1:")
+    assert len(status["api_key"]) >= 20
+    res = status["resources"]
+    assert res["requests_topic_arn"].endswith(":sdctl-requests")
+    assert res["results_topic_arn"].endswith(":sdctl-results")
+    assert res["runtimes"]["sdruntime"]["queue_url"].endswith("/sdctl-sdruntime")
+    assert res["runtimes"]["sdruntime"]["dead_letter_queue_url"].endswith("/sdctl-sdruntime-dlq")
+    assert res["bucket"] == "sdctl-output-123456789012-us-west-2"
+    roles = {(p["role"], p["runtime"]) for p in status["processes"]}
+    assert roles == {("aws", None), ("gateway", None), ("runtime", "sdruntime"), ("agent", "sdruntime")}
+    assert all(p["alive"] and p["pid"] > 0 for p in status["processes"])
+    text = sdctl("local", "status", cwd=cwd).stdout
+    assert status["api_key"] not in text  # masked unless --show-key
+
+
+def test_generate_returns_a_png_of_the_requested_size(local_stack):
+    cwd, _ = local_stack
+    result = generate(cwd, "--width", "96", "--height", "64", "--steps", "2", "--seed", "5", "--out", "a")
+    assert result["status"] == "completed" and result["seed"] == 5
+    [path] = result["files"]
+    image = Image.open(cwd / path)
+    assert image.format == "PNG" and image.size == (96, 64)
+
+
+def test_same_seed_gives_identical_bytes(local_stack):
+    cwd, _ = local_stack
+    args = ("--width", "64", "--height", "64", "--steps", "2", "--seed", "1234")
+    one = generate(cwd, *args, "--out", "s1")
+    two = generate(cwd, *args, "--out", "s2")
+    other = generate(cwd, "--width", "64", "--height", "64", "--steps", "2", "--seed", "99", "--out", "s3")
+    assert one["id"] != two["id"]
+    read = lambda r: (cwd / r["files"][0]).read_bytes()  # noqa: E731
+    assert read(one) == read(two)
+    assert read(one) != read(other)
+
+
+def test_count_makes_that_many_images(local_stack):
+    cwd, _ = local_stack
+    result = generate(cwd, "--width", "64", "--height", "64", "--steps", "1", "--count", "3", "--out", "c")
+    assert [Path(f).name for f in result["files"]] == [f"{result['id']}-{n}.png" for n in (1, 2, 3)]
+
+
+def test_wrong_api_key_is_403_and_publishes_nothing(local_stack):
+    cwd, state = local_stack
+    body = {"task": {"metadata": {"id": "k1", "runtime": "sdruntime", "tasktype": "text-to-image"},
+                     "content": {"prompt": "x"}}}
+    for headers in ({"x-api-key": "wrong"}, {}):
+        r = httpx.post(f"{state['gateway_url']}/v1alpha2", json=body, headers=headers)
+        assert r.status_code == 403
+    r = sdctl("fetch", "k1", "--local", cwd=cwd, check=False)
+    assert r.returncode == 1 and "no result" in r.stderr
+
+
+def test_invalid_task_is_rejected_with_the_field(local_stack, tmp_path):
+    cwd, _ = local_stack
+    task = tmp_path / "bad.json"
+    task.write_text(json.dumps({"task": {"metadata": {"id": "b1", "runtime": "nope", "tasktype": "text-to-image"},
+                                         "content": {}}}))
+    r = sdctl("submit", str(task), "--local", "-o", "json", cwd=cwd, check=False)
+    assert r.returncode == 1
+    error = json.loads(r.stdout)["error"]
+    assert error["status"] == 400 and "unknown runtime 'nope'" in error["message"]
+
+
+def test_submit_then_fetch_and_the_result_notification(local_stack, tmp_path):
+    cwd, state = local_stack
+    task = tmp_path / "t.json"
+    task.write_text(json.dumps({"task": {
+        "metadata": {"id": "sub-1", "runtime": "sdruntime", "tasktype": "text-to-image", "prefix": "mine/x",
+                     "context": "ctx"},
+        "content": {"prompt": "a cat", "steps": 1, "width": 64, "height": 64, "seed": 1}}}))
+    accepted = json.loads(sdctl("submit", str(task), "--local", "-o", "json", cwd=cwd).stdout)
+    assert accepted["output_location"] == f"s3://{state['resources']['bucket']}/mine/x/sub-1"
+    deadline = time.monotonic() + 60
+    while True:
+        r = sdctl("fetch", "sub-1", "--local", "--prefix", "mine/x", "--out", "f", "-o", "json", cwd=cwd,
+                  check=False)
+        if r.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert json.loads(r.stdout)["files"] == ["f/sub-1-1.png"]
+    sqs = boto3.client("sqs", endpoint_url=state["aws_url"], region_name="us-west-2")
+    notes = []
+    while True:
+        msgs = sqs.receive_message(QueueUrl=state["resources"]["results_queue_url"], MaxNumberOfMessages=10,
+                                   WaitTimeSeconds=1).get("Messages", [])
+        if not msgs:
+            break
+        notes += [json.loads(json.loads(m["Body"])["Message"]) for m in msgs]
+    [note] = [n for n in notes if n["id"] == "sub-1"]
+    assert note["status"] == "completed" and note["context"] == "ctx"
+    assert note["image_url"] == [f"s3://{state['resources']['bucket']}/mine/x/sub-1/sub-1-1.png"]
+
+
+def test_a_killed_agent_is_restarted_and_work_continues(local_stack):
+    cwd, _ = local_stack
+    status = json.loads(sdctl("local", "status", "-o", "json", cwd=cwd).stdout)
+    [agent] = [p for p in status["processes"] if p["role"] == "agent"]
+    os.kill(agent["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status = json.loads(sdctl("local", "status", "-o", "json", cwd=cwd).stdout)
+        [now] = [p for p in status["processes"] if p["role"] == "agent"]
+        if now["pid"] != agent["pid"] and now["alive"]:
+            break
+        time.sleep(0.3)
+    assert now["restarts"] == 1
+    result = generate(cwd, "--width", "64", "--height", "64", "--steps", "1", "--out", "r", "--timeout", "60")
+    assert result["status"] == "completed"
+
+
+def test_up_again_is_harmless_and_down_stops_every_process(local_stack):
+    cwd, _ = local_stack
+    again = json.loads(sdctl("local", "up", "--detach", "-o", "json", cwd=cwd).stdout)
+    assert again["already_running"] is True
+    pids = [p["pid"] for p in again["processes"]] + [again["supervisor_pid"]]
+    sdctl("local", "down", cwd=cwd)
+    time.sleep(0.5)
+    from sdctl.local.state import pid_alive  # a zombie (exited, not yet reaped) is not alive
+
+    assert [pid for pid in pids if pid_alive(pid)] == []
+    assert not (cwd / ".sdctl" / "state.json").exists()
+    r = sdctl("local", "status", cwd=cwd, check=False)
+    assert r.returncode == 1 and "not running" in r.stderr

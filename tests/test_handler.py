@@ -1,0 +1,180 @@
+"""The API handler, with what it publishes read back from a moto SQS queue over HTTP."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lambda_src import handler as api
+
+RUNTIMES = {"sdruntime": "sdwebui", "comfy": "comfyui", "diff": "diffusers"}
+
+
+@pytest.fixture
+def wired(aws, monkeypatch):
+    """requests topic -> one queue per runtime with the runtime filter policy."""
+    topic = aws.sns.create_topic(Name="requests")["TopicArn"]
+    queues = {}
+    for name in RUNTIMES:
+        url = aws.sqs.create_queue(QueueName=f"q-{name}")["QueueUrl"]
+        arn = aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        aws.sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn,
+                          Attributes={"FilterPolicy": json.dumps({"runtime": [name]})})
+        queues[name] = url
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws.url)
+    monkeypatch.setenv("SNS_TOPIC_ARN", topic)
+    monkeypatch.setenv("S3_BUCKET", "out-bucket")
+    monkeypatch.setenv("RUNTIMES", json.dumps(RUNTIMES))
+    monkeypatch.setattr(api, "_sns", None)
+
+    def drain(name):
+        msgs = aws.sqs.receive_message(QueueUrl=queues[name], MaxNumberOfMessages=10,
+                                       MessageAttributeNames=["All"]).get("Messages", [])
+        return [json.loads(m["Body"]) for m in msgs]
+
+    def all_published():
+        return {name: drain(name) for name in RUNTIMES}
+
+    return drain, all_published
+
+
+def post(body, *, raw=None, method="POST", b64=False):
+    text = raw if raw is not None else json.dumps(body)
+    if b64:
+        text = base64.b64encode(text.encode()).decode()
+    resp = api.handler({"httpMethod": method, "resource": "/v1alpha2", "path": "/v1alpha2",
+                        "body": text, "isBase64Encoded": b64}, None)
+    return resp["statusCode"], json.loads(resp["body"])
+
+
+def task(**meta):
+    m = {"id": "t-1", "runtime": "sdruntime", "tasktype": "text-to-image", "prefix": "output", "context": "c"}
+    m.update(meta)
+    m = {k: v for k, v in m.items() if v is not None}
+    return {"task": {"metadata": m, "content": {"prompt": "a fox", "steps": 4}}}
+
+
+def test_accepted_task_is_published_to_its_runtime_queue_only(wired):
+    drain, all_published = wired
+    status, body = post(task())
+    assert status == 200
+    assert body == {"id": "t-1", "runtime": "sdruntime", "output_location": "s3://out-bucket/output/t-1"}
+    published = all_published()
+    assert published["comfy"] == [] and published["diff"] == []
+    [envelope] = published["sdruntime"]
+    assert envelope["MessageAttributes"]["runtime"] == {"Type": "String", "Value": "sdruntime"}
+    sent = json.loads(envelope["Message"])
+    assert sent == {"metadata": {"id": "t-1", "runtime": "sdruntime", "tasktype": "text-to-image",
+                                 "prefix": "output", "context": "c"},
+                    "content": {"prompt": "a fox", "steps": 4}}
+
+
+def test_base64_body_and_default_prefix(wired):
+    drain, _ = wired
+    status, body = post(task(prefix=None), b64=True)
+    assert status == 200 and body["output_location"].endswith("/output/t-1")
+    assert json.loads(drain("sdruntime")[0]["Message"])["metadata"]["prefix"] == "output"
+
+
+def test_comfyui_takes_pipeline_tasks(wired):
+    drain, _ = wired
+    assert post(task(runtime="comfy", tasktype="pipeline"))[0] == 200
+    assert len(drain("comfy")) == 1
+
+
+@pytest.mark.parametrize("body,field", [
+    ([1, 2], "body"),
+    ({"nope": 1}, "task"),
+    ({"task": {"metadata": "x", "content": {}}}, "task.metadata"),
+    (task(id=None), "task.metadata.id"),
+    (task(id=""), "task.metadata.id"),
+    (task(id="a" * 65), "task.metadata.id"),
+    (task(id="has space"), "task.metadata.id"),
+    (task(id="../etc"), "task.metadata.id"),
+    (task(runtime="ghost"), "task.metadata.runtime"),
+    (task(runtime="bad!name"), "task.metadata.runtime"),
+    (task(tasktype="pipeline"), "task.metadata.tasktype"),
+    (task(runtime="comfy", tasktype="text-to-image"), "task.metadata.tasktype"),
+    (task(tasktype=None), "task.metadata.tasktype"),
+    (task(prefix="../secret"), "task.metadata.prefix"),
+    (task(prefix="/abs"), "task.metadata.prefix"),
+    (task(prefix="a/../b"), "task.metadata.prefix"),
+    (task(prefix="a//b"), "task.metadata.prefix"),
+    (task(prefix=7), "task.metadata.prefix"),
+    (task(surprise=1), "task.metadata.surprise"),
+    ({"task": {"metadata": task()["task"]["metadata"], "content": "prompt"}}, "task.content"),
+    ({"task": {"metadata": task()["task"]["metadata"]}}, "task.content"),
+])
+def test_every_rejection_is_a_400_naming_the_field_and_publishes_nothing(wired, body, field):
+    _, all_published = wired
+    status, resp = post(body)
+    assert status == 400
+    assert resp["field"] == field
+    assert all(not v for v in all_published().values())
+
+
+def test_invalid_json_and_empty_body(wired):
+    _, all_published = wired
+    assert post(None, raw="{not json")[1]["field"] == "body"
+    assert post(None, raw="")[0] == 400
+    assert all(not v for v in all_published().values())
+
+
+def test_message_over_the_sns_limit_is_rejected(wired):
+    _, all_published = wired
+    body = task()
+    body["task"]["content"]["init_images"] = ["A" * 262144]
+    status, resp = post(body)
+    assert status == 400 and resp["field"] == "task" and "256 KiB" in resp["message"]
+    assert all(not v for v in all_published().values())
+
+
+def test_a_message_just_under_the_limit_is_accepted(wired):
+    drain, _ = wired
+    body = task()
+    size = len(json.dumps(body["task"], separators=(",", ":"))) + len("runtime") + len("String") + len("sdruntime")
+    body["task"]["content"]["pad"] = "x" * (262144 - size - len(',"pad":""'))
+    assert post(body)[0] == 200
+    assert len(drain("sdruntime")) == 1
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+def test_other_methods_are_405(wired, method):
+    status, body = post(task(), method=method)
+    assert status == 405
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+metadata = st.fixed_dictionaries({}, optional={
+    "id": st.text(max_size=70) | json_values, "runtime": st.sampled_from(list(RUNTIMES)) | st.text(max_size=10),
+    "tasktype": st.sampled_from(["text-to-image", "pipeline", "image-to-image", "x"]) | json_values,
+    "prefix": st.text(max_size=30) | json_values, "context": json_values,
+})
+bodies = st.one_of(
+    json_values,
+    st.fixed_dictionaries({"task": st.fixed_dictionaries({}, optional={"metadata": metadata | json_values,
+                                                                        "content": json_values})}),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=bodies)
+def test_no_input_produces_a_5xx(wired, body):
+    status, resp = post(body)
+    assert status in (200, 400), resp
+    if status == 400:
+        assert resp["field"] and resp["message"]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=st.text(max_size=200))
+def test_no_raw_text_produces_a_5xx(wired, raw):
+    assert post(None, raw=raw)[0] in (200, 400)

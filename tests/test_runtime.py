@@ -1,0 +1,92 @@
+"""The built-in runtime speaks the AUTOMATIC1111 API on a real (tiny, offline) diffusers pipeline."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import pytest
+from PIL import Image
+from starlette.testclient import TestClient
+
+
+@pytest.fixture(scope="module")
+def api(tiny_engine):
+    from sdctl.runtime.server import create_app
+
+    with TestClient(create_app(tiny_engine)) as client:
+        yield client
+
+
+def decode(b64: str) -> Image.Image:
+    return Image.open(io.BytesIO(base64.b64decode(b64)))
+
+
+def txt2img(api, **kw):
+    body = {"prompt": "a red fox", "steps": 2, "width": 64, "height": 64, "seed": 7}
+    body.update(kw)
+    return api.post("/sdapi/v1/txt2img", json=body)
+
+
+def test_txt2img_returns_pngs_of_the_requested_size_and_info(api):
+    r = txt2img(api, width=96, height=64, batch_size=2)
+    assert r.status_code == 200
+    data = r.json()
+    assert len(data["images"]) == 2
+    assert all(decode(i).size == (96, 64) for i in data["images"])
+    info = json.loads(data["info"])
+    assert info["seed"] == 7 and info["all_seeds"] == [7, 8]
+    assert info["sd_model_name"] == "tiny"
+    assert data["parameters"]["prompt"] == "a red fox"
+
+
+def test_same_prompt_and_seed_give_the_same_bytes_and_others_differ(api):
+    a = txt2img(api).json()["images"][0]
+    b = txt2img(api).json()["images"][0]
+    other_seed = txt2img(api, seed=8).json()["images"][0]
+    other_prompt = txt2img(api, prompt="a blue whale").json()["images"][0]
+    assert a == b
+    assert len({a, other_seed, other_prompt}) == 3
+
+
+def test_random_seed_is_reported(api):
+    info = json.loads(txt2img(api, seed=-1).json()["info"])
+    assert 0 <= info["seed"] < 2**32
+
+
+def test_samplers(api):
+    assert txt2img(api, sampler_name="Euler a").status_code == 200
+    r = txt2img(api, sampler_name="Nope")
+    assert r.status_code == 422 and "Nope" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("kw,word", [({"width": 65}, "multiples of 8"), ({"steps": 0}, "steps"),
+                                     ({"seed": "x"}, "seed"), ({"batch_size": 99}, "batch_size")])
+def test_bad_requests_are_422_with_a_reason(api, kw, word):
+    r = txt2img(api, **kw)
+    assert r.status_code == 422
+    assert word in r.json()["detail"]
+
+
+def test_img2img_and_extra_single_image(api):
+    src = txt2img(api).json()["images"][0]
+    r = api.post("/sdapi/v1/img2img", json={"prompt": "x", "init_images": [src], "steps": 4, "width": 64,
+                                            "height": 64, "seed": 1, "denoising_strength": 0.5})
+    assert r.status_code == 200 and decode(r.json()["images"][0]).size == (64, 64)
+    r = api.post("/sdapi/v1/extra-single-image", json={"image": src, "upscaling_resize": 2})
+    assert r.status_code == 200 and decode(r.json()["image"]).size == (128, 128)
+    r = api.post("/sdapi/v1/img2img", json={"prompt": "x", "init_images": ["not an image"]})
+    assert r.status_code == 422 and "init_images[0]" in r.json()["detail"]
+
+
+def test_options_models_progress_memory(api):
+    assert api.get("/sdapi/v1/options").json()["sd_model_checkpoint"] == "tiny"
+    assert [m["title"] for m in api.get("/sdapi/v1/sd-models").json()] == ["tiny"]
+    assert api.post("/sdapi/v1/options", json={"sd_model_checkpoint": "tiny"}).json() is None
+    r = api.post("/sdapi/v1/options", json={"sd_model_checkpoint": "sdxl.safetensors"})
+    assert r.status_code == 422 and "not found" in r.json()["detail"]
+    p = api.get("/sdapi/v1/progress").json()
+    assert p["state"]["job"] == "" and p["progress"] == 0
+    assert api.get("/sdapi/v1/memory").json()["ram"]["total"] > 0
+    assert api.get("/sdapi/v1/nothing").status_code == 404
