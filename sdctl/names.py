@@ -50,6 +50,11 @@ def names(cfg: Config, *, account: str, region: str | None = None) -> Names:
     )
 
 
+def runtime_service_account(runtime: str) -> str:
+    """The Kubernetes service account a runtime's pods run as (bound to its workload role)."""
+    return f"sd-{runtime}"
+
+
 def output_keys(prefix: str, task_id: str, count: int) -> tuple[list[str], str]:
     """S3 keys for a task's images and its result JSON. They depend on the id only, so a
     retried task overwrites its own objects instead of adding new ones."""

@@ -108,6 +108,42 @@ class Nodes(Model):
         return v
 
 
+class Network(Model):
+    """The VPC: sdctl's own (default) or an existing one."""
+
+    vpc_id: Annotated[str | None, Field(pattern=r"^vpc-[0-9a-f]{8,17}$")] = None
+    private_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = []
+    cidr: Annotated[str, Field(pattern=r"^(\d{1,3}\.){3}\d{1,3}/16$")] = "10.0.0.0/16"
+    nat_per_zone: bool = False
+
+    @model_validator(mode="after")
+    def _existing_needs_subnets(self) -> Network:
+        if self.vpc_id and len(self.private_subnet_ids) < 2:
+            raise ValueError("an existing vpcId needs at least two privateSubnetIds")
+        if self.private_subnet_ids and not self.vpc_id:
+            raise ValueError("privateSubnetIds need the vpcId they belong to")
+        return self
+
+
+class SystemNodes(Model):
+    """The small managed node group for Karpenter, KEDA and CoreDNS."""
+
+    instance_types: Annotated[list[str], Field(min_length=1)] = ["m7g.large"]
+    count: Annotated[int, Field(ge=1, le=10)] = 2
+    arm64: bool = True
+
+
+class Cluster(Model):
+    """The EKS cluster: sdctl's own (default) or an existing one (`existing: true`)."""
+
+    name: Annotated[str | None, Field(pattern=r"^[a-zA-Z][-a-zA-Z0-9]{0,99}$")] = None
+    existing: bool = False
+    version: Annotated[str, Field(pattern=r"^1\.\d\d$")] = "1.35"
+    public_access_cidrs: Annotated[list[str], Field(min_length=1)] = ["0.0.0.0/0"]
+    admin_principal_arn: Annotated[str | None, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/.+$")] = None
+    system_nodes: SystemNodes = SystemNodes()
+
+
 class Runtime(Model):
     """One Stable Diffusion runtime: a queue, a Deployment, a NodePool."""
 
@@ -135,6 +171,8 @@ class Config(Model):
     api: Api = Api()
     output: Output = Output()
     model_bucket: ModelBucket = ModelBucket()
+    network: Network = Network()
+    cluster: Cluster = Cluster()
     runtimes: Annotated[list[Runtime], Field(min_length=1)]
 
     @field_validator("runtimes")
@@ -154,6 +192,10 @@ class Config(Model):
         from sdctl.errors import UsageError
 
         raise UsageError(f"no runtime named {name!r} in the config", hint=f"configured runtimes: {known}")
+
+    @property
+    def cluster_name(self) -> str:
+        return self.cluster.name or self.stack_name
 
     @property
     def default_runtime(self) -> Runtime:

@@ -1,0 +1,213 @@
+"""CloudFormation: change sets, execution with a live event stream, outputs, deletion."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from sdctl.errors import SdctlError
+
+TEMPLATE_BODY_LIMIT = 51200
+NO_CHANGES = ("didn't contain changes", "No updates are to be performed", "submitted information didn't contain")
+CANCELLED = ("Resource creation cancelled", "Resource update cancelled", "Resource deletion cancelled")
+BUSY = ("CREATE_IN_PROGRESS", "UPDATE_IN_PROGRESS", "DELETE_IN_PROGRESS", "UPDATE_ROLLBACK_IN_PROGRESS",
+        "ROLLBACK_IN_PROGRESS", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS",
+        "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS", "IMPORT_IN_PROGRESS", "REVIEW_IN_PROGRESS_NOT")
+GOOD_END = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE")
+BAD_END = ("CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "UPDATE_ROLLBACK_COMPLETE",
+           "UPDATE_ROLLBACK_FAILED", "UPDATE_FAILED", "DELETE_FAILED", "IMPORT_ROLLBACK_COMPLETE")
+
+
+class DeployFailed(SdctlError):
+    def __init__(self, stack: str, status: str, reason: str | None, resource: str | None):
+        where = f" at {resource}" if resource else ""
+        super().__init__(f"stack {stack} ended {status}{where}: {reason or 'no reason given'}",
+                         hint=f"see all events with: aws cloudformation describe-stack-events --stack-name {stack}")
+        self.stack, self.status, self.reason, self.resource = stack, status, reason, resource
+
+
+@dataclass
+class Change:
+    action: str
+    logical_id: str
+    resource_type: str
+    replacement: str
+
+    def to_dict(self) -> dict:
+        return {"action": self.action, "logical_id": self.logical_id, "type": self.resource_type,
+                "replacement": self.replacement}
+
+
+@dataclass
+class ChangeSet:
+    stack: str
+    kind: str  # CREATE | UPDATE
+    changes: list[Change] = field(default_factory=list)
+    arn: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+
+@dataclass
+class Event:
+    timestamp: datetime
+    logical_id: str
+    resource_type: str
+    status: str
+    reason: str | None
+
+    @property
+    def failed(self) -> bool:
+        return self.status.endswith("FAILED") and not (self.reason or "").startswith(CANCELLED)
+
+
+def changes_from_template(stack: str, template: dict) -> ChangeSet:
+    """What creating a stack that does not exist yet will do: add every resource."""
+    return ChangeSet(stack=stack, kind="CREATE", changes=[
+        Change("Add", lid, res["Type"], "-") for lid, res in template.get("Resources", {}).items()])
+
+
+class Deployer:
+    def __init__(self, cfn, *, upload: Callable[[str, bytes], str] | None = None, poll: float = 2.0,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.cfn = cfn
+        self.upload = upload
+        self.poll = poll
+        self.sleep = sleep
+
+    # -- reading ------------------------------------------------------------------------------
+    def status(self, stack: str) -> str | None:
+        try:
+            return self.cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"]
+        except self.cfn.exceptions.ClientError as e:
+            if "does not exist" in str(e):
+                return None
+            raise
+
+    def describe(self, stack: str) -> dict | None:
+        try:
+            return self.cfn.describe_stacks(StackName=stack)["Stacks"][0]
+        except self.cfn.exceptions.ClientError as e:
+            if "does not exist" in str(e):
+                return None
+            raise
+
+    def outputs(self, stack: str) -> dict[str, str]:
+        data = self.describe(stack) or {}
+        return {o["OutputKey"]: o["OutputValue"] for o in data.get("Outputs", [])}
+
+    # -- change sets ----------------------------------------------------------------------------------
+    def create_change_set(self, stack: str, template: dict, parameters: dict[str, str],
+                          capabilities: tuple[str, ...] = (), tags: dict[str, str] | None = None) -> ChangeSet:
+        status = self.status(stack)
+        if status in BUSY:
+            raise SdctlError(f"stack {stack} is busy ({status})", hint="wait for it to finish, then try again")
+        if status == "ROLLBACK_COMPLETE":
+            raise SdctlError(f"stack {stack} failed to create earlier and is ROLLBACK_COMPLETE",
+                             hint="it must be deleted before it can be created again (deploy offers this)")
+        kind = "CREATE" if status in (None, "REVIEW_IN_PROGRESS") else "UPDATE"
+        name = f"sdctl-{uuid.uuid4().hex[:12]}"
+        kwargs = dict(StackName=stack, ChangeSetName=name, ChangeSetType=kind,
+                      Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+                      Capabilities=list(capabilities), Tags=[{"Key": k, "Value": v} for k, v in (tags or {}).items()],
+                      **self._template_arg(stack, template))
+        arn = self.cfn.create_change_set(**kwargs)["Id"]
+        while True:
+            cs = self.cfn.describe_change_set(ChangeSetName=arn, StackName=stack)
+            if cs["Status"] in ("CREATE_COMPLETE", "FAILED"):
+                break
+            self.sleep(self.poll)
+        if cs["Status"] == "FAILED":
+            reason = cs.get("StatusReason", "")
+            if any(s in reason for s in NO_CHANGES):
+                self._discard(stack, arn, kind)
+                return ChangeSet(stack=stack, kind=kind)
+            self._discard(stack, arn, kind)
+            raise SdctlError(f"CloudFormation rejected the change set for {stack}: {reason}")
+        changes = []
+        for c in cs.get("Changes", []):
+            rc = c.get("ResourceChange", {})
+            changes.append(Change(rc.get("Action", "?"), rc.get("LogicalResourceId", "?"),
+                                  rc.get("ResourceType", "?"), rc.get("Replacement") or "-"))
+        return ChangeSet(stack=stack, kind=kind, changes=changes, arn=arn)
+
+    def discard(self, cs: ChangeSet) -> None:
+        if cs.arn:
+            self._discard(cs.stack, cs.arn, cs.kind)
+
+    def _discard(self, stack: str, arn: str, kind: str) -> None:
+        self.cfn.delete_change_set(ChangeSetName=arn, StackName=stack)
+        if kind == "CREATE" and self.status(stack) == "REVIEW_IN_PROGRESS":
+            self.cfn.delete_stack(StackName=stack)  # the empty placeholder a CREATE change set leaves
+
+    def _template_arg(self, stack: str, template: dict) -> dict:
+        body = json.dumps(template, separators=(",", ":"), sort_keys=True)
+        if len(body) <= TEMPLATE_BODY_LIMIT or self.upload is None:
+            return {"TemplateBody": body}
+        return {"TemplateURL": self.upload(f"templates/{stack}.json", body.encode())}
+
+    # -- execution ---------------------------------------------------------------------------------------
+    def execute(self, cs: ChangeSet, on_event: Callable[[Event], None] = lambda e: None) -> dict[str, str]:
+        started = datetime.now(timezone.utc)
+        self.cfn.execute_change_set(ChangeSetName=cs.arn, StackName=cs.stack)
+        self.wait(cs.stack, started, on_event)
+        return self.outputs(cs.stack)
+
+    def delete(self, stack: str, on_event: Callable[[Event], None] = lambda e: None) -> bool:
+        status = self.status(stack)
+        if status is None:
+            return False
+        started = datetime.now(timezone.utc)
+        self.cfn.delete_stack(StackName=stack)
+        self.wait(stack, started, on_event, deleting=True)
+        return True
+
+    def wait(self, stack: str, since: datetime, on_event: Callable[[Event], None], deleting: bool = False) -> str:
+        seen: set[str] = set()
+        history: list[Event] = []
+        while True:
+            for e in self._new_events(stack, since, seen):
+                history.append(e)
+                on_event(e)
+            status = self.status(stack)
+            if status is None or status == "DELETE_COMPLETE":
+                if deleting:
+                    return "DELETE_COMPLETE"
+                raise DeployFailed(stack, "DELETED", "the stack disappeared", None)
+            if status in GOOD_END and not deleting:
+                return status
+            if status in BAD_END:
+                first = next((e for e in history if e.failed), None)
+                raise DeployFailed(stack, status, first.reason if first else None,
+                                   f"{first.logical_id} ({first.resource_type})" if first else None)
+            self.sleep(self.poll)
+
+    def _new_events(self, stack: str, since: datetime, seen: set[str]) -> list[Event]:
+        try:
+            pages = self.cfn.get_paginator("describe_stack_events").paginate(StackName=stack)
+            raw = []
+            for page in pages:
+                batch = page.get("StackEvents", [])
+                raw.extend(batch)
+                if batch and batch[-1]["Timestamp"] < since:
+                    break
+        except self.cfn.exceptions.ClientError:
+            return []
+        fresh = []
+        for ev in reversed(raw):
+            ts = ev["Timestamp"]
+            if ts.tzinfo is None:
+                ts = ts.replace(tzinfo=timezone.utc)
+            key = ev.get("EventId") or f"{ev['LogicalResourceId']}{ev['ResourceStatus']}{ts}"
+            if ts < since.replace(microsecond=0) or key in seen:
+                continue
+            seen.add(key)
+            fresh.append(Event(ts, ev["LogicalResourceId"], ev.get("ResourceType", ""), ev["ResourceStatus"],
+                               ev.get("ResourceStatusReason")))
+        return fresh

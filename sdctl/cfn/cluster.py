@@ -1,0 +1,208 @@
+"""The cluster stack: EKS with access entries, system nodes, add-ons, and the IAM that
+Karpenter, KEDA, the Mountpoint S3 driver and each runtime's pods get by pod identity."""
+
+from __future__ import annotations
+
+import json
+
+from sdctl.cfn.base import allow, getatt, load_static, logical_id, output, policy, prune, ref, sub, tags, template
+from sdctl.cfn.skips import skip
+from sdctl.config.model import Config
+from sdctl.names import Names, runtime_service_account
+
+INTERRUPTION_EVENTS = [
+    ("HealthEvent", "aws.health", "AWS Health Event"),
+    ("SpotInterruption", "aws.ec2", "EC2 Spot Instance Interruption Warning"),
+    ("Rebalance", "aws.ec2", "EC2 Instance Rebalance Recommendation"),
+    ("InstanceStateChange", "aws.ec2", "EC2 Instance State-change Notification"),
+    ("CapacityReservationInterruption", "aws.ec2", "EC2 Capacity Reservation Instance Interruption Warning"),
+]
+ADDONS = ["vpc-cni", "kube-proxy", "eks-pod-identity-agent", "coredns", "aws-mountpoint-s3-csi-driver"]
+PODS_TRUST = policy({"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
+                     "Action": ["sts:AssumeRole", "sts:TagSession"]})
+
+
+def managed(name: str) -> dict:
+    return sub(f"arn:${{AWS::Partition}}:iam::aws:policy/{name}")
+
+
+def cluster_template(cfg: Config, n: Names) -> dict:
+    name = cfg.cluster_name
+    existing = cfg.cluster.existing
+    tpl = template(f"sdctl {cfg.stack_name} cluster: EKS, Karpenter, KEDA and runtime IAM")
+    p = tpl["Parameters"]
+    r = tpl["Resources"]
+    o = tpl["Outputs"]
+    stack_tags = {"sdctl:stack": cfg.stack_name}
+    p["ResultsTopicArn"] = {"Type": "String"}
+    p["TopicKeyArn"] = {"Type": "String"}
+    p["OutputBucket"] = {"Type": "String"}
+    for rt in cfg.runtimes:
+        p[f"Queue{logical_id(rt.name)}Arn"] = {"Type": "String", "Description": f"queue of runtime {rt.name}"}
+    cluster_name = name if existing else ref("Cluster")
+
+    if not existing:
+        p["PrivateSubnetIds"] = {"Type": "List<AWS::EC2::Subnet::Id>"}
+        p["AdminPrincipalArn"] = {"Type": "String", "Description": "IAM role or user given cluster-admin."}
+        r["ClusterRole"] = {"Type": "AWS::IAM::Role", "Properties": {
+            "AssumeRolePolicyDocument": policy({"Effect": "Allow", "Principal": {"Service": "eks.amazonaws.com"},
+                                                "Action": ["sts:AssumeRole", "sts:TagSession"]}),
+            "ManagedPolicyArns": [managed("AmazonEKSClusterPolicy")], "Tags": tags(stack_tags)}}
+        r["SecretsKey"] = {"Type": "AWS::KMS::Key", "Properties": {
+            "Description": f"sdctl {name}: Kubernetes secrets encryption", "EnableKeyRotation": True,
+            "KeyPolicy": policy(allow("kms:*", "*", Principal={
+                "AWS": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root")})), "Tags": tags(stack_tags)}}
+        r["Cluster"] = {"Type": "AWS::EKS::Cluster", "Properties": {
+            "Name": name, "Version": cfg.cluster.version, "RoleArn": getatt("ClusterRole", "Arn"),
+            "AccessConfig": {"AuthenticationMode": "API", "BootstrapClusterCreatorAdminPermissions": False},
+            "BootstrapSelfManagedAddons": False,
+            "ResourcesVpcConfig": {"SubnetIds": ref("PrivateSubnetIds"), "EndpointPublicAccess": True,
+                                   "EndpointPrivateAccess": True,
+                                   "PublicAccessCidrs": cfg.cluster.public_access_cidrs},
+            "EncryptionConfig": [{"Resources": ["secrets"], "Provider": {"KeyArn": getatt("SecretsKey", "Arn")}}],
+            "Logging": {"ClusterLogging": {"EnabledTypes": [{"Type": t} for t in
+                                                            ("api", "audit", "authenticator")]}},
+            "Tags": tags(stack_tags)}}
+        r["AdminAccess"] = {"Type": "AWS::EKS::AccessEntry", "Properties": {
+            "ClusterName": cluster_name, "PrincipalArn": ref("AdminPrincipalArn"), "Type": "STANDARD",
+            "AccessPolicies": [{"PolicyArn": sub("arn:${AWS::Partition}:eks::aws:cluster-access-policy/"
+                                                 "AmazonEKSClusterAdminPolicy"),
+                                "AccessScope": {"Type": "cluster"}}]}}
+        sys_nodes = cfg.cluster.system_nodes
+        r["SystemNodeRole"] = {"Type": "AWS::IAM::Role", "Properties": {
+            "AssumeRolePolicyDocument": _ec2_trust(),
+            "ManagedPolicyArns": [managed("AmazonEKSWorkerNodePolicy"), managed("AmazonEKS_CNI_Policy"),
+                                  managed("AmazonEC2ContainerRegistryPullOnly"),
+                                  managed("AmazonSSMManagedInstanceCore")], "Tags": tags(stack_tags)}}
+        r["SystemNodes"] = {"Type": "AWS::EKS::Nodegroup", "DependsOn": ["VpcCni", "PodIdentityAgent", "KubeProxy"],
+                            "Properties": {
+            "ClusterName": cluster_name, "NodegroupName": "system", "NodeRole": getatt("SystemNodeRole", "Arn"),
+            "Subnets": ref("PrivateSubnetIds"), "InstanceTypes": sys_nodes.instance_types,
+            "AmiType": "AL2023_ARM_64_STANDARD" if sys_nodes.arm64 else "AL2023_x86_64_STANDARD",
+            "CapacityType": "ON_DEMAND",
+            "ScalingConfig": {"MinSize": sys_nodes.count, "MaxSize": sys_nodes.count + 1,
+                              "DesiredSize": sys_nodes.count},
+            "Labels": {"sdctl.io/role": "system"}, "Tags": stack_tags}}
+        for addon in ADDONS:
+            lid = {"vpc-cni": "VpcCni", "kube-proxy": "KubeProxy", "eks-pod-identity-agent": "PodIdentityAgent",
+                   "coredns": "CoreDns", "aws-mountpoint-s3-csi-driver": "MountpointS3"}[addon]
+            props = {"ClusterName": cluster_name, "AddonName": addon, "ResolveConflicts": "OVERWRITE"}
+            res = {"Type": "AWS::EKS::Addon", "Properties": props}
+            if addon in ("coredns", "aws-mountpoint-s3-csi-driver"):
+                res["DependsOn"] = ["SystemNodes"]  # their pods need nodes to become healthy
+            if addon == "aws-mountpoint-s3-csi-driver" and cfg.model_bucket.name:
+                props["PodIdentityAssociations"] = [{"ServiceAccount": "s3-csi-driver-sa",
+                                                     "RoleArn": getatt("MountpointRole", "Arn")}]
+            r[lid] = res
+        o["ClusterEndpoint"] = output(getatt("Cluster", "Endpoint"))
+        o["ClusterArn"] = output(getatt("Cluster", "Arn"))
+        o["ClusterSecurityGroupId"] = output(getatt("Cluster", "ClusterSecurityGroupId"))
+
+    if cfg.model_bucket.name:
+        bucket = cfg.model_bucket.name
+        r["MountpointRole"] = {"Type": "AWS::IAM::Role", "Properties": {
+            "AssumeRolePolicyDocument": PODS_TRUST,
+            "Policies": [{"PolicyName": "read-models", "PolicyDocument": policy(
+                allow("s3:ListBucket", sub(f"arn:${{AWS::Partition}}:s3:::{bucket}")),
+                allow("s3:GetObject", sub(f"arn:${{AWS::Partition}}:s3:::{bucket}/*")))}],
+            "Tags": tags(stack_tags)}}
+        if existing:
+            r["MountpointIdentity"] = _pod_identity(cluster_name, "kube-system", "s3-csi-driver-sa", "MountpointRole")
+
+    # -- Karpenter -----------------------------------------------------------------------------------
+    r["KarpenterNodeRole"] = {"Type": "AWS::IAM::Role", "Properties": {
+        "RoleName": f"KarpenterNodeRole-{name}"[:64], "AssumeRolePolicyDocument": _ec2_trust(),
+        "ManagedPolicyArns": [managed("AmazonEKSWorkerNodePolicy"), managed("AmazonEKS_CNI_Policy"),
+                              managed("AmazonEC2ContainerRegistryPullOnly"), managed("AmazonSSMManagedInstanceCore")],
+        "Tags": tags(stack_tags)}}
+    r["KarpenterNodeAccess"] = {"Type": "AWS::EKS::AccessEntry", "Properties": {
+        "ClusterName": cluster_name, "PrincipalArn": getatt("KarpenterNodeRole", "Arn"), "Type": "EC2_LINUX"}}
+    r["InterruptionQueue"] = {"Type": "AWS::SQS::Queue", "Properties": {
+        "QueueName": f"{name}-karpenter"[:80], "MessageRetentionPeriod": 300, "SqsManagedSseEnabled": True,
+        "Tags": tags(stack_tags)}}
+    skip(r["InterruptionQueue"], "CKV_AWS_27")
+    r["InterruptionQueuePolicy"] = {"Type": "AWS::SQS::QueuePolicy", "Properties": {
+        "Queues": [ref("InterruptionQueue")],
+        "PolicyDocument": policy(
+            allow("sqs:SendMessage", getatt("InterruptionQueue", "Arn"), Sid="EC2Events",
+                  Principal={"Service": ["events.amazonaws.com", "sqs.amazonaws.com"]}),
+            {"Sid": "DenyHTTP", "Effect": "Deny", "Principal": "*", "Action": "sqs:*",
+             "Resource": getatt("InterruptionQueue", "Arn"), "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+        )}}
+    for lid, source, detail in INTERRUPTION_EVENTS:
+        r[f"{lid}Rule"] = {"Type": "AWS::Events::Rule", "Properties": {
+            "EventPattern": {"source": [source], "detail-type": [detail]},
+            "Targets": [{"Id": "KarpenterInterruptionQueue", "Arn": getatt("InterruptionQueue", "Arn")}]}}
+    controller_policy = load_static("karpenter-controller-policy.yaml")
+    r["KarpenterControllerRole"] = {"Type": "AWS::IAM::Role", "Properties": {
+        "AssumeRolePolicyDocument": PODS_TRUST,
+        "Policies": [{"PolicyName": "karpenter-controller", "PolicyDocument": _sub_strings(_keys_with_cluster(controller_policy, name), {
+            "NodeRoleArn": getatt("KarpenterNodeRole", "Arn"),
+            "InterruptionQueueArn": getatt("InterruptionQueue", "Arn")})}],
+        "Tags": tags(stack_tags)}}
+    r["KarpenterIdentity"] = _pod_identity(cluster_name, "kube-system", "karpenter", "KarpenterControllerRole")
+
+    # -- KEDA -----------------------------------------------------------------------------------------
+    queue_arns = [ref(f"Queue{logical_id(rt.name)}Arn") for rt in cfg.runtimes]
+    r["KedaOperatorRole"] = {"Type": "AWS::IAM::Role", "Properties": {
+        "AssumeRolePolicyDocument": PODS_TRUST,
+        "Policies": [{"PolicyName": "read-queue-depth",
+                      "PolicyDocument": policy(allow("sqs:GetQueueAttributes", queue_arns))}],
+        "Tags": tags(stack_tags)}}
+    r["KedaIdentity"] = _pod_identity(cluster_name, "keda", "keda-operator", "KedaOperatorRole")
+
+    # -- one workload role per runtime ----------------------------------------------------------------------
+    for rt in cfg.runtimes:
+        lid = logical_id(rt.name)
+        statements = [
+            allow(["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+                   "sqs:GetQueueAttributes"], ref(f"Queue{lid}Arn")),
+            allow(["s3:PutObject", "s3:GetObject"], sub("arn:${AWS::Partition}:s3:::${OutputBucket}/*")),
+            allow("s3:ListBucket", sub("arn:${AWS::Partition}:s3:::${OutputBucket}")),
+            allow("sns:Publish", ref("ResultsTopicArn")),
+            allow(["kms:GenerateDataKey*", "kms:Decrypt"], ref("TopicKeyArn")),
+        ]
+        if cfg.model_bucket.name:
+            statements.append(allow("s3:GetObject", sub(f"arn:${{AWS::Partition}}:s3:::{cfg.model_bucket.name}/*")))
+        r[f"Runtime{lid}Role"] = {"Type": "AWS::IAM::Role", "Properties": {
+            "AssumeRolePolicyDocument": PODS_TRUST,
+            "Policies": [{"PolicyName": "runtime-workload", "PolicyDocument": policy(*statements)}],
+            "Tags": tags({**stack_tags, "sdctl:runtime": rt.name})}}
+        r[f"Runtime{lid}Identity"] = _pod_identity(cluster_name, rt.namespace, runtime_service_account(rt.name),
+                                                   f"Runtime{lid}Role")
+        o[f"Runtime{lid}RoleArn"] = output(getatt(f"Runtime{lid}Role", "Arn"))
+
+    o["ClusterName"] = output(cluster_name)
+    o["KarpenterNodeRoleName"] = output(ref("KarpenterNodeRole"))
+    o["KarpenterControllerRoleArn"] = output(getatt("KarpenterControllerRole", "Arn"))
+    o["InterruptionQueueName"] = output(getatt("InterruptionQueue", "QueueName"))
+    o["KedaOperatorRoleArn"] = output(getatt("KedaOperatorRole", "Arn"))
+    return prune(tpl)
+
+
+def _ec2_trust() -> dict:
+    return policy({"Effect": "Allow", "Principal": {"Service": sub("ec2.${AWS::URLSuffix}")},
+                   "Action": "sts:AssumeRole"})
+
+
+def _pod_identity(cluster, namespace: str, service_account: str, role: str) -> dict:
+    return {"Type": "AWS::EKS::PodIdentityAssociation", "Properties": {
+        "ClusterName": cluster, "Namespace": namespace, "ServiceAccount": service_account,
+        "RoleArn": getatt(role, "Arn")}}
+
+
+def _sub_strings(doc, variables: dict):
+    """Wrap every string holding ${...} in Fn::Sub with the given variables."""
+    if isinstance(doc, dict):
+        return {k: _sub_strings(v, variables) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_sub_strings(v, variables) for v in doc]
+    if isinstance(doc, str) and "${" in doc:
+        used = {k: v for k, v in variables.items() if "${" + k + "}" in doc}
+        return {"Fn::Sub": [doc, used]} if used else {"Fn::Sub": doc}
+    return doc
+
+
+def _keys_with_cluster(doc: dict, name: str) -> dict:
+    """Condition keys cannot hold intrinsics: write the cluster name into them literally."""
+    return json.loads(json.dumps(doc).replace("${ClusterName}", name))

@@ -1,0 +1,207 @@
+"""The edge stack: topics, per-runtime queues, the output bucket, the API and its Lambda.
+
+Data-holding resources (the bucket and the queues' messages) are retained when the stack
+is replaced; `sdctl destroy` removes the bucket itself unless asked to keep data.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sdctl.cfn.base import allow, getatt, logical_id, output, policy, prune, ref, sub, tags, template
+from sdctl.cfn.skips import skip
+from sdctl.config.model import Config
+from sdctl.names import Names, visibility_timeout
+
+LAMBDA_RUNTIME = "python3.12"
+LOG_RETENTION_DAYS = 90
+RETAIN = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
+
+
+def queue_ids(runtime: str) -> tuple[str, str]:
+    base = logical_id(runtime)
+    return f"Queue{base}", f"DeadLetterQueue{base}"
+
+
+def edge_template(cfg: Config, n: Names) -> dict:
+    tpl = template(f"sdctl {cfg.stack_name} edge: API, Lambda, SNS topics, SQS queues, output bucket")
+    tpl["Parameters"] = {
+        "CodeBucket": {"Type": "String", "Description": "Artifacts bucket holding the handler's zip."},
+        "CodeKey": {"Type": "String", "Description": "Key of the handler's zip (named by its hash)."},
+    }
+    r = tpl["Resources"]
+    o = tpl["Outputs"]
+    stack_tags = tags({"sdctl:stack": cfg.stack_name})
+
+    # -- encryption key for the topics -------------------------------------------------------
+    r["TopicKey"] = {"Type": "AWS::KMS::Key", "Properties": {
+        "Description": f"sdctl {cfg.stack_name}: SNS topic and log encryption",
+        "EnableKeyRotation": True,
+        "KeyPolicy": policy(
+            allow("kms:*", "*", Sid="AccountAdmin", Principal={"AWS": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root")}),
+            allow(["kms:GenerateDataKey*", "kms:Decrypt"], "*", Sid="SnsDelivery",
+                  Principal={"Service": "sns.amazonaws.com"},
+                  Condition={"StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")}}),
+            allow(["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"], "*",
+                  Sid="CloudWatchLogs", Principal={"Service": sub("logs.${AWS::Region}.amazonaws.com")},
+                  Condition={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": sub(
+                      "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*")}}),
+        ),
+        "Tags": stack_tags}}
+    for logical, name in (("RequestsTopic", n.requests_topic), ("ResultsTopic", n.results_topic)):
+        r[logical] = {"Type": "AWS::SNS::Topic", "Properties": {
+            "TopicName": name, "KmsMasterKeyId": ref("TopicKey"), "Tags": stack_tags}}
+        o[f"{logical}Arn"] = output(ref(logical))
+    o["TopicKeyArn"] = output(getatt("TopicKey", "Arn"))
+
+    # -- one queue (+ dead-letter queue) per runtime --------------------------------------------
+    for rt, rn in zip(cfg.runtimes, n.runtimes, strict=True):
+        q, dlq = queue_ids(rt.name)
+        r[dlq] = {"Type": "AWS::SQS::Queue", **RETAIN, "Properties": {
+            "QueueName": rn.dead_letter_queue, "MessageRetentionPeriod": 1209600, "SqsManagedSseEnabled": True,
+            "Tags": stack_tags}}
+        skip(r[dlq], "CKV_AWS_27")
+        r[q] = {"Type": "AWS::SQS::Queue", **RETAIN, "Properties": {
+            "QueueName": rn.queue,
+            "VisibilityTimeout": visibility_timeout(rt.max_task_seconds),
+            "MessageRetentionPeriod": 1209600,
+            "ReceiveMessageWaitTimeSeconds": 20,
+            "SqsManagedSseEnabled": True,
+            "RedrivePolicy": {"deadLetterTargetArn": getatt(dlq, "Arn"), "maxReceiveCount": rt.max_receive_count},
+            "Tags": stack_tags}}
+        skip(r[q], "CKV_AWS_27")
+        r[f"{q}Policy"] = {"Type": "AWS::SQS::QueuePolicy", "Properties": {
+            "Queues": [ref(q)],
+            "PolicyDocument": policy(
+                allow("sqs:SendMessage", getatt(q, "Arn"), Sid="FromRequestsTopic",
+                      Principal={"Service": "sns.amazonaws.com"},
+                      Condition={"ArnEquals": {"aws:SourceArn": ref("RequestsTopic")}}),
+                _deny_insecure("sqs:*", getatt(q, "Arn")),
+            )}}
+        r[f"{q}Subscription"] = {"Type": "AWS::SNS::Subscription", "Properties": {
+            "TopicArn": ref("RequestsTopic"), "Protocol": "sqs", "Endpoint": getatt(q, "Arn"),
+            "FilterPolicyScope": "MessageAttributes", "FilterPolicy": {"runtime": [rt.name]},
+            "RawMessageDelivery": False}}
+        o[f"{q}Url"] = output(ref(q), f"queue of runtime {rt.name}")
+        o[f"{q}Arn"] = output(getatt(q, "Arn"))
+        o[f"{dlq}Url"] = output(ref(dlq), f"dead-letter queue of runtime {rt.name}")
+        o[f"{dlq}Arn"] = output(getatt(dlq, "Arn"))
+
+    # -- output bucket ---------------------------------------------------------------------------
+    r["OutputBucket"] = {"Type": "AWS::S3::Bucket", **RETAIN, "Properties": {
+        "BucketName": n.output_bucket,
+        "BucketEncryption": {"ServerSideEncryptionConfiguration": [
+            {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]},
+        "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
+                                           "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
+        "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+        "LifecycleConfiguration": {"Rules": [
+            {"Id": "expire-results", "Status": "Enabled", "ExpirationInDays": cfg.output.retention_days},
+            {"Id": "abort-uploads", "Status": "Enabled", "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}},
+        ]},
+        "Tags": stack_tags}}
+    skip(r["OutputBucket"], "CKV_AWS_18", "CKV_AWS_21")
+    r["OutputBucketPolicy"] = {"Type": "AWS::S3::BucketPolicy", "Properties": {
+        "Bucket": ref("OutputBucket"),
+        "PolicyDocument": policy(_deny_insecure("s3:*", [getatt("OutputBucket", "Arn"),
+                                                         sub("${OutputBucket.Arn}/*")]))}}
+    o["OutputBucket"] = output(ref("OutputBucket"))
+
+    # -- the API handler ---------------------------------------------------------------------------
+    function_name = f"{cfg.stack_name}-api"
+    r["ApiHandlerLogGroup"] = {"Type": "AWS::Logs::LogGroup", "Properties": {
+        "LogGroupName": f"/aws/lambda/{function_name}", "RetentionInDays": LOG_RETENTION_DAYS,
+        "KmsKeyId": getatt("TopicKey", "Arn")}}
+    r["ApiHandlerRole"] = {"Type": "AWS::IAM::Role", "Properties": {
+        "AssumeRolePolicyDocument": policy({"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                                            "Action": "sts:AssumeRole"}),
+        "Policies": [{"PolicyName": "publish-tasks", "PolicyDocument": policy(
+            allow("sns:Publish", ref("RequestsTopic")),
+            allow(["kms:GenerateDataKey*", "kms:Decrypt"], getatt("TopicKey", "Arn")),
+            allow(["logs:CreateLogStream", "logs:PutLogEvents"], getatt("ApiHandlerLogGroup", "Arn")),
+        )}],
+        "Tags": stack_tags}}
+    r["ApiHandler"] = {"Type": "AWS::Lambda::Function", "DependsOn": ["ApiHandlerLogGroup"], "Properties": {
+        "FunctionName": function_name,
+        "Description": "sdctl: validate v1alpha2 tasks and publish them to the requests topic",
+        "Runtime": LAMBDA_RUNTIME, "Handler": "handler.handler", "Architectures": ["arm64"],
+        "MemorySize": 256, "Timeout": 10,
+        "Role": getatt("ApiHandlerRole", "Arn"),
+        "Code": {"S3Bucket": ref("CodeBucket"), "S3Key": ref("CodeKey")},
+        "Environment": {"Variables": {
+            "SNS_TOPIC_ARN": ref("RequestsTopic"), "S3_BUCKET": ref("OutputBucket"),
+            "RUNTIMES": json.dumps({rt.name: rt.type for rt in cfg.runtimes}, sort_keys=True),
+            "DEFAULT_PREFIX": cfg.output.prefix}},
+        "TracingConfig": {"Mode": "Active"},
+        "Tags": stack_tags}}
+
+    skip(r["ApiHandler"], "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_115", "CKV_AWS_173")
+
+    # -- the REST API --------------------------------------------------------------------------------
+    stage = cfg.api.stage_name
+    r["Api"] = {"Type": "AWS::ApiGateway::RestApi", "Properties": {
+        "Name": f"{cfg.stack_name}-api", "Description": "sdctl image API (v1alpha2)",
+        "EndpointConfiguration": {"Types": ["REGIONAL"]}, "Tags": stack_tags}}
+    r["ApiTasksResource"] = {"Type": "AWS::ApiGateway::Resource", "Properties": {
+        "RestApiId": ref("Api"), "ParentId": getatt("Api", "RootResourceId"), "PathPart": "v1alpha2"}}
+    r["ApiTasksMethod"] = {"Type": "AWS::ApiGateway::Method", "Properties": {
+        "RestApiId": ref("Api"), "ResourceId": ref("ApiTasksResource"), "HttpMethod": "ANY",
+        "AuthorizationType": "NONE", "ApiKeyRequired": True,
+        "Integration": {"Type": "AWS_PROXY", "IntegrationHttpMethod": "POST",
+                        "Uri": sub("arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"
+                                   "${ApiHandler.Arn}/invocations")}}}
+    r["ApiInvokePermission"] = {"Type": "AWS::Lambda::Permission", "Properties": {
+        "Action": "lambda:InvokeFunction", "FunctionName": ref("ApiHandler"), "Principal": "apigateway.amazonaws.com",
+        "SourceArn": sub("arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${Api}/*/*/v1alpha2")}}
+    r["ApiDeployment"] = {"Type": "AWS::ApiGateway::Deployment", "DependsOn": ["ApiTasksMethod"],
+                          "Properties": {"RestApiId": ref("Api"), "Description": _deployment_hash(tpl)}}
+    r["ApiAccessLogGroup"] = {"Type": "AWS::Logs::LogGroup", "Properties": {
+        "LogGroupName": f"/sdctl/{cfg.stack_name}/api-access", "RetentionInDays": LOG_RETENTION_DAYS,
+        "KmsKeyId": getatt("TopicKey", "Arn")}}
+    r["ApiGatewayLogsRole"] = {"Type": "AWS::IAM::Role", "Properties": {
+        "AssumeRolePolicyDocument": policy({"Effect": "Allow", "Principal": {"Service": "apigateway.amazonaws.com"},
+                                            "Action": "sts:AssumeRole"}),
+        "ManagedPolicyArns": [sub("arn:${AWS::Partition}:iam::aws:policy/service-role/"
+                                  "AmazonAPIGatewayPushToCloudWatchLogs")]}}
+    r["ApiGatewayAccount"] = {"Type": "AWS::ApiGateway::Account",
+                              "Properties": {"CloudWatchRoleArn": getatt("ApiGatewayLogsRole", "Arn")}}
+    r["ApiStage"] = {"Type": "AWS::ApiGateway::Stage", "DependsOn": ["ApiGatewayAccount"], "Properties": {
+        "RestApiId": ref("Api"), "DeploymentId": ref("ApiDeployment"), "StageName": stage,
+        "TracingEnabled": True,
+        "AccessLogSetting": {"DestinationArn": getatt("ApiAccessLogGroup", "Arn"), "Format": json.dumps({
+            "requestId": "$context.requestId", "ip": "$context.identity.sourceIp",
+            "apiKeyId": "$context.identity.apiKeyId", "method": "$context.httpMethod",
+            "path": "$context.path", "status": "$context.status", "latency": "$context.responseLatency",
+            "error": "$context.error.message"}, separators=(",", ":"))},
+        "MethodSettings": [{"ResourcePath": "/*", "HttpMethod": "*", "MetricsEnabled": True,
+                            "LoggingLevel": "ERROR", "DataTraceEnabled": False,
+                            "ThrottlingRateLimit": cfg.api.throttle.rate_limit,
+                            "ThrottlingBurstLimit": cfg.api.throttle.burst_limit}],
+        "Tags": stack_tags}}
+    skip(r["ApiStage"], "CKV_AWS_120")
+    r["ApiKey"] = {"Type": "AWS::ApiGateway::ApiKey", "DependsOn": ["ApiStage"], "Properties": {
+        "Name": f"{cfg.stack_name}-key", "Enabled": True}}
+    r["ApiUsagePlan"] = {"Type": "AWS::ApiGateway::UsagePlan", "DependsOn": ["ApiStage"], "Properties": {
+        "UsagePlanName": f"{cfg.stack_name}-plan",
+        "ApiStages": [{"ApiId": ref("Api"), "Stage": stage}],
+        "Throttle": {"RateLimit": cfg.api.throttle.rate_limit, "BurstLimit": cfg.api.throttle.burst_limit}}}
+    r["ApiUsagePlanKey"] = {"Type": "AWS::ApiGateway::UsagePlanKey", "Properties": {
+        "KeyId": ref("ApiKey"), "KeyType": "API_KEY", "UsagePlanId": ref("ApiUsagePlan")}}
+    o["ApiEndpoint"] = output(sub(f"https://${{Api}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/{stage}"),
+                              "POST {ApiEndpoint}/v1alpha2")
+    o["ApiId"] = output(ref("Api"))
+    o["ApiKeyId"] = output(ref("ApiKey"), "fetch its value with `sdctl status --show-key`")
+    return prune(tpl)
+
+
+def _deny_insecure(action: str, resource) -> dict:
+    return {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": action,
+            "Resource": resource, "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+
+
+def _deployment_hash(tpl: dict) -> str:
+    """A description that changes with the API's shape, so a new Deployment is made when needed."""
+    import hashlib
+
+    shape = json.dumps({k: v for k, v in tpl["Resources"].items() if k.startswith("ApiTasks")}, sort_keys=True)
+    return "sdctl " + hashlib.sha256(shape.encode()).hexdigest()[:12]

@@ -1,0 +1,67 @@
+"""The stacks sdctl deploys, in dependency order, and how outputs flow into parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sdctl.cfn.base import logical_id
+from sdctl.cfn.cluster import cluster_template
+from sdctl.cfn.edge import edge_template
+from sdctl.cfn.network import network_parameters, network_template
+from sdctl.config.model import Config
+from sdctl.names import names
+
+
+@dataclass
+class StackSpec:
+    """One stack: its template and how to compute its parameters from earlier stacks' outputs."""
+
+    key: str
+    name: str
+    template: dict
+    parameters: Callable[[dict[str, dict[str, str]]], dict[str, str]] = field(repr=False)
+    capabilities: tuple[str, ...] = ("CAPABILITY_NAMED_IAM",)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def stack_name(cfg: Config, key: str) -> str:
+    return f"{cfg.stack_name}-{key}"
+
+
+def stacks(cfg: Config, *, account: str, region: str | None = None, code: tuple[str, str] = ("", ""),
+           admin_principal: str = "") -> list[StackSpec]:
+    """Every stack for this config, in deployment order. Pure."""
+    n = names(cfg, account=account, region=region)
+    tags = {"sdctl:stack": cfg.stack_name}
+    specs: list[StackSpec] = []
+    if not cfg.network.vpc_id and not cfg.cluster.existing:
+        specs.append(StackSpec("network", stack_name(cfg, "network"), network_template(cfg),
+                               lambda outs: network_parameters(cfg), tags=tags))
+    specs.append(StackSpec("edge", stack_name(cfg, "edge"), edge_template(cfg, n),
+                           lambda outs: {"CodeBucket": code[0], "CodeKey": code[1]}, tags=tags))
+
+    def cluster_params(outs: dict[str, dict[str, str]]) -> dict[str, str]:
+        edge = outs["edge"]
+        params = {"ResultsTopicArn": edge["ResultsTopicArn"], "TopicKeyArn": edge["TopicKeyArn"],
+                  "OutputBucket": edge["OutputBucket"]}
+        for rt in cfg.runtimes:
+            lid = f"Queue{logical_id(rt.name)}Arn"
+            params[lid] = edge[lid]
+        if not cfg.cluster.existing:
+            params["AdminPrincipalArn"] = cfg.cluster.admin_principal_arn or admin_principal
+            params["PrivateSubnetIds"] = (",".join(cfg.network.private_subnet_ids) if cfg.network.vpc_id
+                                          else outs["network"]["PrivateSubnetIds"])
+        return params
+
+    specs.append(StackSpec("cluster", stack_name(cfg, "cluster"), cluster_template(cfg, n), cluster_params,
+                           tags=tags))
+    return specs
+
+
+def placeholder_outputs(cfg: Config, account: str) -> dict[str, dict[str, str]]:
+    """Outputs to show parameters with before anything is deployed (for synth)."""
+    return {"network": {"PrivateSubnetIds": "<network.PrivateSubnetIds>"},
+            "edge": {k: f"<edge.{k}>" for k in
+                     ["ResultsTopicArn", "TopicKeyArn", "OutputBucket",
+                      *[f"Queue{logical_id(rt.name)}Arn" for rt in cfg.runtimes]]}}
