@@ -52,11 +52,16 @@ def local_target() -> Target:
         s3_factory=lambda: local_clients(state["aws_url"], state["region"])["s3"])
 
 
-def resolve_target(local: bool) -> Target:
+def resolve_target(local: bool, *, config=None, region: str | None = None, profile: str | None = None) -> Target:
+    """The local stack, or the deployed one named by the config (endpoint and key from its outputs)."""
     if local:
         return local_target()
-    raise SdctlError("no deployed stack to talk to yet",
-                     hint="use --local (or SDCTL_TARGET=local) for the local stack; `sdctl deploy` comes next")
+    from sdctl.aws.session import connect
+    from sdctl.config import load
+    from sdctl.deploy import aws_target
+
+    cfg = load(config)
+    return aws_target(cfg, connect(region=region, profile=profile, config_region=cfg.region))
 
 
 def new_task_id() -> str:

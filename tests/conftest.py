@@ -33,10 +33,74 @@ def _aws_env():
     os.environ.update(saved)
 
 
+def aws_like_bucket_policies() -> None:
+    """moto applies bucket-policy statements without their Conditions (see its
+    put_bucket_policy docstring), so the TLS-only Deny on aws:SecureTransport=false that
+    sdctl puts on its buckets would deny every request; on AWS it denies only plain HTTP.
+    Evaluate policies without conditioned statements, as AWS does for a TLS request."""
+    import json as _json
+
+    from moto.s3.models import FakeBucket
+
+    if getattr(FakeBucket, "_sdctl_patched", False):
+        return
+    original = FakeBucket.get_permission
+
+    def get_permission(self, action, resource):
+        if self.policy is None:
+            return original(self, action, resource)
+        doc = _json.loads(self.policy)
+        statements = doc.get("Statement", [])
+        doc["Statement"] = [st for st in (statements if isinstance(statements, list) else [statements])
+                            if "Condition" not in st]
+        saved, self.policy = self.policy, _json.dumps(doc).encode()
+        try:
+            return original(self, action, resource)
+        finally:
+            self.policy = saved
+
+    FakeBucket.get_permission = get_permission
+    FakeBucket._sdctl_patched = True
+
+
+def aws_like_change_sets() -> None:
+    """moto's ChangeSet.apply() updates a stack's resources but not its outputs, so a
+    stack created or updated through a change set reports none; AWS computes them. Rebuild
+    the output map after applying, as AWS does. Outputs that reference resource types moto
+    skips (AWS::EKS::*, AWS::ApiGateway::ApiKey) cannot be evaluated and are left out.)"""
+    from moto.cloudformation.models import ChangeSet
+
+    if getattr(ChangeSet, "_sdctl_patched", False):
+        return
+    original = ChangeSet.apply
+
+    def apply(self):
+        original(self)
+        stack = self.stack
+        stack.template = self.template
+        stack._parse_template()
+        output_map = stack._create_output_map()
+        for key in list(output_map.outputs):
+            try:
+                output_map[key]
+            except Exception:
+                del output_map._output_json_map[key]
+        stack.output_map = output_map
+
+    ChangeSet.apply = apply
+    ChangeSet._sdctl_patched = True
+
+
+def patch_moto() -> None:
+    aws_like_bucket_policies()
+    aws_like_change_sets()
+
+
 @pytest.fixture(scope="session")
 def moto_server():
     from moto.server import ThreadedMotoServer
 
+    patch_moto()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -117,7 +117,14 @@ class Deployer:
                       Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
                       Capabilities=list(capabilities), Tags=[{"Key": k, "Value": v} for k, v in (tags or {}).items()],
                       **self._template_arg(stack, template))
-        arn = self.cfn.create_change_set(**kwargs)["Id"]
+        try:
+            arn = self.cfn.create_change_set(**kwargs)["Id"]
+        except self.cfn.exceptions.ClientError as e:
+            # AWS reports "nothing to change" as a FAILED change set (handled below); an API
+            # path that raises it at once means the same.
+            if any(s in str(e) for s in NO_CHANGES):
+                return ChangeSet(stack=stack, kind=kind)
+            raise
         while True:
             cs = self.cfn.describe_change_set(ChangeSetName=arn, StackName=stack)
             if cs["Status"] in ("CREATE_COMPLETE", "FAILED"):
@@ -147,7 +154,7 @@ class Deployer:
             self.cfn.delete_stack(StackName=stack)  # the empty placeholder a CREATE change set leaves
 
     def _template_arg(self, stack: str, template: dict) -> dict:
-        body = json.dumps(template, separators=(",", ":"), sort_keys=True)
+        body = json.dumps(template, separators=(",", ":"))
         if len(body) <= TEMPLATE_BODY_LIMIT or self.upload is None:
             return {"TemplateBody": body}
         return {"TemplateURL": self.upload(f"templates/{stack}.json", body.encode())}

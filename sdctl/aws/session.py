@@ -43,6 +43,9 @@ def connect(*, region: str | None, profile: str | None, config_region: str | Non
         raise CredentialsError("no AWS credentials found",
                                hint="set AWS_PROFILE (or --profile), or AWS_ACCESS_KEY_ID and "
                                     "AWS_SECRET_ACCESS_KEY, or run `aws sso login`") from None
+    except bex.EndpointConnectionError as e:
+        raise CredentialsError(f"cannot reach AWS: {e}",
+                               hint="check the network, the region, and AWS_ENDPOINT_URL if it is set") from None
     except (bex.ClientError, bex.BotoCoreError) as e:
         raise CredentialsError(f"AWS rejected the credentials: {e}",
                                hint="refresh them (e.g. `aws sso login`) and try again") from None

@@ -33,7 +33,6 @@ def cluster_template(cfg: Config, n: Names) -> dict:
     p = tpl["Parameters"]
     r = tpl["Resources"]
     o = tpl["Outputs"]
-    stack_tags = {"sdctl:stack": cfg.stack_name}
     p["ResultsTopicArn"] = {"Type": "String"}
     p["TopicKeyArn"] = {"Type": "String"}
     p["OutputBucket"] = {"Type": "String"}
@@ -47,11 +46,11 @@ def cluster_template(cfg: Config, n: Names) -> dict:
         r["ClusterRole"] = {"Type": "AWS::IAM::Role", "Properties": {
             "AssumeRolePolicyDocument": policy({"Effect": "Allow", "Principal": {"Service": "eks.amazonaws.com"},
                                                 "Action": ["sts:AssumeRole", "sts:TagSession"]}),
-            "ManagedPolicyArns": [managed("AmazonEKSClusterPolicy")], "Tags": tags(stack_tags)}}
+            "ManagedPolicyArns": [managed("AmazonEKSClusterPolicy")]}}
         r["SecretsKey"] = {"Type": "AWS::KMS::Key", "Properties": {
             "Description": f"sdctl {name}: Kubernetes secrets encryption", "EnableKeyRotation": True,
             "KeyPolicy": policy(allow("kms:*", "*", Principal={
-                "AWS": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root")})), "Tags": tags(stack_tags)}}
+                "AWS": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root")}))}}
         r["Cluster"] = {"Type": "AWS::EKS::Cluster", "Properties": {
             "Name": name, "Version": cfg.cluster.version, "RoleArn": getatt("ClusterRole", "Arn"),
             "AccessConfig": {"AuthenticationMode": "API", "BootstrapClusterCreatorAdminPermissions": False},
@@ -61,8 +60,7 @@ def cluster_template(cfg: Config, n: Names) -> dict:
                                    "PublicAccessCidrs": cfg.cluster.public_access_cidrs},
             "EncryptionConfig": [{"Resources": ["secrets"], "Provider": {"KeyArn": getatt("SecretsKey", "Arn")}}],
             "Logging": {"ClusterLogging": {"EnabledTypes": [{"Type": t} for t in
-                                                            ("api", "audit", "authenticator")]}},
-            "Tags": tags(stack_tags)}}
+                                                            ("api", "audit", "authenticator")]}}}}
         r["AdminAccess"] = {"Type": "AWS::EKS::AccessEntry", "Properties": {
             "ClusterName": cluster_name, "PrincipalArn": ref("AdminPrincipalArn"), "Type": "STANDARD",
             "AccessPolicies": [{"PolicyArn": sub("arn:${AWS::Partition}:eks::aws:cluster-access-policy/"
@@ -73,7 +71,7 @@ def cluster_template(cfg: Config, n: Names) -> dict:
             "AssumeRolePolicyDocument": _ec2_trust(),
             "ManagedPolicyArns": [managed("AmazonEKSWorkerNodePolicy"), managed("AmazonEKS_CNI_Policy"),
                                   managed("AmazonEC2ContainerRegistryPullOnly"),
-                                  managed("AmazonSSMManagedInstanceCore")], "Tags": tags(stack_tags)}}
+                                  managed("AmazonSSMManagedInstanceCore")]}}
         r["SystemNodes"] = {"Type": "AWS::EKS::Nodegroup", "DependsOn": ["VpcCni", "PodIdentityAgent", "KubeProxy"],
                             "Properties": {
             "ClusterName": cluster_name, "NodegroupName": "system", "NodeRole": getatt("SystemNodeRole", "Arn"),
@@ -82,7 +80,7 @@ def cluster_template(cfg: Config, n: Names) -> dict:
             "CapacityType": "ON_DEMAND",
             "ScalingConfig": {"MinSize": sys_nodes.count, "MaxSize": sys_nodes.count + 1,
                               "DesiredSize": sys_nodes.count},
-            "Labels": {"sdctl.io/role": "system"}, "Tags": stack_tags}}
+            "Labels": {"sdctl.io/role": "system"}}}
         for addon in ADDONS:
             lid = {"vpc-cni": "VpcCni", "kube-proxy": "KubeProxy", "eks-pod-identity-agent": "PodIdentityAgent",
                    "coredns": "CoreDns", "aws-mountpoint-s3-csi-driver": "MountpointS3"}[addon]
@@ -104,8 +102,7 @@ def cluster_template(cfg: Config, n: Names) -> dict:
             "AssumeRolePolicyDocument": PODS_TRUST,
             "Policies": [{"PolicyName": "read-models", "PolicyDocument": policy(
                 allow("s3:ListBucket", sub(f"arn:${{AWS::Partition}}:s3:::{bucket}")),
-                allow("s3:GetObject", sub(f"arn:${{AWS::Partition}}:s3:::{bucket}/*")))}],
-            "Tags": tags(stack_tags)}}
+                allow("s3:GetObject", sub(f"arn:${{AWS::Partition}}:s3:::{bucket}/*")))}]}}
         if existing:
             r["MountpointIdentity"] = _pod_identity(cluster_name, "kube-system", "s3-csi-driver-sa", "MountpointRole")
 
@@ -113,13 +110,11 @@ def cluster_template(cfg: Config, n: Names) -> dict:
     r["KarpenterNodeRole"] = {"Type": "AWS::IAM::Role", "Properties": {
         "RoleName": f"KarpenterNodeRole-{name}"[:64], "AssumeRolePolicyDocument": _ec2_trust(),
         "ManagedPolicyArns": [managed("AmazonEKSWorkerNodePolicy"), managed("AmazonEKS_CNI_Policy"),
-                              managed("AmazonEC2ContainerRegistryPullOnly"), managed("AmazonSSMManagedInstanceCore")],
-        "Tags": tags(stack_tags)}}
+                              managed("AmazonEC2ContainerRegistryPullOnly"), managed("AmazonSSMManagedInstanceCore")]}}
     r["KarpenterNodeAccess"] = {"Type": "AWS::EKS::AccessEntry", "Properties": {
         "ClusterName": cluster_name, "PrincipalArn": getatt("KarpenterNodeRole", "Arn"), "Type": "EC2_LINUX"}}
     r["InterruptionQueue"] = {"Type": "AWS::SQS::Queue", "Properties": {
-        "QueueName": f"{name}-karpenter"[:80], "MessageRetentionPeriod": 300, "SqsManagedSseEnabled": True,
-        "Tags": tags(stack_tags)}}
+        "QueueName": f"{name}-karpenter"[:80], "MessageRetentionPeriod": 300, "SqsManagedSseEnabled": True}}
     skip(r["InterruptionQueue"], "CKV_AWS_27")
     r["InterruptionQueuePolicy"] = {"Type": "AWS::SQS::QueuePolicy", "Properties": {
         "Queues": [ref("InterruptionQueue")],
@@ -138,8 +133,7 @@ def cluster_template(cfg: Config, n: Names) -> dict:
         "AssumeRolePolicyDocument": PODS_TRUST,
         "Policies": [{"PolicyName": "karpenter-controller", "PolicyDocument": _sub_strings(_keys_with_cluster(controller_policy, name), {
             "NodeRoleArn": getatt("KarpenterNodeRole", "Arn"),
-            "InterruptionQueueArn": getatt("InterruptionQueue", "Arn")})}],
-        "Tags": tags(stack_tags)}}
+            "InterruptionQueueArn": getatt("InterruptionQueue", "Arn")})}]}}
     r["KarpenterIdentity"] = _pod_identity(cluster_name, "kube-system", "karpenter", "KarpenterControllerRole")
 
     # -- KEDA -----------------------------------------------------------------------------------------
@@ -147,8 +141,7 @@ def cluster_template(cfg: Config, n: Names) -> dict:
     r["KedaOperatorRole"] = {"Type": "AWS::IAM::Role", "Properties": {
         "AssumeRolePolicyDocument": PODS_TRUST,
         "Policies": [{"PolicyName": "read-queue-depth",
-                      "PolicyDocument": policy(allow("sqs:GetQueueAttributes", queue_arns))}],
-        "Tags": tags(stack_tags)}}
+                      "PolicyDocument": policy(allow("sqs:GetQueueAttributes", queue_arns))}]}}
     r["KedaIdentity"] = _pod_identity(cluster_name, "keda", "keda-operator", "KedaOperatorRole")
 
     # -- one workload role per runtime ----------------------------------------------------------------------
@@ -167,7 +160,7 @@ def cluster_template(cfg: Config, n: Names) -> dict:
         r[f"Runtime{lid}Role"] = {"Type": "AWS::IAM::Role", "Properties": {
             "AssumeRolePolicyDocument": PODS_TRUST,
             "Policies": [{"PolicyName": "runtime-workload", "PolicyDocument": policy(*statements)}],
-            "Tags": tags({**stack_tags, "sdctl:runtime": rt.name})}}
+            "Tags": tags({"sdctl:runtime": rt.name})}}
         r[f"Runtime{lid}Identity"] = _pod_identity(cluster_name, rt.namespace, runtime_service_account(rt.name),
                                                    f"Runtime{lid}Role")
         o[f"Runtime{lid}RoleArn"] = output(getatt(f"Runtime{lid}Role", "Arn"))

@@ -31,7 +31,6 @@ def edge_template(cfg: Config, n: Names) -> dict:
     }
     r = tpl["Resources"]
     o = tpl["Outputs"]
-    stack_tags = tags({"sdctl:stack": cfg.stack_name})
 
     # -- encryption key for the topics -------------------------------------------------------
     r["TopicKey"] = {"Type": "AWS::KMS::Key", "Properties": {
@@ -46,11 +45,10 @@ def edge_template(cfg: Config, n: Names) -> dict:
                   Sid="CloudWatchLogs", Principal={"Service": sub("logs.${AWS::Region}.amazonaws.com")},
                   Condition={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": sub(
                       "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*")}}),
-        ),
-        "Tags": stack_tags}}
+        )}}
     for logical, name in (("RequestsTopic", n.requests_topic), ("ResultsTopic", n.results_topic)):
         r[logical] = {"Type": "AWS::SNS::Topic", "Properties": {
-            "TopicName": name, "KmsMasterKeyId": ref("TopicKey"), "Tags": stack_tags}}
+            "TopicName": name, "KmsMasterKeyId": ref("TopicKey")}}
         o[f"{logical}Arn"] = output(ref(logical))
     o["TopicKeyArn"] = output(getatt("TopicKey", "Arn"))
 
@@ -58,8 +56,7 @@ def edge_template(cfg: Config, n: Names) -> dict:
     for rt, rn in zip(cfg.runtimes, n.runtimes, strict=True):
         q, dlq = queue_ids(rt.name)
         r[dlq] = {"Type": "AWS::SQS::Queue", **RETAIN, "Properties": {
-            "QueueName": rn.dead_letter_queue, "MessageRetentionPeriod": 1209600, "SqsManagedSseEnabled": True,
-            "Tags": stack_tags}}
+            "QueueName": rn.dead_letter_queue, "MessageRetentionPeriod": 1209600, "SqsManagedSseEnabled": True}}
         skip(r[dlq], "CKV_AWS_27")
         r[q] = {"Type": "AWS::SQS::Queue", **RETAIN, "Properties": {
             "QueueName": rn.queue,
@@ -67,8 +64,7 @@ def edge_template(cfg: Config, n: Names) -> dict:
             "MessageRetentionPeriod": 1209600,
             "ReceiveMessageWaitTimeSeconds": 20,
             "SqsManagedSseEnabled": True,
-            "RedrivePolicy": {"deadLetterTargetArn": getatt(dlq, "Arn"), "maxReceiveCount": rt.max_receive_count},
-            "Tags": stack_tags}}
+            "RedrivePolicy": {"deadLetterTargetArn": getatt(dlq, "Arn"), "maxReceiveCount": rt.max_receive_count}}}
         skip(r[q], "CKV_AWS_27")
         r[f"{q}Policy"] = {"Type": "AWS::SQS::QueuePolicy", "Properties": {
             "Queues": [ref(q)],
@@ -89,7 +85,7 @@ def edge_template(cfg: Config, n: Names) -> dict:
 
     # -- output bucket ---------------------------------------------------------------------------
     r["OutputBucket"] = {"Type": "AWS::S3::Bucket", **RETAIN, "Properties": {
-        "BucketName": n.output_bucket,
+        "BucketName": sub(n.output_bucket) if "${" in n.output_bucket else n.output_bucket,
         "BucketEncryption": {"ServerSideEncryptionConfiguration": [
             {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]},
         "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
@@ -98,8 +94,7 @@ def edge_template(cfg: Config, n: Names) -> dict:
         "LifecycleConfiguration": {"Rules": [
             {"Id": "expire-results", "Status": "Enabled", "ExpirationInDays": cfg.output.retention_days},
             {"Id": "abort-uploads", "Status": "Enabled", "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}},
-        ]},
-        "Tags": stack_tags}}
+        ]}}}
     skip(r["OutputBucket"], "CKV_AWS_18", "CKV_AWS_21")
     r["OutputBucketPolicy"] = {"Type": "AWS::S3::BucketPolicy", "Properties": {
         "Bucket": ref("OutputBucket"),
@@ -119,8 +114,7 @@ def edge_template(cfg: Config, n: Names) -> dict:
             allow("sns:Publish", ref("RequestsTopic")),
             allow(["kms:GenerateDataKey*", "kms:Decrypt"], getatt("TopicKey", "Arn")),
             allow(["logs:CreateLogStream", "logs:PutLogEvents"], getatt("ApiHandlerLogGroup", "Arn")),
-        )}],
-        "Tags": stack_tags}}
+        )}]}}
     r["ApiHandler"] = {"Type": "AWS::Lambda::Function", "DependsOn": ["ApiHandlerLogGroup"], "Properties": {
         "FunctionName": function_name,
         "Description": "sdctl: validate v1alpha2 tasks and publish them to the requests topic",
@@ -132,8 +126,7 @@ def edge_template(cfg: Config, n: Names) -> dict:
             "SNS_TOPIC_ARN": ref("RequestsTopic"), "S3_BUCKET": ref("OutputBucket"),
             "RUNTIMES": json.dumps({rt.name: rt.type for rt in cfg.runtimes}, sort_keys=True),
             "DEFAULT_PREFIX": cfg.output.prefix}},
-        "TracingConfig": {"Mode": "Active"},
-        "Tags": stack_tags}}
+        "TracingConfig": {"Mode": "Active"}}}
 
     skip(r["ApiHandler"], "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_115", "CKV_AWS_173")
 
@@ -141,7 +134,7 @@ def edge_template(cfg: Config, n: Names) -> dict:
     stage = cfg.api.stage_name
     r["Api"] = {"Type": "AWS::ApiGateway::RestApi", "Properties": {
         "Name": f"{cfg.stack_name}-api", "Description": "sdctl image API (v1alpha2)",
-        "EndpointConfiguration": {"Types": ["REGIONAL"]}, "Tags": stack_tags}}
+        "EndpointConfiguration": {"Types": ["REGIONAL"]}}}
     r["ApiTasksResource"] = {"Type": "AWS::ApiGateway::Resource", "Properties": {
         "RestApiId": ref("Api"), "ParentId": getatt("Api", "RootResourceId"), "PathPart": "v1alpha2"}}
     r["ApiTasksMethod"] = {"Type": "AWS::ApiGateway::Method", "Properties": {
@@ -176,8 +169,7 @@ def edge_template(cfg: Config, n: Names) -> dict:
         "MethodSettings": [{"ResourcePath": "/*", "HttpMethod": "*", "MetricsEnabled": True,
                             "LoggingLevel": "ERROR", "DataTraceEnabled": False,
                             "ThrottlingRateLimit": cfg.api.throttle.rate_limit,
-                            "ThrottlingBurstLimit": cfg.api.throttle.burst_limit}],
-        "Tags": stack_tags}}
+                            "ThrottlingBurstLimit": cfg.api.throttle.burst_limit}]}}
     skip(r["ApiStage"], "CKV_AWS_120")
     r["ApiKey"] = {"Type": "AWS::ApiGateway::ApiKey", "DependsOn": ["ApiStage"], "Properties": {
         "Name": f"{cfg.stack_name}-key", "Enabled": True}}

@@ -29,10 +29,10 @@ def stack_name(cfg: Config, key: str) -> str:
     return f"{cfg.stack_name}-{key}"
 
 
-def stacks(cfg: Config, *, account: str, region: str | None = None, code: tuple[str, str] = ("", ""),
-           admin_principal: str = "") -> list[StackSpec]:
-    """Every stack for this config, in deployment order. Pure."""
-    n = names(cfg, account=account, region=region)
+def stacks(cfg: Config, *, code: tuple[str, str] = ("", ""), admin_principal: str = "") -> list[StackSpec]:
+    """Every stack for this config, in deployment order. Pure, and independent of the account:
+    the same config gives the same templates everywhere."""
+    n = names(cfg, account="${AWS::AccountId}", region="${AWS::Region}")
     tags = {"sdctl:stack": cfg.stack_name}
     specs: list[StackSpec] = []
     if not cfg.network.vpc_id and not cfg.cluster.existing:
@@ -59,7 +59,7 @@ def stacks(cfg: Config, *, account: str, region: str | None = None, code: tuple[
     return specs
 
 
-def placeholder_outputs(cfg: Config, account: str) -> dict[str, dict[str, str]]:
+def placeholder_outputs(cfg: Config) -> dict[str, dict[str, str]]:
     """Outputs to show parameters with before anything is deployed (for synth)."""
     return {"network": {"PrivateSubnetIds": "<network.PrivateSubnetIds>"},
             "edge": {k: f"<edge.{k}>" for k in

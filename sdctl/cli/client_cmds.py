@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from sdctl.cli.common import LocalOpt, OutputOpt, emit_json, err, is_local, out, output_mode
+from sdctl.cli.common import LocalOpt, OutputOpt, emit_json, err, is_local, out, output_mode, target_for
 
 OutOpt = Annotated[Path, typer.Option("--out", help="Folder to write images into.")]
 
@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
         if width % 8 or height % 8:
             raise UsageError(f"--width {width} and --height {height} must be multiples of 8")
         started = time.monotonic()
-        target = client.resolve_target(is_local(local))
+        target = target_for(ctx, is_local(local))
         body = client.text_to_image(prompt, runtime=target.runtime(runtime), task_id=task_id, negative=negative,
                                     steps=steps, width=width, height=height, seed=seed, count=count,
                                     sampler=sampler)
@@ -93,7 +93,7 @@ def register(app: typer.Typer) -> None:
 
         mode = output_mode(ctx, output)
         bodies = _read_tasks(file)
-        target = client.resolve_target(is_local(local))
+        target = target_for(ctx, is_local(local))
         api = client.ImageApi(target.api_url, target.api_key)
         results, failures = [], 0
         for line, body in bodies:
@@ -140,7 +140,7 @@ def register(app: typer.Typer) -> None:
         from sdctl.errors import SdctlError
 
         mode = output_mode(ctx, output)
-        target = client.resolve_target(is_local(local))
+        target = target_for(ctx, is_local(local))
         s3 = target.s3()
         doc = client.read_result(s3, target.bucket, prefix or target.prefix, task_id)
         if doc is None:

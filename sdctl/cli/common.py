@@ -62,3 +62,17 @@ def report_error(e) -> int:
     if e.hint:
         err.print(f"[dim]hint:[/] {e.hint}", markup=True)
     return e.exit_code
+
+
+def target_for(ctx: typer.Context, local: bool):
+    from sdctl.client import resolve_target
+
+    obj = ctx.obj or {}
+    return resolve_target(local, config=obj.get("config"), region=obj.get("region"), profile=obj.get("profile"))
+
+
+def aws_for(ctx: typer.Context, cfg):
+    from sdctl.aws.session import connect
+
+    obj = ctx.obj or {}
+    return connect(region=obj.get("region"), profile=obj.get("profile"), config_region=cfg.region)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from sdctl import __version__
-from sdctl.cli import agent_cmds, client_cmds, config_cmds, local_cmds
+from sdctl.cli import agent_cmds, client_cmds, config_cmds, deploy_cmds, local_cmds
 from sdctl.cli.common import RUN, Output, report_error
 
 app = typer.Typer(
@@ -43,6 +43,7 @@ def root(
 
 
 config_cmds.register(app)
+deploy_cmds.register(app)
 client_cmds.register(app)
 app.add_typer(local_cmds.app, name="local")
 app.add_typer(agent_cmds.agent_app, name="agent")
@@ -56,5 +57,28 @@ def main() -> None:
         app()
     except SdctlError as e:
         raise SystemExit(report_error(e)) from None
+    except Exception as e:
+        aws = _aws_error(e)
+        if aws is None:
+            raise
+        raise SystemExit(report_error(aws)) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+
+
+def _aws_error(e: Exception):
+    """An AWS SDK error as a one-line SdctlError (no traceback), or None if it is not one."""
+    from sdctl.errors import SdctlError
+
+    module = type(e).__module__ or ""
+    if not module.startswith(("botocore", "boto3")):
+        return None
+    response = getattr(e, "response", None) or {}
+    code = response.get("Error", {}).get("Code")
+    op = getattr(e, "operation_name", None)
+    hint = None
+    if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "403"):
+        hint = "the credentials in use lack a permission for this call; check the role's policies"
+    elif code in ("ExpiredToken", "ExpiredTokenException", "RequestExpired"):
+        hint = "refresh the credentials (e.g. `aws sso login`) and try again"
+    return SdctlError(f"AWS {op or 'call'} failed: {code or type(e).__name__}: {e}", hint=hint)

@@ -1,0 +1,212 @@
+"""`sdctl synth | plan | deploy | destroy | status`: the AWS side."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sdctl.cli.common import ConfigOpt, OutputOpt, aws_for, config_arg, emit_json, err, out, output_mode
+
+#: `sdctl plan` exit code when changes are pending (0: none, 1: error, 2: usage/config).
+PLAN_CHANGES_PENDING = 3
+COLORS = {"Add": "green", "Modify": "yellow", "Remove": "red", "Dynamic": "magenta"}
+
+
+def _load(ctx: typer.Context, config):
+    from sdctl.config import config_path, load
+
+    return load(config_path(config_arg(ctx, config)))
+
+
+def _yes(ctx: typer.Context, flag: bool) -> bool:
+    return flag or bool((ctx.obj or {}).get("yes"))
+
+
+def _changes_table(cs):
+    from rich.table import Table
+
+    title = f"{cs.stack} ({'create' if cs.kind == 'CREATE' else 'update'}): {len(cs.changes)} change(s)"
+    table = Table("action", "logical id", "type", "replacement", title=title, title_justify="left")
+    for c in cs.changes:
+        color = COLORS.get(c.action, "white")
+        table.add_row(f"[{color}]{c.action}[/]", c.logical_id, c.resource_type,
+                      "[red]yes[/]" if c.replacement == "True" else ("maybe" if c.replacement == "Conditional" else "no"))
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def synth(
+        ctx: typer.Context,
+        out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the templates into.")] = Path("synth"),
+        config: ConfigOpt = None,
+        output: OutputOpt = None,
+    ) -> None:
+        """Write every CloudFormation template (no AWS access needed) for review and GitOps."""
+        from sdctl.cfn.stacks import placeholder_outputs, stacks
+
+        mode = output_mode(ctx, output)
+        cfg = _load(ctx, config)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = []
+        placeholders = placeholder_outputs(cfg)
+        for spec in stacks(cfg, code=("<artifacts bucket>", "<handler zip key>"), admin_principal="<deployer>"):
+            path = out_dir / f"{spec.name}.template.json"
+            path.write_text(json.dumps(spec.template, indent=2) + "\n")
+            params = out_dir / f"{spec.name}.parameters.json"
+            params.write_text(json.dumps(spec.parameters(placeholders), indent=2, sort_keys=True) + "\n")
+            written += [str(path), str(params)]
+        if mode == "json":
+            emit_json({"written": written})
+        else:
+            for w in written:
+                out.print(w)
+
+    @app.command()
+    def plan(
+        ctx: typer.Context,
+        only: Annotated[str | None, typer.Option(help="Plan one stack: network, edge or cluster.")] = None,
+        config: ConfigOpt = None,
+        output: OutputOpt = None,
+    ) -> None:
+        """Show what deploy would change (change sets, never executed). Exit 0: nothing; 3: changes pending."""
+        from sdctl import deploy
+
+        mode = output_mode(ctx, output)
+        cfg = _load(ctx, config)
+        with err.status("creating change sets…"):
+            results = deploy.plan(deploy.context(cfg, aws_for(ctx, cfg)), only)
+        pending = any(not cs.empty for cs in results)
+        if mode == "json":
+            emit_json({"changes_pending": pending, "stacks": [
+                {"stack": cs.stack, "kind": cs.kind, "changes": [c.to_dict() for c in cs.changes]} for cs in results]})
+        else:
+            for cs in results:
+                if cs.empty:
+                    out.print(f"{cs.stack}: no changes")
+                else:
+                    out.print(_changes_table(cs))
+        if pending:
+            raise typer.Exit(PLAN_CHANGES_PENDING)
+
+    @app.command("deploy")
+    def deploy_cmd(
+        ctx: typer.Context,
+        yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
+        only: Annotated[str | None, typer.Option(help="Deploy one stack: network, edge or cluster.")] = None,
+        config: ConfigOpt = None,
+        output: OutputOpt = None,
+    ) -> None:
+        """Create or update the stacks in order: change set, review, confirm, execute, outputs."""
+        from sdctl import deploy
+        from sdctl.errors import UsageError
+
+        mode = output_mode(ctx, output)
+        cfg = _load(ctx, config)
+        assume_yes = _yes(ctx, yes)
+        started = time.monotonic()
+
+        def ask(question: str) -> bool:
+            if assume_yes:
+                return True
+            if not sys.stdin.isatty():
+                raise UsageError("refusing to change stacks without a terminal to confirm on",
+                                 hint="review with `sdctl plan`, then pass --yes")
+            return typer.confirm(question, default=False, err=True)
+
+        def confirm(cs) -> bool:
+            err.print(_changes_table(cs))
+            return ask(f"Apply these changes to {cs.stack}?")
+
+        def on_event(stack, e) -> None:
+            color = "red" if e.failed else ("green" if e.status.endswith("COMPLETE") else "yellow")
+            reason = f"  {e.reason}" if e.reason and (e.failed or "FAILED" in e.status) else ""
+            err.print(f"[dim]{time.monotonic() - started:6.1f}s[/] {stack}  {e.logical_id}  "
+                      f"[{color}]{e.status}[/]{reason}")
+
+        results = {}
+
+        def on_result(stack, what):
+            results[stack] = what
+            err.print(f"[bold]{stack}[/]: {what}")
+
+        outputs = deploy.deploy(deploy.context(cfg, aws_for(ctx, cfg)), only=only, confirm=confirm,
+                                confirm_recreate=lambda s: ask(f"{s} is ROLLBACK_COMPLETE. Delete and create it again?"),
+                                on_event=on_event, on_result=on_result)
+        summary = {"stacks": results, "outputs": outputs, "seconds": round(time.monotonic() - started, 1)}
+        if mode == "json":
+            emit_json(summary)
+        else:
+            for key, outs in outputs.items():
+                out.print(f"[bold]{key}[/]")
+                for k, v in sorted(outs.items()):
+                    out.print(f"  {k:32} {v}")
+
+    @app.command()
+    def destroy(
+        ctx: typer.Context,
+        yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
+        keep_data: Annotated[bool, typer.Option("--keep-data", help="Keep the output bucket and queues.")] = False,
+        config: ConfigOpt = None,
+        output: OutputOpt = None,
+    ) -> None:
+        """Delete the stacks in reverse order, then the output and artifacts buckets (unless --keep-data).
+        The model bucket is never touched."""
+        from sdctl import deploy
+        from sdctl.errors import SdctlError, UsageError
+
+        mode = output_mode(ctx, output)
+        cfg = _load(ctx, config)
+        if not _yes(ctx, yes):
+            if not sys.stdin.isatty():
+                raise UsageError("refusing to delete without a terminal to confirm on", hint="pass --yes")
+            what = "stacks" + ("" if keep_data else ", the output bucket with every image, and the queues")
+            if not typer.confirm(f"Delete {cfg.stack_name}'s {what}?", default=False, err=True):
+                raise SdctlError("destroy cancelled; nothing was deleted")
+        report = deploy.destroy(deploy.context(cfg, aws_for(ctx, cfg)), keep_data=keep_data,
+                                on_event=lambda s, e: err.print(f"{s}  {e.logical_id}  {e.status}"),
+                                on_result=lambda s, what: err.print(f"[bold]{s}[/]: {what}"))
+        if mode == "json":
+            emit_json(report)
+        else:
+            out.print(f"{cfg.stack_name} destroyed" + (" (data kept)" if keep_data else ""))
+
+    @app.command()
+    def status(
+        ctx: typer.Context,
+        show_key: Annotated[bool, typer.Option("--show-key", help="Fetch and print the API key value.")] = False,
+        config: ConfigOpt = None,
+        output: OutputOpt = None,
+    ) -> None:
+        """Stacks with their status and outputs."""
+        from rich.table import Table
+
+        from sdctl import deploy
+
+        mode = output_mode(ctx, output)
+        cfg = _load(ctx, config)
+        aws = aws_for(ctx, cfg)
+        rows = deploy.status(deploy.context(cfg, aws))
+        key = None
+        edge = next((r for r in rows if r["key"] == "edge"), None)
+        if show_key and edge and "ApiKeyId" in edge["outputs"]:
+            key = deploy.api_key_value(aws, edge["outputs"]["ApiKeyId"])
+        if mode == "json":
+            emit_json({"region": aws.region, "account": aws.account, "stacks": rows,
+                       **({"api_key": key} if key else {})})
+            return
+        table = Table("stack", "status", "updated")
+        for r in rows:
+            color = "green" if r["status"].endswith("COMPLETE") and "ROLLBACK" not in r["status"] else "yellow"
+            table.add_row(r["stack"], f"[{color}]{r['status']}[/]", r["updated"] or "")
+        out.print(table)
+        for r in rows:
+            for k, v in sorted(r["outputs"].items()):
+                out.print(f"  {r['key']}.{k:30} {v}")
+        if key:
+            out.print(f"  api key: {key}")

@@ -1,0 +1,184 @@
+"""Plan, deploy, destroy and inspect the AWS stacks. Decisions come from the builders;
+this module only sequences the executors and reports through callbacks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sdctl.aws import artifacts
+from sdctl.aws.cloudformation import ChangeSet, Deployer, Event, changes_from_template
+from sdctl.aws.session import Aws
+from sdctl.cfn.base import logical_id
+from sdctl.cfn.stacks import StackSpec, stacks
+from sdctl.config.model import Config
+from sdctl.errors import SdctlError, UsageError
+from sdctl.names import names
+
+
+@dataclass
+class Context:
+    cfg: Config
+    aws: Aws
+    deployer: Deployer
+    specs: list[StackSpec]
+    code_bucket: str
+    code_key: str
+    code: bytes
+
+
+def context(cfg: Config, aws: Aws, *, poll: float = 2.0) -> Context:
+    code = artifacts.lambda_zip()
+    bucket = artifacts.artifacts_bucket_name(cfg.stack_name, aws.account, aws.region)
+    key = artifacts.lambda_key(code)
+    s3 = aws.client("s3")
+
+    def upload(k: str, data: bytes) -> str:
+        s3.put_object(Bucket=bucket, Key=k, Body=data)
+        return f"https://{bucket}.s3.{aws.region}.amazonaws.com/{k}"
+
+    deployer = Deployer(aws.client("cloudformation"), upload=upload, poll=poll)
+    specs = stacks(cfg, code=(bucket, key), admin_principal=aws.principal_arn)
+    return Context(cfg, aws, deployer, specs, bucket, key, code)
+
+
+def select(ctx: Context, only: str | None) -> list[StackSpec]:
+    if only is None:
+        return ctx.specs
+    chosen = [s for s in ctx.specs if s.key == only]
+    if not chosen:
+        raise UsageError(f"no stack {only!r}", hint=f"stacks: {', '.join(s.key for s in ctx.specs)}")
+    return chosen
+
+
+def _upstream_outputs(ctx: Context, spec: StackSpec, done: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    outs = dict(done)
+    for s in ctx.specs:
+        if s is spec:
+            break
+        if s.key not in outs:
+            if ctx.deployer.status(s.name) is None:
+                raise SdctlError(f"stack {s.name} is not deployed; {spec.name} needs its outputs",
+                                 hint=f"deploy it first: sdctl deploy --only {s.key}")
+            outs[s.key] = ctx.deployer.outputs(s.name)
+    return outs
+
+
+def _parameters(spec: StackSpec, outputs: dict[str, dict[str, str]]) -> dict[str, str]:
+    try:
+        return spec.parameters(outputs)
+    except KeyError as e:
+        raise SdctlError(f"{spec.name} needs the output {e.args[0]} of an earlier stack, which lacks it",
+                         hint="deploy the earlier stacks again (sdctl deploy) and check `sdctl status`") from None
+
+
+def plan(ctx: Context, only: str | None = None) -> list[ChangeSet]:
+    """What deploy would change, stack by stack. Creates change sets and deletes them unexecuted."""
+    results: list[ChangeSet] = []
+    for spec in select(ctx, only):
+        if ctx.deployer.status(spec.name) is None:
+            results.append(changes_from_template(spec.name, spec.template))
+            continue
+        params = _parameters(spec, _upstream_outputs(ctx, spec, {}))
+        cs = ctx.deployer.create_change_set(spec.name, spec.template, params, spec.capabilities, spec.tags)
+        ctx.deployer.discard(cs)
+        results.append(cs)
+    return results
+
+
+def deploy(ctx: Context, *, only: str | None = None, confirm: Callable[[ChangeSet], bool],
+           confirm_recreate: Callable[[str], bool], on_event: Callable[[str, Event], None],
+           on_result: Callable[[str, str], None] = lambda stack, what: None) -> dict[str, dict[str, str]]:
+    """Deploy stacks in order. Returns every deployed stack's outputs by key."""
+    s3 = ctx.aws.client("s3")
+    artifacts.ensure_bucket(s3, ctx.code_bucket, ctx.aws.region)
+    artifacts.upload_once(s3, ctx.code_bucket, ctx.code_key, ctx.code)
+    outputs: dict[str, dict[str, str]] = {}
+    for spec in select(ctx, only):
+        status = ctx.deployer.status(spec.name)
+        if status == "ROLLBACK_COMPLETE":
+            if not confirm_recreate(spec.name):
+                raise SdctlError(f"stack {spec.name} is ROLLBACK_COMPLETE and was not deleted",
+                                 hint="delete it (or answer yes) and deploy again")
+            ctx.deployer.delete(spec.name, lambda e, s=spec.name: on_event(s, e))
+        params = _parameters(spec, _upstream_outputs(ctx, spec, outputs))
+        cs = ctx.deployer.create_change_set(spec.name, spec.template, params, spec.capabilities, spec.tags)
+        if cs.empty:
+            on_result(spec.name, "no changes")
+        elif not confirm(cs):
+            ctx.deployer.discard(cs)
+            raise SdctlError(f"deploy of {spec.name} cancelled; nothing was changed")
+        else:
+            ctx.deployer.execute(cs, lambda e, s=spec.name: on_event(s, e))
+            on_result(spec.name, "deployed")
+        outputs[spec.key] = ctx.deployer.outputs(spec.name)
+    return outputs
+
+
+def destroy(ctx: Context, *, keep_data: bool, on_event: Callable[[str, Event], None],
+            on_result: Callable[[str, str], None] = lambda stack, what: None) -> dict:
+    """Delete stacks in reverse order; then the retained data unless keep_data. Never the model bucket."""
+    report: dict = {"stacks": {}, "buckets": {}, "queues": []}
+    for spec in reversed(ctx.specs):
+        deleted = ctx.deployer.delete(spec.name, lambda e, s=spec.name: on_event(s, e))
+        report["stacks"][spec.name] = "deleted" if deleted else "absent"
+        on_result(spec.name, report["stacks"][spec.name])
+    if keep_data:
+        return report
+    n = names(ctx.cfg, account=ctx.aws.account, region=ctx.aws.region)
+    s3 = ctx.aws.client("s3")
+    for bucket in (n.output_bucket, ctx.code_bucket):
+        if ctx.cfg.model_bucket.name and bucket == ctx.cfg.model_bucket.name:
+            continue  # never touch the model bucket
+        count = artifacts.empty_bucket(s3, bucket)
+        try:
+            s3.delete_bucket(Bucket=bucket)
+            report["buckets"][bucket] = {"deleted": True, "objects": count}
+        except s3.exceptions.ClientError as e:
+            code = e.response.get("Error", {}).get("Code")
+            report["buckets"][bucket] = {"deleted": False, "reason": code}
+        on_result(f"s3://{bucket}", "deleted" if report["buckets"][bucket]["deleted"] else "absent")
+    sqs = ctx.aws.client("sqs")
+    for rn in n.runtimes:
+        for q in (rn.queue, rn.dead_letter_queue):
+            try:
+                sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=q)["QueueUrl"])
+                report["queues"].append(q)
+                on_result(q, "deleted")
+            except sqs.exceptions.ClientError:
+                pass
+    return report
+
+
+def status(ctx: Context) -> list[dict]:
+    rows = []
+    for spec in ctx.specs:
+        data = ctx.deployer.describe(spec.name)
+        rows.append({"key": spec.key, "stack": spec.name,
+                     "status": data["StackStatus"] if data else "NOT_DEPLOYED",
+                     "updated": str(data.get("LastUpdatedTime") or data.get("CreationTime")) if data else None,
+                     "outputs": {o["OutputKey"]: o["OutputValue"] for o in (data or {}).get("Outputs", [])}})
+    return rows
+
+
+def api_key_value(aws: Aws, key_id: str) -> str:
+    return aws.client("apigateway").get_api_key(apiKey=key_id, includeValue=True)["value"]
+
+
+def aws_target(cfg: Config, aws: Aws):
+    """The deployed API and bucket, from the edge stack's outputs."""
+    from sdctl.client import Target
+
+    ctx = context(cfg, aws)
+    edge = next(s for s in ctx.specs if s.key == "edge")
+    outs = ctx.deployer.outputs(edge.name)
+    if "ApiEndpoint" not in outs or "ApiKeyId" not in outs:
+        raise SdctlError(f"stack {edge.name} is not deployed (or has no API outputs)",
+                         hint="run `sdctl deploy` first, or use --local")
+    return Target(kind="aws", api_url=outs["ApiEndpoint"], api_key=api_key_value(aws, outs["ApiKeyId"]),
+                  bucket=outs["OutputBucket"], prefix=cfg.output.prefix,
+                  runtimes={rt.name: rt.type for rt in cfg.runtimes}, s3_factory=lambda: aws.client("s3"))
+
+
+def queue_output(runtime: str) -> str:
+    return f"Queue{logical_id(runtime)}Url"
