@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean
+CHECKOV := .tools/checkov/bin/checkov
+
+.PHONY: demo test lint tools clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,11 +19,18 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m sdctl.demo
 
-test: $(STAMP)
+# checkov lives in its own venv: its pins (an old boto3, among others) must not shape ours.
+$(CHECKOV):
+	$(PYTHON) -m venv .tools/checkov
+	.tools/checkov/bin/python -m pip install --quiet "checkov>=3.2,<4"
+
+tools: $(CHECKOV)
+
+test: $(STAMP) $(CHECKOV)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check sdctl lambda_src tests
 
 clean:
-	rm -rf $(VENV) .sdctl outputs
+	rm -rf $(VENV) .tools .sdctl outputs

@@ -34,7 +34,10 @@ def stack(aws):
     cfg = parse(CONFIG)
     res = provision(local_plan(cfg, visibility_seconds=30), sns=aws.sns, sqs=aws.sqs, s3=aws.s3)
     res["aws"] = aws
-    return res
+    res["agents"] = []
+    yield res
+    for agent in res["agents"]:
+        agent.heartbeat.stop()
 
 
 def make_agent(stack, runtime_url: str, visibility: int = 30) -> Agent:
@@ -46,6 +49,7 @@ def make_agent(stack, runtime_url: str, visibility: int = 30) -> Agent:
     aws = stack["aws"]
     agent = Agent(settings, sqs=aws.sqs, s3=aws.s3, sns=aws.sns, adapter=A1111Adapter(runtime_url, timeout=30))
     agent.discover_redrive_policy()
+    stack["agents"].append(agent)
     return agent
 
 

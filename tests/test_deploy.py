@@ -1,0 +1,239 @@
+"""The deployer against a moto server over HTTP, through the CLI as a user runs it.
+
+moto stands in for CloudFormation with known gaps, each adapted in the test (never in the
+product): it skips AWS::EKS::* and the API Gateway key/stage/usage-plan types (their outputs
+are missing, so the cluster's and the API key's are asserted on the templates in
+test_cfn.py); it cannot delete a VPC stack (no CloudFormation delete for NAT gateways,
+endpoints or route tables), so the full cycle uses an existing VPC; and it runs change sets
+synchronously without rollback events, so the failure report is tested on recorded events.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from sdctl.aws.cloudformation import DeployFailed, Deployer
+
+CONFIG = """
+stackName: cyc
+region: us-west-2
+modelBucket: {{name: cyc-models}}
+network: {{vpcId: {vpc}, privateSubnetIds: [{subnets}]}}
+api: {{throttle: {{rateLimit: {rate}}}}}
+runtimes:
+  - {{name: sdruntime, type: sdwebui}}
+  - {{name: comfy, type: comfyui}}
+"""
+
+
+@pytest.fixture
+def env(aws, tmp_path):
+    e = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    e.update(AWS_ENDPOINT_URL=aws.url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+             AWS_DEFAULT_REGION="us-west-2", AWS_EC2_METADATA_DISABLED="true")
+    return e
+
+
+def sdctl(env, cwd, *args, check=True):
+    r = subprocess.run([sys.executable, "-m", "sdctl", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL, timeout=300)
+    if check and r.returncode != 0:
+        raise AssertionError(f"sdctl {' '.join(args)} -> {r.returncode}\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+@pytest.fixture
+def existing_vpc(aws):
+    vpc = aws.ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnets = [aws.ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{i}.0/24")["Subnet"]["SubnetId"] for i in (1, 2)]
+    aws.s3.create_bucket(Bucket="cyc-models", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    aws.s3.put_object(Bucket="cyc-models", Key="v1-5.safetensors", Body=b"weights")
+    return vpc, subnets
+
+
+def write_config(tmp_path, vpc, subnets, rate=30):
+    (tmp_path / "sdctl.yaml").write_text(CONFIG.format(vpc=vpc, subnets=", ".join(subnets), rate=rate))
+
+
+def test_deploy_redeploy_update_destroy(env, tmp_path, aws, existing_vpc):
+    write_config(tmp_path, *existing_vpc)
+    first = json.loads(sdctl(env, tmp_path, "deploy", "--yes", "-o", "json").stdout)
+    assert first["stacks"] == {"cyc-edge": "deployed", "cyc-cluster": "deployed"}
+    edge = first["outputs"]["edge"]
+    assert edge["QueueSdruntimeUrl"].endswith("/cyc-sdruntime")
+    assert edge["QueueComfyUrl"].endswith("/cyc-comfy")
+    assert edge["OutputBucket"] == "cyc-output-123456789012-us-west-2"
+    assert edge["ApiEndpoint"].startswith("https://") and edge["ApiEndpoint"].endswith("/prod")
+    assert "RuntimeComfyRoleArn" in first["outputs"]["cluster"]
+    queue = aws.sqs.get_queue_attributes(QueueUrl=aws.sqs.get_queue_url(QueueName="cyc-sdruntime")["QueueUrl"],
+                                         AttributeNames=["RedrivePolicy", "VisibilityTimeout"])["Attributes"]
+    assert json.loads(queue["RedrivePolicy"])["maxReceiveCount"] == 3 and queue["VisibilityTimeout"] == "660"
+    code = aws.s3.list_objects_v2(Bucket="cyc-artifacts-123456789012-us-west-2")["Contents"]
+    assert [o["Key"] for o in code] == [f"lambda/{k}" for k in [code[0]["Key"].split("/")[1]]]
+
+    again = json.loads(sdctl(env, tmp_path, "deploy", "--yes", "-o", "json").stdout)
+    assert again["stacks"] == {"cyc-edge": "no changes", "cyc-cluster": "no changes"}
+    assert sdctl(env, tmp_path, "plan").returncode == 0
+
+    write_config(tmp_path, *existing_vpc, rate=45)
+    plan = sdctl(env, tmp_path, "plan", "-o", "json", check=False)
+    assert plan.returncode == 3
+    changes = {(s["stack"], c["logical_id"]) for s in json.loads(plan.stdout)["stacks"] for c in s["changes"]}
+    assert changes == {("cyc-edge", "ApiStage"), ("cyc-edge", "ApiUsagePlan")}
+    updated = json.loads(sdctl(env, tmp_path, "deploy", "--yes", "-o", "json").stdout)
+    assert updated["stacks"] == {"cyc-edge": "deployed", "cyc-cluster": "no changes"}
+
+    aws.s3.put_object(Bucket=edge["OutputBucket"], Key="output/t/t-1.png", Body=b"png")
+    report = json.loads(sdctl(env, tmp_path, "destroy", "--yes", "-o", "json").stdout)
+    assert report["stacks"] == {"cyc-cluster": "deleted", "cyc-edge": "deleted"}
+    assert report["buckets"]["cyc-output-123456789012-us-west-2"] == {"deleted": True, "objects": 1}
+    assert sorted(report["queues"]) == ["cyc-comfy", "cyc-comfy-dlq", "cyc-sdruntime", "cyc-sdruntime-dlq"]
+    assert aws.cloudformation.describe_stacks()["Stacks"] == []
+    assert [b["Name"] for b in aws.s3.list_buckets()["Buckets"]] == ["cyc-models"]  # never touched
+    assert aws.s3.get_object(Bucket="cyc-models", Key="v1-5.safetensors")["Body"].read() == b"weights"
+
+
+def test_destroy_keep_data_leaves_bucket_and_queues(env, tmp_path, aws, existing_vpc):
+    write_config(tmp_path, *existing_vpc)
+    sdctl(env, tmp_path, "deploy", "--yes")
+    report = json.loads(sdctl(env, tmp_path, "destroy", "--yes", "--keep-data", "-o", "json").stdout)
+    assert report["buckets"] == {} and report["queues"] == []
+    assert "cyc-output-123456789012-us-west-2" in [b["Name"] for b in aws.s3.list_buckets()["Buckets"]]
+    assert len(aws.sqs.list_queues(QueueNamePrefix="cyc-")["QueueUrls"]) == 4
+
+
+def test_network_stack_creates_and_redeploys(env, tmp_path, aws):
+    """moto cannot delete a VPC stack, so only create and the no-op redeploy are checked here."""
+    (tmp_path / "sdctl.yaml").write_text("stackName: net\nruntimes: [{name: a, type: sdwebui}]\n")
+    out = json.loads(sdctl(env, tmp_path, "deploy", "--yes", "--only", "network", "-o", "json").stdout)
+    subnets = out["outputs"]["network"]["PrivateSubnetIds"].split(",")
+    assert len(subnets) == 3
+    described = aws.ec2.describe_subnets(SubnetIds=subnets)["Subnets"]
+    assert sorted(s["CidrBlock"] for s in described) == ["10.0.128.0/19", "10.0.160.0/19", "10.0.96.0/19"]
+    assert all({"Key": "karpenter.sh/discovery", "Value": "net"} in s["Tags"] for s in described)
+    again = json.loads(sdctl(env, tmp_path, "deploy", "--yes", "--only", "network", "-o", "json").stdout)
+    assert again["stacks"] == {"net-network": "no changes"}
+
+
+def test_deploy_needs_yes_without_a_terminal(env, tmp_path, existing_vpc):
+    write_config(tmp_path, *existing_vpc)
+    r = sdctl(env, tmp_path, "deploy", check=False)
+    assert r.returncode == 2 and "--yes" in r.stderr
+
+
+def test_cluster_before_edge_says_what_to_deploy_first(env, tmp_path, existing_vpc):
+    write_config(tmp_path, *existing_vpc)
+    r = sdctl(env, tmp_path, "deploy", "--yes", "--only", "cluster", check=False)
+    assert r.returncode == 1 and "cyc-edge is not deployed" in r.stderr and "--only edge" in r.stderr
+
+
+def test_missing_credentials_is_one_line_saying_what_to_set(tmp_path, existing_vpc, env):
+    write_config(tmp_path, *existing_vpc)
+    bare = {k: v for k, v in env.items() if not k.startswith("AWS_")}
+    bare.update(AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+                AWS_EC2_METADATA_DISABLED="true", AWS_DEFAULT_REGION="us-west-2")
+    r = sdctl(bare, tmp_path, "status", check=False)
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[0] == "error: no AWS credentials found"
+    assert "AWS_PROFILE" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_rollback_complete_stack_is_recreated_when_confirmed(aws, existing_vpc, monkeypatch):
+    """moto never leaves a stack ROLLBACK_COMPLETE; the first status read is made to say so."""
+    from sdctl import deploy
+    from sdctl.aws.session import Aws
+    from sdctl.config import parse
+
+    cfg = parse(CONFIG.format(vpc=existing_vpc[0], subnets=", ".join(existing_vpc[1]), rate=30))
+    session = __import__("boto3").session.Session(region_name="us-west-2")
+    ctx = deploy.context(cfg, Aws(session=session, region="us-west-2", account="123456789012",
+                                  principal_arn="arn:aws:iam::123456789012:role/me"), poll=0.05)
+    ctx.deployer.cfn = aws.cloudformation
+    aws.cloudformation.create_stack(StackName="cyc-edge", TemplateBody=json.dumps(
+        {"Resources": {"T": {"Type": "AWS::SNS::Topic"}}}))
+    real_status, told = ctx.deployer.status, []
+    monkeypatch.setattr(ctx.deployer, "status", lambda s: "ROLLBACK_COMPLETE" if s == "cyc-edge" and not told
+                        else real_status(s))
+    deleted = []
+    real_delete = ctx.deployer.delete
+    monkeypatch.setattr(ctx.deployer, "delete", lambda s, cb: (deleted.append(s), told.append(1), real_delete(s, cb)))
+    ctx.aws.client = lambda name: getattr(aws, name)
+    outs = deploy.deploy(ctx, only="edge", confirm=lambda cs: True, confirm_recreate=lambda s: told.append(s) or True,
+                         on_event=lambda s, e: None)
+    assert deleted == ["cyc-edge"] and "cyc-edge" in told
+    assert "QueueSdruntimeUrl" in outs["edge"]
+
+
+class RecordedCfn:
+    """describe_stacks / describe_stack_events answers recorded from a real failed create."""
+
+    class exceptions:
+        ClientError = Exception
+
+    def __init__(self, events, final_status):
+        self.events, self.final_status = events, final_status
+
+    def describe_stacks(self, StackName):
+        return {"Stacks": [{"StackName": StackName, "StackStatus": self.final_status}]}
+
+    def get_paginator(self, name):
+        events = self.events
+
+        class Pages:
+            def paginate(self, StackName):
+                return [{"StackEvents": list(reversed(events))}]
+
+        return Pages()
+
+
+def test_failed_stack_reports_the_first_failed_resource_and_its_reason():
+    t0 = datetime.now(timezone.utc) + timedelta(seconds=1)
+
+    def ev(i, lid, rtype, status, reason=None):
+        return {"EventId": str(i), "Timestamp": t0 + timedelta(seconds=i), "LogicalResourceId": lid,
+                "ResourceType": rtype, "ResourceStatus": status, "ResourceStatusReason": reason}
+
+    events = [
+        ev(0, "cyc-edge", "AWS::CloudFormation::Stack", "CREATE_IN_PROGRESS", "User Initiated"),
+        ev(1, "ApiHandler", "AWS::Lambda::Function", "CREATE_IN_PROGRESS"),
+        ev(2, "OutputBucket", "AWS::S3::Bucket", "CREATE_IN_PROGRESS"),
+        ev(3, "ApiHandler", "AWS::Lambda::Function", "CREATE_FAILED",
+           "Resource handler returned message: \"Error occurred while GetObject. S3 Error Code: NoSuchKey\" "
+           "(RequestToken: 5f0c, HandlerErrorCode: InvalidRequest)"),
+        ev(4, "OutputBucket", "AWS::S3::Bucket", "CREATE_FAILED", "Resource creation cancelled"),
+        ev(5, "cyc-edge", "AWS::CloudFormation::Stack", "ROLLBACK_IN_PROGRESS",
+           "The following resource(s) failed to create: [OutputBucket, ApiHandler]. Rollback requested by user."),
+        ev(6, "cyc-edge", "AWS::CloudFormation::Stack", "ROLLBACK_COMPLETE"),
+    ]
+    seen = []
+    with pytest.raises(DeployFailed) as e:
+        Deployer(RecordedCfn(events, "ROLLBACK_COMPLETE"), poll=0).wait("cyc-edge", t0, seen.append)
+    assert e.value.status == "ROLLBACK_COMPLETE"
+    assert e.value.resource == "ApiHandler (AWS::Lambda::Function)"
+    assert "NoSuchKey" in e.value.reason
+    assert "ApiHandler" in e.value.message and "ROLLBACK_COMPLETE" in e.value.message
+    assert [x.status for x in seen] == [x["ResourceStatus"] for x in events]
+
+
+def test_api_key_value_is_fetched_from_api_gateway_and_hidden_by_default(aws):
+    from sdctl import deploy
+    from sdctl.aws.session import Aws
+
+    key = aws.apigateway.create_api_key(name="cyc-key", value="s3cr3t-value-0123456789", enabled=True)
+    client = Aws(session=None, region="us-west-2", account="123456789012", principal_arn="x")
+    client.client = lambda name: getattr(aws, name)
+    assert deploy.api_key_value(client, key["id"]) == "s3cr3t-value-0123456789"
+
+
+def test_generate_without_a_deployed_api_says_so(env, tmp_path, existing_vpc):
+    """moto does not create AWS::ApiGateway::ApiKey, so the deployed stack has no key output."""
+    write_config(tmp_path, *existing_vpc)
+    sdctl(env, tmp_path, "deploy", "--yes", "--only", "edge")
+    r = sdctl(env, tmp_path, "generate", "a fox", check=False)
+    assert r.returncode == 1 and "has no API outputs" in r.stderr and "--local" in r.stderr
