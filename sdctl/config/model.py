@@ -149,7 +149,7 @@ class Runtime(Model):
 
     name: Annotated[str, Field(pattern=DNS_LABEL, max_length=40)]
     type: RuntimeType
-    namespace: Annotated[str, Field(pattern=DNS_LABEL, max_length=63)] = "default"
+    namespace: Annotated[str, Field(pattern=DNS_LABEL, max_length=63)] = "sdctl"
     model: str | None = None
     dynamic_model: bool = False
     image: str | None = None

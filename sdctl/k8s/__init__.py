@@ -1,0 +1,1 @@
+"""Kubernetes executors: EKS credentials, Helm releases, reads of cluster objects."""

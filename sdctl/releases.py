@@ -1,0 +1,111 @@
+"""Helm releases from config and stack outputs. Pure: returns data, does no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from sdctl import __version__, versions
+from sdctl.cfn.base import logical_id
+from sdctl.config.model import Config, Runtime
+from sdctl.names import runtime_service_account
+
+#: Per runtime type: API port, and the path that answers only once the model is loaded.
+RUNTIME_DEFAULTS = {
+    "sdwebui": {"port": 8080, "startupPath": "/sdapi/v1/options", "image": "sdwebui"},
+    "comfyui": {"port": 8188, "startupPath": "/system_stats", "image": "comfyui"},
+    "diffusers": {"port": 7860, "startupPath": "/internal/ping", "image": "diffusers"},
+}
+
+
+@dataclass
+class Release:
+    name: str
+    chart: str
+    namespace: str
+    values: dict = field(default_factory=dict)
+    version: str | None = None
+    repo: str | None = None
+    runtime: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def chart_dir() -> Path:
+    import sdctl
+
+    here = Path(sdctl.__file__).parent
+    for candidate in (here / "resources" / "helm" / "sd-runtime", here.parent / "helm" / "sd-runtime"):
+        if (candidate / "Chart.yaml").is_file():
+            return candidate
+    raise FileNotFoundError("the sd-runtime chart is missing from this installation")
+
+
+def registry(cfg: Config, account: str, region: str) -> str:
+    return f"{account}.dkr.ecr.{region}.amazonaws.com/{cfg.stack_name}"
+
+
+def _image(ref: str) -> dict:
+    repo, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
+    return {"repository": repo, "tag": tag, "pullPolicy": "IfNotPresent"}
+
+
+def runtime_values(cfg: Config, rt: Runtime, *, edge: dict[str, str], cluster: dict[str, str], account: str,
+                   region: str) -> dict:
+    d = RUNTIME_DEFAULTS[rt.type]
+    reg = registry(cfg, account, region)
+    lid = logical_id(rt.name)
+    return {
+        "runtime": {
+            "name": rt.name, "type": rt.type, "port": d["port"], "startupPath": d["startupPath"],
+            "image": _image(rt.image or f"{reg}/{d['image']}:{__version__}"),
+            "model": rt.model, "dynamicModel": rt.dynamic_model,
+        },
+        "agent": {"image": _image(f"{reg}/queue-agent:{__version__}")},
+        "aws": {"region": region, "queueUrl": edge[f"Queue{lid}Url"], "resultsTopicArn": edge["ResultsTopicArn"],
+                "outputBucket": edge["OutputBucket"]},
+        "maxTaskSeconds": rt.max_task_seconds,
+        "serviceAccount": {"name": runtime_service_account(rt.name)},
+        "scaling": {"queueLength": rt.scaling.queue_length, "minReplicas": rt.scaling.min_replicas,
+                    "maxReplicas": rt.scaling.max_replicas, "cooldownSeconds": rt.scaling.cooldown_seconds,
+                    "pollingSeconds": rt.scaling.polling_seconds, "scaleOnInFlight": rt.scaling.scale_on_in_flight},
+        "nodes": {"enabled": True, "clusterName": cfg.cluster_name, "nodeRole": cluster["KarpenterNodeRoleName"],
+                  "instanceTypes": list(rt.nodes.instance_types), "capacityTypes": list(rt.nodes.capacity_types),
+                  "gpuLimit": rt.nodes.gpu_limit, "consolidateAfter": rt.nodes.consolidate_after,
+                  "dataVolumeGi": rt.nodes.volume_size_gi, "amiAlias": versions.BOTTLEROCKET_ALIAS,
+                  "tags": {"sdctl:stack": cfg.stack_name}},
+        "models": {"enabled": bool(cfg.model_bucket.name), "bucket": cfg.model_bucket.name or "none",
+                   "prefix": cfg.model_bucket.prefix, "readOnly": True, "mountPath": "/models"},
+    }
+
+
+def releases(cfg: Config, *, edge: dict[str, str], cluster: dict[str, str], account: str,
+             region: str) -> list[Release]:
+    """In install order: Karpenter's CRDs, Karpenter, KEDA, then one release per runtime."""
+    one_system_node = cfg.cluster.system_nodes.count < 2
+    out = [
+        Release("karpenter-crd", versions.KARPENTER_CRD_CHART, "kube-system", version=versions.KARPENTER),
+        Release("karpenter", versions.KARPENTER_CHART, "kube-system", version=versions.KARPENTER, values={
+            "settings": {"clusterName": cfg.cluster_name, "interruptionQueue": cluster["InterruptionQueueName"]},
+            # The controller's hard anti-affinity needs two non-Karpenter nodes for two replicas.
+            "replicas": 1 if one_system_node else 2,
+        }),
+        Release("keda", versions.KEDA_CHART, "keda", version=versions.KEDA, repo=versions.KEDA_REPO),
+    ]
+    for rt in cfg.runtimes:
+        out.append(Release(f"sd-{rt.name}", str(chart_dir()), rt.namespace, runtime=rt.name,
+                           values=runtime_values(cfg, rt, edge=edge, cluster=cluster, account=account, region=region)))
+    return out
+
+
+def placeholder_outputs(cfg: Config) -> tuple[dict[str, str], dict[str, str]]:
+    """Stand-in outputs for rendering manifests before anything is deployed (synth)."""
+    account, region = "123456789012", cfg.region
+    edge = {"ResultsTopicArn": f"arn:aws:sns:{region}:{account}:{cfg.stack_name}-results",
+            "OutputBucket": cfg.output.bucket_name or f"{cfg.stack_name}-output-{account}-{region}"}
+    for rt in cfg.runtimes:
+        edge[f"Queue{logical_id(rt.name)}Url"] = f"https://sqs.{region}.amazonaws.com/{account}/{cfg.stack_name}-{rt.name}"
+    cluster = {"KarpenterNodeRoleName": f"KarpenterNodeRole-{cfg.cluster_name}",
+               "InterruptionQueueName": f"{cfg.cluster_name}-karpenter"}
+    return edge, cluster
