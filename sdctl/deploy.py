@@ -150,6 +150,72 @@ def destroy(ctx: Context, *, keep_data: bool, on_event: Callable[[str, Event], N
     return report
 
 
+def release_specs(ctx: Context, outputs: dict[str, dict[str, str]]):
+    from sdctl.releases import releases
+
+    return releases(ctx.cfg, edge=outputs["edge"], cluster=outputs["cluster"], account=ctx.aws.account,
+                    region=ctx.aws.region)
+
+
+def deploy_releases(ctx: Context, outputs: dict[str, dict[str, str]], on_step: Callable[[str], None]) -> dict:
+    """After the stacks: Karpenter, KEDA and the runtimes, then wait until they are ready."""
+    from sdctl.k8s import cluster
+
+    for key in ("edge", "cluster"):
+        if key not in outputs:
+            outputs[key] = ctx.deployer.outputs(next(s.name for s in ctx.specs if s.key == key))
+    specs = release_specs(ctx, outputs)
+    kubeconfig = cluster.connect(ctx.aws.session, ctx.cfg.cluster_name, ctx.aws.region)
+    try:
+        cluster.install_all(specs, kubeconfig, on_step)
+        return cluster.wait_ready(specs, kubeconfig, on_step)
+    finally:
+        kubeconfig.unlink(missing_ok=True)
+
+
+def plan_releases(ctx: Context) -> list[dict] | None:
+    """Per runtime release: rendered manifests against what is installed. None without a cluster."""
+    from sdctl.k8s import cluster, helm
+    from sdctl.k8s.diff import diff_manifests
+
+    cluster_spec = next(s for s in ctx.specs if s.key == "cluster")
+    if ctx.deployer.status(cluster_spec.name) is None:
+        return None
+    outputs = {"edge": ctx.deployer.outputs(next(s.name for s in ctx.specs if s.key == "edge")),
+               "cluster": ctx.deployer.outputs(cluster_spec.name)}
+    try:
+        kubeconfig = cluster.connect(ctx.aws.session, ctx.cfg.cluster_name, ctx.aws.region)
+    except SdctlError:
+        return None
+    try:
+        return [{"release": rel.name, "namespace": rel.namespace,
+                 "changes": diff_manifests(helm.render(rel), cluster.installed_objects(rel, kubeconfig))}
+                for rel in release_specs(ctx, outputs) if rel.runtime]
+    finally:
+        kubeconfig.unlink(missing_ok=True)
+
+
+def destroy_releases(ctx: Context, on_step: Callable[[str], None]) -> bool:
+    """Uninstall every release; False when there is no cluster to uninstall from."""
+    from sdctl.k8s import cluster
+
+    cluster_spec = next((s for s in ctx.specs if s.key == "cluster"), None)
+    if cluster_spec is None or ctx.deployer.status(cluster_spec.name) is None:
+        return False
+    outputs = {"edge": ctx.deployer.outputs(next(s.name for s in ctx.specs if s.key == "edge")),
+               "cluster": ctx.deployer.outputs(cluster_spec.name)}
+    try:
+        kubeconfig = cluster.connect(ctx.aws.session, ctx.cfg.cluster_name, ctx.aws.region)
+    except SdctlError as e:
+        on_step(f"skipping Helm releases: {e.message}")
+        return False
+    try:
+        cluster.uninstall_all(release_specs(ctx, outputs), kubeconfig, on_step)
+    finally:
+        kubeconfig.unlink(missing_ok=True)
+    return True
+
+
 def status(ctx: Context) -> list[dict]:
     rows = []
     for spec in ctx.specs:

@@ -22,8 +22,11 @@ DEFAULT_DEST = Path(".tools/bin")
 
 
 def find_helm() -> str | None:
-    """$SDCTL_HELM, then ./.tools/bin/helm, then helm on PATH."""
-    for candidate in (os.environ.get("SDCTL_HELM"), str(DEFAULT_DEST.absolute() / "helm"),
+    """$SDCTL_HELM (when set, it alone decides), then ./.tools/bin/helm, then helm on PATH."""
+    explicit = os.environ.get("SDCTL_HELM")
+    if explicit:
+        return explicit if Path(explicit).is_file() and os.access(explicit, os.X_OK) else None
+    for candidate in (str(DEFAULT_DEST.absolute() / "helm"),
                       str(Path(__file__).resolve().parent.parent / DEFAULT_DEST / "helm"), shutil.which("helm")):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate

@@ -216,13 +216,20 @@ def test_every_skip_is_documented_with_its_reason():
         assert f"| {check} | {reason} |" in doc, check
 
 
-def test_synth_writes_templates_and_parameters_without_aws(tmp_path):
+def test_synth_writes_templates_parameters_and_manifests_without_aws(tmp_path):
+    import yaml
+
     from tests.test_cli import cli
 
     r = cli("synth", "-c", str(EXAMPLE), "--out", str(tmp_path), "-o", "json")
     assert r.returncode == 0, r.stderr
     written = sorted(Path(p).name for p in json.loads(r.stdout)["written"])
-    assert written == sorted(f"sdctl-{k}.{kind}.json" for k in ("network", "edge", "cluster")
-                             for kind in ("template", "parameters"))
+    assert written == sorted([f"sdctl-{k}.{kind}.json" for k in ("network", "edge", "cluster")
+                              for kind in ("template", "parameters")] + ["releases.json", "sd-sdruntime.manifests.yaml"])
     params = json.loads((tmp_path / "sdctl-cluster.parameters.json").read_text())
     assert params["PrivateSubnetIds"] == "<network.PrivateSubnetIds>"
+    kinds = [d["kind"] for d in yaml.safe_load_all((tmp_path / "sd-sdruntime.manifests.yaml").read_text())]
+    assert {"Deployment", "ScaledObject", "NodePool", "EC2NodeClass"} <= set(kinds)
+    releases = json.loads((tmp_path / "releases.json").read_text())
+    assert [(x["name"], x["version"]) for x in releases][:3] == [
+        ("karpenter-crd", "1.14.1"), ("karpenter", "1.14.1"), ("keda", "2.20.2")]

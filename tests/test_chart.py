@@ -300,3 +300,20 @@ def test_every_manifest_skip_is_documented_with_its_reason(rendered):
     doc = (ROOT / "docs" / "security.md").read_text()
     for check, reason in _skips(rendered["example/sdruntime"]).items():
         assert f"| {check} | {reason} |" in doc, check
+
+
+def test_manifest_diff_names_what_an_upgrade_changes(rendered):
+    from sdctl.k8s.diff import diff_manifests
+
+    new = rendered["full/alpha"]
+    assert diff_manifests(new, new) == []
+    installed = json.loads(json.dumps(new))
+    so = next(o for o in installed if o["kind"] == "ScaledObject")
+    so["spec"]["maxReplicaCount"] = 3
+    so["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}  # ignored
+    installed = [o for o in installed if o["kind"] != "NetworkPolicy"]
+    installed.append({"kind": "Secret", "metadata": {"name": "old", "namespace": "art"}})
+    rows = {(r["action"], r["kind"]): r for r in diff_manifests(new, installed)}
+    assert set(rows) == {("change", "ScaledObject"), ("add", "NetworkPolicy"), ("remove", "Secret")}
+    assert "-  maxReplicaCount: 3" in rows[("change", "ScaledObject")]["diff"]
+    assert "+  maxReplicaCount: 7" in rows[("change", "ScaledObject")]["diff"]

@@ -9,7 +9,7 @@ import sys
 from typer.testing import CliRunner
 
 from sdctl.cli.main import app
-from tests.conftest import EXAMPLE
+from tests.conftest import EXAMPLE, ROOT
 
 runner = CliRunner()
 
@@ -86,3 +86,22 @@ def test_bad_sizes_are_usage_errors():
     assert r.returncode == 2 and "multiples of 8" in r.stderr
     r = cli("generate", "x", "--width", "10000", "--local")
     assert r.returncode == 2
+
+
+def test_doctor_says_when_helm_is_missing_and_how_to_get_it(tmp_path, monkeypatch):
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("AWS_")}
+    env.update(PATH="/usr/bin:/bin", SDCTL_HELM=str(tmp_path / "nohelm"), AWS_EC2_METADATA_DISABLED="true",
+               AWS_CONFIG_FILE=str(tmp_path / "x"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "x"))
+    (tmp_path / "sdctl.yaml").write_text(EXAMPLE.read_text())
+    r = subprocess.run([sys.executable, "-m", "sdctl", "doctor", "-o", "json"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True)
+    checks = {c["check"]: c for c in json.loads(r.stdout)["checks"]}
+    assert checks["config"]["status"] == "ok"
+    assert checks["aws credentials"]["status"] == "warn" and "AWS_PROFILE" in checks["aws credentials"]["fix"]
+    assert checks["helm"]["status"] == "fail" and "make helm" in checks["helm"]["fix"]
+    assert r.returncode == 1
+    env["SDCTL_HELM"] = str(ROOT / ".tools" / "bin" / "helm")
+    r = subprocess.run([sys.executable, "-m", "sdctl", "doctor", "-o", "json"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True)
+    checks = {c["check"]: c for c in json.loads(r.stdout)["checks"]}
+    assert checks["helm"]["status"] == "ok" and "v4." in checks["helm"]["detail"] and r.returncode == 0

@@ -6,6 +6,8 @@ are missing, so the cluster's and the API key's are asserted on the templates in
 test_cfn.py); it cannot delete a VPC stack (no CloudFormation delete for NAT gateways,
 endpoints or route tables), so the full cycle uses an existing VPC; and it runs change sets
 synchronously without rollback events, so the failure report is tested on recorded events.
+There is no EKS either: deploys pass --skip-releases, and the releases are tested in
+test_chart.py with helm's client-side dry run.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sdctl.aws.cloudformation import DeployFailed, Deployer
+from sdctl.aws.cloudformation import Deployer, DeployFailed
 
 CONFIG = """
 stackName: cyc
@@ -63,7 +65,7 @@ def write_config(tmp_path, vpc, subnets, rate=30):
 
 def test_deploy_redeploy_update_destroy(env, tmp_path, aws, existing_vpc):
     write_config(tmp_path, *existing_vpc)
-    first = json.loads(sdctl(env, tmp_path, "deploy", "--yes", "-o", "json").stdout)
+    first = json.loads(sdctl(env, tmp_path, "deploy", "--yes", "--skip-releases", "-o", "json").stdout)
     assert first["stacks"] == {"cyc-edge": "deployed", "cyc-cluster": "deployed"}
     edge = first["outputs"]["edge"]
     assert edge["QueueSdruntimeUrl"].endswith("/cyc-sdruntime")
@@ -77,7 +79,7 @@ def test_deploy_redeploy_update_destroy(env, tmp_path, aws, existing_vpc):
     code = aws.s3.list_objects_v2(Bucket="cyc-artifacts-123456789012-us-west-2")["Contents"]
     assert [o["Key"] for o in code] == [f"lambda/{k}" for k in [code[0]["Key"].split("/")[1]]]
 
-    again = json.loads(sdctl(env, tmp_path, "deploy", "--yes", "-o", "json").stdout)
+    again = json.loads(sdctl(env, tmp_path, "deploy", "--yes", "--skip-releases", "-o", "json").stdout)
     assert again["stacks"] == {"cyc-edge": "no changes", "cyc-cluster": "no changes"}
     assert sdctl(env, tmp_path, "plan").returncode == 0
 
@@ -86,7 +88,7 @@ def test_deploy_redeploy_update_destroy(env, tmp_path, aws, existing_vpc):
     assert plan.returncode == 3
     changes = {(s["stack"], c["logical_id"]) for s in json.loads(plan.stdout)["stacks"] for c in s["changes"]}
     assert changes == {("cyc-edge", "ApiStage"), ("cyc-edge", "ApiUsagePlan")}
-    updated = json.loads(sdctl(env, tmp_path, "deploy", "--yes", "-o", "json").stdout)
+    updated = json.loads(sdctl(env, tmp_path, "deploy", "--yes", "--skip-releases", "-o", "json").stdout)
     assert updated["stacks"] == {"cyc-edge": "deployed", "cyc-cluster": "no changes"}
 
     aws.s3.put_object(Bucket=edge["OutputBucket"], Key="output/t/t-1.png", Body=b"png")
@@ -101,7 +103,7 @@ def test_deploy_redeploy_update_destroy(env, tmp_path, aws, existing_vpc):
 
 def test_destroy_keep_data_leaves_bucket_and_queues(env, tmp_path, aws, existing_vpc):
     write_config(tmp_path, *existing_vpc)
-    sdctl(env, tmp_path, "deploy", "--yes")
+    sdctl(env, tmp_path, "deploy", "--yes", "--skip-releases")
     report = json.loads(sdctl(env, tmp_path, "destroy", "--yes", "--keep-data", "-o", "json").stdout)
     assert report["buckets"] == {} and report["queues"] == []
     assert "cyc-output-123456789012-us-west-2" in [b["Name"] for b in aws.s3.list_buckets()["Buckets"]]
@@ -193,7 +195,7 @@ class RecordedCfn:
 
 
 def test_failed_stack_reports_the_first_failed_resource_and_its_reason():
-    t0 = datetime.now(timezone.utc) + timedelta(seconds=1)
+    t0 = datetime.now(UTC) + timedelta(seconds=1)
 
     def ev(i, lid, rtype, status, reason=None):
         return {"EventId": str(i), "Timestamp": t0 + timedelta(seconds=i), "LogicalResourceId": lid,

@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sdctl.errors import SdctlError
 
@@ -161,7 +161,7 @@ class Deployer:
 
     # -- execution ---------------------------------------------------------------------------------------
     def execute(self, cs: ChangeSet, on_event: Callable[[Event], None] = lambda e: None) -> dict[str, str]:
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         self.cfn.execute_change_set(ChangeSetName=cs.arn, StackName=cs.stack)
         self.wait(cs.stack, started, on_event)
         return self.outputs(cs.stack)
@@ -170,7 +170,7 @@ class Deployer:
         status = self.status(stack)
         if status is None:
             return False
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         self.cfn.delete_stack(StackName=stack)
         self.wait(stack, started, on_event, deleting=True)
         return True
@@ -210,7 +210,7 @@ class Deployer:
         for ev in reversed(raw):
             ts = ev["Timestamp"]
             if ts.tzinfo is None:
-                ts = ts.replace(tzinfo=timezone.utc)
+                ts = ts.replace(tzinfo=UTC)
             key = ev.get("EventId") or f"{ev['LogicalResourceId']}{ev['ResourceStatus']}{ts}"
             if ts < since.replace(microsecond=0) or key in seen:
                 continue

@@ -5,7 +5,19 @@ from __future__ import annotations
 
 import json
 
-from sdctl.cfn.base import allow, getatt, load_static, logical_id, output, policy, prune, ref, sub, tags, template
+from sdctl.cfn.base import (
+    allow,
+    getatt,
+    load_static,
+    logical_id,
+    output,
+    policy,
+    prune,
+    ref,
+    sub,
+    tags,
+    template,
+)
 from sdctl.cfn.skips import skip
 from sdctl.config.model import Config
 from sdctl.names import Names, runtime_service_account

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import json
 
-from sdctl.cfn.base import allow, getatt, logical_id, output, policy, prune, ref, sub, tags, template
+from sdctl.cfn.base import (
+    allow,
+    getatt,
+    logical_id,
+    output,
+    policy,
+    prune,
+    ref,
+    sub,
+    template,
+)
 from sdctl.cfn.skips import skip
 from sdctl.config.model import Config
 from sdctl.names import Names, visibility_timeout

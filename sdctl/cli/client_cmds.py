@@ -9,7 +9,16 @@ from typing import Annotated
 
 import typer
 
-from sdctl.cli.common import LocalOpt, OutputOpt, emit_json, err, is_local, out, output_mode, target_for
+from sdctl.cli.common import (
+    LocalOpt,
+    OutputOpt,
+    emit_json,
+    err,
+    is_local,
+    out,
+    output_mode,
+    target_for,
+)
 
 OutOpt = Annotated[Path, typer.Option("--out", help="Folder to write images into.")]
 

@@ -10,7 +10,16 @@ from typing import Annotated
 
 import typer
 
-from sdctl.cli.common import ConfigOpt, OutputOpt, aws_for, config_arg, emit_json, err, out, output_mode
+from sdctl.cli.common import (
+    ConfigOpt,
+    OutputOpt,
+    aws_for,
+    config_arg,
+    emit_json,
+    err,
+    out,
+    output_mode,
+)
 
 #: `sdctl plan` exit code when changes are pending (0: none, 1: error, 2: usage/config).
 PLAN_CHANGES_PENDING = 3
@@ -39,11 +48,36 @@ def _changes_table(cs):
     return table
 
 
+def _synth_manifests(cfg, out_dir: Path) -> list[str]:
+    """Rendered manifests of each runtime's release, and every release's spec (chart, version, values).
+    Stand-in values mark what the stacks' outputs fill in at deploy time."""
+    import yaml
+
+    from sdctl.k8s.helm import render
+    from sdctl.releases import placeholder_outputs, releases
+
+    edge, cluster = placeholder_outputs(cfg)
+    rels = releases(cfg, edge=edge, cluster=cluster, account="123456789012", region=cfg.region)
+    written = []
+    specs = out_dir / "releases.json"
+    specs.write_text(json.dumps([r.to_dict() | {"chart": r.chart if not r.runtime else "helm/sd-runtime"}
+                                 for r in rels], indent=2) + "\n")
+    written.append(str(specs))
+    for rel in rels:
+        if rel.runtime:
+            path = out_dir / f"{rel.name}.manifests.yaml"
+            path.write_text(yaml.safe_dump_all(render(rel), sort_keys=False))
+            written.append(str(path))
+    return written
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def synth(
         ctx: typer.Context,
         out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the templates into.")] = Path("synth"),
+        manifests: Annotated[bool, typer.Option("--manifests/--no-manifests",
+                                                help="Also render each runtime's Kubernetes manifests (needs helm).")] = True,
         config: ConfigOpt = None,
         output: OutputOpt = None,
     ) -> None:
@@ -61,6 +95,8 @@ def register(app: typer.Typer) -> None:
             params = out_dir / f"{spec.name}.parameters.json"
             params.write_text(json.dumps(spec.parameters(placeholders), indent=2, sort_keys=True) + "\n")
             written += [str(path), str(params)]
+        if manifests:
+            written += _synth_manifests(cfg, out_dir)
         if mode == "json":
             emit_json({"written": written})
         else:
@@ -79,18 +115,31 @@ def register(app: typer.Typer) -> None:
 
         mode = output_mode(ctx, output)
         cfg = _load(ctx, config)
+        dctx = deploy.context(cfg, aws_for(ctx, cfg))
         with err.status("creating change sets…"):
-            results = deploy.plan(deploy.context(cfg, aws_for(ctx, cfg)), only)
-        pending = any(not cs.empty for cs in results)
+            results = deploy.plan(dctx, only)
+        with err.status("rendering Helm releases…"):
+            release_plan = deploy.plan_releases(dctx) if only is None else None
+        pending = any(not cs.empty for cs in results) or any(r["changes"] for r in release_plan or [])
         if mode == "json":
             emit_json({"changes_pending": pending, "stacks": [
-                {"stack": cs.stack, "kind": cs.kind, "changes": [c.to_dict() for c in cs.changes]} for cs in results]})
+                {"stack": cs.stack, "kind": cs.kind, "changes": [c.to_dict() for c in cs.changes]} for cs in results],
+                "releases": release_plan})
         else:
             for cs in results:
                 if cs.empty:
                     out.print(f"{cs.stack}: no changes")
                 else:
                     out.print(_changes_table(cs))
+            if release_plan is None and only is None:
+                err.print("[dim]releases: the cluster is not reachable; run `sdctl synth` to see the manifests[/]")
+            for r in release_plan or []:
+                out.print(f"release {r['release']} ({r['namespace']}): "
+                          + (f"{len(r['changes'])} object(s) change" if r["changes"] else "no changes"))
+                for c in r["changes"]:
+                    out.print(f"  {c['action']:6} {c['kind']}/{c['name']}")
+                    if c["action"] == "change":
+                        out.print(c["diff"], markup=False)
         if pending:
             raise typer.Exit(PLAN_CHANGES_PENDING)
 
@@ -99,10 +148,13 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
         only: Annotated[str | None, typer.Option(help="Deploy one stack: network, edge or cluster.")] = None,
+        skip_releases: Annotated[bool, typer.Option("--skip-releases",
+                                                    help="Only the stacks; leave the Helm releases as they are.")] = False,
         config: ConfigOpt = None,
         output: OutputOpt = None,
     ) -> None:
-        """Create or update the stacks in order: change set, review, confirm, execute, outputs."""
+        """Create or update the stacks in order (change set, review, confirm, execute), then install
+        Karpenter, KEDA and one release per runtime and wait until they are ready."""
         from sdctl import deploy
         from sdctl.errors import UsageError
 
@@ -135,10 +187,15 @@ def register(app: typer.Typer) -> None:
             results[stack] = what
             err.print(f"[bold]{stack}[/]: {what}")
 
-        outputs = deploy.deploy(deploy.context(cfg, aws_for(ctx, cfg)), only=only, confirm=confirm,
+        dctx = deploy.context(cfg, aws_for(ctx, cfg))
+        outputs = deploy.deploy(dctx, only=only, confirm=confirm,
                                 confirm_recreate=lambda s: ask(f"{s} is ROLLBACK_COMPLETE. Delete and create it again?"),
                                 on_event=on_event, on_result=on_result)
-        summary = {"stacks": results, "outputs": outputs, "seconds": round(time.monotonic() - started, 1)}
+        summary = {"stacks": results, "outputs": outputs}
+        if not skip_releases and only is None:
+            with err.status("installing Helm releases…") as status:
+                summary["runtimes"] = deploy.deploy_releases(dctx, dict(outputs), status.update)
+        summary["seconds"] = round(time.monotonic() - started, 1)
         if mode == "json":
             emit_json(summary)
         else:
@@ -168,13 +225,78 @@ def register(app: typer.Typer) -> None:
             what = "stacks" + ("" if keep_data else ", the output bucket with every image, and the queues")
             if not typer.confirm(f"Delete {cfg.stack_name}'s {what}?", default=False, err=True):
                 raise SdctlError("destroy cancelled; nothing was deleted")
-        report = deploy.destroy(deploy.context(cfg, aws_for(ctx, cfg)), keep_data=keep_data,
+        dctx = deploy.context(cfg, aws_for(ctx, cfg))
+        deploy.destroy_releases(dctx, lambda step: err.print(f"[dim]{step}[/]"))
+        report = deploy.destroy(dctx, keep_data=keep_data,
                                 on_event=lambda s, e: err.print(f"{s}  {e.logical_id}  {e.status}"),
                                 on_result=lambda s, what: err.print(f"[bold]{s}[/]: {what}"))
         if mode == "json":
             emit_json(report)
         else:
             out.print(f"{cfg.stack_name} destroyed" + (" (data kept)" if keep_data else ""))
+
+    @app.command()
+    def doctor(ctx: typer.Context, config: ConfigOpt = None, output: OutputOpt = None) -> None:
+        """Check the tools, the config and the AWS credentials; each check says how to fix it."""
+        from sdctl import doctor as dr
+
+        mode = output_mode(ctx, output)
+        obj = ctx.obj or {}
+        path = config_arg(ctx, config)
+        region = obj.get("region")
+        if region is None:
+            try:
+                region = _load(ctx, config).region
+            except Exception:  # the config check reports it
+                pass
+        results = dr.run({
+            "helm": dr.check_helm,
+            "config": lambda: dr.check_config(path),
+            "aws credentials": lambda: dr.check_credentials(region, obj.get("profile")),
+        })
+        if mode == "json":
+            emit_json({"checks": results})
+        else:
+            colors = {"ok": "green", "warn": "yellow", "fail": "red"}
+            for r in results:
+                out.print(f"[{colors[r['status']]}]{r['status']:4}[/] {r['check']:16} {r['detail']}")
+                if r["fix"]:
+                    out.print(f"     {'':16} fix: {r['fix']}", markup=False)
+        if any(r["status"] == "fail" for r in results):
+            raise typer.Exit(1)
+
+    @app.command()
+    def kubeconfig(
+        ctx: typer.Context,
+        write: Annotated[Path | None, typer.Option("--write", help="Write a kubeconfig here (mode 0600).")] = None,
+        token_only: Annotated[bool, typer.Option("--token", help="Print an ExecCredential (for kubeconfig exec).")] = False,
+        cluster: Annotated[str | None, typer.Option(help="Cluster name (default: from the config).")] = None,
+        config: ConfigOpt = None,
+    ) -> None:
+        """Credentials for the EKS cluster without the aws CLI: a kubeconfig whose user runs
+        `sdctl kubeconfig --token` for a fresh token on each use."""
+        from sdctl.aws.session import connect
+        from sdctl.k8s import eks
+
+        obj = ctx.obj or {}
+        if token_only and cluster:
+            aws = connect(region=obj.get("region"), profile=obj.get("profile"))
+            name = cluster
+        else:
+            cfg = _load(ctx, config)
+            aws = aws_for(ctx, cfg)
+            name = cluster or cfg.cluster_name
+        if token_only:
+            emit_json(eks.exec_credential(eks.token(aws.session, name, aws.region)))
+            return
+        endpoint, ca = eks.describe(aws.session, name, aws.region)
+        doc = eks.kubeconfig(name, endpoint, ca, user=eks.exec_user(name, aws.region, obj.get("profile")))
+        if write:
+            out.print(str(eks.write_private(doc, write)))
+        else:
+            import yaml
+
+            sys.stdout.write(yaml.safe_dump(doc, sort_keys=False))
 
     @app.command()
     def status(

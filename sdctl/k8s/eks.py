@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import os
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
@@ -40,7 +40,7 @@ def token(session, cluster: str, region: str) -> str:
 
 def exec_credential(tok: str) -> dict:
     """What a kubeconfig `exec` user prints (client.authentication.k8s.io/v1beta1)."""
-    expires = datetime.now(timezone.utc) + timedelta(minutes=14)
+    expires = datetime.now(UTC) + timedelta(minutes=14)
     return {"kind": "ExecCredential", "apiVersion": "client.authentication.k8s.io/v1beta1", "spec": {},
             "status": {"expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ"), "token": tok}}
 

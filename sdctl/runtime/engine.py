@@ -65,7 +65,12 @@ def _bytes_to_unicode() -> dict[int, str]:
 def build_tiny_pipeline(seed: int = 0):
     """A 4-block-VAE SD pipeline with ~4M random parameters and a byte-level tokenizer."""
     import torch
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     chars = list(_bytes_to_unicode().values())
