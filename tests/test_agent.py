@@ -236,3 +236,13 @@ def test_a_dead_agents_task_returns_within_the_window(stack, flaky_runtime):
     started = time.monotonic()
     assert until_received(alive, seconds=10) == ["completed"]
     assert time.monotonic() - started < 5
+
+
+def test_an_input_url_to_the_metadata_service_fails_the_task_without_calling_the_runtime(stack, flaky_runtime):
+    agent = make_agent(stack, flaky_runtime.url)
+    send(stack, init_images=["http://169.254.169.254/latest/meta-data/iam/security-credentials/"])
+    assert once(agent) == ["failed"]
+    [note] = notifications(stack)
+    assert note["error"]["code"] == "unsafe-input" and note["error"]["field"] == "task.content.init_images[0]"
+    assert flaky_runtime.state["calls"] == 0
+    assert queue_counts(stack) == (0, 0)

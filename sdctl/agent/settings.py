@@ -25,6 +25,7 @@ class AgentSettings:
     wait_seconds: int = 20
     batch_size: int = 1
     visibility_seconds: int = 30
+    input_buckets: tuple[str, ...] = ()
     dynamic_model: bool = False
 
     @classmethod
@@ -51,6 +52,7 @@ class AgentSettings:
             wait_seconds=_int(env, "WAIT_SECONDS", 20, 0, 20),
             batch_size=_int(env, "RECEIVE_BATCH", 1, 1, 10),
             visibility_seconds=_int(env, "VISIBILITY_SECONDS", 30, 2, 43200),
+            input_buckets=tuple(b for b in env.get("INPUT_BUCKETS", "").split(",") if b),
             dynamic_model=env.get("DYNAMIC_MODEL", "false").lower() in ("1", "true", "yes"),
         )
 

@@ -26,8 +26,12 @@ log = logging.getLogger("sdctl.agent")
 
 
 class Agent:
-    def __init__(self, settings: AgentSettings, *, sqs, s3, sns, adapter, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, settings: AgentSettings, *, sqs, s3, sns, adapter, clock: Callable[[], float] = time.monotonic,
+                 fetcher=None):
+        from sdctl.agent.inputs import Fetcher
+
         self.settings = settings
+        self.fetcher = fetcher or Fetcher(s3=s3, allowed_buckets={settings.bucket, *settings.input_buckets})
         self.sqs = sqs
         self.s3 = s3
         self.sns = sns
@@ -141,7 +145,8 @@ class Agent:
             return "duplicate"
 
         try:
-            output = self.adapter.run(meta.get("tasktype", "text-to-image"), task["content"])
+            content = self.fetcher.resolve_content(task["content"])
+            output = self.adapter.run(meta.get("tasktype", "text-to-image"), content)
             if not output.images:
                 raise PermanentFailure("no-images", "the runtime returned no images")
         except TaskFailure as failure:
