@@ -246,3 +246,23 @@ def test_an_input_url_to_the_metadata_service_fails_the_task_without_calling_the
     assert note["error"]["code"] == "unsafe-input" and note["error"]["field"] == "task.content.init_images[0]"
     assert flaky_runtime.state["calls"] == 0
     assert queue_counts(stack) == (0, 0)
+
+
+def test_redrive_moves_dead_lettered_tasks_back_and_they_complete(stack, flaky_runtime):
+    """moto has no StartMessageMoveTask, so this exercises the receive/send/delete path."""
+    from sdctl.queues import depth, redrive
+
+    flaky_runtime.state["failures"] = 2
+    agent = make_agent(stack, flaky_runtime.url)
+    send(stack)
+    assert once(agent) == ["retry"]
+    assert until_received(agent) == ["dead-letter"]
+    assert once(agent) == []  # moved to the DLQ by SQS
+    rt = stack["runtimes"]["sdruntime"]
+    sqs = stack["aws"].sqs
+    assert depth(sqs, rt["dead_letter_queue_url"])["visible"] == 1
+    report = redrive(sqs, rt["dead_letter_queue_url"], rt["queue_url"])
+    assert (report["method"], report["moved"]) == ("receive-send-delete", 1)
+    assert depth(sqs, rt["dead_letter_queue_url"]) == {"visible": 0, "in_flight": 0, "delayed": 0}
+    assert until_received(agent) == ["completed"]  # the runtime recovered: it completes this time
+    assert [n["status"] for n in notifications(stack)] == ["failed", "completed"]
