@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import signal
+import subprocess
 import time
 
 import pytest
@@ -266,3 +268,58 @@ def test_redrive_moves_dead_lettered_tasks_back_and_they_complete(stack, flaky_r
     assert depth(sqs, rt["dead_letter_queue_url"]) == {"visible": 0, "in_flight": 0, "delayed": 0}
     assert until_received(agent) == ["completed"]  # the runtime recovered: it completes this time
     assert [n["status"] for n in notifications(stack)] == ["failed", "completed"]
+
+
+def agent_process(stack, runtime_url: str, **env) -> subprocess.Popen:
+    import os
+    import sys
+
+    rt = stack["runtimes"]["sdruntime"]
+    e = dict(os.environ, AWS_ENDPOINT_URL=stack["aws"].url, SQS_QUEUE_URL=rt["queue_url"],
+             SNS_TOPIC_ARN=stack["results_topic_arn"], S3_BUCKET=stack["bucket"], RUNTIME_NAME="sdruntime",
+             RUNTIME_TYPE="sdwebui", API_BASE_URL=runtime_url, WAIT_SECONDS="20", VISIBILITY_SECONDS="10", **env)
+    return subprocess.Popen([sys.executable, "-m", "sdctl", "agent", "run"], env=e, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for(predicate, seconds=15.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_sigterm_while_idle_exits_at_once_despite_the_long_poll(stack, flaky_runtime):
+    proc = agent_process(stack, flaky_runtime.url)
+    assert wait_for(lambda: "runtime is ready" in (proc.stdout.readline() or ""), 15)
+    time.sleep(0.5)  # inside a 20 s long poll now
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=5) == 0
+    assert time.monotonic() - started < 3
+
+
+def test_sigterm_mid_task_finishes_it_then_exits(stack, flaky_runtime):
+    flaky_runtime.state["delay"] = 2.0
+    proc = agent_process(stack, flaky_runtime.url)
+    send(stack)
+    assert wait_for(lambda: flaky_runtime.state["calls"] == 1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+    assert [n["status"] for n in notifications(stack)] == ["completed"]
+    assert queue_counts(stack) == (0, 0)
+
+
+def test_sigterm_past_the_grace_period_returns_the_task_unfinished(stack, flaky_runtime):
+    flaky_runtime.state["delay"] = 6.0
+    proc = agent_process(stack, flaky_runtime.url, MAX_TASK_SECONDS="30", SHUTDOWN_GRACE_SECONDS="1")
+    send(stack)
+    assert wait_for(lambda: flaky_runtime.state["calls"] == 1)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    assert time.monotonic() - started < 4
+    assert notifications(stack) == []
+    assert queue_counts(stack) == (1, 0)  # visible again at once, for another agent

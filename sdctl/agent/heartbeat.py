@@ -36,6 +36,11 @@ class Heartbeat:
         with self._lock:
             self._receipts.pop(message["MessageId"], None)
 
+    def held(self) -> list[str]:
+        """Receipt handles of every message being kept invisible now."""
+        with self._lock:
+            return list(self._receipts.values())
+
     def stop(self) -> None:
         self._stop.set()
 

@@ -26,6 +26,7 @@ class AgentSettings:
     batch_size: int = 1
     visibility_seconds: int = 30
     input_buckets: tuple[str, ...] = ()
+    shutdown_grace_seconds: int | None = None
     dynamic_model: bool = False
 
     @classmethod
@@ -52,6 +53,7 @@ class AgentSettings:
             wait_seconds=_int(env, "WAIT_SECONDS", 20, 0, 20),
             batch_size=_int(env, "RECEIVE_BATCH", 1, 1, 10),
             visibility_seconds=_int(env, "VISIBILITY_SECONDS", 30, 2, 43200),
+            shutdown_grace_seconds=_int(env, "SHUTDOWN_GRACE_SECONDS", 0, 0) or None,
             input_buckets=tuple(b for b in env.get("INPUT_BUCKETS", "").split(",") if b),
             dynamic_model=env.get("DYNAMIC_MODEL", "false").lower() in ("1", "true", "yes"),
         )

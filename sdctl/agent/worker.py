@@ -25,6 +25,11 @@ from sdctl.names import output_keys
 log = logging.getLogger("sdctl.agent")
 
 
+class Stop(BaseException):
+    """Raised by the signal handler to leave a long poll at once (not an Exception, so no
+    `except Exception` around an AWS call swallows it)."""
+
+
 class Agent:
     def __init__(self, settings: AgentSettings, *, sqs, s3, sns, adapter, clock: Callable[[], float] = time.monotonic,
                  fetcher=None):
@@ -42,6 +47,7 @@ class Agent:
         self.max_receive_count = settings.max_receive_count
         self.has_dead_letter_queue = False
         self.heartbeat = Heartbeat(sqs, settings.queue_url, settings.visibility_seconds)
+        self.current: dict | None = None
 
     def discover_redrive_policy(self) -> None:
         """Read the queue's redrive policy: it, not a setting, decides when a task's attempt is
@@ -59,16 +65,37 @@ class Agent:
             self.has_dead_letter_queue = True
 
     # -- lifecycle --------------------------------------------------------------------
-    def install_signal_handlers(self) -> None:
+    def install_signal_handlers(self, grace_seconds: float | None = None) -> None:
+        """SIGTERM/SIGINT: stop receiving; return unstarted messages; let the running task
+        finish within the grace period, else return it too; exit 0. A second signal exits at once."""
+        grace = self.settings.max_task_seconds if grace_seconds is None else grace_seconds
+
         def on_term(signum, frame):
             if self.stopping.is_set():
-                raise SystemExit(0)
-            log.info("signal received; finishing the current task, then exiting",
-                     extra={"signal": signum})
+                self._abandon("second signal")
             self.stopping.set()
+            if self.current is None:
+                log.info("signal received while idle; exiting", extra={"signal": signum})
+                raise Stop()
+            log.info("signal received; finishing the current task, then exiting",
+                     extra={"signal": signum, "grace_seconds": grace})
+            timer = threading.Timer(grace, self._abandon, args=("grace period over",))
+            timer.daemon = True
+            timer.start()
 
         signal.signal(signal.SIGTERM, on_term)
         signal.signal(signal.SIGINT, on_term)
+
+    def _abandon(self, why: str) -> None:
+        """Return every message we hold (the running one included) and exit now."""
+        import os
+
+        self.heartbeat.stop()
+        for receipt in self.heartbeat.held():
+            self._release({"ReceiptHandle": receipt})
+        log.warning("exiting without finishing; held messages returned to the queue", extra={"why": why})
+        logging.shutdown()
+        os._exit(0)
 
     def wait_for_runtime(self, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else self.clock() + timeout
@@ -85,21 +112,32 @@ class Agent:
 
     def run(self, *, max_tasks: int | None = None) -> None:
         self.discover_redrive_policy()
-        if not self.wait_for_runtime():
-            return
-        while not self.stopping.is_set():
-            for message in self.receive():
-                if self.stopping.is_set():
-                    self._release(message)
-                    continue
-                try:
-                    self.handle(message)
-                finally:
-                    self.heartbeat.untrack(message)
-                self.processed += 1
-            if max_tasks is not None and self.processed >= max_tasks:
-                break
-        self.heartbeat.stop()
+        held: list[dict] = []
+        try:
+            if not self.wait_for_runtime():
+                return
+            while not self.stopping.is_set():
+                held = self.receive()
+                while held:
+                    message = held.pop(0)
+                    if self.stopping.is_set():
+                        self._release(message)
+                        self.heartbeat.untrack(message)
+                        continue
+                    self.current = message
+                    try:
+                        self.handle(message)
+                    finally:
+                        self.current = None
+                        self.heartbeat.untrack(message)
+                    self.processed += 1
+                if max_tasks is not None and self.processed >= max_tasks:
+                    break
+        except Stop:
+            for message in held:  # received but not started: back to the queue at once
+                self._release(message)
+        finally:
+            self.heartbeat.stop()
 
     def receive(self) -> list[dict]:
         try:

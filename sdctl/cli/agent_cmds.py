@@ -20,8 +20,9 @@ def agent_run(
     from sdctl.agent.worker import build, configure_logging
 
     configure_logging(log_level.upper())
-    agent = build(AgentSettings.from_env())
-    agent.install_signal_handlers()
+    settings = AgentSettings.from_env()
+    agent = build(settings)
+    agent.install_signal_handlers(settings.shutdown_grace_seconds)
     agent.run(max_tasks=max_tasks)
 
 
