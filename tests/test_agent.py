@@ -323,3 +323,20 @@ def test_sigterm_past_the_grace_period_returns_the_task_unfinished(stack, flaky_
     assert time.monotonic() - started < 4
     assert notifications(stack) == []
     assert queue_counts(stack) == (1, 0)  # visible again at once, for another agent
+
+
+def test_pipelined_run_completes_every_task_once(stack, flaky_runtime):
+    agent = make_agent(stack, flaky_runtime.url)
+    for i in range(6):
+        send(stack, task_id=f"p-{i}")
+    agent.run(max_tasks=6)
+    notes = []
+    while True:
+        batch = notifications(stack)
+        if not batch:
+            break
+        notes += batch
+    assert sorted(n["id"] for n in notes) == [f"p-{i}" for i in range(6)]
+    assert all(n["status"] == "completed" for n in notes)
+    assert flaky_runtime.state["calls"] == 6
+    assert queue_counts(stack) == (0, 0)

@@ -24,6 +24,7 @@ class AgentSettings:
     max_receive_count: int = 3
     wait_seconds: int = 20
     batch_size: int = 1
+    prefetch: int = 1
     visibility_seconds: int = 30
     input_buckets: tuple[str, ...] = ()
     shutdown_grace_seconds: int | None = None
@@ -52,6 +53,7 @@ class AgentSettings:
             max_receive_count=_int(env, "MAX_RECEIVE_COUNT", 3, 1),
             wait_seconds=_int(env, "WAIT_SECONDS", 20, 0, 20),
             batch_size=_int(env, "RECEIVE_BATCH", 1, 1, 10),
+            prefetch=_int(env, "PREFETCH", 1, 1, 10),
             visibility_seconds=_int(env, "VISIBILITY_SECONDS", 30, 2, 43200),
             shutdown_grace_seconds=_int(env, "SHUTDOWN_GRACE_SECONDS", 0, 0) or None,
             input_buckets=tuple(b for b in env.get("INPUT_BUCKETS", "").split(",") if b),

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from sdctl.agent.adapters import PermanentFailure, TaskFailure, TransientFailure
 from sdctl.agent.heartbeat import Heartbeat
@@ -28,6 +32,24 @@ log = logging.getLogger("sdctl.agent")
 class Stop(BaseException):
     """Raised by the signal handler to leave a long poll at once (not an Exception, so no
     `except Exception` around an AWS call swallows it)."""
+
+
+@dataclass
+class Job:
+    """A received task on its way through the stages."""
+
+    message: dict
+    task: dict
+    attempt: int
+    received: float
+    ctx: dict
+    content: dict = field(default_factory=dict)
+    runtime_seconds: float = 0.0
+
+    @property
+    def out_key(self) -> str:
+        meta = self.task["metadata"]
+        return output_keys(meta["prefix"], meta["id"], 0)[1]
 
 
 class Agent:
@@ -111,33 +133,79 @@ class Agent:
         return False
 
     def run(self, *, max_tasks: int | None = None) -> None:
+        """Keep the runtime busy: a prefetcher thread receives and prepares the next task while
+        this thread runs the current one on the runtime, and a small pool stores and announces
+        finished tasks, so no AWS call sits between two runtime calls."""
         self.discover_redrive_policy()
-        held: list[dict] = []
+        # The runtime's answer must not wait for a finisher thread's boto3 work to yield the
+        # GIL (5 ms by default): this process is I/O bound, so switch threads sooner.
+        sys.setswitchinterval(0.0005)
+        ready: queue.Queue[Job] = queue.Queue(maxsize=self.settings.prefetch)
+        finishing = ThreadPoolExecutor(max_workers=4, thread_name_prefix="finish")
         try:
             if not self.wait_for_runtime():
                 return
+            threading.Thread(target=self._prefetch, args=(ready,), name="prefetch", daemon=True).start()
             while not self.stopping.is_set():
-                held = self.receive()
-                while held:
-                    message = held.pop(0)
-                    if self.stopping.is_set():
-                        self._release(message)
-                        self.heartbeat.untrack(message)
-                        continue
-                    self.current = message
-                    try:
-                        self.handle(message)
-                    finally:
-                        self.current = None
-                        self.heartbeat.untrack(message)
-                    self.processed += 1
+                try:
+                    job = ready.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                self.current = job.message
+                try:
+                    result = self.execute(job)
+                finally:
+                    self.current = None
+                finishing.submit(self._finish, job, result)
+                self.processed += 1
                 if max_tasks is not None and self.processed >= max_tasks:
                     break
         except Stop:
-            for message in held:  # received but not started: back to the queue at once
-                self._release(message)
+            pass
         finally:
+            self.stopping.set()
+            while True:  # prepared but not started: back to the queue at once
+                try:
+                    job = ready.get_nowait()
+                except queue.Empty:
+                    break
+                self._release(job.message)
+                self.heartbeat.untrack(job.message)
+            finishing.shutdown(wait=True)
             self.heartbeat.stop()
+
+    def _prefetch(self, ready: queue.Queue) -> None:
+        while not self.stopping.is_set():
+            for message in self.receive():
+                job = None if self.stopping.is_set() else self._prepare_quietly(message)
+                if isinstance(job, Job):
+                    while not self.stopping.is_set():
+                        try:
+                            ready.put(job, timeout=0.2)
+                            break
+                        except queue.Full:
+                            continue
+                    else:
+                        job = None
+                if job is None:
+                    self._release(message)
+                if not isinstance(job, Job):
+                    self.heartbeat.untrack(message)
+
+    def _prepare_quietly(self, message: dict) -> Job | str | None:
+        try:
+            return self.prepare(message)
+        except Exception as e:  # an AWS hiccup while preparing: the message comes back later
+            log.warning("could not prepare a task; it will be retried", extra={"error": str(e)})
+            return None
+
+    def _finish(self, job: Job, result) -> None:
+        try:
+            self.finish(job, result)
+        except Exception as e:
+            log.error("finishing failed; the task returns when its visibility lapses", extra={**job.ctx, "error": str(e)})
+        finally:
+            self.heartbeat.untrack(job.message)
 
     def receive(self) -> list[dict]:
         try:
@@ -159,9 +227,17 @@ class Agent:
 
     # -- one message --------------------------------------------------------------------
     def handle(self, message: dict) -> str:
-        """Process one message; return what happened (for logs and tests)."""
+        """Process one message start to end; return what happened (for logs and tests)."""
+        job = self.prepare(message)
+        if isinstance(job, str):
+            return job
+        return self.finish(job, self.execute(job))
+
+    # The three stages. `run` overlaps them: while the runtime works on one task, the next
+    # is prepared and the previous one is stored and announced.
+    def prepare(self, message: dict) -> Job | str:
+        """Parse, skip what is already done, and fetch inputs. Never calls the runtime."""
         attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-        started = self.clock()
         try:
             task = parse_message(message["Body"])
         except PermanentFailure as e:
@@ -171,45 +247,57 @@ class Agent:
             self._release(message)
             return "unreadable"
         meta = task["metadata"]
-        ctx = {"task_id": meta["id"], "attempt": attempt}
-        prefix = meta["prefix"]
-        out_key = output_keys(prefix, meta["id"], 0)[1]
-
-        existing = self._existing_result(out_key)
+        job = Job(message=message, task=task, attempt=attempt, received=self.clock(),
+                  ctx={"task_id": meta["id"], "attempt": attempt})
+        existing = self._existing_result(job.out_key)
         if existing is not None and existing.get("status") == "completed":
-            log.info("result already stored; republishing its notification", extra=ctx)
+            log.info("result already stored; republishing its notification", extra=job.ctx)
             self._publish(existing.get("notification") or {}, task)
             self._delete(message)
             return "duplicate"
-
         try:
-            content = self.fetcher.resolve_content(task["content"])
-            output = self.adapter.run(meta.get("tasktype", "text-to-image"), content)
+            job.content = self.fetcher.resolve_content(task["content"])
+        except TaskFailure as failure:
+            return self._fail(message, task, failure, attempt, job.out_key, job.ctx)
+        return job
+
+    def execute(self, job: Job):
+        """The runtime call: a RuntimeOutput, or the TaskFailure that stopped it."""
+        started = self.clock()
+        try:
+            output = self.adapter.run(job.task["metadata"].get("tasktype", "text-to-image"), job.content)
             if not output.images:
                 raise PermanentFailure("no-images", "the runtime returned no images")
         except TaskFailure as failure:
-            return self._fail(message, task, failure, attempt, out_key, ctx)
-        runtime_seconds = self.clock() - started
+            return failure
+        job.runtime_seconds = self.clock() - started
+        return output
 
-        image_keys, out_key = output_keys(prefix, meta["id"], len(output.images))
+    def finish(self, job: Job, result) -> str:
+        """Store images and the result document, announce it, then delete the message."""
+        message, task, ctx = job.message, job.task, job.ctx
+        if isinstance(result, TaskFailure):
+            return self._fail(message, task, result, job.attempt, job.out_key, ctx)
+        meta = task["metadata"]
+        image_keys, out_key = output_keys(meta["prefix"], meta["id"], len(result.images))
         note = notification(task, status="completed", bucket=self.settings.bucket, image_keys=image_keys,
-                            output_key=out_key, model=output.model)
-        document = {**note, "parameters": output.parameters, "info": output.info,
-                    "seconds": {"runtime": round(runtime_seconds, 3)}, "attempt": attempt}
+                            output_key=out_key, model=result.model)
+        document = {**note, "parameters": result.parameters, "info": result.info,
+                    "seconds": {"runtime": round(job.runtime_seconds, 3),
+                                "total": round(self.clock() - job.received, 3)},
+                    "attempt": job.attempt, "notification": note}
         try:
-            for key, png in zip(image_keys, output.images, strict=True):
+            for key, png in zip(image_keys, result.images, strict=True):
                 self.s3.put_object(Bucket=self.settings.bucket, Key=key, Body=png, ContentType="image/png")
-            document["notification"] = note
             self._put_json(out_key, document)
             self._publish(note, task)
         except Exception as e:
-            log.warning("storing or notifying failed; the task will be retried",
-                        extra={**ctx, "error": str(e)})
+            log.warning("storing or notifying failed; the task will be retried", extra={**ctx, "error": str(e)})
             self._release(message)
             return "retry"
         self._delete(message)
         log.info("task completed", extra={**ctx, "images": len(image_keys),
-                                          "seconds": round(self.clock() - started, 3)})
+                                          "seconds": document["seconds"]["total"]})
         return "completed"
 
     def _fail(self, message: dict, task: dict, failure: TaskFailure, attempt: int, out_key: str, ctx: dict) -> str:

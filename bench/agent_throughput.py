@@ -1,0 +1,176 @@
+"""How busy does one agent keep the runtime?
+
+A stub AUTOMATIC1111 runtime answers every txt2img after a fixed latency L. N tasks wait in
+the queue of a moto server (over HTTP). The same process runs the baseline first, the
+agent's stages one after another (receive, check, run, upload, announce, delete: what the
+guidance's agent does), then the pipelined `Agent.run`, and prints, for each:
+wall time, tasks/s, runtime busy fraction (N*L / wall) and per-task overhead, plus the
+ratio against the baseline. `--aws-delay-ms 10` slows every AWS call the agent makes by
+that much (real AWS is slower than the emulator).
+
+    python bench/agent_throughput.py --latency 0.2 --tasks 50 [--aws-delay-ms 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import io
+import json
+import logging
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import boto3  # noqa: E402
+import uvicorn  # noqa: E402
+from PIL import Image  # noqa: E402
+from starlette.applications import Starlette  # noqa: E402
+from starlette.responses import JSONResponse  # noqa: E402
+from starlette.routing import Route  # noqa: E402
+
+from sdctl.agent.adapters import A1111Adapter  # noqa: E402
+from sdctl.agent.settings import AgentSettings  # noqa: E402
+from sdctl.agent.worker import Agent  # noqa: E402
+from sdctl.config import parse  # noqa: E402
+from sdctl.local.plan import local_plan  # noqa: E402
+from sdctl.local.provision import provision  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve_stub(port: int, latency: float) -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), "blue").save(buf, format="PNG")
+    png = base64.b64encode(buf.getvalue()).decode()
+    busy = threading.Lock()
+
+    async def txt2img(request):
+        with busy:  # one generation at a time, like a real runtime
+            # asyncio.sleep overshoots by a millisecond or two; sleep short, then spin to L.
+            deadline = time.perf_counter() + latency
+            await asyncio.sleep(max(0.0, latency - 0.005))
+            while time.perf_counter() < deadline:
+                pass
+        return JSONResponse({"images": [png], "parameters": {}, "info": json.dumps({"seed": 1})})
+
+    async def options(request):
+        return JSONResponse({"sd_model_checkpoint": "stub"})
+
+    app = Starlette(routes=[Route("/sdapi/v1/txt2img", txt2img, methods=["POST"]), Route("/sdapi/v1/options", options)])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def start_process(argv: list[str], url: str) -> subprocess.Popen:
+    """The emulator and the stub run in their own processes, as they would beside a real agent."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return proc
+        except urllib.error.HTTPError:
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{argv} did not start")
+
+
+def clients(url: str, delay_ms: float):
+    session = boto3.session.Session(region_name="us-west-2", aws_access_key_id="x", aws_secret_access_key="x")
+    out = {}
+    for name in ("sqs", "s3", "sns"):
+        c = session.client(name, endpoint_url=url)
+        if delay_ms:
+            c.meta.events.register("before-send", lambda **kw: time.sleep(delay_ms / 1000))
+        out[name] = c
+    return out
+
+
+def fill(sqs, queue_url: str, n: int, tag: str) -> None:
+    for i in range(0, n, 10):
+        sqs.send_message_batch(QueueUrl=queue_url, Entries=[{"Id": str(j), "MessageBody": json.dumps({
+            "metadata": {"id": f"{tag}-{i + j}", "runtime": "sdruntime", "tasktype": "text-to-image",
+                         "prefix": "bench"}, "content": {"prompt": "x"}})} for j in range(min(10, n - i))])
+
+
+def measure(mode: str, *, aws_url: str, res: dict, runtime_url: str, n: int, delay_ms: float) -> float:
+    rt = res["runtimes"]["sdruntime"]
+    settings = AgentSettings(queue_url=rt["queue_url"], topic_arn=res["results_topic_arn"], bucket=res["bucket"],
+                             runtime_name="sdruntime", runtime_type="sdwebui", api_base_url=runtime_url,
+                             region="us-west-2", wait_seconds=1, visibility_seconds=30)
+    setup = clients(aws_url, 0)
+    fill(setup["sqs"], rt["queue_url"], n, f"{mode}-{time.monotonic_ns()}")
+    agent = Agent(settings, adapter=A1111Adapter(runtime_url, timeout=30), **clients(aws_url, delay_ms))
+    agent.adapter.run("text-to-image", {"prompt": "warm-up"})
+    started = time.perf_counter()
+    if mode == "baseline":
+        done = 0
+        while done < n:
+            for m in agent.receive():
+                agent.handle(m)
+                agent.heartbeat.untrack(m)
+                done += 1
+    else:
+        agent.run(max_tasks=n)
+    wall = time.perf_counter() - started
+    agent.heartbeat.stop()
+    return wall
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--latency", type=float, default=0.2)
+    ap.add_argument("--tasks", type=int, default=50)
+    ap.add_argument("--aws-delay-ms", type=float, default=0.0)
+    ap.add_argument("--serve-stub", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve_stub:
+        return serve_stub(args.serve_stub, args.latency)
+    logging.getLogger("sdctl").setLevel(logging.ERROR)
+    port, stub_port = free_port(), free_port()
+    aws_url = f"http://127.0.0.1:{port}"
+    moto = start_process([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], aws_url)
+    runtime_url = f"http://127.0.0.1:{stub_port}"
+    stub = start_process([sys.executable, __file__, "--serve-stub", str(stub_port), "--latency", str(args.latency)],
+                         runtime_url + "/sdapi/v1/options")
+    c = clients(aws_url, 0)
+    res = provision(local_plan(parse("runtimes: [{name: sdruntime, type: sdwebui}]\n"), visibility_seconds=30),
+                    sns=c["sns"], sqs=c["sqs"], s3=c["s3"])
+    n, lat = args.tasks, args.latency
+    rows = {}
+    adapter = A1111Adapter(runtime_url, timeout=30)
+    started = time.perf_counter()
+    for _ in range(min(n, 20)):
+        adapter.run("text-to-image", {"prompt": "x"})
+    floor = (time.perf_counter() - started) / min(n, 20)
+    print(f"runtime call alone (no queue, no AWS): {floor * 1000:.1f} ms for L = {args.latency * 1000:.0f} ms")
+    for mode in ("baseline", "pipelined"):
+        wall = measure(mode, aws_url=aws_url, res=res, runtime_url=runtime_url, n=n, delay_ms=args.aws_delay_ms)
+        rows[mode] = {"wall_s": round(wall, 3), "tasks_per_s": round(n / wall, 3), "busy": round(n * lat / wall, 4),
+                      "overhead_ms_per_task": round((wall - n * lat) / n * 1000, 1)}
+    base = rows["baseline"]["wall_s"]
+    print(f"latency {lat}s, {n} tasks, AWS delay {args.aws_delay_ms} ms per call")
+    print(f"{'mode':10} {'wall s':>8} {'tasks/s':>8} {'busy':>7} {'overhead ms':>12} {'speed vs baseline':>18}")
+    for mode, r in rows.items():
+        print(f"{mode:10} {r['wall_s']:8.3f} {r['tasks_per_s']:8.3f} {r['busy']:7.4f} "
+              f"{r['overhead_ms_per_task']:12.1f} {base / r['wall_s']:17.2f}x")
+    print(json.dumps({"latency": lat, "tasks": n, "aws_delay_ms": args.aws_delay_ms, **rows}))
+    moto.terminate()
+    stub.terminate()
+
+
+if __name__ == "__main__":
+    main()
