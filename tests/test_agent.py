@@ -340,3 +340,20 @@ def test_pipelined_run_completes_every_task_once(stack, flaky_runtime):
     assert all(n["status"] == "completed" for n in notes)
     assert flaky_runtime.state["calls"] == 6
     assert queue_counts(stack) == (0, 0)
+
+
+def test_dynamic_model_switches_only_to_listed_models(stack, tiny_runtime):
+    from sdctl.agent.adapters import A1111Adapter, PermanentFailure
+
+    body = {"prompt": "x", "steps": 1, "width": 64, "height": 64}
+    fixed = A1111Adapter(tiny_runtime, timeout=30, dynamic_model=False)
+    dynamic = A1111Adapter(tiny_runtime, timeout=30, dynamic_model=True)
+    same = fixed.run("text-to-image", {**body, "override_settings": {"sd_model_checkpoint": "tiny"}})
+    assert same.model == "tiny" and same.images
+    with pytest.raises(PermanentFailure) as e:
+        fixed.run("text-to-image", {**body, "override_settings": {"sd_model_checkpoint": "sdxl.safetensors"}})
+    assert e.value.code == "model-switch-disabled"
+    with pytest.raises(PermanentFailure) as e:
+        dynamic.run("text-to-image", {**body, "alwayson_scripts": {"sd_model_checkpoint": "sdxl"}})
+    assert e.value.code == "unknown-model" and "tiny" in e.value.message
+    assert dynamic.run("text-to-image", {**body, "alwayson_scripts": {"sd_model_checkpoint": "tiny [abc]"}}).images

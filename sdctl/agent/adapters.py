@@ -81,6 +81,8 @@ class A1111Adapter:
             raise PermanentFailure("unsupported-tasktype", f"tasktype {tasktype!r} is not supported by this runtime",
                                    field="task.metadata.tasktype")
         payload = dict(content)
+        if tasktype in ("text-to-image", "image-to-image"):
+            self._ensure_model(_requested_model(payload))
         scripts = payload.get("alwayson_scripts")
         if isinstance(scripts, dict):
             # v1alpha1 compatibility: routing keys once lived in alwayson_scripts.
@@ -106,7 +108,45 @@ class A1111Adapter:
                                  info={"html_info": body.get("html_info")})
         raise TransientFailure("runtime-bad-response", "the runtime's answer holds no images")
 
-    def _post(self, path: str, payload: dict) -> dict:
+    def _ensure_model(self, wanted: str | None) -> None:
+        """Switch to the requested model if it is allowed and listed; never render with another."""
+        if not wanted:
+            return
+        current = str(self._get("/sdapi/v1/options").get("sd_model_checkpoint") or "")
+        if _same_model(wanted, current):
+            return
+        if not self.dynamic_model:
+            raise PermanentFailure("model-switch-disabled",
+                                   f"the task asks for model {wanted!r} but this runtime serves {current!r} "
+                                   "and dynamicModel is off", field="task.content.override_settings")
+        models = self._models()
+        match = next((m for m in models if _same_model(wanted, m)), None)
+        if match is None:
+            self._post("/sdapi/v1/refresh-checkpoints", {}, expect_object=False)
+            models = self._models()
+            match = next((m for m in models if _same_model(wanted, m)), None)
+        if match is None:
+            raise PermanentFailure("unknown-model", f"model {wanted!r} is not one of this runtime's: "
+                                   f"{', '.join(models) or 'none'}", field="task.content.override_settings")
+        self._post("/sdapi/v1/options", {"sd_model_checkpoint": match}, expect_object=False)
+
+    def _models(self) -> list[str]:
+        body = self._get("/sdapi/v1/sd-models", expect_object=False)
+        return [m.get("title") or m.get("model_name") for m in body if isinstance(m, dict)] if isinstance(body, list) else []
+
+    def _get(self, path: str, expect_object: bool = True):
+        try:
+            r = self.http.get(path, timeout=30)
+        except httpx.HTTPError as e:
+            raise TransientFailure("runtime-unavailable", f"cannot reach the runtime: {e}") from None
+        if r.status_code >= 400:
+            raise TransientFailure("runtime-error", f"runtime answered {r.status_code} for {path}")
+        body = r.json()
+        if expect_object and not isinstance(body, dict):
+            raise TransientFailure("runtime-bad-response", f"{path} did not answer an object")
+        return body
+
+    def _post(self, path: str, payload: dict, expect_object: bool = True) -> dict:
         try:
             r = self.http.post(path, json=payload)
         except httpx.TimeoutException:
@@ -123,6 +163,8 @@ class A1111Adapter:
             body = r.json()
         except ValueError:
             raise TransientFailure("runtime-bad-response", "the runtime's answer is not JSON") from None
+        if not expect_object:
+            return body
         if not isinstance(body, dict):
             raise TransientFailure("runtime-bad-response", "the runtime's answer is not a JSON object")
         return body
@@ -132,6 +174,22 @@ class A1111Adapter:
             self.http.post("/sdapi/v1/interrupt", timeout=5)
         except httpx.HTTPError:
             pass
+
+
+def _requested_model(payload: dict) -> str | None:
+    """The model a task asks for: override_settings, or the v1alpha1 place in alwayson_scripts."""
+    for holder in (payload.get("override_settings"), payload.get("alwayson_scripts")):
+        if isinstance(holder, dict) and holder.get("sd_model_checkpoint"):
+            return str(holder["sd_model_checkpoint"])
+    return None
+
+
+def _same_model(a: str, b: str) -> bool:
+    """'v1-5.safetensors [6ce0161689]', 'v1-5.safetensors' and 'v1-5' name the same model."""
+    def norm(x: str) -> str:
+        x = x.split(" [")[0].strip()
+        return x.rsplit(".", 1)[0] if x.endswith((".safetensors", ".ckpt")) else x
+    return bool(a) and norm(a) == norm(b)
 
 
 def _detail(r: httpx.Response) -> str:
