@@ -357,3 +357,25 @@ def test_dynamic_model_switches_only_to_listed_models(stack, tiny_runtime):
         dynamic.run("text-to-image", {**body, "alwayson_scripts": {"sd_model_checkpoint": "sdxl"}})
     assert e.value.code == "unknown-model" and "tiny" in e.value.message
     assert dynamic.run("text-to-image", {**body, "alwayson_scripts": {"sd_model_checkpoint": "tiny [abc]"}}).images
+
+
+def test_health_readiness_and_metrics(stack, flaky_runtime):
+    from starlette.testclient import TestClient
+
+    from sdctl.agent.observe import app
+
+    agent = make_agent(stack, flaky_runtime.url)
+    send(stack, task_id="m-1")
+    send(stack, task_id="m-2", width=65)  # accepted by the stub: both complete
+    assert sorted(once(agent) + once(agent)) == ["completed", "completed"]
+    runtime_up = {"ok": True}
+    with TestClient(app(agent.metrics, lambda: runtime_up["ok"])) as http:
+        assert http.get("/healthz").status_code == 200
+        assert http.get("/readyz").json() == {"ready": True}
+        text = http.get("/metrics/").text
+    assert 'sdctl_agent_tasks_total{outcome="completed",runtime="sdruntime"} 2.0' in text
+    assert 'sdctl_agent_runtime_seconds_count{runtime="sdruntime"} 2.0' in text
+    assert "sdctl_agent_queue_wait_seconds_bucket" in text and "sdctl_agent_runtime_busy_ratio" in text
+    runtime_up["ok"] = False
+    with TestClient(app(agent.metrics, lambda: runtime_up["ok"])) as http:
+        assert http.get("/readyz").status_code == 503

@@ -25,6 +25,7 @@ class AgentSettings:
     wait_seconds: int = 20
     batch_size: int = 1
     prefetch: int = 1
+    health_port: int = 0
     visibility_seconds: int = 30
     input_buckets: tuple[str, ...] = ()
     shutdown_grace_seconds: int | None = None
@@ -54,6 +55,7 @@ class AgentSettings:
             wait_seconds=_int(env, "WAIT_SECONDS", 20, 0, 20),
             batch_size=_int(env, "RECEIVE_BATCH", 1, 1, 10),
             prefetch=_int(env, "PREFETCH", 1, 1, 10),
+            health_port=_int(env, "HEALTH_PORT", 0, 0, 65535),
             visibility_seconds=_int(env, "VISIBILITY_SECONDS", 30, 2, 43200),
             shutdown_grace_seconds=_int(env, "SHUTDOWN_GRACE_SECONDS", 0, 0) or None,
             input_buckets=tuple(b for b in env.get("INPUT_BUCKETS", "").split(",") if b),

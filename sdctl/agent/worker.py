@@ -70,6 +70,9 @@ class Agent:
         self.has_dead_letter_queue = False
         self.heartbeat = Heartbeat(sqs, settings.queue_url, settings.visibility_seconds)
         self.current: dict | None = None
+        from sdctl.agent.observe import Metrics
+
+        self.metrics = Metrics(settings.runtime_name)
 
     def discover_redrive_policy(self) -> None:
         """Read the queue's redrive policy: it, not a setting, decides when a task's attempt is
@@ -178,6 +181,8 @@ class Agent:
         while not self.stopping.is_set():
             for message in self.receive():
                 job = None if self.stopping.is_set() else self._prepare_quietly(message)
+                if isinstance(job, str):
+                    self.metrics.outcome(job)
                 if isinstance(job, Job):
                     while not self.stopping.is_set():
                         try:
@@ -201,7 +206,7 @@ class Agent:
 
     def _finish(self, job: Job, result) -> None:
         try:
-            self.finish(job, result)
+            self.metrics.outcome(self.finish(job, result))
         except Exception as e:
             log.error("finishing failed; the task returns when its visibility lapses", extra={**job.ctx, "error": str(e)})
         finally:
@@ -229,9 +234,9 @@ class Agent:
     def handle(self, message: dict) -> str:
         """Process one message start to end; return what happened (for logs and tests)."""
         job = self.prepare(message)
-        if isinstance(job, str):
-            return job
-        return self.finish(job, self.execute(job))
+        outcome = job if isinstance(job, str) else self.finish(job, self.execute(job))
+        self.metrics.outcome(outcome)
+        return outcome
 
     # The three stages. `run` overlaps them: while the runtime works on one task, the next
     # is prepared and the previous one is stored and announced.
@@ -249,6 +254,9 @@ class Agent:
         meta = task["metadata"]
         job = Job(message=message, task=task, attempt=attempt, received=self.clock(),
                   ctx={"task_id": meta["id"], "attempt": attempt})
+        sent = message.get("Attributes", {}).get("SentTimestamp")
+        if sent:
+            self.metrics.queue_wait.observe(max(0.0, time.time() - int(sent) / 1000))
         existing = self._existing_result(job.out_key)
         if existing is not None and existing.get("status") == "completed":
             log.info("result already stored; republishing its notification", extra=job.ctx)
@@ -271,6 +279,7 @@ class Agent:
         except TaskFailure as failure:
             return failure
         job.runtime_seconds = self.clock() - started
+        self.metrics.ran(job.runtime_seconds)
         return output
 
     def finish(self, job: Job, result) -> str:
@@ -296,6 +305,7 @@ class Agent:
             self._release(message)
             return "retry"
         self._delete(message)
+        self.metrics.task_seconds.observe(self.clock() - job.received)
         log.info("task completed", extra={**ctx, "images": len(image_keys),
                                           "seconds": document["seconds"]["total"]})
         return "completed"

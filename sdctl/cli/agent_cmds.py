@@ -23,6 +23,10 @@ def agent_run(
     settings = AgentSettings.from_env()
     agent = build(settings)
     agent.install_signal_handlers(settings.shutdown_grace_seconds)
+    if settings.health_port:
+        from sdctl.agent.observe import serve
+
+        serve(agent.metrics, agent.adapter.ready, settings.health_port)
     agent.run(max_tasks=max_tasks)
 
 
