@@ -212,4 +212,8 @@ def _b64decode(data, field: str) -> bytes:
 def adapter_for(runtime_type: str, base_url: str, *, timeout: float, dynamic_model: bool = False):
     if runtime_type in ("sdwebui", "diffusers"):
         return A1111Adapter(base_url, timeout=timeout, dynamic_model=dynamic_model)
-    raise PermanentFailure("unsupported-runtime", f"runtime type {runtime_type!r} has no adapter yet")
+    if runtime_type == "comfyui":
+        from sdctl.agent.comfyui import ComfyUIAdapter
+
+        return ComfyUIAdapter(base_url, timeout=timeout)
+    raise PermanentFailure("unsupported-runtime", f"runtime type {runtime_type!r} has no adapter")
