@@ -76,6 +76,14 @@ def results(state) -> dict[str, dict]:
     return out
 
 
+def finished(state) -> int:
+    """How many result documents exist (a listing, not a read of each)."""
+    s3, bucket = aws(state, "s3"), state["resources"]["bucket"]
+    return sum(obj["Key"].endswith(".out") for page in
+               s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="output/")
+               for obj in page.get("Contents", []))
+
+
 def wait_results(state, ids, seconds) -> dict[str, dict]:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -110,17 +118,21 @@ def agent_pids(state) -> list[int]:
 
 
 def test_sigkilled_agents_lose_nothing_and_repeat_nothing(chaos_stack):
+    import threading
+
     state = chaos_stack(max_receive=20, latency=0.05)  # 200 tasks keep the runtime busy ~10 s
     ids = [f"k-{i}" for i in range(200)]
-    submit(state, ids, "fox")
-    kills, deadline = 0, time.monotonic() + 60
+    submitter = threading.Thread(target=submit, args=(state, ids, "fox"))
+    submitter.start()  # kill while tasks arrive, not after
+    kills, deadline = 0, time.monotonic() + 90
     rng = random.Random(7)
-    while time.monotonic() < deadline and len(results(state)) < len(ids):  # kill only while work remains
+    while time.monotonic() < deadline and (submitter.is_alive() or finished(state) < len(ids)):
         pids = agent_pids(state)
         if pids:
             os.kill(rng.choice(pids), signal.SIGKILL)
             kills += 1
         time.sleep(0.3)
+    submitter.join()
     done = wait_results(state, ids, 120)
     assert kills >= 10
     assert all(done[i]["status"] == "completed" for i in ids)
