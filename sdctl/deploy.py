@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from sdctl.aws import artifacts
 from sdctl.aws.cloudformation import ChangeSet, Deployer, Event, changes_from_template
 from sdctl.aws.session import Aws
-from sdctl.cfn.base import logical_id
 from sdctl.cfn.stacks import StackSpec, stacks
 from sdctl.config.model import Config
 from sdctl.errors import SdctlError, UsageError
@@ -245,6 +244,3 @@ def aws_target(cfg: Config, aws: Aws):
                   bucket=outs["OutputBucket"], prefix=cfg.output.prefix,
                   runtimes={rt.name: rt.type for rt in cfg.runtimes}, s3_factory=lambda: aws.client("s3"))
 
-
-def queue_output(runtime: str) -> str:
-    return f"Queue{logical_id(runtime)}Url"

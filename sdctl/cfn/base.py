@@ -47,6 +47,11 @@ def policy(*statements: dict) -> dict:
     return {"Version": "2012-10-17", "Statement": list(statements)}
 
 
+def trust(service, actions="sts:AssumeRole") -> dict:
+    """A role's trust policy for an AWS service principal."""
+    return policy({"Effect": "Allow", "Principal": {"Service": service}, "Action": actions})
+
+
 def allow(actions, resources, **extra) -> dict:
     return {"Effect": "Allow", "Action": _list(actions), "Resource": _list(resources), **extra}
 

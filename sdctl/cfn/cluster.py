@@ -17,6 +17,7 @@ from sdctl.cfn.base import (
     sub,
     tags,
     template,
+    trust,
 )
 from sdctl.cfn.skips import skip
 from sdctl.config.model import Config
@@ -30,8 +31,7 @@ INTERRUPTION_EVENTS = [
     ("CapacityReservationInterruption", "aws.ec2", "EC2 Capacity Reservation Instance Interruption Warning"),
 ]
 ADDONS = ["vpc-cni", "kube-proxy", "eks-pod-identity-agent", "coredns", "aws-mountpoint-s3-csi-driver"]
-PODS_TRUST = policy({"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
-                     "Action": ["sts:AssumeRole", "sts:TagSession"]})
+PODS_TRUST = trust("pods.eks.amazonaws.com", ["sts:AssumeRole", "sts:TagSession"])
 
 
 def managed(name: str) -> dict:
@@ -56,8 +56,7 @@ def cluster_template(cfg: Config, n: Names) -> dict:
         p["PrivateSubnetIds"] = {"Type": "List<AWS::EC2::Subnet::Id>"}
         p["AdminPrincipalArn"] = {"Type": "String", "Description": "IAM role or user given cluster-admin."}
         r["ClusterRole"] = {"Type": "AWS::IAM::Role", "Properties": {
-            "AssumeRolePolicyDocument": policy({"Effect": "Allow", "Principal": {"Service": "eks.amazonaws.com"},
-                                                "Action": ["sts:AssumeRole", "sts:TagSession"]}),
+            "AssumeRolePolicyDocument": trust("eks.amazonaws.com", ["sts:AssumeRole", "sts:TagSession"]),
             "ManagedPolicyArns": [managed("AmazonEKSClusterPolicy")]}}
         r["SecretsKey"] = {"Type": "AWS::KMS::Key", "Properties": {
             "Description": f"sdctl {name}: Kubernetes secrets encryption", "EnableKeyRotation": True,
@@ -186,8 +185,7 @@ def cluster_template(cfg: Config, n: Names) -> dict:
 
 
 def _ec2_trust() -> dict:
-    return policy({"Effect": "Allow", "Principal": {"Service": sub("ec2.${AWS::URLSuffix}")},
-                   "Action": "sts:AssumeRole"})
+    return trust(sub("ec2.${AWS::URLSuffix}"))
 
 
 def _pod_identity(cluster, namespace: str, service_account: str, role: str) -> dict:

@@ -18,6 +18,7 @@ from sdctl.cfn.base import (
     ref,
     sub,
     template,
+    trust,
 )
 from sdctl.cfn.skips import skip
 from sdctl.config.model import Config
@@ -118,8 +119,7 @@ def edge_template(cfg: Config, n: Names) -> dict:
         "LogGroupName": f"/aws/lambda/{function_name}", "RetentionInDays": LOG_RETENTION_DAYS,
         "KmsKeyId": getatt("TopicKey", "Arn")}}
     r["ApiHandlerRole"] = {"Type": "AWS::IAM::Role", "Properties": {
-        "AssumeRolePolicyDocument": policy({"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                                            "Action": "sts:AssumeRole"}),
+        "AssumeRolePolicyDocument": trust("lambda.amazonaws.com"),
         "Policies": [{"PolicyName": "publish-tasks", "PolicyDocument": policy(
             allow("sns:Publish", ref("RequestsTopic")),
             allow(["kms:GenerateDataKey*", "kms:Decrypt"], getatt("TopicKey", "Arn")),
@@ -162,8 +162,7 @@ def edge_template(cfg: Config, n: Names) -> dict:
         "LogGroupName": f"/sdctl/{cfg.stack_name}/api-access", "RetentionInDays": LOG_RETENTION_DAYS,
         "KmsKeyId": getatt("TopicKey", "Arn")}}
     r["ApiGatewayLogsRole"] = {"Type": "AWS::IAM::Role", "Properties": {
-        "AssumeRolePolicyDocument": policy({"Effect": "Allow", "Principal": {"Service": "apigateway.amazonaws.com"},
-                                            "Action": "sts:AssumeRole"}),
+        "AssumeRolePolicyDocument": trust("apigateway.amazonaws.com"),
         "ManagedPolicyArns": [sub("arn:${AWS::Partition}:iam::aws:policy/service-role/"
                                   "AmazonAPIGatewayPushToCloudWatchLogs")]}}
     r["ApiGatewayAccount"] = {"Type": "AWS::ApiGateway::Account",

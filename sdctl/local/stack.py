@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -58,7 +59,7 @@ def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, a
         env=dict(env, AWS_ENDPOINT_URL=aws_url, GATEWAY_API_KEY=api_key, GATEWAY_PORT=str(port),
                  SNS_TOPIC_ARN=resources["requests_topic_arn"], S3_BUCKET=resources["bucket"],
                  DEFAULT_PREFIX=resources["prefix"],
-                 RUNTIMES=_json({r.name: r.type for r in cfg.runtimes}))))
+                 RUNTIMES=json.dumps({r.name: r.type for r in cfg.runtimes}))))
     for rt in cfg.runtimes:
         url = runtime_urls.get(rt.name)
         if url is None:
@@ -87,12 +88,6 @@ def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, a
                          VISIBILITY_SECONDS="6",
                          DYNAMIC_MODEL=str(rt.dynamic_model).lower())))
     return specs
-
-
-def _json(data) -> str:
-    import json
-
-    return json.dumps(data)
 
 
 def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
