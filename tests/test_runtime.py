@@ -90,3 +90,11 @@ def test_options_models_progress_memory(api):
     assert p["state"]["job"] == "" and p["progress"] == 0
     assert api.get("/sdapi/v1/memory").json()["ram"]["total"] > 0
     assert api.get("/sdapi/v1/nothing").status_code == 404
+
+
+def test_a_batch_is_one_call_yet_every_image_is_reproducible(api, tiny_engine):
+    first = txt2img(api, batch_size=3, n_iter=2).json()
+    again = txt2img(api, batch_size=3, n_iter=2).json()
+    assert len(first["images"]) == 6 and first["images"] == again["images"]
+    assert len(set(first["images"])) == 6  # six different seeds, six different images
+    assert json.loads(first["info"])["all_seeds"] == [7, 8, 9, 10, 11, 12]

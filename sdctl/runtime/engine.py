@@ -197,7 +197,7 @@ class Engine:
             import diffusers
 
             self._interrupt = False
-            self.progress = Progress(job="img2img" if init_image else "txt2img", job_count=count,
+            self.progress = Progress(job="img2img" if init_image else "txt2img", job_count=n_iter,
                                      sampling_steps=steps, started=time.monotonic())
             scheduler = getattr(diffusers, SAMPLERS[sampler]).from_config(self._base_scheduler)
             if init_image is None:
@@ -211,15 +211,19 @@ class Engine:
             images: list[bytes] = []
             seeds = [seed + i for i in range(count)]
             try:
-                for i, s in enumerate(seeds):
+                # One pipeline call per batch of batch_size images (the hardware's parallelism);
+                # a generator per image keeps every seed reproducible.
+                for i in range(n_iter):
                     self.progress.job_no = i
+                    batch_seeds = seeds[i * batch:(i + 1) * batch]
                     out = pipe(
                         prompt, negative_prompt=negative or None, num_inference_steps=steps,
-                        guidance_scale=cfg, generator=torch.Generator("cpu").manual_seed(s),
+                        guidance_scale=cfg, num_images_per_prompt=len(batch_seeds),
+                        generator=[torch.Generator("cpu").manual_seed(x) for x in batch_seeds],
                         callback_on_step_end=self._on_step, **extra)
                     if self._interrupt:
                         break
-                    images.append(_png(out.images[0]))
+                    images.extend(_png(img) for img in out.images)
             finally:
                 self.pipe.scheduler = scheduler.__class__.from_config(self._base_scheduler)
                 self.progress.last_seconds = time.monotonic() - self.progress.started
