@@ -42,12 +42,12 @@ def stack(aws):
         agent.heartbeat.stop()
 
 
-def make_agent(stack, runtime_url: str, visibility: int = 30) -> Agent:
+def make_agent(stack, runtime_url: str, visibility: int = 30, **settings) -> Agent:
     rt = stack["runtimes"]["sdruntime"]
     settings = AgentSettings(queue_url=rt["queue_url"], topic_arn=stack["results_topic_arn"],
                              bucket=stack["bucket"], runtime_name="sdruntime", runtime_type="sdwebui",
                              api_base_url=runtime_url + "/sdapi/v1/", region="us-west-2",
-                             wait_seconds=1, max_receive_count=99, visibility_seconds=visibility)
+                             wait_seconds=1, max_receive_count=99, visibility_seconds=visibility, **settings)
     aws = stack["aws"]
     agent = Agent(settings, sqs=aws.sqs, s3=aws.s3, sns=aws.sns, adapter=A1111Adapter(runtime_url, timeout=30))
     agent.discover_redrive_policy()
@@ -379,3 +379,15 @@ def test_health_readiness_and_metrics(stack, flaky_runtime):
     runtime_up["ok"] = False
     with TestClient(app(agent.metrics, lambda: runtime_up["ok"])) as http:
         assert http.get("/readyz").status_code == 503
+
+
+def test_a_running_notice_is_published_beside_the_result_when_asked_for(stack, flaky_runtime):
+    flaky_runtime.state["delay"] = 0.5
+    agent = make_agent(stack, flaky_runtime.url, notify_running=True)
+    send(stack, task_id="r-1")
+    agent.run(max_tasks=1)
+    notes = notifications(stack) + notifications(stack)
+    statuses = [n["status"] for n in sorted(notes, key=lambda n: n["status"] != "running")]
+    assert statuses == ["running", "completed"]
+    running = next(n for n in notes if n["status"] == "running")
+    assert running["result"] is False and running["image_url"] == [] and running["attempt"] == 1

@@ -26,6 +26,7 @@ class AgentSettings:
     batch_size: int = 1
     prefetch: int = 1
     health_port: int = 0
+    notify_running: bool = False
     visibility_seconds: int = 30
     input_buckets: tuple[str, ...] = ()
     shutdown_grace_seconds: int | None = None
@@ -60,6 +61,7 @@ class AgentSettings:
             shutdown_grace_seconds=_int(env, "SHUTDOWN_GRACE_SECONDS", 0, 0) or None,
             input_buckets=tuple(b for b in env.get("INPUT_BUCKETS", "").split(",") if b),
             dynamic_model=env.get("DYNAMIC_MODEL", "false").lower() in ("1", "true", "yes"),
+            notify_running=env.get("NOTIFY_RUNNING", "false").lower() in ("1", "true", "yes"),
         )
 
 

@@ -155,6 +155,8 @@ class Agent:
                 except queue.Empty:
                     continue
                 self.current = job.message
+                if self.settings.notify_running:
+                    finishing.submit(self._announce_running, job)
                 try:
                     result = self.execute(job)
                 finally:
@@ -203,6 +205,16 @@ class Agent:
         except Exception as e:  # an AWS hiccup while preparing: the message comes back later
             log.warning("could not prepare a task; it will be retried", extra={"error": str(e)})
             return None
+
+    def _announce_running(self, job: Job) -> None:
+        """The optional `status: running` notice, sent beside the runtime call, never before it."""
+        note = notification(job.task, status="running", bucket=self.settings.bucket, image_keys=[],
+                            output_key=job.out_key)
+        note["attempt"] = job.attempt
+        try:
+            self._publish(note, job.task)
+        except Exception as e:  # a lost notice must not cost the task
+            log.warning("could not announce running", extra={**job.ctx, "error": str(e)})
 
     def _finish(self, job: Job, result) -> None:
         try:
