@@ -391,3 +391,16 @@ def test_a_running_notice_is_published_beside_the_result_when_asked_for(stack, f
     assert statuses == ["running", "completed"]
     running = next(n for n in notes if n["status"] == "running")
     assert running["result"] is False and running["image_url"] == [] and running["attempt"] == 1
+
+
+def test_sigterm_returns_the_prefetched_task_at_once(stack, flaky_runtime):
+    flaky_runtime.state["delay"] = 2.0
+    proc = agent_process(stack, flaky_runtime.url)
+    send(stack, task_id="first")
+    assert wait_for(lambda: flaky_runtime.state["calls"] == 1)
+    send(stack, task_id="second")
+    assert wait_for(lambda: queue_counts(stack) == (0, 2))  # the second is prefetched: invisible, held
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+    assert [n["id"] for n in notifications(stack)] == ["first"]
+    assert queue_counts(stack) == (1, 0)  # the unstarted one is visible again at once

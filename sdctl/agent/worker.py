@@ -169,14 +169,10 @@ class Agent:
             pass
         finally:
             self.stopping.set()
-            while True:  # prepared but not started: back to the queue at once
-                try:
-                    job = ready.get_nowait()
-                except queue.Empty:
-                    break
-                self._release(job.message)
-                self.heartbeat.untrack(job.message)
-            finishing.shutdown(wait=True)
+            finishing.shutdown(wait=True)  # started tasks are stored, announced and deleted
+            # Whatever is still held (prefetched, or taken but not started) goes back at once.
+            for receipt in self.heartbeat.held():
+                self._release({"ReceiptHandle": receipt})
             self.heartbeat.stop()
 
     def _prefetch(self, ready: queue.Queue) -> None:
