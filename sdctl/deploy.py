@@ -4,6 +4,7 @@ this module only sequences the executors and reports through callbacks."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sdctl.aws import artifacts
@@ -24,6 +25,13 @@ class Context:
     code_bucket: str
     code_key: str
     code: bytes
+
+    def stack_name(self, key: str) -> str | None:
+        return next((s.name for s in self.specs if s.key == key), None)
+
+    def outputs(self, key: str) -> dict[str, str]:
+        """The outputs of stack `key` (network, edge or cluster) as deployed now."""
+        return self.deployer.outputs(self.stack_name(key))
 
 
 def context(cfg: Config, aws: Aws, *, poll: float = 2.0) -> Context:
@@ -156,20 +164,40 @@ def release_specs(ctx: Context, outputs: dict[str, dict[str, str]]):
                     region=ctx.aws.region)
 
 
+def _connect(ctx: Context):
+    """A private kubeconfig for the deployed cluster (SdctlError if it cannot be reached)."""
+    from sdctl.k8s import cluster
+
+    return cluster.connect(ctx.aws.session, ctx.cfg.cluster_name, ctx.aws.region)
+
+
+@contextmanager
+def _removed_after(path):
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _deployed_release_outputs(ctx: Context) -> dict[str, dict[str, str]] | None:
+    """The outputs releases are built from, or None while the cluster stack is not deployed."""
+    name = ctx.stack_name("cluster")
+    if name is None or ctx.deployer.status(name) is None:
+        return None
+    return {"edge": ctx.outputs("edge"), "cluster": ctx.outputs("cluster")}
+
+
 def deploy_releases(ctx: Context, outputs: dict[str, dict[str, str]], on_step: Callable[[str], None]) -> dict:
     """After the stacks: Karpenter, KEDA and the runtimes, then wait until they are ready."""
     from sdctl.k8s import cluster
 
     for key in ("edge", "cluster"):
         if key not in outputs:
-            outputs[key] = ctx.deployer.outputs(next(s.name for s in ctx.specs if s.key == key))
+            outputs[key] = ctx.outputs(key)
     specs = release_specs(ctx, outputs)
-    kubeconfig = cluster.connect(ctx.aws.session, ctx.cfg.cluster_name, ctx.aws.region)
-    try:
+    with _removed_after(_connect(ctx)) as kubeconfig:
         cluster.install_all(specs, kubeconfig, on_step)
         return cluster.wait_ready(specs, kubeconfig, on_step)
-    finally:
-        kubeconfig.unlink(missing_ok=True)
 
 
 def plan_releases(ctx: Context) -> list[dict] | None:
@@ -177,41 +205,33 @@ def plan_releases(ctx: Context) -> list[dict] | None:
     from sdctl.k8s import cluster, helm
     from sdctl.k8s.diff import diff_manifests
 
-    cluster_spec = next(s for s in ctx.specs if s.key == "cluster")
-    if ctx.deployer.status(cluster_spec.name) is None:
-        return None
-    outputs = {"edge": ctx.deployer.outputs(next(s.name for s in ctx.specs if s.key == "edge")),
-               "cluster": ctx.deployer.outputs(cluster_spec.name)}
-    try:
-        kubeconfig = cluster.connect(ctx.aws.session, ctx.cfg.cluster_name, ctx.aws.region)
-    except SdctlError:
+    outputs = _deployed_release_outputs(ctx)
+    if outputs is None:
         return None
     try:
+        path = _connect(ctx)
+    except SdctlError:  # the cluster is not reachable
+        return None
+    with _removed_after(path) as kubeconfig:
         return [{"release": rel.name, "namespace": rel.namespace,
                  "changes": diff_manifests(helm.render(rel), cluster.installed_objects(rel, kubeconfig))}
                 for rel in release_specs(ctx, outputs) if rel.runtime]
-    finally:
-        kubeconfig.unlink(missing_ok=True)
 
 
 def destroy_releases(ctx: Context, on_step: Callable[[str], None]) -> bool:
     """Uninstall every release; False when there is no cluster to uninstall from."""
     from sdctl.k8s import cluster
 
-    cluster_spec = next((s for s in ctx.specs if s.key == "cluster"), None)
-    if cluster_spec is None or ctx.deployer.status(cluster_spec.name) is None:
+    outputs = _deployed_release_outputs(ctx)
+    if outputs is None:
         return False
-    outputs = {"edge": ctx.deployer.outputs(next(s.name for s in ctx.specs if s.key == "edge")),
-               "cluster": ctx.deployer.outputs(cluster_spec.name)}
     try:
-        kubeconfig = cluster.connect(ctx.aws.session, ctx.cfg.cluster_name, ctx.aws.region)
+        path = _connect(ctx)
     except SdctlError as e:
         on_step(f"skipping Helm releases: {e.message}")
         return False
-    try:
+    with _removed_after(path) as kubeconfig:
         cluster.uninstall_all(release_specs(ctx, outputs), kubeconfig, on_step)
-    finally:
-        kubeconfig.unlink(missing_ok=True)
     return True
 
 
@@ -235,10 +255,9 @@ def aws_target(cfg: Config, aws: Aws):
     from sdctl.client import Target
 
     ctx = context(cfg, aws)
-    edge = next(s for s in ctx.specs if s.key == "edge")
-    outs = ctx.deployer.outputs(edge.name)
+    outs = ctx.outputs("edge")
     if "ApiEndpoint" not in outs or "ApiKeyId" not in outs:
-        raise SdctlError(f"stack {edge.name} is not deployed (or has no API outputs)",
+        raise SdctlError(f"stack {ctx.stack_name('edge')} is not deployed (or has no API outputs)",
                          hint="run `sdctl deploy` first, or use --local")
     return Target(kind="aws", api_url=outs["ApiEndpoint"], api_key=api_key_value(aws, outs["ApiKeyId"]),
                   bucket=outs["OutputBucket"], prefix=cfg.output.prefix,

@@ -366,7 +366,7 @@ def test_health_readiness_and_metrics(stack, flaky_runtime):
 
     agent = make_agent(stack, flaky_runtime.url)
     send(stack, task_id="m-1")
-    send(stack, task_id="m-2", width=65)  # accepted by the stub: both complete
+    send(stack, task_id="m-2")
     assert sorted(once(agent) + once(agent)) == ["completed", "completed"]
     runtime_up = {"ok": True}
     with TestClient(app(agent.metrics, lambda: runtime_up["ok"])) as http:

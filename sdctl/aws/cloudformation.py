@@ -83,12 +83,8 @@ class Deployer:
 
     # -- reading ------------------------------------------------------------------------------
     def status(self, stack: str) -> str | None:
-        try:
-            return self.cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"]
-        except self.cfn.exceptions.ClientError as e:
-            if "does not exist" in str(e):
-                return None
-            raise
+        data = self.describe(stack)
+        return data["StackStatus"] if data else None
 
     def describe(self, stack: str) -> dict | None:
         try:

@@ -29,7 +29,7 @@ def _queues(ctx: typer.Context, local: bool):
     cfg = load(obj.get("config"))
     aws = aws_for(ctx, cfg)
     dctx = deploy.context(cfg, aws)
-    edge = dctx.deployer.outputs(next(s.name for s in dctx.specs if s.key == "edge"))
+    edge = dctx.outputs("edge")
     return aws.client("sqs"), {rt.name: (edge[f"Queue{logical_id(rt.name)}Url"],
                                          edge[f"DeadLetterQueue{logical_id(rt.name)}Url"]) for rt in cfg.runtimes}
 
