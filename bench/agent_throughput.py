@@ -3,12 +3,14 @@
 A stub AUTOMATIC1111 runtime answers every txt2img after a fixed latency L. N tasks wait in
 the queue of a moto server (over HTTP). The same process runs the baseline first, the
 agent's stages one after another (receive, check, run, upload, announce, delete: what the
-guidance's agent does), then the pipelined `Agent.run`, and prints, for each:
+guidance's agent does), then the pipelined `Agent.run` with one runtime call at a time (the
+default), then with two in flight (RUNTIME_CONCURRENCY=2: the runtime queues the second
+and starts it the moment the first ends), and prints, for each:
 wall time, tasks/s, runtime busy fraction (N*L / wall) and per-task overhead, plus the
 ratio against the baseline. `--aws-delay-ms 10` slows every AWS call the agent makes by
 that much (real AWS is slower than the emulator).
 
-    python bench/agent_throughput.py --latency 0.2 --tasks 50 [--aws-delay-ms 10]
+    python bench/agent_throughput.py --latency 0.2 --tasks 100 [--aws-delay-ms 10]
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import logging
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -55,10 +56,10 @@ def serve_stub(port: int, latency: float) -> None:
     buf = io.BytesIO()
     Image.new("RGB", (64, 64), "blue").save(buf, format="PNG")
     png = base64.b64encode(buf.getvalue()).decode()
-    busy = threading.Lock()
+    busy = asyncio.Lock()
 
     async def txt2img(request):
-        with busy:  # one generation at a time, like a real runtime
+        async with busy:  # one generation at a time; others wait their turn, like a real runtime
             # asyncio.sleep overshoots by a millisecond or two; sleep short, then spin to L.
             deadline = time.perf_counter() + latency
             await asyncio.sleep(max(0.0, latency - 0.005))
@@ -106,11 +107,13 @@ def fill(sqs, queue_url: str, n: int, tag: str) -> None:
                          "prefix": "bench"}, "content": {"prompt": "x"}})} for j in range(min(10, n - i))])
 
 
-def measure(mode: str, *, aws_url: str, res: dict, runtime_url: str, n: int, delay_ms: float) -> float:
+def measure(mode: str, *, aws_url: str, res: dict, runtime_url: str, n: int, delay_ms: float,
+            concurrency: int = 1) -> float:
     rt = res["runtimes"]["sdruntime"]
     settings = AgentSettings(queue_url=rt["queue_url"], topic_arn=res["results_topic_arn"], bucket=res["bucket"],
                              runtime_name="sdruntime", runtime_type="sdwebui", api_base_url=runtime_url,
-                             region="us-west-2", wait_seconds=1, visibility_seconds=30)
+                             region="us-west-2", wait_seconds=1, visibility_seconds=30,
+                             runtime_concurrency=concurrency)
     setup = clients(aws_url, 0)
     fill(setup["sqs"], rt["queue_url"], n, f"{mode}-{time.monotonic_ns()}")
     agent = Agent(settings, adapter=A1111Adapter(runtime_url, timeout=30), **clients(aws_url, delay_ms))
@@ -157,15 +160,16 @@ def main() -> None:
         adapter.run("text-to-image", {"prompt": "x"})
     floor = (time.perf_counter() - started) / min(n, 20)
     print(f"runtime call alone (no queue, no AWS): {floor * 1000:.1f} ms for L = {args.latency * 1000:.0f} ms")
-    for mode in ("baseline", "pipelined"):
-        wall = measure(mode, aws_url=aws_url, res=res, runtime_url=runtime_url, n=n, delay_ms=args.aws_delay_ms)
+    for mode, concurrency in (("baseline", 1), ("pipelined", 1), ("2-in-flight", 2)):
+        wall = measure(mode, aws_url=aws_url, res=res, runtime_url=runtime_url, n=n, delay_ms=args.aws_delay_ms,
+                       concurrency=concurrency)
         rows[mode] = {"wall_s": round(wall, 3), "tasks_per_s": round(n / wall, 3), "busy": round(n * lat / wall, 4),
                       "overhead_ms_per_task": round((wall - n * lat) / n * 1000, 1)}
     base = rows["baseline"]["wall_s"]
     print(f"latency {lat}s, {n} tasks, AWS delay {args.aws_delay_ms} ms per call")
-    print(f"{'mode':10} {'wall s':>8} {'tasks/s':>8} {'busy':>7} {'overhead ms':>12} {'speed vs baseline':>18}")
+    print(f"{'mode':12} {'wall s':>8} {'tasks/s':>8} {'busy':>7} {'overhead ms':>12} {'speed vs baseline':>18}")
     for mode, r in rows.items():
-        print(f"{mode:10} {r['wall_s']:8.3f} {r['tasks_per_s']:8.3f} {r['busy']:7.4f} "
+        print(f"{mode:12} {r['wall_s']:8.3f} {r['tasks_per_s']:8.3f} {r['busy']:7.4f} "
               f"{r['overhead_ms_per_task']:12.1f} {base / r['wall_s']:17.2f}x")
     print(json.dumps({"latency": lat, "tasks": n, "aws_delay_ms": args.aws_delay_ms, **rows}))
     moto.terminate()

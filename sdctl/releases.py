@@ -62,7 +62,7 @@ def runtime_values(cfg: Config, rt: Runtime, *, edge: dict[str, str], cluster: d
             "image": _image(rt.image or f"{reg}/{d['image']}:{__version__}"),
             "model": rt.model, "dynamicModel": rt.dynamic_model,
         },
-        "agent": {"image": _image(f"{reg}/queue-agent:{__version__}")},
+        "agent": {"image": _image(f"{reg}/queue-agent:{__version__}"), "env": rt.agent_env()},
         "aws": {"region": region, "queueUrl": edge[f"Queue{lid}Url"], "resultsTopicArn": edge["ResultsTopicArn"],
                 "outputBucket": edge["OutputBucket"]},
         "maxTaskSeconds": rt.max_task_seconds,

@@ -42,14 +42,15 @@ def stack(aws):
         agent.heartbeat.stop()
 
 
-def make_agent(stack, runtime_url: str, visibility: int = 30, **settings) -> Agent:
+def make_agent(stack, runtime_url: str, visibility: int = 30, batches: bool = False, **settings) -> Agent:
     rt = stack["runtimes"]["sdruntime"]
     settings = AgentSettings(queue_url=rt["queue_url"], topic_arn=stack["results_topic_arn"],
                              bucket=stack["bucket"], runtime_name="sdruntime", runtime_type="sdwebui",
                              api_base_url=runtime_url + "/sdapi/v1/", region="us-west-2",
                              wait_seconds=1, max_receive_count=99, visibility_seconds=visibility, **settings)
     aws = stack["aws"]
-    agent = Agent(settings, sqs=aws.sqs, s3=aws.s3, sns=aws.sns, adapter=A1111Adapter(runtime_url, timeout=30))
+    agent = Agent(settings, sqs=aws.sqs, s3=aws.s3, sns=aws.sns,
+                  adapter=A1111Adapter(runtime_url, timeout=30, batches=batches))
     agent.discover_redrive_policy()
     stack["agents"].append(agent)
     return agent
@@ -131,7 +132,7 @@ def test_runtime_rejection_publishes_failed_with_the_reason_and_deletes(stack, t
 @pytest.fixture
 def flaky_runtime():
     """Answers 500 while `failures` > 0, then succeeds; counts calls."""
-    state = {"failures": 0, "calls": 0, "delay": 0.0}
+    state = {"failures": 0, "calls": 0, "delay": 0.0, "in_flight": 0, "most_in_flight": 0}
     buf = io.BytesIO()
     Image.new("RGB", (8, 8), "red").save(buf, format="PNG")
     png = base64.b64encode(buf.getvalue()).decode()
@@ -140,7 +141,10 @@ def flaky_runtime():
         import asyncio
 
         state["calls"] += 1
+        state["in_flight"] += 1
+        state["most_in_flight"] = max(state["most_in_flight"], state["in_flight"])
         await asyncio.sleep(state["delay"])
+        state["in_flight"] -= 1
         if state["failures"] > 0:
             state["failures"] -= 1
             return JSONResponse({"error": "OutOfMemoryError", "detail": "CUDA out of memory"}, status_code=500)
@@ -340,6 +344,56 @@ def test_pipelined_run_completes_every_task_once(stack, flaky_runtime):
     assert all(n["status"] == "completed" for n in notes)
     assert flaky_runtime.state["calls"] == 6
     assert queue_counts(stack) == (0, 0)
+
+
+def all_notifications(stack) -> list[dict]:
+    notes = []
+    while batch := notifications(stack):
+        notes += batch
+    return notes
+
+
+def test_two_calls_in_flight_keep_one_queued_at_the_runtime_and_lose_nothing(stack, flaky_runtime):
+    """RUNTIME_CONCURRENCY=2: the next request waits inside the runtime, not in the agent."""
+    flaky_runtime.state["delay"] = 0.1
+    agent = make_agent(stack, flaky_runtime.url, runtime_concurrency=2, prefetch=2, batch_size=10)
+    for i in range(8):
+        send(stack, task_id=f"c-{i}")
+    agent.run(max_tasks=8)
+    notes = all_notifications(stack)
+    assert sorted(n["id"] for n in notes) == [f"c-{i}" for i in range(8)]
+    assert all(n["status"] == "completed" for n in notes)
+    assert flaky_runtime.state["calls"] == 8 and flaky_runtime.state["most_in_flight"] == 2
+    assert queue_counts(stack) == (0, 0)
+
+
+def test_tasks_differing_only_in_prompt_share_one_runtime_call(stack, tiny_runtime):
+    """BATCH_TASKS with the built-in diffusers runtime: four prompts, one pipeline call, four
+    tasks' results, each the image that prompt and seed give alone; a task with other
+    settings runs on its own."""
+    agent = make_agent(stack, tiny_runtime, batches=True, batch_tasks=4, prefetch=4, batch_size=10)
+    prompts = ["a red fox", "a blue whale", "a green frog", "a grey owl"]
+    for i, prompt in enumerate(prompts):
+        send(stack, task_id=f"b-{i}", prompt=prompt, seed=10 + i)
+    send(stack, task_id="b-alone", prompt="a red fox", steps=3)
+    time.sleep(1)  # all five queued before the agent starts, so the prefetcher can group them
+    agent.run(max_tasks=5)
+    notes = {n["id"]: n for n in all_notifications(stack)}
+    assert sorted(notes) == ["b-0", "b-1", "b-2", "b-3", "b-alone"]
+    assert all(n["status"] == "completed" for n in notes.values())
+    calls = agent.metrics.registry.get_sample_value("sdctl_agent_runtime_seconds_count", {"runtime": "sdruntime"})
+    assert calls < 5  # at least two tasks shared a call
+    s3, bucket = stack["aws"].s3, stack["bucket"]
+    from PIL import ImageChops
+
+    for i, prompt in enumerate(prompts):
+        out = json.loads(s3.get_object(Bucket=bucket, Key=f"output/b-{i}/b-{i}.out")["Body"].read())
+        assert out["info"]["prompt"] == prompt and out["info"]["seed"] == 10 + i
+        got = Image.open(io.BytesIO(s3.get_object(Bucket=bucket, Key=f"output/b-{i}/b-{i}-1.png")["Body"].read()))
+        alone = A1111Adapter(tiny_runtime).run("text-to-image", {"prompt": prompt, "steps": 2, "width": 64,
+                                                                 "height": 64, "seed": 10 + i}).images[0]
+        diff = ImageChops.difference(got.convert("RGB"), Image.open(io.BytesIO(alone)).convert("RGB"))
+        assert max(hi for _, hi in diff.getextrema()) <= 2
 
 
 def test_dynamic_model_switches_only_to_listed_models(stack, tiny_runtime):

@@ -42,6 +42,10 @@ runtimes:
   - name: beta
     type: comfyui
     namespace: art
+    agent: {prefetch: 3, runtimeConcurrency: 2, notifyRunning: true}
+  - name: gamma
+    type: diffusers
+    agent: {batchTasks: 4}
 """
 
 
@@ -197,6 +201,10 @@ def test_agent_config_points_at_the_runtime_and_its_queue(rendered):
     assert cm["data"]["API_BASE_URL"] == "http://127.0.0.1:8188"
     assert cm["data"]["SQS_QUEUE_URL"].endswith("/full-beta")
     assert cm["data"]["RUNTIME_TYPE"] == "comfyui"
+    assert {k: cm["data"][k] for k in ("PREFETCH", "RUNTIME_CONCURRENCY", "NOTIFY_RUNNING", "RECEIVE_BATCH")} == {
+        "PREFETCH": "3", "RUNTIME_CONCURRENCY": "2", "NOTIFY_RUNNING": "true", "RECEIVE_BATCH": "3"}
+    [gamma] = by_kind(rendered["full/gamma"], "ConfigMap")
+    assert gamma["data"]["BATCH_TASKS"] == "4" and gamma["data"]["RUNTIME_TYPE"] == "diffusers"
     [sa] = by_kind(rendered["full/beta"], "ServiceAccount")
     assert sa["metadata"] == {**sa["metadata"], "name": "sd-beta", "namespace": "art"}
 

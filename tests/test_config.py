@@ -77,6 +77,12 @@ def test_wrong_types_and_missing_required_keys():
     assert "valid boolean" in found["runtimes[0].dynamicModel"]["message"]
 
 
+def test_batching_tasks_is_refused_for_a_runtime_that_cannot():
+    [found] = problems("runtimes:\n  - name: a\n    type: sdwebui\n    agent: {batchTasks: 4}\n")
+    assert found["path"] == "runtimes[0]" and "needs a diffusers runtime" in found["message"]
+    assert parse("runtimes:\n  - name: a\n    type: diffusers\n    agent: {batchTasks: 4}\n").runtimes[0].agent.batch_tasks == 4
+
+
 def test_missing_runtimes_and_duplicate_names():
     assert problems("stackName: x\n")[0]["path"] == "runtimes"
     found = problems(BASE + "  - name: sdruntime\n    type: comfyui\n")

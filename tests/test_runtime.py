@@ -98,3 +98,40 @@ def test_a_batch_is_one_call_yet_every_image_is_reproducible(api, tiny_engine):
     assert len(first["images"]) == 6 and first["images"] == again["images"]
     assert len(set(first["images"])) == 6  # six different seeds, six different images
     assert json.loads(first["info"])["all_seeds"] == [7, 8, 9, 10, 11, 12]
+
+
+def test_tasks_batched_into_one_pipeline_call_come_back_as_each_alone(api, tiny_engine):
+    """sdctl's /sdctl/v1/txt2img-batch: different prompts and seeds, one pipeline call, and
+    each request gets the image txt2img gives it alone (compared pixel by pixel: batched CPU
+    matmuls may differ in the last bit)."""
+    from unittest import mock
+
+    reqs = [{"prompt": p, "steps": 2, "width": 64, "height": 64, "seed": s}
+            for p, s in (("a red fox", 7), ("a blue whale", 3), ("a green frog", 11))]
+    alone = [txt2img(api, **r).json()["images"][0] for r in reqs]
+    calls = []
+    pipe = tiny_engine.pipe
+    with mock.patch.object(tiny_engine, "pipe", side_effect=lambda *a, **kw: calls.append(a) or pipe(*a, **kw),
+                           wraps=pipe) as wrapped:
+        wrapped.components, wrapped.scheduler = pipe.components, pipe.scheduler
+        r = api.post("/sdctl/v1/txt2img-batch", json={"requests": reqs})
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert len(calls) == 1 and calls[0][0] == [q["prompt"] for q in reqs]
+    for req, result, single in zip(reqs, results, alone, strict=True):
+        assert json.loads(result["info"])["seed"] == req["seed"] and result["parameters"]["prompt"] == req["prompt"]
+        a, b = decode(result["images"][0]), decode(single)
+        from PIL import ImageChops
+
+        assert max(hi for _, hi in ImageChops.difference(a.convert("RGB"), b.convert("RGB")).getextrema()) <= 2
+
+
+@pytest.mark.parametrize("reqs,word", [
+    ([{"prompt": "a", "steps": 2}, {"prompt": "b", "steps": 3}], "settings differ from requests[0]"),
+    ([{"prompt": "a", "batch_size": 2}], "batch_size and n_iter must be 1"),
+    ([], "non-empty"),
+    ("nope", "must be a list"),
+])
+def test_a_batch_with_mixed_settings_is_refused_naming_the_request(api, reqs, word):
+    r = api.post("/sdctl/v1/txt2img-batch", json={"requests": reqs})
+    assert r.status_code == 422 and word in r.json()["detail"]

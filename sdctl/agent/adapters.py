@@ -57,8 +57,10 @@ class A1111Adapter:
     }
 
     def __init__(self, base_url: str, *, timeout: float = 600, dynamic_model: bool = False,
-                 client: httpx.Client | None = None):
+                 client: httpx.Client | None = None, batches: bool = False):
         root = base_url.rstrip("/")
+        # sdctl's diffusers runtime also takes several tasks in one call (/sdctl/v1/txt2img-batch).
+        self.batches = batches
         if root.endswith("/sdapi/v1"):
             root = root[: -len("/sdapi/v1")]
         self.root = root
@@ -92,21 +94,21 @@ class A1111Adapter:
             payload["alwayson_scripts"] = scripts
         body = self._post(f"/sdapi/v1/{endpoint}", payload)
         if "images" in body:
-            images = [_b64decode(i, "images") for i in body.get("images") or []]
-            info = body.get("info")
-            if isinstance(info, str):
-                try:
-                    info = json.loads(info)
-                except ValueError:
-                    info = {"text": info}
-            first = (info or {}).get("index_of_first_image", 0) if isinstance(info, dict) else 0
-            return RuntimeOutput(images=images[first:], parameters=body.get("parameters") or {},
-                                 info=info if isinstance(info, dict) else {},
-                                 model=(info or {}).get("sd_model_name") if isinstance(info, dict) else None)
+            return _output(body)
         if "image" in body:
             return RuntimeOutput(images=[_b64decode(body["image"], "image")],
                                  info={"html_info": body.get("html_info")})
         raise TransientFailure("runtime-bad-response", "the runtime's answer holds no images")
+
+    def run_many(self, contents: list[dict]) -> list[RuntimeOutput]:
+        """Several text-to-image tasks that differ only in prompt, negative prompt and seed, in
+        one runtime call; one output per task, in order."""
+        body = self._post("/sdctl/v1/txt2img-batch", {"requests": contents})
+        results = body.get("results")
+        if not isinstance(results, list) or len(results) != len(contents) or \
+                not all(isinstance(r, dict) and "images" in r for r in results):
+            raise TransientFailure("runtime-bad-response", "the runtime's batch answer does not match the request")
+        return [_output(r) for r in results]
 
     def _ensure_model(self, wanted: str | None) -> None:
         """Switch to the requested model if it is allowed and listed; never render with another."""
@@ -176,6 +178,21 @@ class A1111Adapter:
             pass
 
 
+def _output(body: dict) -> RuntimeOutput:
+    """A txt2img/img2img answer: images from index_of_first_image on (A1111 puts a grid first)."""
+    images = [_b64decode(i, "images") for i in body.get("images") or []]
+    info = body.get("info")
+    if isinstance(info, str):
+        try:
+            info = json.loads(info)
+        except ValueError:
+            info = {"text": info}
+    info = info if isinstance(info, dict) else {}
+    first = info.get("index_of_first_image", 0)
+    return RuntimeOutput(images=images[first if isinstance(first, int) else 0:],
+                         parameters=body.get("parameters") or {}, info=info, model=info.get("sd_model_name"))
+
+
 def _requested_model(payload: dict) -> str | None:
     """The model a task asks for: override_settings, or the v1alpha1 place in alwayson_scripts."""
     for holder in (payload.get("override_settings"), payload.get("alwayson_scripts")):
@@ -211,7 +228,8 @@ def _b64decode(data, field: str) -> bytes:
 
 def adapter_for(runtime_type: str, base_url: str, *, timeout: float, dynamic_model: bool = False):
     if runtime_type in ("sdwebui", "diffusers"):
-        return A1111Adapter(base_url, timeout=timeout, dynamic_model=dynamic_model)
+        return A1111Adapter(base_url, timeout=timeout, dynamic_model=dynamic_model,
+                            batches=runtime_type == "diffusers")
     if runtime_type == "comfyui":
         from sdctl.agent.comfyui import ComfyUIAdapter
 

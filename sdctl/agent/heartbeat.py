@@ -45,14 +45,28 @@ class Heartbeat:
         self._stop.set()
 
     def beat(self) -> None:
+        """Extend every tracked message's window: one batch call per ten messages."""
         with self._lock:
             receipts = list(self._receipts.items())
-        for message_id, receipt in receipts:
+        for i in range(0, len(receipts), 10):
+            chunk = receipts[i:i + 10]
+            entries = [{"Id": str(n), "ReceiptHandle": receipt, "VisibilityTimeout": self.window}
+                       for n, (_, receipt) in enumerate(chunk)]
             try:
-                self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=receipt,
-                                                   VisibilityTimeout=self.window)
+                resp = self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)
             except Exception as e:  # the next beat tries again; the window still has 2/3 left
-                log.warning("could not extend visibility", extra={"message_id": message_id, "error": str(e)})
+                log.warning("could not extend visibility", extra={"messages": len(chunk), "error": str(e)})
+                continue
+            for failed in resp.get("Failed", []):
+                # Usually a message finished (and was deleted) between the snapshot and the call.
+                message_id = chunk[int(failed["Id"])][0]
+                if self._is_tracked(message_id):
+                    log.warning("could not extend visibility",
+                                extra={"message_id": message_id, "error": failed.get("Message") or failed.get("Code")})
+
+    def _is_tracked(self, message_id: str) -> bool:
+        with self._lock:
+            return message_id in self._receipts
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

@@ -25,6 +25,8 @@ class AgentSettings:
     wait_seconds: int = 20
     batch_size: int = 1
     prefetch: int = 1
+    runtime_concurrency: int = 1
+    batch_tasks: int = 1
     health_port: int = 0
     notify_running: bool = False
     visibility_seconds: int = 30
@@ -56,6 +58,8 @@ class AgentSettings:
             wait_seconds=_int(env, "WAIT_SECONDS", 20, 0, 20),
             batch_size=_int(env, "RECEIVE_BATCH", 1, 1, 10),
             prefetch=_int(env, "PREFETCH", 1, 1, 10),
+            runtime_concurrency=_int(env, "RUNTIME_CONCURRENCY", 1, 1, 8),
+            batch_tasks=_int(env, "BATCH_TASKS", 1, 1, 16),
             health_port=_int(env, "HEALTH_PORT", 0, 0, 65535),
             visibility_seconds=_int(env, "VISIBILITY_SECONDS", 30, 2, 43200),
             shutdown_grace_seconds=_int(env, "SHUTDOWN_GRACE_SECONDS", 0, 0) or None,

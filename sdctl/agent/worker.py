@@ -66,10 +66,12 @@ class Agent:
         self.clock = clock
         self.stopping = threading.Event()
         self.processed = 0
+        self._claimed = 0
+        self._count_lock = threading.Lock()
         self.max_receive_count = settings.max_receive_count
         self.has_dead_letter_queue = False
         self.heartbeat = Heartbeat(sqs, settings.queue_url, settings.visibility_seconds)
-        self.current: dict | None = None
+        self.running: dict[str, dict] = {}  # message id -> message, for tasks on the runtime now
         from sdctl.agent.observe import Metrics
 
         self.metrics = Metrics(settings.runtime_name)
@@ -99,7 +101,7 @@ class Agent:
             if self.stopping.is_set():
                 self._abandon("second signal")
             self.stopping.set()
-            if self.current is None:
+            if not self.running:
                 log.info("signal received while idle; exiting", extra={"signal": signum})
                 raise Stop()
             log.info("signal received; finishing the current task, then exiting",
@@ -137,43 +139,108 @@ class Agent:
 
     def run(self, *, max_tasks: int | None = None) -> None:
         """Keep the runtime busy: a prefetcher thread receives and prepares the next task while
-        this thread runs the current one on the runtime, and a small pool stores and announces
-        finished tasks, so no AWS call sits between two runtime calls."""
+        the runtime works on the current one, and a small pool stores and announces finished
+        tasks, so no AWS call sits between two runtime calls. With RUNTIME_CONCURRENCY > 1,
+        that many runners each keep one call in flight; a runtime that queues requests
+        (AUTOMATIC1111, sdctl's runtime) then starts the next one the moment it finishes."""
         self.discover_redrive_policy()
         # The runtime's answer must not wait for a finisher thread's boto3 work to yield the
         # GIL (5 ms by default): this process is I/O bound, so switch threads sooner.
         sys.setswitchinterval(0.0005)
-        ready: queue.Queue[Job] = queue.Queue(maxsize=self.settings.prefetch)
+        ready: queue.Queue[Job] = queue.Queue(maxsize=max(self.settings.prefetch, self.settings.runtime_concurrency,
+                                                          self.settings.batch_tasks))
         finishing = ThreadPoolExecutor(max_workers=4, thread_name_prefix="finish")
+        runners: list[threading.Thread] = []
         try:
             if not self.wait_for_runtime():
                 return
             threading.Thread(target=self._prefetch, args=(ready,), name="prefetch", daemon=True).start()
-            while not self.stopping.is_set():
-                try:
-                    job = ready.get(timeout=0.2)
-                except queue.Empty:
-                    continue
-                self.current = job.message
-                if self.settings.notify_running:
-                    finishing.submit(self._announce_running, job)
-                try:
-                    result = self.execute(job)
-                finally:
-                    self.current = None
-                finishing.submit(self._finish, job, result)
-                self.processed += 1
-                if max_tasks is not None and self.processed >= max_tasks:
-                    break
+            for i in range(1, self.settings.runtime_concurrency):
+                runner = threading.Thread(target=self._run_tasks, args=(ready, finishing, max_tasks),
+                                          name=f"runner-{i}", daemon=True)
+                runner.start()
+                runners.append(runner)
+            self._run_tasks(ready, finishing, max_tasks)
         except Stop:
             pass
         finally:
             self.stopping.set()
+            for runner in runners:  # each finishes its call (the grace timer bounds this)
+                runner.join()
             finishing.shutdown(wait=True)  # started tasks are stored, announced and deleted
             # Whatever is still held (prefetched, or taken but not started) goes back at once.
             for receipt in self.heartbeat.held():
                 self._release({"ReceiptHandle": receipt})
             self.heartbeat.stop()
+
+    def _run_tasks(self, ready: queue.Queue, finishing: ThreadPoolExecutor, max_tasks: int | None) -> None:
+        """One runner: take a prepared task (or several that batch together), run it on the
+        runtime, hand the results to the finishers."""
+        carry: list[Job] = []  # taken while gathering a batch but not part of it: runs next
+        while not self.stopping.is_set():
+            if carry:
+                job = carry.pop()
+            elif not self._claim(max_tasks):
+                break
+            else:
+                try:
+                    job = ready.get(timeout=0.2)
+                except queue.Empty:
+                    self._claim(None, release=True)
+                    continue
+            jobs = [job]
+            key = self._batch_key(job)
+            while key is not None and len(jobs) < self.settings.batch_tasks and self._claim(max_tasks):
+                try:
+                    more = ready.get_nowait()
+                except queue.Empty:
+                    self._claim(None, release=True)
+                    break
+                if self._batch_key(more) != key:
+                    carry.append(more)
+                    break
+                jobs.append(more)
+            for j in jobs:
+                self.running[j.message.get("MessageId", "")] = j.message
+                if self.settings.notify_running:
+                    finishing.submit(self._announce_running, j)
+            try:
+                results = self.execute_many(jobs)
+            finally:
+                for j in jobs:
+                    self.running.pop(j.message.get("MessageId", ""), None)
+            for j, result in zip(jobs, results, strict=True):
+                finishing.submit(self._finish, j, result)
+            with self._count_lock:
+                self.processed += len(jobs)
+        if max_tasks is not None and self.processed >= max_tasks:
+            self.stopping.set()
+
+    def _batch_key(self, job: Job) -> str | None:
+        """Tasks with equal keys may share one runtime call: text-to-image, one image each, the
+        same settings apart from prompt, negative prompt and seed. None: runs alone."""
+        if self.settings.batch_tasks < 2 or not getattr(self.adapter, "batches", False):
+            return None
+        content = job.content
+        if job.task["metadata"].get("tasktype", "text-to-image") != "text-to-image":
+            return None
+        if any(content.get(k) not in (None, 1) for k in ("batch_size", "n_iter")):
+            return None
+        if any(content.get(k) for k in ("override_settings", "alwayson_scripts")):
+            return None  # a model switch or extension runs alone
+        shared = {k: v for k, v in content.items() if k not in ("prompt", "negative_prompt", "seed")}
+        return json.dumps(shared, sort_keys=True, default=str)
+
+    def _claim(self, max_tasks: int | None, release: bool = False) -> bool:
+        """Reserve one of `max_tasks` (tests and benchmarks stop after that many)."""
+        with self._count_lock:
+            if release:
+                self._claimed -= 1
+                return True
+            if max_tasks is not None and self._claimed >= max_tasks:
+                return False
+            self._claimed += 1
+            return True
 
     def _prefetch(self, ready: queue.Queue) -> None:
         while not self.stopping.is_set():
@@ -289,6 +356,27 @@ class Agent:
         job.runtime_seconds = self.clock() - started
         self.metrics.ran(job.runtime_seconds)
         return output
+
+    def execute_many(self, jobs: list[Job]) -> list:
+        """Run several batchable tasks in one runtime call, split back per task. If the batched
+        call fails, each task runs alone, so one bad task cannot fail its neighbours."""
+        if len(jobs) == 1:
+            return [self.execute(jobs[0])]
+        started = self.clock()
+        try:
+            outputs = self.adapter.run_many([j.content for j in jobs])
+        except TaskFailure as failure:
+            log.warning("batched runtime call failed; running its tasks one by one",
+                        extra={"tasks": [j.ctx["task_id"] for j in jobs], "code": failure.code,
+                               "error": failure.message})
+            return [self.execute(j) for j in jobs]
+        seconds = self.clock() - started
+        self.metrics.ran(seconds)
+        results = []
+        for j, output in zip(jobs, outputs, strict=True):
+            j.runtime_seconds = seconds
+            results.append(output if output.images else PermanentFailure("no-images", "the runtime returned no images"))
+        return results
 
     def finish(self, job: Job, result) -> str:
         """Store images and the result document, announce it, then delete the message."""

@@ -89,6 +89,15 @@ class Scaling(Model):
         return self
 
 
+class AgentTuning(Model):
+    """How the queue agent beside each runtime pod keeps the runtime busy."""
+
+    prefetch: Annotated[int, Field(ge=1, le=10)] = 1
+    runtime_concurrency: Annotated[int, Field(ge=1, le=8)] = 1
+    batch_tasks: Annotated[int, Field(ge=1, le=16)] = 1
+    notify_running: bool = False
+
+
 class Nodes(Model):
     """Karpenter GPU nodes for one runtime."""
 
@@ -157,6 +166,20 @@ class Runtime(Model):
     max_receive_count: Annotated[int, Field(ge=1, le=1000)] = 3
     scaling: Scaling = Scaling()
     nodes: Nodes = Nodes()
+    agent: AgentTuning = AgentTuning()
+
+    @model_validator(mode="after")
+    def _batching_needs_diffusers(self) -> Runtime:
+        if self.agent.batch_tasks > 1 and self.type != "diffusers":
+            raise ValueError(f"agent.batchTasks > 1 needs a diffusers runtime (this one is {self.type}): "
+                             "only sdctl's runtime takes several tasks in one call")
+        return self
+
+    def agent_env(self) -> dict[str, str]:
+        """The agent's tuning as the environment variables it reads."""
+        return {"PREFETCH": str(self.agent.prefetch), "RUNTIME_CONCURRENCY": str(self.agent.runtime_concurrency),
+                "BATCH_TASKS": str(self.agent.batch_tasks), "NOTIFY_RUNNING": str(self.agent.notify_running).lower(),
+                "RECEIVE_BATCH": str(min(10, max(self.agent.prefetch, self.agent.batch_tasks)))}
 
     @property
     def task_types(self) -> tuple[str, ...]:

@@ -86,7 +86,7 @@ def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, a
                          MAX_RECEIVE_COUNT=str(rt.max_receive_count),
                          # A short window: a killed agent's task is back on the queue in seconds.
                          VISIBILITY_SECONDS="6",
-                         DYNAMIC_MODEL=str(rt.dynamic_model).lower())))
+                         DYNAMIC_MODEL=str(rt.dynamic_model).lower(), **rt.agent_env())))
     return specs
 
 

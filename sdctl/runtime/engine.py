@@ -169,72 +169,82 @@ class Engine:
     def img2img(self, req: dict, init_image: Image.Image) -> tuple[list[bytes], dict]:
         return self._generate(req, init_image=init_image)
 
+    def txt2img_many(self, reqs: list[dict]) -> list[tuple[list[bytes], dict]]:
+        """Several one-image requests that differ only in prompt, negative prompt and seed, in
+        one pipeline call (the GPU's parallelism across tasks); one (images, info) per request,
+        each byte-identical to what `txt2img` gives for it alone."""
+        if not reqs:
+            raise RequestError("requests must be a non-empty list")
+        if len(reqs) > MAX_IMAGES:
+            raise RequestError(f"at most {MAX_IMAGES} requests per batch")
+        parsed = [_settings(r) for r in reqs]
+        shared = {k: v for k, v in parsed[0].items() if k not in PER_REQUEST}
+        for i, p in enumerate(parsed):
+            if p["batch"] * p["n_iter"] != 1:
+                raise RequestError(f"requests[{i}]: batch_size and n_iter must be 1 in a batch")
+            if {k: v for k, v in p.items() if k not in PER_REQUEST} != shared:
+                raise RequestError(f"requests[{i}]: settings differ from requests[0]; only prompt, "
+                                   "negative_prompt and seed may differ")
+        negatives = [p["negative"] for p in parsed]
+        images = self._pipe([p["prompt"] for p in parsed], negatives if any(negatives) else None,
+                            [p["seed"] for p in parsed], shared, None, job_count=1)
+        return [([img], self._info(p, [p["seed"]], 1)) for p, img in zip(parsed, images, strict=True)]
+
     def _generate(self, req: dict, init_image: Image.Image | None) -> tuple[list[bytes], dict]:
+        p = _settings(req)
+        batch, count = p["batch"], p["batch"] * p["n_iter"]
+        seeds = [p["seed"] + i for i in range(count)]
+        images: list[bytes] = []
+        # One pipeline call per batch of batch_size images (the hardware's parallelism);
+        # a generator per image keeps every seed reproducible.
+        for i in range(p["n_iter"]):
+            batch_seeds = seeds[i * batch:(i + 1) * batch]
+            images.extend(self._pipe(p["prompt"], p["negative"] or None, batch_seeds, p, init_image,
+                                     job_count=p["n_iter"], job_no=i))
+            if self._interrupt:
+                break
+        return images, self._info(p, seeds, len(images))
+
+    def _pipe(self, prompt, negative, seeds: list[int], p: dict, init_image: Image.Image | None, *,
+              job_count: int, job_no: int = 0) -> list[bytes]:
+        """One pipeline call under the lock: a prompt (or one per seed) and a generator per seed."""
+        import diffusers
         import torch
 
-        prompt = str(req.get("prompt", ""))
-        negative = str(req.get("negative_prompt", "") or "")
-        steps = _int(req, "steps", 20, 1, 150)
-        cfg = _float(req, "cfg_scale", 7.0, 0.0, 30.0)
-        width = _int(req, "width", 512, 8, MAX_SIDE)
-        height = _int(req, "height", 512, 8, MAX_SIDE)
-        if width % 8 or height % 8:
-            raise RequestError("width and height must be multiples of 8")
-        batch = _int(req, "batch_size", 1, 1, MAX_IMAGES)
-        n_iter = _int(req, "n_iter", 1, 1, MAX_IMAGES)
-        if batch * n_iter > MAX_IMAGES:
-            raise RequestError(f"batch_size x n_iter must be at most {MAX_IMAGES}")
-        seed = _int(req, "seed", -1, -1, 2**32 - 1)
-        if seed == -1:
-            seed = random.randint(0, 2**32 - 1)
-        sampler = req.get("sampler_name") or req.get("sampler_index") or "Euler"
-        if sampler not in SAMPLERS:
-            raise RequestError(f"sampler {sampler!r} unknown; available: {', '.join(SAMPLERS)}")
-        strength = _float(req, "denoising_strength", 0.75, 0.0, 1.0)
-        count = batch * n_iter
-
         with self.lock:
-            import diffusers
-
-            self._interrupt = False
-            self.progress = Progress(job="img2img" if init_image else "txt2img", job_count=n_iter,
-                                     sampling_steps=steps, started=time.monotonic())
-            scheduler = getattr(diffusers, SAMPLERS[sampler]).from_config(self._base_scheduler)
+            if job_no == 0:
+                self._interrupt = False
+            self.progress = Progress(job="img2img" if init_image else "txt2img", job_count=job_count, job_no=job_no,
+                                     sampling_steps=p["steps"], started=time.monotonic())
+            scheduler = getattr(diffusers, SAMPLERS[p["sampler"]]).from_config(self._base_scheduler)
             if init_image is None:
                 pipe = self.pipe
-                extra = {"width": width, "height": height}
+                extra = {"width": p["width"], "height": p["height"]}
             else:
                 pipe = diffusers.StableDiffusionImg2ImgPipeline(**self.pipe.components)
                 pipe.set_progress_bar_config(disable=True)
-                extra = {"image": init_image.convert("RGB").resize((width, height)), "strength": strength}
+                extra = {"image": init_image.convert("RGB").resize((p["width"], p["height"])),
+                         "strength": p["strength"]}
             pipe.scheduler = scheduler
-            images: list[bytes] = []
-            seeds = [seed + i for i in range(count)]
+            per_prompt = 1 if isinstance(prompt, list) else len(seeds)
             try:
-                # One pipeline call per batch of batch_size images (the hardware's parallelism);
-                # a generator per image keeps every seed reproducible.
-                for i in range(n_iter):
-                    self.progress.job_no = i
-                    batch_seeds = seeds[i * batch:(i + 1) * batch]
-                    out = pipe(
-                        prompt, negative_prompt=negative or None, num_inference_steps=steps,
-                        guidance_scale=cfg, num_images_per_prompt=len(batch_seeds),
-                        generator=[torch.Generator("cpu").manual_seed(x) for x in batch_seeds],
-                        callback_on_step_end=self._on_step, **extra)
-                    if self._interrupt:
-                        break
-                    images.extend(_png(img) for img in out.images)
+                out = pipe(prompt, negative_prompt=negative, num_inference_steps=p["steps"],
+                           guidance_scale=p["cfg"], num_images_per_prompt=per_prompt,
+                           generator=[torch.Generator("cpu").manual_seed(x) for x in seeds],
+                           callback_on_step_end=self._on_step, **extra)
             finally:
                 self.pipe.scheduler = scheduler.__class__.from_config(self._base_scheduler)
                 self.progress.last_seconds = time.monotonic() - self.progress.started
                 self.progress.job = ""
-        info = {
-            "prompt": prompt, "negative_prompt": negative, "seed": seed, "all_seeds": seeds[: len(images)],
-            "all_prompts": [prompt] * len(images), "steps": steps, "cfg_scale": cfg, "width": width,
-            "height": height, "sampler_name": sampler, "sd_model_name": self.model,
+            return [] if self._interrupt else [_png(img) for img in out.images]
+
+    def _info(self, p: dict, seeds: list[int], made: int) -> dict:
+        return {
+            "prompt": p["prompt"], "negative_prompt": p["negative"], "seed": p["seed"], "all_seeds": seeds[:made],
+            "all_prompts": [p["prompt"]] * made, "steps": p["steps"], "cfg_scale": p["cfg"],
+            "width": p["width"], "height": p["height"], "sampler_name": p["sampler"], "sd_model_name": self.model,
             "sd_model_hash": None, "index_of_first_image": 0, "interrupted": self._interrupt,
         }
-        return images, info
 
     def _on_step(self, pipe, step, timestep, callback_kwargs):
         self.progress.sampling_step = step + 1
@@ -242,6 +252,31 @@ class Engine:
             pipe._interrupt = True
             self.progress.interrupted = True
         return callback_kwargs
+
+
+PER_REQUEST = ("prompt", "negative", "seed")
+
+
+def _settings(req: dict) -> dict:
+    """A request's generation settings, validated, with the seed drawn when it is -1."""
+    width = _int(req, "width", 512, 8, MAX_SIDE)
+    height = _int(req, "height", 512, 8, MAX_SIDE)
+    if width % 8 or height % 8:
+        raise RequestError("width and height must be multiples of 8")
+    batch = _int(req, "batch_size", 1, 1, MAX_IMAGES)
+    n_iter = _int(req, "n_iter", 1, 1, MAX_IMAGES)
+    if batch * n_iter > MAX_IMAGES:
+        raise RequestError(f"batch_size x n_iter must be at most {MAX_IMAGES}")
+    seed = _int(req, "seed", -1, -1, 2**32 - 1)
+    if seed == -1:
+        seed = random.randint(0, 2**32 - 1)
+    sampler = req.get("sampler_name") or req.get("sampler_index") or "Euler"
+    if sampler not in SAMPLERS:
+        raise RequestError(f"sampler {sampler!r} unknown; available: {', '.join(SAMPLERS)}")
+    return {"prompt": str(req.get("prompt", "")), "negative": str(req.get("negative_prompt", "") or ""),
+            "steps": _int(req, "steps", 20, 1, 150), "cfg": _float(req, "cfg_scale", 7.0, 0.0, 30.0),
+            "width": width, "height": height, "batch": batch, "n_iter": n_iter, "seed": seed, "sampler": sampler,
+            "strength": _float(req, "denoising_strength", 0.75, 0.0, 1.0)}
 
 
 def upscale(image: Image.Image, req: dict) -> Image.Image:

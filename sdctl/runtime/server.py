@@ -1,7 +1,8 @@
 """The AUTOMATIC1111-compatible HTTP API (`/sdapi/v1/...`) over an Engine.
 
 Endpoints: txt2img, img2img, extra-single-image, options (GET/POST), sd-models,
-refresh-checkpoints, progress, interrupt, memory, and /internal/ping. Errors come back the
+refresh-checkpoints, progress, interrupt, memory, and /internal/ping; plus sdctl's
+`/sdctl/v1/txt2img-batch` (several tasks in one pipeline call). Errors come back the
 way the webui sends them: {error, detail, body, errors} with status 422, 404 or 500.
 """
 
@@ -62,6 +63,17 @@ def create_app(engine: Engine) -> Starlette:
         req = await _json(request)
         images, info = await _run(engine.txt2img, req)
         return JSONResponse({"images": [_b64(i) for i in images], "parameters": req, "info": json.dumps(info)})
+
+    async def txt2img_batch(request: Request):
+        """sdctl's extension: several tasks' txt2img requests in one pipeline call."""
+        body = await _json(request)
+        reqs = body.get("requests")
+        if not isinstance(reqs, list) or not all(isinstance(r, dict) for r in reqs):
+            raise RequestError("requests must be a list of txt2img request objects")
+        results = await _run(engine.txt2img_many, reqs)
+        return JSONResponse({"results": [
+            {"images": [_b64(i) for i in images], "parameters": req, "info": json.dumps(info)}
+            for req, (images, info) in zip(reqs, results, strict=True)]})
 
     async def img2img(request: Request):
         req = await _json(request)
@@ -138,6 +150,7 @@ def create_app(engine: Engine) -> Starlette:
         Route("/sdapi/v1/interrupt", interrupt, methods=["POST"]),
         Route("/sdapi/v1/memory", memory, methods=["GET"]),
         Route("/internal/ping", ping, methods=["GET"]),
+        Route("/sdctl/v1/txt2img-batch", txt2img_batch, methods=["POST"]),
     ]
 
     async def request_error(request: Request, exc: RequestError):
