@@ -7,11 +7,17 @@ sdctl CLI. Configured by environment:
 - S3_BUCKET: the output bucket (for the returned output_location)
 - RUNTIMES: JSON object mapping each deployed runtime name to its type
 - DEFAULT_PREFIX: key prefix when a task gives none (default "output")
+- TASKS_TABLE: the task store (DynamoDB); empty: no status, cancel or duplicate check
+- TASK_TTL_DAYS: how long task records live (the output retention period)
 
-POST /v1alpha2 with {"task": {"metadata": {...}, "content": {...}}}: validate, publish the
-task on the requests topic with message attribute `runtime`, answer 200
-{"id", "runtime", "output_location"}. Every rejection is a 400 naming the field, and
-nothing is published.
+POST /v1alpha2 with {"task": {"metadata": {...}, "content": {...}}}: validate, record the
+task as `queued` (a conditional put: an id already used answers 409 with that task's
+status, and nothing is published), publish it on the requests topic with message
+attribute `runtime`, answer 200 {"id", "runtime", "output_location"}. Every rejection is
+a 400 naming the field, and nothing is published.
+
+GET /v1alpha2/tasks/{id}: the task's record. DELETE /v1alpha2/tasks/{id}: cancel it if no
+agent has taken it yet (409 with its status otherwise).
 """
 
 from __future__ import annotations
@@ -20,8 +26,11 @@ import base64
 import json
 import os
 import re
+import time
+from datetime import UTC, datetime
 
 import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 SNS_MAX_BYTES = 262144
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -33,7 +42,8 @@ TASK_TYPES = {
 }
 METADATA_KEYS = {"id", "runtime", "tasktype", "prefix", "context"}
 
-_sns = None
+_clients: dict = {}
+PROMPT_CHARS = 500  # kept in the task record for listings and the gallery
 
 
 class Invalid(Exception):
@@ -46,13 +56,25 @@ class Invalid(Exception):
 def handler(event, context):
     try:
         method = (event.get("httpMethod") or "").upper()
-        resource = event.get("resource") or event.get("path") or "/v1alpha2"
-        if resource.rstrip("/") != "/v1alpha2":
-            return _response(404, {"message": f"no route for {resource}"})
-        if method != "POST":
-            return _response(405, {"message": f"method {method or '?'} not allowed; use POST"},
-                             {"Allow": "POST"})
-        return _submit(event)
+        resource = (event.get("resource") or event.get("path") or "/v1alpha2").rstrip("/")
+        if resource == "/v1alpha2":
+            if method != "POST":
+                return _response(405, {"message": f"method {method or '?'} not allowed; use POST"},
+                                 {"Allow": "POST"})
+            return _submit(event)
+        if resource == "/v1alpha2/tasks/{id}":
+            task_id = (event.get("pathParameters") or {}).get("id") or ""
+            if not ID_PATTERN.match(task_id):
+                raise Invalid("id", "the task id must be 1-64 letters, digits, '-' or '_'")
+            if not os.environ.get("TASKS_TABLE"):
+                return _response(501, {"message": "this deployment has no task store"})
+            if method == "GET":
+                return _get(task_id)
+            if method == "DELETE":
+                return _cancel(task_id)
+            return _response(405, {"message": f"method {method or '?'} not allowed; use GET or DELETE"},
+                             {"Allow": "GET, DELETE"})
+        return _response(404, {"message": f"no route for {resource}"})
     except Invalid as e:
         return _response(400, {"message": e.message, "field": e.field})
 
@@ -66,14 +88,104 @@ def _submit(event):
     if size > SNS_MAX_BYTES:
         raise Invalid("task", f"task is {size} bytes; the limit is {SNS_MAX_BYTES} (256 KiB). "
                               "Pass large inputs as s3:// URLs instead of inline data")
-    _client().publish(TopicArn=os.environ["SNS_TOPIC_ARN"], Message=message,
-                      MessageAttributes=attributes)
     bucket = os.environ.get("S3_BUCKET", "")
+    table = os.environ.get("TASKS_TABLE")
+    if table:
+        existing = _record(table, task, bucket)
+        if existing is not None:
+            return _response(409, {"message": f"task {meta['id']} already exists ({existing.get('status')}); "
+                                              "use a new id to run it again",
+                                   "id": meta["id"], "status": existing.get("status")})
+    try:
+        _client("sns").publish(TopicArn=os.environ["SNS_TOPIC_ARN"], Message=message,
+                               MessageAttributes=attributes)
+    except Exception:
+        if table:  # not queued after all: take the record back so the id can be retried
+            _client("dynamodb").delete_item(TableName=table, Key=_key(meta["id"]),
+                                            ConditionExpression="#s = :queued",
+                                            ExpressionAttributeNames={"#s": "status"},
+                                            ExpressionAttributeValues={":queued": {"S": "queued"}})
+        raise
     return _response(200, {
         "id": meta["id"],
         "runtime": meta["runtime"],
         "output_location": f"s3://{bucket}/{meta['prefix']}/{meta['id']}",
     })
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _key(task_id: str) -> dict:
+    return {"id": {"S": task_id}}
+
+
+def _record(table: str, task: dict, bucket: str) -> dict | None:
+    """Write the `queued` record unless the id exists; return the existing record if it does."""
+    meta, content = task["metadata"], task["content"]
+    now = _now()
+    item = {"id": meta["id"], "status": "queued", "runtime": meta["runtime"], "tasktype": meta["tasktype"],
+            "prefix": meta["prefix"], "created_at": now, "updated_at": now, "attempts": 0,
+            "output_url": f"s3://{bucket}/{meta['prefix']}/{meta['id']}/{meta['id']}.out",
+            "expires_at": int(time.time()) + 86400 * int(os.environ.get("TASK_TTL_DAYS", "30"))}
+    if isinstance(content.get("prompt"), str):
+        item["prompt"] = content["prompt"][:PROMPT_CHARS]
+    if isinstance(content.get("seed"), int):
+        item["seed"] = content["seed"]
+    db = _client("dynamodb")
+    try:
+        db.put_item(TableName=table, Item=_serialise(item), ConditionExpression="attribute_not_exists(id)")
+        return None
+    except db.exceptions.ConditionalCheckFailedException:
+        return _load(table, meta["id"]) or {"status": "unknown"}
+
+
+def _load(table: str, task_id: str) -> dict | None:
+    found = _client("dynamodb").get_item(TableName=table, Key=_key(task_id), ConsistentRead=True).get("Item")
+    return _deserialise(found) if found else None
+
+
+def _get(task_id: str):
+    record = _load(os.environ["TASKS_TABLE"], task_id)
+    if record is None:
+        return _response(404, {"message": f"no task {task_id} (never submitted, or expired)", "id": task_id})
+    return _response(200, record)
+
+
+def _cancel(task_id: str):
+    table = os.environ["TASKS_TABLE"]
+    db = _client("dynamodb")
+    try:
+        db.update_item(TableName=table, Key=_key(task_id), ConditionExpression="#s = :queued",
+                       UpdateExpression="SET #s = :cancelled, updated_at = :now",
+                       ExpressionAttributeNames={"#s": "status"},
+                       ExpressionAttributeValues={":queued": {"S": "queued"}, ":cancelled": {"S": "cancelled"},
+                                                  ":now": {"S": _now()}})
+    except db.exceptions.ConditionalCheckFailedException:
+        record = _load(table, task_id)
+        if record is None:
+            return _response(404, {"message": f"no task {task_id} (never submitted, or expired)", "id": task_id})
+        return _response(409, {"message": f"task {task_id} is {record['status']}; only queued tasks can be "
+                                          "cancelled", "id": task_id, "status": record["status"]})
+    return _response(200, {"id": task_id, "status": "cancelled"})
+
+
+def _serialise(item: dict) -> dict:
+    ser = TypeSerializer()
+    return {k: ser.serialize(v) for k, v in item.items()}
+
+
+def _deserialise(item: dict) -> dict:
+    de = TypeDeserializer()
+    out = {k: de.deserialize(v) for k, v in item.items()}
+    out.pop("expires_at", None)
+    return json.loads(json.dumps(out, default=_number))
+
+
+def _number(value):
+    """DynamoDB numbers come back as Decimal."""
+    return int(value) if value == int(value) else float(value)
 
 
 def validate(body, runtimes: dict) -> dict:
@@ -145,11 +257,10 @@ def _runtimes() -> dict:
     return json.loads(os.environ.get("RUNTIMES", "{}"))
 
 
-def _client():
-    global _sns
-    if _sns is None:
-        _sns = boto3.client("sns")
-    return _sns
+def _client(name: str):
+    if name not in _clients:
+        _clients[name] = boto3.client(name)
+    return _clients[name]
 
 
 def _response(status: int, body: dict, headers: dict | None = None) -> dict:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sdctl.aws import artifacts
 from sdctl.aws.cloudformation import ChangeSet, Deployer, Event, changes_from_template
 from sdctl.aws.session import Aws
+from sdctl.cfn.base import logical_id
 from sdctl.cfn.stacks import StackSpec, stacks
 from sdctl.config.model import Config
 from sdctl.errors import SdctlError, UsageError
@@ -125,7 +126,7 @@ def deploy(ctx: Context, *, only: str | None = None, confirm: Callable[[ChangeSe
 def destroy(ctx: Context, *, keep_data: bool, on_event: Callable[[str, Event], None],
             on_result: Callable[[str, str], None] = lambda stack, what: None) -> dict:
     """Delete stacks in reverse order; then the retained data unless keep_data. Never the model bucket."""
-    report: dict = {"stacks": {}, "buckets": {}, "queues": []}
+    report: dict = {"stacks": {}, "buckets": {}, "queues": [], "tables": []}
     for spec in reversed(ctx.specs):
         deleted = ctx.deployer.delete(spec.name, lambda e, s=spec.name: on_event(s, e))
         report["stacks"][spec.name] = "deleted" if deleted else "absent"
@@ -154,6 +155,13 @@ def destroy(ctx: Context, *, keep_data: bool, on_event: Callable[[str, Event], N
                 on_result(q, "deleted")
             except sqs.exceptions.ClientError:
                 pass
+    dynamodb = ctx.aws.client("dynamodb")
+    try:
+        dynamodb.delete_table(TableName=n.tasks_table)
+        report["tables"].append(n.tasks_table)
+        on_result(n.tasks_table, "deleted")
+    except dynamodb.exceptions.ResourceNotFoundException:
+        pass
     return report
 
 
@@ -261,5 +269,14 @@ def aws_target(cfg: Config, aws: Aws):
                          hint="run `sdctl deploy` first, or use --local")
     return Target(kind="aws", api_url=outs["ApiEndpoint"], api_key=api_key_value(aws, outs["ApiKeyId"]),
                   bucket=outs["OutputBucket"], prefix=cfg.output.prefix,
-                  runtimes={rt.name: rt.type for rt in cfg.runtimes}, s3_factory=lambda: aws.client("s3"))
+                  runtimes={rt.name: rt.type for rt in cfg.runtimes}, client_factory=aws.client,
+                  tasks_table=outs.get("TasksTable"),
+                  queues={rt.name: {"queue_url": outs.get(f"Queue{logical_id(rt.name)}Url", ""),
+                                    "dead_letter_queue_url": outs.get(f"DeadLetterQueue{logical_id(rt.name)}Url", "")}
+                          for rt in cfg.runtimes})
 
+
+
+def cluster_kubeconfig(ctx: Context):
+    """A private, short-lived kubeconfig for the deployed cluster (removed when done)."""
+    return _removed_after(_connect(ctx))

@@ -24,6 +24,7 @@ class Names:
     results_topic: str
     results_queue: str
     output_bucket: str
+    tasks_table: str
     runtimes: tuple[RuntimeNames, ...]
 
     def runtime(self, name: str) -> RuntimeNames:
@@ -43,6 +44,7 @@ def names(cfg: Config, *, account: str, region: str | None = None) -> Names:
         results_topic=f"{stack}-results",
         results_queue=f"{stack}-results",
         output_bucket=bucket,
+        tasks_table=f"{stack}-tasks",
         runtimes=tuple(
             RuntimeNames(name=r.name, queue=f"{stack}-{r.name}", dead_letter_queue=f"{stack}-{r.name}-dlq")
             for r in cfg.runtimes

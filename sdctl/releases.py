@@ -64,7 +64,8 @@ def runtime_values(cfg: Config, rt: Runtime, *, edge: dict[str, str], cluster: d
         },
         "agent": {"image": _image(f"{reg}/queue-agent:{__version__}"), "env": rt.agent_env()},
         "aws": {"region": region, "queueUrl": edge[f"Queue{lid}Url"], "resultsTopicArn": edge["ResultsTopicArn"],
-                "outputBucket": edge["OutputBucket"]},
+                "outputBucket": edge["OutputBucket"], "tasksTable": edge.get("TasksTable", ""),
+                "taskTtlDays": cfg.output.retention_days},
         "maxTaskSeconds": rt.max_task_seconds,
         "serviceAccount": {"name": runtime_service_account(rt.name)},
         "scaling": {"queueLength": rt.scaling.queue_length, "minReplicas": rt.scaling.min_replicas,
@@ -103,7 +104,8 @@ def placeholder_outputs(cfg: Config) -> tuple[dict[str, str], dict[str, str]]:
     """Stand-in outputs for rendering manifests before anything is deployed (synth)."""
     account, region = "123456789012", cfg.region
     edge = {"ResultsTopicArn": f"arn:aws:sns:{region}:{account}:{cfg.stack_name}-results",
-            "OutputBucket": cfg.output.bucket_name or f"{cfg.stack_name}-output-{account}-{region}"}
+            "OutputBucket": cfg.output.bucket_name or f"{cfg.stack_name}-output-{account}-{region}",
+            "TasksTable": f"{cfg.stack_name}-tasks"}
     for rt in cfg.runtimes:
         edge[f"Queue{logical_id(rt.name)}Url"] = f"https://sqs.{region}.amazonaws.com/{account}/{cfg.stack_name}-{rt.name}"
     cluster = {"KarpenterNodeRoleName": f"KarpenterNodeRole-{cfg.cluster_name}",

@@ -458,3 +458,49 @@ def test_sigterm_returns_the_prefetched_task_at_once(stack, flaky_runtime):
     assert proc.wait(timeout=15) == 0
     assert [n["id"] for n in notifications(stack)] == ["first"]
     assert queue_counts(stack) == (1, 0)  # the unstarted one is visible again at once
+
+
+@pytest.fixture
+def store(stack):
+    from sdctl.agent.store import TaskStore
+    from sdctl.local.provision import create_tasks_table
+
+    create_tasks_table(stack["aws"].dynamodb, "tasks")
+    return TaskStore(stack["aws"].dynamodb, "tasks")
+
+
+def record(store, task_id) -> dict:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    item = store.db.get_item(TableName="tasks", Key={"id": {"S": task_id}})["Item"]
+    return {k: TypeDeserializer().deserialize(v) for k, v in item.items()}
+
+
+def test_the_agent_records_running_then_completed_and_skips_a_cancelled_task(stack, flaky_runtime, store):
+    agent = make_agent(stack, flaky_runtime.url)
+    agent.store = store
+    store.db.put_item(TableName="tasks", Item={"id": {"S": "gone"}, "status": {"S": "cancelled"}})
+    send(stack, task_id="gone")
+    assert until_received(agent) == ["cancelled"]
+    assert flaky_runtime.state["calls"] == 0 and queue_counts(stack) == (0, 0)  # dropped, never run
+    send(stack, task_id="ok")
+    assert until_received(agent) == ["completed"]
+    rec = record(store, "ok")
+    assert rec["status"] == "completed" and rec["attempts"] == 1 and rec["runtime"] == "sdruntime"
+    assert rec["image_url"] == [f"s3://{stack['bucket']}/output/ok/ok-1.png"] and rec["runtime_seconds"] >= 0
+    assert rec["expires_at"] > 0 and rec["created_at"] <= rec["finished_at"]
+    notifications(stack)
+    send(stack, task_id="ok")  # a repeat of a task whose result is stored and announced
+    assert until_received(agent) == ["duplicate"]
+    assert notifications(stack) == [] and flaky_runtime.state["calls"] == 1  # not announced twice, not rerun
+
+
+def test_a_failed_task_is_recorded_with_its_reason(stack, flaky_runtime, store):
+    flaky_runtime.state["failures"] = 10
+    agent = make_agent(stack, flaky_runtime.url)
+    agent.store = store
+    agent.has_dead_letter_queue, agent.max_receive_count = False, 1
+    send(stack, task_id="bad")
+    assert until_received(agent) == ["failed"]
+    rec = record(store, "bad")
+    assert rec["status"] == "failed" and rec["error"]["code"] == "runtime-error"

@@ -211,7 +211,7 @@ def test_agent_config_points_at_the_runtime_and_its_queue(rendered):
 
 def test_release_specs_for_the_example_config():
     cfg = parse(EXAMPLE.read_text())
-    edge = {"ResultsTopicArn": "arn:aws:sns:us-west-2:1:r", "OutputBucket": "out",
+    edge = {"ResultsTopicArn": "arn:aws:sns:us-west-2:1:r", "OutputBucket": "out", "TasksTable": "sdctl-tasks",
             "QueueSdruntimeUrl": "https://sqs.us-west-2.amazonaws.com/1/sdctl-sdruntime"}
     cluster = {"KarpenterNodeRoleName": "KarpenterNodeRole-sdctl", "InterruptionQueueName": "sdctl-karpenter"}
     rels = releases(cfg, edge=edge, cluster=cluster, account="111122223333", region="us-west-2")
@@ -223,7 +223,8 @@ def test_release_specs_for_the_example_config():
     assert rels[2].repo == "https://kedacore.github.io/charts"
     v = rels[3].values
     assert v["aws"] == {"region": "us-west-2", "queueUrl": edge["QueueSdruntimeUrl"],
-                        "resultsTopicArn": "arn:aws:sns:us-west-2:1:r", "outputBucket": "out"}
+                        "resultsTopicArn": "arn:aws:sns:us-west-2:1:r", "outputBucket": "out",
+                        "tasksTable": "sdctl-tasks", "taskTtlDays": 30}
     assert v["runtime"]["image"]["repository"] == "111122223333.dkr.ecr.us-west-2.amazonaws.com/sdctl/sdwebui"
     assert v["nodes"]["nodeRole"] == "KarpenterNodeRole-sdctl"
 

@@ -29,7 +29,8 @@ def wired(aws, monkeypatch):
     monkeypatch.setenv("SNS_TOPIC_ARN", topic)
     monkeypatch.setenv("S3_BUCKET", "out-bucket")
     monkeypatch.setenv("RUNTIMES", json.dumps(RUNTIMES))
-    monkeypatch.setattr(api, "_sns", None)
+    monkeypatch.setattr(api, "_clients", {})
+    monkeypatch.delenv("TASKS_TABLE", raising=False)
 
     def drain(name):
         msgs = aws.sqs.receive_message(QueueUrl=queues[name], MaxNumberOfMessages=10,
@@ -178,3 +179,66 @@ def test_no_input_produces_a_5xx(wired, body):
 @given(raw=st.text(max_size=200))
 def test_no_raw_text_produces_a_5xx(wired, raw):
     assert post(None, raw=raw)[0] in (200, 400)
+
+
+@pytest.fixture
+def store(aws, wired, monkeypatch):
+    """The task table, created by the same code the local stack uses, in moto over HTTP."""
+    from sdctl.local.provision import create_tasks_table
+
+    create_tasks_table(aws.dynamodb, "tasks")
+    monkeypatch.setenv("TASKS_TABLE", "tasks")
+    monkeypatch.setenv("TASK_TTL_DAYS", "7")
+    return aws.dynamodb
+
+
+def call(method, task_id):
+    resp = api.handler({"httpMethod": method, "resource": "/v1alpha2/tasks/{id}",
+                        "path": f"/v1alpha2/tasks/{task_id}", "pathParameters": {"id": task_id}}, None)
+    return resp["statusCode"], json.loads(resp["body"])
+
+
+def test_a_submitted_task_is_recorded_queued_and_readable(store, wired):
+    import time
+
+    assert post(task(id="s-1"))[0] == 200
+    status, record = call("GET", "s-1")
+    assert status == 200
+    assert record["status"] == "queued" and record["runtime"] == "sdruntime" and record["prompt"] == "a fox"
+    assert record["output_url"] == "s3://out-bucket/output/s-1/s-1.out" and record["attempts"] == 0
+    item = store.get_item(TableName="tasks", Key={"id": {"S": "s-1"}})["Item"]
+    assert abs(int(item["expires_at"]["N"]) - (time.time() + 7 * 86400)) < 60  # TTL after the retention period
+
+
+def test_a_repeated_id_is_409_with_the_existing_state_and_runs_once(store, wired):
+    drain, _ = wired
+    assert post(task(id="dup"))[0] == 200
+    status, body = post(task(id="dup"))
+    assert status == 409 and body["status"] == "queued" and "already exists" in body["message"]
+    assert len(drain("sdruntime")) == 1  # published once
+
+
+def test_cancel_only_while_queued(store, wired):
+    post(task(id="c-1"))
+    assert call("DELETE", "c-1") == (200, {"id": "c-1", "status": "cancelled"})
+    assert call("GET", "c-1")[1]["status"] == "cancelled"
+    status, body = call("DELETE", "c-1")
+    assert status == 409 and body["status"] == "cancelled"
+    store.update_item(TableName="tasks", Key={"id": {"S": "c-1"}}, UpdateExpression="SET #s = :r",
+                      ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":r": {"S": "running"}})
+    assert call("DELETE", "c-1")[0] == 409
+    assert call("GET", "nope")[0] == 404 and call("DELETE", "nope")[0] == 404
+    assert call("GET", "bad id!")[0] == 400 and call("PUT", "c-1")[0] == 405
+
+
+def test_a_failed_publish_takes_the_record_back_so_the_id_can_be_retried(store, wired, monkeypatch):
+    monkeypatch.setenv("SNS_TOPIC_ARN", "arn:aws:sns:us-west-2:123456789012:gone")
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError, match="NotFound"):  # API Gateway answers 502 to the caller
+        post(task(id="p-1"))
+    assert call("GET", "p-1")[0] == 404
+
+
+def test_without_a_task_store_status_is_501(wired):
+    assert call("GET", "x")[0] == 501

@@ -33,6 +33,8 @@ class AgentSettings:
     input_buckets: tuple[str, ...] = ()
     shutdown_grace_seconds: int | None = None
     dynamic_model: bool = False
+    tasks_table: str = ""
+    task_ttl_days: int = 30
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> AgentSettings:
@@ -65,6 +67,8 @@ class AgentSettings:
             shutdown_grace_seconds=_int(env, "SHUTDOWN_GRACE_SECONDS", 0, 0) or None,
             input_buckets=tuple(b for b in env.get("INPUT_BUCKETS", "").split(",") if b),
             dynamic_model=env.get("DYNAMIC_MODEL", "false").lower() in ("1", "true", "yes"),
+            tasks_table=env.get("TASKS_TABLE", ""),
+            task_ttl_days=_int(env, "TASK_TTL_DAYS", 30, 1, 3650),
             notify_running=env.get("NOTIFY_RUNNING", "false").lower() in ("1", "true", "yes"),
         )
 

@@ -54,10 +54,11 @@ class Job:
 
 class Agent:
     def __init__(self, settings: AgentSettings, *, sqs, s3, sns, adapter, clock: Callable[[], float] = time.monotonic,
-                 fetcher=None):
+                 fetcher=None, store=None):
         from sdctl.agent.inputs import Fetcher
 
         self.settings = settings
+        self.store = store  # the task store (sdctl.agent.store.TaskStore), if the deployment has one
         self.fetcher = fetcher or Fetcher(s3=s3, allowed_buckets={settings.bucket, *settings.input_buckets})
         self.sqs = sqs
         self.s3 = s3
@@ -151,6 +152,11 @@ class Agent:
                                                           self.settings.batch_tasks))
         finishing = ThreadPoolExecutor(max_workers=4, thread_name_prefix="finish")
         runners: list[threading.Thread] = []
+        log.info("agent started; waiting for the runtime", extra={
+            "runtime": self.settings.runtime_name, "queue_url": self.settings.queue_url,
+            "runtime_url": getattr(self.adapter, "root", ""), "runtime_concurrency": self.settings.runtime_concurrency,
+            "batch_tasks": self.settings.batch_tasks, "prefetch": self.settings.prefetch,
+            "task_store": self.settings.tasks_table or None})
         try:
             if not self.wait_for_runtime():
                 return
@@ -334,10 +340,22 @@ class Agent:
             self.metrics.queue_wait.observe(max(0.0, time.time() - int(sent) / 1000))
         existing = self._existing_result(job.out_key)
         if existing is not None and existing.get("status") == "completed":
-            log.info("result already stored; republishing its notification", extra=job.ctx)
-            self._publish(existing.get("notification") or {}, task)
+            note = existing.get("notification") or {}
+            if self.store and self.store.quietly("status", self.store.status, meta["id"]) == "completed":
+                log.info("result already stored and announced; dropping the repeat", extra=job.ctx)
+            else:  # stored, but maybe never announced (crash between upload and publish)
+                log.info("result already stored; republishing its notification", extra=job.ctx)
+                self._publish(note, task)
+                if self.store:
+                    self.store.quietly("completed", self.store.complete, meta["id"], note,
+                                       seconds=(existing.get("seconds") or {}).get("runtime", 0))
             self._delete(message)
             return "duplicate"
+        if self.store and self.store.quietly("running", self.store.start, meta["id"], attempt=attempt,
+                                             runtime=meta["runtime"]) is False:
+            log.info("task was cancelled before it ran; dropping it", extra=job.ctx)
+            self._delete(message)
+            return "cancelled"
         try:
             job.content = self.fetcher.resolve_content(task["content"])
         except TaskFailure as failure:
@@ -400,6 +418,8 @@ class Agent:
             log.warning("storing or notifying failed; the task will be retried", extra={**ctx, "error": str(e)})
             self._release(message)
             return "retry"
+        if self.store:
+            self.store.quietly("completed", self.store.complete, meta["id"], note, seconds=job.runtime_seconds)
         self._delete(message)
         self.metrics.task_seconds.observe(self.clock() - job.received)
         log.info("task completed", extra={**ctx, "images": len(image_keys),
@@ -423,6 +443,8 @@ class Agent:
                         extra={**ctx, "error": str(e)})
             self._release(message)
             return "retry"
+        if self.store:
+            self.store.quietly("failed", self.store.fail, task["metadata"]["id"], failure.to_dict(), attempt=attempt)
         if isinstance(failure, TransientFailure) and self.has_dead_letter_queue:
             # Last allowed attempt: reported as failed; SQS moves it to the DLQ on its next receive.
             log.error("task failed on its last attempt; moving to the dead-letter queue",
@@ -510,4 +532,10 @@ def build(settings: AgentSettings) -> Agent:
                for name in ("sqs", "s3", "sns")}
     adapter = adapter_for(settings.runtime_type, settings.api_base_url,
                           timeout=settings.max_task_seconds, dynamic_model=settings.dynamic_model)
-    return Agent(settings, adapter=adapter, **clients)
+    store = None
+    if settings.tasks_table:
+        from sdctl.agent.store import TaskStore
+
+        store = TaskStore(session.client("dynamodb", endpoint_url=settings.endpoint_url, config=cfg),
+                          settings.tasks_table, settings.task_ttl_days)
+    return Agent(settings, adapter=adapter, store=store, **clients)

@@ -48,6 +48,7 @@ def cluster_template(cfg: Config, n: Names) -> dict:
     p["ResultsTopicArn"] = {"Type": "String"}
     p["TopicKeyArn"] = {"Type": "String"}
     p["OutputBucket"] = {"Type": "String"}
+    p["TasksTableArn"] = {"Type": "String", "Description": "the task store"}
     for rt in cfg.runtimes:
         p[f"Queue{logical_id(rt.name)}Arn"] = {"Type": "String", "Description": f"queue of runtime {rt.name}"}
     cluster_name = name if existing else ref("Cluster")
@@ -164,6 +165,7 @@ def cluster_template(cfg: Config, n: Names) -> dict:
             allow(["s3:PutObject", "s3:GetObject"], sub("arn:${AWS::Partition}:s3:::${OutputBucket}/*")),
             allow("s3:ListBucket", sub("arn:${AWS::Partition}:s3:::${OutputBucket}")),
             allow("sns:Publish", ref("ResultsTopicArn")),
+            allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], ref("TasksTableArn")),
             allow(["kms:GenerateDataKey*", "kms:Decrypt"], ref("TopicKeyArn")),
         ]
         if cfg.model_bucket.name:

@@ -29,6 +29,25 @@ LOG_RETENTION_DAYS = 90
 RETAIN = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
 
 
+def tasks_table_properties(name: str) -> dict:
+    """The task store: one item per task id; an index by status and creation time for
+    `sdctl tasks list --status`; items expire (TTL) with the results they describe."""
+    return {
+        "TableName": name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"},
+                                 {"AttributeName": "status", "AttributeType": "S"},
+                                 {"AttributeName": "created_at", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+        "GlobalSecondaryIndexes": [{
+            "IndexName": "by-status",
+            "KeySchema": [{"AttributeName": "status", "KeyType": "HASH"},
+                          {"AttributeName": "created_at", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "ALL"}}],
+        "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
+    }
+
+
 def queue_ids(runtime: str) -> tuple[str, str]:
     base = logical_id(runtime)
     return f"Queue{base}", f"DeadLetterQueue{base}"
@@ -113,6 +132,14 @@ def edge_template(cfg: Config, n: Names) -> dict:
                                                          sub("${OutputBucket.Arn}/*")]))}}
     o["OutputBucket"] = output(ref("OutputBucket"))
 
+    # -- task store ----------------------------------------------------------------------------------
+    r["TasksTable"] = {"Type": "AWS::DynamoDB::Table", **RETAIN, "Properties": {
+        **tasks_table_properties(n.tasks_table),
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        "SSESpecification": {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": getatt("TopicKey", "Arn")}}}
+    o["TasksTable"] = output(ref("TasksTable"))
+    o["TasksTableArn"] = output(getatt("TasksTable", "Arn"))
+
     # -- the API handler ---------------------------------------------------------------------------
     function_name = f"{cfg.stack_name}-api"
     r["ApiHandlerLogGroup"] = {"Type": "AWS::Logs::LogGroup", "Properties": {
@@ -122,12 +149,14 @@ def edge_template(cfg: Config, n: Names) -> dict:
         "AssumeRolePolicyDocument": trust("lambda.amazonaws.com"),
         "Policies": [{"PolicyName": "publish-tasks", "PolicyDocument": policy(
             allow("sns:Publish", ref("RequestsTopic")),
+            allow(["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                  getatt("TasksTable", "Arn")),
             allow(["kms:GenerateDataKey*", "kms:Decrypt"], getatt("TopicKey", "Arn")),
             allow(["logs:CreateLogStream", "logs:PutLogEvents"], getatt("ApiHandlerLogGroup", "Arn")),
         )}]}}
     r["ApiHandler"] = {"Type": "AWS::Lambda::Function", "DependsOn": ["ApiHandlerLogGroup"], "Properties": {
         "FunctionName": function_name,
-        "Description": "sdctl: validate v1alpha2 tasks and publish them to the requests topic",
+        "Description": "sdctl: validate v1alpha2 tasks, record and publish them; task status and cancel",
         "Runtime": LAMBDA_RUNTIME, "Handler": "handler.handler", "Architectures": ["arm64"],
         "MemorySize": 256, "Timeout": 10,
         "Role": getatt("ApiHandlerRole", "Arn"),
@@ -135,7 +164,8 @@ def edge_template(cfg: Config, n: Names) -> dict:
         "Environment": {"Variables": {
             "SNS_TOPIC_ARN": ref("RequestsTopic"), "S3_BUCKET": ref("OutputBucket"),
             "RUNTIMES": json.dumps({rt.name: rt.type for rt in cfg.runtimes}, sort_keys=True),
-            "DEFAULT_PREFIX": cfg.output.prefix}},
+            "DEFAULT_PREFIX": cfg.output.prefix, "TASKS_TABLE": ref("TasksTable"),
+            "TASK_TTL_DAYS": str(cfg.output.retention_days)}},
         "TracingConfig": {"Mode": "Active"}}}
 
     skip(r["ApiHandler"], "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_115", "CKV_AWS_173")
@@ -153,10 +183,23 @@ def edge_template(cfg: Config, n: Names) -> dict:
         "Integration": {"Type": "AWS_PROXY", "IntegrationHttpMethod": "POST",
                         "Uri": sub("arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"
                                    "${ApiHandler.Arn}/invocations")}}}
+    # GET and DELETE /v1alpha2/tasks/{id}: a task's status, and cancelling it.
+    r["ApiTasksTaskResource"] = {"Type": "AWS::ApiGateway::Resource", "Properties": {
+        "RestApiId": ref("Api"), "ParentId": ref("ApiTasksResource"), "PathPart": "tasks"}}
+    r["ApiTasksIdResource"] = {"Type": "AWS::ApiGateway::Resource", "Properties": {
+        "RestApiId": ref("Api"), "ParentId": ref("ApiTasksTaskResource"), "PathPart": "{id}"}}
+    r["ApiTasksIdMethod"] = {"Type": "AWS::ApiGateway::Method", "Properties": {
+        "RestApiId": ref("Api"), "ResourceId": ref("ApiTasksIdResource"), "HttpMethod": "ANY",
+        "AuthorizationType": "NONE", "ApiKeyRequired": True,
+        "RequestParameters": {"method.request.path.id": True},
+        "Integration": r["ApiTasksMethod"]["Properties"]["Integration"]}}
     r["ApiInvokePermission"] = {"Type": "AWS::Lambda::Permission", "Properties": {
         "Action": "lambda:InvokeFunction", "FunctionName": ref("ApiHandler"), "Principal": "apigateway.amazonaws.com",
         "SourceArn": sub("arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${Api}/*/*/v1alpha2")}}
-    r["ApiDeployment"] = {"Type": "AWS::ApiGateway::Deployment", "DependsOn": ["ApiTasksMethod"],
+    r["ApiTaskInvokePermission"] = {"Type": "AWS::Lambda::Permission", "Properties": {
+        "Action": "lambda:InvokeFunction", "FunctionName": ref("ApiHandler"), "Principal": "apigateway.amazonaws.com",
+        "SourceArn": sub("arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${Api}/*/*/v1alpha2/tasks/*")}}
+    r["ApiDeployment"] = {"Type": "AWS::ApiGateway::Deployment", "DependsOn": ["ApiTasksMethod", "ApiTasksIdMethod"],
                           "Properties": {"RestApiId": ref("Api"), "Description": _deployment_hash(tpl)}}
     r["ApiAccessLogGroup"] = {"Type": "AWS::Logs::LogGroup", "Properties": {
         "LogGroupName": f"/sdctl/{cfg.stack_name}/api-access", "RetentionInDays": LOG_RETENTION_DAYS,

@@ -44,7 +44,7 @@ def stacks(cfg: Config, *, code: tuple[str, str] = ("", ""), admin_principal: st
     def cluster_params(outs: dict[str, dict[str, str]]) -> dict[str, str]:
         edge = outs["edge"]
         params = {"ResultsTopicArn": edge["ResultsTopicArn"], "TopicKeyArn": edge["TopicKeyArn"],
-                  "OutputBucket": edge["OutputBucket"]}
+                  "OutputBucket": edge["OutputBucket"], "TasksTableArn": edge["TasksTableArn"]}
         for rt in cfg.runtimes:
             lid = f"Queue{logical_id(rt.name)}Arn"
             params[lid] = edge[lid]
@@ -63,5 +63,5 @@ def placeholder_outputs(cfg: Config) -> dict[str, dict[str, str]]:
     """Outputs to show parameters with before anything is deployed (for synth)."""
     return {"network": {"PrivateSubnetIds": "<network.PrivateSubnetIds>"},
             "edge": {k: f"<edge.{k}>" for k in
-                     ["ResultsTopicArn", "TopicKeyArn", "OutputBucket",
+                     ["ResultsTopicArn", "TopicKeyArn", "OutputBucket", "TasksTableArn",
                       *[f"Queue{logical_id(rt.name)}Arn" for rt in cfg.runtimes]]}}

@@ -34,6 +34,8 @@ def local_plan(cfg: Config, *, visibility_seconds: int | None = None) -> dict:
         "queues": queues,
         "subscriptions": subscriptions,
         "bucket": n.output_bucket,
+        "tasks_table": n.tasks_table,
+        "task_ttl_days": cfg.output.retention_days,
         "requests_topic": n.requests_topic,
         "results_topic": n.results_topic,
         "results_queue": n.results_queue,

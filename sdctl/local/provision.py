@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 
-def provision(plan: dict, *, sns, sqs, s3) -> dict:
+def provision(plan: dict, *, sns, sqs, s3, dynamodb=None) -> dict:
     topic_arns = {t: sns.create_topic(Name=t)["TopicArn"] for t in plan["topics"]}
     queue_urls: dict[str, str] = {}
     queue_arns: dict[str, str] = {}
@@ -28,8 +28,12 @@ def provision(plan: dict, *, sns, sqs, s3) -> dict:
     else:
         s3.create_bucket(Bucket=plan["bucket"],
                          CreateBucketConfiguration={"LocationConstraint": plan["region"]})
+    if dynamodb is not None:
+        create_tasks_table(dynamodb, plan["tasks_table"])
     return {
         "bucket": plan["bucket"],
+        "tasks_table": plan["tasks_table"] if dynamodb is not None else None,
+        "task_ttl_days": plan["task_ttl_days"],
         "prefix": plan["prefix"],
         "requests_topic_arn": topic_arns[plan["requests_topic"]],
         "results_topic_arn": topic_arns[plan["results_topic"]],
@@ -39,3 +43,18 @@ def provision(plan: dict, *, sns, sqs, s3) -> dict:
             for name, rt in plan["runtimes"].items()
         },
     }
+
+
+def create_tasks_table(dynamodb, name: str) -> None:
+    """The task store, shaped as the edge stack shapes it (sdctl.cfn.edge.tasks_table)."""
+    from sdctl.cfn.edge import tasks_table_properties
+
+    props = tasks_table_properties(name)
+    try:
+        dynamodb.create_table(TableName=name, BillingMode=props["BillingMode"], KeySchema=props["KeySchema"],
+                              AttributeDefinitions=props["AttributeDefinitions"],
+                              GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"])
+    except dynamodb.exceptions.ResourceInUseException:
+        return
+    dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50})
+    dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"])

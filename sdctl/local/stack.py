@@ -44,7 +44,7 @@ def local_clients(aws_url: str, region: str):
 
     session = boto3.session.Session(region_name=region, aws_access_key_id="testing",
                                     aws_secret_access_key="testing")
-    return {n: session.client(n, endpoint_url=aws_url) for n in ("sns", "sqs", "s3")}
+    return {n: session.client(n, endpoint_url=aws_url) for n in ("sns", "sqs", "s3", "dynamodb")}
 
 
 def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, agents: int, model: str,
@@ -58,7 +58,8 @@ def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, a
         url=f"http://127.0.0.1:{port}", ready_path="/ping",
         env=dict(env, AWS_ENDPOINT_URL=aws_url, GATEWAY_API_KEY=api_key, GATEWAY_PORT=str(port),
                  SNS_TOPIC_ARN=resources["requests_topic_arn"], S3_BUCKET=resources["bucket"],
-                 DEFAULT_PREFIX=resources["prefix"],
+                 DEFAULT_PREFIX=resources["prefix"], TASKS_TABLE=resources.get("tasks_table") or "",
+                 TASK_TTL_DAYS=str(resources["task_ttl_days"]),
                  RUNTIMES=json.dumps({r.name: r.type for r in cfg.runtimes}))))
     for rt in cfg.runtimes:
         url = runtime_urls.get(rt.name)
@@ -81,6 +82,8 @@ def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, a
                 argv=[py, "-m", "sdctl", "agent", "run"],
                 env=dict(env, AWS_ENDPOINT_URL=aws_url, SQS_QUEUE_URL=r["queue_url"],
                          SNS_TOPIC_ARN=resources["results_topic_arn"], S3_BUCKET=resources["bucket"],
+                         TASKS_TABLE=resources.get("tasks_table") or "",
+                         TASK_TTL_DAYS=str(resources["task_ttl_days"]),
                          RUNTIME_NAME=rt.name, RUNTIME_TYPE=rt.type, API_BASE_URL=url,
                          MAX_TASK_SECONDS=str(rt.max_task_seconds),
                          MAX_RECEIVE_COUNT=str(rt.max_receive_count),
