@@ -17,7 +17,7 @@ from sdctl.names import result_key
 
 @dataclass
 class Target:
-    """Where the API and the output bucket are, and how to reach S3."""
+    """Where the API, the output bucket, the task store and the queues are, and how to reach them."""
 
     kind: str
     api_url: str
@@ -25,12 +25,21 @@ class Target:
     bucket: str
     prefix: str
     runtimes: dict[str, str]
-    s3_factory: Callable[[], object] = field(repr=False)
+    client_factory: Callable[[str], object] = field(repr=False)
+    tasks_table: str | None = None
+    queues: dict[str, dict[str, str]] = field(default_factory=dict)  # runtime -> {queue_url, dead_letter_queue_url}
+    _clients: dict = field(default_factory=dict, repr=False)
+
+    def client(self, name: str):
+        if name not in self._clients:
+            self._clients[name] = self.client_factory(name)
+        return self._clients[name]
 
     def s3(self):
-        if not hasattr(self, "_s3"):
-            self._s3 = self.s3_factory()
-        return self._s3
+        return self.client("s3")
+
+    def api(self) -> ImageApi:
+        return ImageApi(self.api_url, self.api_key)
 
     def runtime(self, name: str | None) -> str:
         if name is None:
@@ -46,10 +55,19 @@ def local_target() -> Target:
 
     state = st.running()
     res = state["resources"]
+    clients = {}
+
+    def factory(name: str):
+        if not clients:
+            clients.update(local_clients(state["aws_url"], state["region"]))
+        return clients[name]
+
     return Target(
         kind="local", api_url=state["gateway_url"], api_key=state["api_key"], bucket=res["bucket"],
         prefix=res["prefix"], runtimes={n: r["type"] for n, r in res["runtimes"].items()},
-        s3_factory=lambda: local_clients(state["aws_url"], state["region"])["s3"])
+        client_factory=factory, tasks_table=res.get("tasks_table"),
+        queues={n: {"queue_url": r["queue_url"], "dead_letter_queue_url": r["dead_letter_queue_url"]}
+                for n, r in res["runtimes"].items()})
 
 
 def resolve_target(local: bool, *, config=None, region: str | None = None, profile: str | None = None) -> Target:
@@ -83,25 +101,41 @@ def text_to_image(prompt: str, *, runtime: str, task_id: str | None = None, nega
 
 
 class ImageApi:
+    """The image API: submit a task, read its record, cancel it."""
+
     def __init__(self, url: str, api_key: str, *, timeout: float = 30):
         self.url = url.rstrip("/")
         self.http = httpx.Client(timeout=timeout, headers={"x-api-key": api_key})
 
     def submit(self, body: dict) -> dict:
+        return self._call("POST", "/v1alpha2", json=body)
+
+    def task(self, task_id: str) -> dict:
+        return self._call("GET", f"/v1alpha2/tasks/{task_id}")
+
+    def cancel(self, task_id: str) -> dict:
+        return self._call("DELETE", f"/v1alpha2/tasks/{task_id}")
+
+    def _call(self, method: str, path: str, **kw) -> dict:
         try:
-            r = self.http.post(f"{self.url}/v1alpha2", json=body)
+            r = self.http.request(method, f"{self.url}{path}", **kw)
         except httpx.HTTPError as e:
             raise SdctlError(f"cannot reach the API at {self.url}: {e}",
                              hint="check the stack is up (`sdctl local status` or `sdctl status`)") from None
-        try:
-            data = r.json()
-        except ValueError:
-            data = {"message": r.text[:300]}
-        if r.status_code != 200:
-            message = data.get("message", r.reason_phrase) if isinstance(data, dict) else str(data)
-            hint = "check the API key" if r.status_code == 403 else None
-            raise ApiError(r.status_code, message, body=data, hint=hint)
-        return data
+        return _answer(r)
+
+
+def _answer(r: httpx.Response) -> dict:
+    try:
+        data = r.json()
+    except ValueError:
+        data = {"message": r.text[:300]}
+    if r.status_code != 200:
+        message = data.get("message", r.reason_phrase) if isinstance(data, dict) else str(data)
+        hint = {403: "check the API key", 429: "the API is throttling; slow down or raise api.throttle"}.get(
+            r.status_code)
+        raise ApiError(r.status_code, message, body=data, hint=hint)
+    return data
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:

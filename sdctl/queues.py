@@ -44,3 +44,85 @@ def depth(sqs, url: str) -> dict:
             "delayed": int(attrs["ApproximateNumberOfMessagesDelayed"])}
 
 
+
+def snapshot(sqs, dynamodb, table: str | None, runtime: str, queue_url: str, dlq_url: str, *,
+             now: float | None = None, window: float = 60.0) -> dict:
+    """One runtime's queue at a glance: depths from SQS; the oldest queued task's age and the
+    arrival and completion rates (per minute, over the last `window` seconds) from the task store."""
+    import time
+
+    now = time.time() if now is None else now
+    row = {"runtime": runtime, **depth(sqs, queue_url), "dead_letter": depth(sqs, dlq_url)["visible"],
+           "oldest_age_s": None, "arrivals_per_min": None, "completions_per_min": None}
+    if table:
+        row.update(_store_view(dynamodb, table, runtime, now, window))
+    return row
+
+
+def _iso(t: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _count(dynamodb, table: str, status: str, runtime: str, since: str, extra: str = "", values=None) -> int:
+    values = {":s": {"S": status}, ":since": {"S": since}, ":r": {"S": runtime}, **(values or {})}
+    names = {"#s": "status", "#c": "created_at", "#r": "runtime"}
+    if extra:
+        names["#f"] = "finished_at"
+    total = 0
+    for page in dynamodb.get_paginator("query").paginate(
+            TableName=table, IndexName="by-status", Select="COUNT", KeyConditionExpression="#s = :s AND #c >= :since",
+            FilterExpression="#r = :r" + extra, ExpressionAttributeNames=names, ExpressionAttributeValues=values):
+        total += page["Count"]
+    return total
+
+
+def _store_view(dynamodb, table: str, runtime: str, now: float, window: float) -> dict:
+    from datetime import datetime
+
+    oldest = None
+    for page in dynamodb.get_paginator("query").paginate(
+            TableName=table, IndexName="by-status", KeyConditionExpression="#s = :q", FilterExpression="#r = :r",
+            ExpressionAttributeNames={"#s": "status", "#r": "runtime"},
+            ExpressionAttributeValues={":q": {"S": "queued"}, ":r": {"S": runtime}}, ScanIndexForward=True):
+        if page.get("Items"):
+            oldest = page["Items"][0]["created_at"]["S"]
+            break
+    since = _iso(now - window)
+    arrivals = sum(_count(dynamodb, table, s, runtime, since)
+                   for s in ("queued", "running", "completed", "failed", "cancelled"))
+    # A task completing in the window was created at most its queue wait + run time earlier; a day bounds it.
+    completions = _count(dynamodb, table, "completed", runtime, _iso(now - 86400), " AND #f >= :w",
+                         {":w": {"S": since}})
+    age = None
+    if oldest:
+        age = round(now - datetime.fromisoformat(oldest.replace("Z", "+00:00")).timestamp(), 1)
+    per_min = 60.0 / window
+    return {"oldest_age_s": age, "arrivals_per_min": round(arrivals * per_min, 1),
+            "completions_per_min": round(completions * per_min, 1)}
+
+
+def purge(sqs, dynamodb, table: str | None, runtime: str, queue_url: str) -> dict:
+    """Delete every message in the runtime's queue; mark its queued tasks cancelled in the
+    store, so no record claims a task that will never run."""
+    sqs.purge_queue(QueueUrl=queue_url)
+    marked = 0
+    if table:
+        for page in dynamodb.get_paginator("query").paginate(
+                TableName=table, IndexName="by-status", KeyConditionExpression="#s = :q", FilterExpression="#r = :r",
+                ExpressionAttributeNames={"#s": "status", "#r": "runtime"},
+                ExpressionAttributeValues={":q": {"S": "queued"}, ":r": {"S": runtime}}):
+            for item in page.get("Items", []):
+                try:
+                    dynamodb.update_item(
+                        TableName=table, Key={"id": item["id"]}, ConditionExpression="#s = :q",
+                        UpdateExpression="SET #s = :c, #e = :why",
+                        ExpressionAttributeNames={"#s": "status", "#e": "error"},
+                        ExpressionAttributeValues={":q": {"S": "queued"}, ":c": {"S": "cancelled"},
+                                                   ":why": {"M": {"code": {"S": "purged"},
+                                                                  "message": {"S": "the queue was purged"}}}})
+                    marked += 1
+                except dynamodb.exceptions.ConditionalCheckFailedException:
+                    pass
+    return {"runtime": runtime, "purged": True, "tasks_cancelled": marked}

@@ -150,6 +150,36 @@ def test_submit_then_fetch_and_the_result_notification(local_stack, tmp_path):
     assert note["image_url"] == [f"s3://{state['resources']['bucket']}/mine/x/sub-1/sub-1-1.png"]
 
 
+def task_line(task_id: str, **content) -> str:
+    body = {"prompt": f"a fox {task_id}", "steps": 1, "width": 64, "height": 64, "seed": 1, **content}
+    return json.dumps({"task": {"metadata": {"id": task_id, "runtime": "sdruntime", "tasktype": "text-to-image"},
+                                "content": body}})
+
+
+def run_json(cwd, *args, code=0):
+    r = sdctl(*args, "--local", "-o", "json", cwd=cwd, check=False)
+    assert r.returncode == code, f"{args} exited {r.returncode}\n{r.stdout}\n{r.stderr}"
+    return json.loads(r.stdout)
+
+
+def test_submit_wait_follows_every_task_to_its_end(local_stack):
+    cwd, _ = local_stack
+    (cwd / "run.jsonl").write_text("\n".join(task_line(f"w-{i}") for i in range(5)) + "\n")
+    report = run_json(cwd, "submit", "run.jsonl", "--wait", "--timeout", "120")
+    assert report["summary"]["accepted"] == 5 and report["summary"]["completed"] == 5
+    record = run_json(cwd, "tasks", "wait", "w-4", "--timeout", "30")
+    assert record["status"] == "completed" and record["attempts"] == 1 and record["model"] == "tiny"
+    assert record["image_url"] == ["s3://sdctl-output-123456789012-us-west-2/output/w-4/w-4-1.png"]
+    assert record["runtime_seconds"] > 0
+    done = run_json(cwd, "tasks", "list", "--status", "completed")
+    assert {f"w-{i}" for i in range(5)} <= {t["id"] for t in done}
+    [row] = run_json(cwd, "queue", "watch", "--once")
+    assert row["completions_per_min"] >= 5
+    measured = run_json(cwd, "cost", "--measured", "--since", "1h")
+    assert measured["measured"]["images"] >= 5 and 0 < measured["measured"]["seconds_per_image"] < 60
+    assert measured["estimate"]["assumptions"]["seconds_per_image"] == measured["measured"]["seconds_per_image"]
+
+
 def test_a_killed_agent_is_restarted_and_work_continues(local_stack):
     cwd, _ = local_stack
     status = json.loads(sdctl("local", "status", "-o", "json", cwd=cwd).stdout)

@@ -90,50 +90,41 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         file: Annotated[Path, typer.Argument(help="A v1alpha2 task (.json) or one per line (.jsonl).", exists=True,
                                              dir_okay=False)],
-        wait: Annotated[bool, typer.Option("--wait/--no-wait")] = False,
-        timeout: Annotated[float, typer.Option(min=1)] = 300,
+        concurrency: Annotated[int, typer.Option(min=1, max=64, help="Requests in flight (.jsonl).")] = 8,
+        wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow every task to its end.")] = False,
+        timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for all tasks.")] = 600,
         out_dir: OutOpt = Path("outputs"),
         local: LocalOpt = False,
         output: OutputOpt = None,
     ) -> None:
-        """Send raw tasks as they are written."""
+        """Send raw tasks as they are written: one (.json), or many at once (.jsonl) with a
+        progress bar, backoff on throttling and a summary (exit 1 if any was rejected, or with
+        --wait did not complete)."""
         from sdctl import client
-        from sdctl.errors import ApiError, UsageError
+        from sdctl.errors import UsageError
 
         mode = output_mode(ctx, output)
-        bodies = _read_tasks(file)
+        bodies, bad = _read_tasks(file)
+        if not bodies and not bad:
+            raise UsageError(f"{file} holds no tasks")
         target = target_for(ctx, is_local(local))
-        api = client.ImageApi(target.api_url, target.api_key)
-        results, failures = [], 0
-        for line, body in bodies:
-            try:
-                accepted = api.submit(body)
-            except ApiError as e:
-                if len(bodies) == 1:
-                    raise
-                failures += 1
-                results.append({"line": line, "status": "rejected", "error": e.to_dict()})
-                continue
-            entry = dict(accepted, line=line, status="queued")
+        if file.suffix != ".jsonl":
+            [(_, body)] = bodies
+            accepted = client.ImageApi(target.api_url, target.api_key).submit(body)
+            entry = dict(accepted, status="queued")
             if wait:
                 meta = body["task"]["metadata"]
                 doc, files = _wait_and_download(target, accepted["id"], meta.get("prefix") or target.prefix,
                                                 timeout, out_dir, mode)
                 entry.update(status=doc["status"], files=[str(p) for p in files])
-            results.append(entry)
-
-        def text():
-            for r in results:
-                if r["status"] == "rejected":
-                    out.print(f"line {r['line']}: [red]rejected[/] {r['error']['message']}")
-                else:
-                    out.print(f"{r['id']}: {r['status']} {' '.join(r.get('files', [])) or r['output_location']}")
-
-        _print(results if len(results) > 1 else results[0], mode, text)
-        if failures:
+            _print(entry, mode, lambda: out.print(
+                f"{entry['id']}: {entry['status']} {' '.join(entry.get('files', [])) or entry['output_location']}"))
+            return
+        report = _submit_many(target, bodies, bad, concurrency=concurrency, wait=wait, timeout=timeout)
+        _print(report, mode, lambda: _print_report(report))
+        s = report["summary"]
+        if s["rejected"] or (wait and s.get("completed", 0) != s["accepted"]):
             raise typer.Exit(1)
-        if not results:
-            raise UsageError(f"{file} holds no tasks")
 
     @app.command()
     def fetch(
@@ -161,18 +152,74 @@ def register(app: typer.Typer) -> None:
         _print(result, mode, lambda: [out.print(str(p)) for p in files])
 
 
-def _read_tasks(file: Path) -> list[tuple[int, dict]]:
+def _read_tasks(file: Path) -> tuple[list[tuple[int, dict]], list[dict]]:
+    """(line, body) for each task; in a .jsonl file a line that is not JSON is reported, not fatal."""
     from sdctl.errors import UsageError
 
     text = file.read_text()
-    try:
-        if file.suffix == ".jsonl":
-            bodies = [(i, json.loads(line)) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
-        else:
-            bodies = [(1, json.loads(text))]
-    except ValueError as e:
-        raise UsageError(f"{file} is not valid JSON: {e}") from None
-    return bodies
+    if file.suffix != ".jsonl":
+        try:
+            return [(1, json.loads(text))], []
+        except ValueError as e:
+            raise UsageError(f"{file} is not valid JSON: {e}") from None
+    bodies, bad = [], []
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            bodies.append((i, json.loads(line)))
+        except ValueError as e:
+            bad.append({"line": i, "id": None, "result": "rejected", "message": f"not valid JSON: {e}",
+                        "retries": 0})
+    return bodies, bad
+
+
+def _submit_many(target, bodies, bad, *, concurrency: int, wait: bool, timeout: float) -> dict:
+    import asyncio
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from sdctl import bulk
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
+        sent = progress.add_task("submitting", total=len(bodies))
+        rows = asyncio.run(bulk.submit_all(target.api_url, target.api_key, bodies, concurrency=concurrency,
+                                           on_done=lambda r: progress.advance(sent)))
+        rows = sorted(rows + bad, key=lambda r: r["line"])
+        summary = bulk.summary(rows)
+        if wait:
+            ids = [r["id"] for r in rows if r["result"] == "accepted"]
+            done = progress.add_task("running", total=len(ids))
+            records = asyncio.run(bulk.follow_all(target.api_url, target.api_key, ids, timeout=timeout,
+                                                  concurrency=concurrency, on_final=lambda r: progress.advance(done)))
+            for r in rows:
+                if r["id"] in records and r["result"] == "accepted":
+                    rec = records[r["id"]]
+                    r["status"] = "timed-out" if rec.get("timed_out") else rec.get("status")
+                    if rec.get("error"):
+                        r["error"] = rec["error"]
+            for state in ("completed", "failed", "cancelled", "timed-out"):
+                summary[state] = sum(1 for r in rows if r.get("status") == state)
+    return {"summary": summary, "tasks": rows}
+
+
+def _print_report(report: dict) -> None:
+    s = report["summary"]
+    for r in report["tasks"]:
+        if r["result"] == "rejected":
+            field = f" ({r['field']})" if r.get("field") else ""
+            out.print(f"line {r['line']}: [red]rejected[/]{field} {r['message']}")
+        elif r["result"] == "duplicate":
+            out.print(f"line {r['line']}: [yellow]duplicate[/] {r['id']} is already {r.get('status')}")
+        elif r.get("status") not in (None, "completed"):
+            reason = (r.get("error") or {}).get("message", "")
+            out.print(f"line {r['line']}: [red]{r['status']}[/] {r['id']} {reason}")
+    line = f"{s['accepted']} accepted, {s['duplicate']} duplicate, {s['rejected']} rejected"
+    if "completed" in s:
+        line += f"; {s['completed']} completed, {s['failed']} failed, {s['cancelled']} cancelled, " \
+                f"{s['timed-out']} still running"
+    out.print(line)
 
 
 def _print(data, mode, text) -> None:

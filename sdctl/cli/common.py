@@ -76,3 +76,16 @@ def aws_for(ctx: typer.Context, cfg):
 
     obj = ctx.obj or {}
     return connect(region=obj.get("region"), profile=obj.get("profile"), config_region=cfg.region)
+
+
+def confirm(ctx: typer.Context, question: str, *, yes: bool = False) -> None:
+    """Ask before something destructive: --yes (here or on sdctl) answers; without a terminal
+    to ask on, refuse (exit 2) rather than guess."""
+    from sdctl.errors import SdctlError, UsageError
+
+    if yes or (ctx.obj or {}).get("yes"):
+        return
+    if not sys.stdin.isatty():
+        raise UsageError("refusing to do this without a terminal to confirm on", hint="pass --yes")
+    if not typer.confirm(question, default=False, err=True):
+        raise SdctlError("cancelled; nothing was changed")

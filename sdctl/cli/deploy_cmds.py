@@ -236,24 +236,39 @@ def register(app: typer.Typer) -> None:
             out.print(f"{cfg.stack_name} destroyed" + (" (data kept)" if keep_data else ""))
 
     @app.command()
-    def doctor(ctx: typer.Context, config: ConfigOpt = None, output: OutputOpt = None) -> None:
-        """Check the tools, the config and the AWS credentials; each check says how to fix it."""
+    def doctor(
+        ctx: typer.Context,
+        kubeconfig: Annotated[Path | None, typer.Option("--kubeconfig", exists=True, dir_okay=False,
+                                                        help="Check this cluster instead of the deployed one.")] = None,
+        config: ConfigOpt = None,
+        output: OutputOpt = None,
+    ) -> None:
+        """Check the tools, the config, the AWS credentials and GPU quotas, and the cluster
+        (Karpenter, KEDA, each runtime's ScaledObject, chart versions); each says how to fix it."""
         from sdctl import doctor as dr
 
         mode = output_mode(ctx, output)
         obj = ctx.obj or {}
         path = config_arg(ctx, config)
-        region = obj.get("region")
-        if region is None:
-            try:
-                region = _load(ctx, config).region
-            except Exception:  # the config check reports it
-                pass
+        region, cfg = obj.get("region"), None
+        try:
+            cfg = _load(ctx, config)
+            region = region or cfg.region
+        except Exception:  # the config check reports it
+            pass
         results = dr.run({
             "helm": dr.check_helm,
             "config": lambda: dr.check_config(path),
             "aws credentials": lambda: dr.check_credentials(region, obj.get("profile")),
         })
+        aws = None
+        if cfg is not None and results[2]["status"] == dr.OK:
+            from sdctl.aws.session import connect
+
+            aws = connect(region=region, profile=obj.get("profile"), config_region=cfg.region)
+            results += dr.rows(dr.check_quotas(aws.client("service-quotas"), cfg))
+        if cfg is not None and (kubeconfig is not None or aws is not None):
+            results += dr.rows(_cluster_checks(ctx, cfg, kubeconfig))
         if mode == "json":
             emit_json({"checks": results})
         else:
@@ -264,6 +279,21 @@ def register(app: typer.Typer) -> None:
                     out.print(f"     {'':16} fix: {r['fix']}", markup=False)
         if any(r["status"] == "fail" for r in results):
             raise typer.Exit(1)
+
+    def _cluster_checks(ctx, cfg, kubeconfig):
+        from sdctl import doctor as dr
+        from sdctl.cli.ops_cmds import _kube
+        from sdctl.releases import chart_dir
+
+        chart_version = yaml_version(chart_dir() / "Chart.yaml")
+        try:
+            with _kube(ctx, cfg, kubeconfig) as api:
+                objs = dr.cluster_objects(api, cfg)
+        except Exception as e:
+            reason = getattr(e, "message", None) or str(e).splitlines()[0][:200]
+            return [("cluster", (dr.WARN if kubeconfig is None else dr.FAIL, f"not reachable: {reason}",
+                                 "deploy the cluster (`sdctl deploy`) or pass --kubeconfig"))]
+        return dr.cluster_checks(objs, cfg, chart_version=chart_version)
 
     @app.command()
     def kubeconfig(
@@ -332,3 +362,9 @@ def register(app: typer.Typer) -> None:
                 out.print(f"  {r['key']}.{k:30} {v}")
         if key:
             out.print(f"  api key: {key}")
+
+
+def yaml_version(path) -> str:
+    import yaml
+
+    return str(yaml.safe_load(path.read_text())["version"])

@@ -8,7 +8,17 @@ from typing import Annotated
 import typer
 
 from sdctl import __version__
-from sdctl.cli import agent_cmds, client_cmds, config_cmds, deploy_cmds, local_cmds, queue_cmds
+from sdctl.cli import (
+    agent_cmds,
+    client_cmds,
+    config_cmds,
+    cost_cmds,
+    deploy_cmds,
+    local_cmds,
+    ops_cmds,
+    queue_cmds,
+    tasks_cmds,
+)
 from sdctl.cli.common import RUN, Output, report_error
 
 app = typer.Typer(
@@ -45,8 +55,12 @@ def root(
 config_cmds.register(app)
 deploy_cmds.register(app)
 client_cmds.register(app)
+cost_cmds.register(app)
+ops_cmds.register(app)
 app.add_typer(local_cmds.app, name="local")
 app.add_typer(queue_cmds.app, name="queue")
+app.add_typer(tasks_cmds.app, name="tasks")
+app.add_typer(ops_cmds.scale_app, name="scale")
 app.add_typer(agent_cmds.agent_app, name="agent")
 app.add_typer(agent_cmds.runtime_app, name="runtime")
 

@@ -1,4 +1,4 @@
-"""`sdctl queue redrive`: dead-lettered tasks back to work."""
+"""`sdctl queue watch|redrive|purge`: the runtimes' queues."""
 
 from __future__ import annotations
 
@@ -6,55 +6,116 @@ from typing import Annotated
 
 import typer
 
-from sdctl.cli.common import LocalOpt, OutputOpt, emit_json, is_local, out, output_mode
+from sdctl.cli.common import LocalOpt, OutputOpt, emit_json, is_local, out, output_mode, target_for
 
 app = typer.Typer(help="Look at and manage the runtimes' queues.", no_args_is_help=True)
+RuntimeOpt = Annotated[str | None, typer.Option(help="Only this runtime (default: all).")]
 
 
-def _queues(ctx: typer.Context, local: bool):
-    """(sqs client, {runtime: (queue_url, dlq_url)}) for the local stack or the deployed one."""
-    if local:
-        from sdctl.local import state as st
-        from sdctl.local.stack import local_clients
+def _selected(target, runtime: str | None) -> dict[str, dict[str, str]]:
+    if runtime is not None:
+        target.runtime(runtime)  # names the runtimes if it is not one
+    return {n: q for n, q in target.queues.items() if runtime in (None, n)}
 
-        state = st.running()
-        sqs = local_clients(state["aws_url"], state["region"])["sqs"]
-        return sqs, {n: (r["queue_url"], r["dead_letter_queue_url"]) for n, r in state["resources"]["runtimes"].items()}
-    from sdctl import deploy
-    from sdctl.cfn.base import logical_id
-    from sdctl.cli.common import aws_for
-    from sdctl.config import load
 
-    obj = ctx.obj or {}
-    cfg = load(obj.get("config"))
-    aws = aws_for(ctx, cfg)
-    dctx = deploy.context(cfg, aws)
-    edge = dctx.outputs("edge")
-    return aws.client("sqs"), {rt.name: (edge[f"Queue{logical_id(rt.name)}Url"],
-                                         edge[f"DeadLetterQueue{logical_id(rt.name)}Url"]) for rt in cfg.runtimes}
+def _table(rows: list[dict]):
+    from rich.table import Table
+
+    def num(v, unit=""):
+        return "–" if v is None else f"{v}{unit}"
+
+    table = Table(title="queues (oldest: the oldest queued task; rates per minute)", title_justify="left")
+    for name in ("runtime", "waiting", "in flight", "delayed", "DLQ", "oldest", "in/min", "done/min"):
+        table.add_column(name, no_wrap=True, justify="left" if name == "runtime" else "right")
+    for r in rows:
+        dlq = f"[red]{r['dead_letter']}[/]" if r["dead_letter"] else "0"
+        table.add_row(r["runtime"], str(r["visible"]), str(r["in_flight"]), str(r["delayed"]), dlq,
+                      num(r["oldest_age_s"], " s"), num(r["arrivals_per_min"]), num(r["completions_per_min"]))
+    return table
+
+
+@app.command()
+def watch(
+    ctx: typer.Context,
+    runtime: RuntimeOpt = None,
+    once: Annotated[bool, typer.Option("--once", help="Print one snapshot and exit.")] = False,
+    interval: Annotated[float, typer.Option(min=0.5, help="Seconds between refreshes.")] = 2.0,
+    local: LocalOpt = False,
+    output: OutputOpt = None,
+) -> None:
+    """Per runtime: visible, in flight, delayed, dead-lettered, the oldest queued task's age,
+    arrivals and completions per minute. A live table until Ctrl-C (or --once)."""
+    import time
+
+    from rich.live import Live
+
+    from sdctl import queues
+
+    mode = output_mode(ctx, output)
+    target = target_for(ctx, is_local(local))
+    selected = _selected(target, runtime)
+    sqs, db = target.client("sqs"), target.client("dynamodb") if target.tasks_table else None
+
+    def snap() -> list[dict]:
+        return [queues.snapshot(sqs, db, target.tasks_table, n, q["queue_url"], q["dead_letter_queue_url"])
+                for n, q in selected.items()]
+
+    if once or mode == "json":
+        rows = snap()
+        return emit_json(rows) if mode == "json" else out.print(_table(rows))
+    with Live(_table(snap()), console=out, auto_refresh=False) as live:
+        try:
+            while True:
+                time.sleep(interval)
+                live.update(_table(snap()), refresh=True)
+        except KeyboardInterrupt:
+            pass
 
 
 @app.command()
 def redrive(
     ctx: typer.Context,
-    runtime: Annotated[str | None, typer.Option(help="Only this runtime (default: all).")] = None,
+    runtime: RuntimeOpt = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Move at most this many messages.")] = None,
     local: LocalOpt = False,
     output: OutputOpt = None,
 ) -> None:
     """Move dead-lettered tasks back to their runtime's queue, to be tried again."""
     from sdctl import queues
-    from sdctl.errors import UsageError
 
     mode = output_mode(ctx, output)
-    sqs, urls = _queues(ctx, is_local(local))
-    if runtime is not None and runtime not in urls:
-        raise UsageError(f"no runtime named {runtime!r}", hint=f"runtimes: {', '.join(urls)}")
-    report = {name: queues.redrive(sqs, dlq, q, limit=limit)
-              for name, (q, dlq) in urls.items() if runtime in (None, name)}
+    target = target_for(ctx, is_local(local))
+    sqs = target.client("sqs")
+    report = {name: queues.redrive(sqs, q["dead_letter_queue_url"], q["queue_url"], limit=limit)
+              for name, q in _selected(target, runtime).items()}
     if mode == "json":
         emit_json(report)
     else:
         for name, r in report.items():
             moved = "started" if r["moved"] is None else f"{r['moved']} task(s) moved"
             out.print(f"{name}: {moved} ({r['method']})")
+
+
+@app.command()
+def purge(
+    ctx: typer.Context,
+    runtime: Annotated[str, typer.Option(help="The runtime whose queue to empty.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Purge without asking.")] = False,
+    local: LocalOpt = False,
+    output: OutputOpt = None,
+) -> None:
+    """Delete every task waiting in one runtime's queue (asks first; --yes to skip). Their
+    records in the task store are marked cancelled (code `purged`)."""
+    from sdctl import queues
+    from sdctl.cli.common import confirm
+
+    mode = output_mode(ctx, output)
+    target = target_for(ctx, is_local(local))
+    q = _selected(target, runtime)[runtime]
+    confirm(ctx, f"Delete every message in runtime {runtime}'s queue?", yes=yes)
+    db = target.client("dynamodb") if target.tasks_table else None
+    report = queues.purge(target.client("sqs"), db, target.tasks_table, runtime, q["queue_url"])
+    if mode == "json":
+        emit_json(report)
+    else:
+        out.print(f"{runtime}: queue purged; {report['tasks_cancelled']} queued task(s) marked cancelled")

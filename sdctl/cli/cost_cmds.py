@@ -1,0 +1,99 @@
+"""`sdctl cost`: what a month of images costs, line by line."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from sdctl.cli.common import (
+    ConfigOpt,
+    LocalOpt,
+    OutputOpt,
+    config_arg,
+    emit_json,
+    err,
+    is_local,
+    out,
+    output_mode,
+)
+
+
+def _table(title: str, lines: list[dict], total: float, extra: dict | None = None):
+    from rich.table import Table
+
+    table = Table("service", "dimension", "quantity", "unit USD", "USD / month", title=title, title_justify="left")
+    for x in lines:
+        table.add_row(x["service"], x["dimension"], f"{x['quantity']:,.2f}", f"{x['unit']:g}", f"{x['total']:,.2f}")
+    table.add_section()
+    table.add_row("[bold]total[/]", "", "", "", f"[bold]{total:,.2f}[/]")
+    for k, v in (extra or {}).items():
+        table.add_row(k, "", "", "", v)
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def cost(
+        ctx: typer.Context,
+        images: Annotated[int, typer.Option(min=0, help="Images per month.")] = 1_000_000,
+        seconds_per_image: Annotated[float | None, typer.Option(min=0.01, help="GPU seconds per image [1.5].")] = None,
+        instance: Annotated[str | None, typer.Option(help="GPU instance type [the config's first].")] = None,
+        spot: Annotated[bool | None, typer.Option("--spot/--on-demand", help="Capacity type [the config's first].",
+                                                  show_default=False)] = None,
+        price_per_hour: Annotated[float | None, typer.Option(min=0, help="GPU price per hour (a live quote).")] = None,
+        measured: Annotated[bool, typer.Option("--measured", help="Seconds per image from the task store.")] = False,
+        since: Annotated[str, typer.Option(help="With --measured: tasks since (15m, 2h, 7d).")] = "7d",
+        guidance: Annotated[bool, typer.Option("--guidance", help="Reproduce the guidance's table, show what it "
+                                                                 "leaves out, and compare with sdctl.")] = False,
+        config: ConfigOpt = None,
+        local: LocalOpt = False,
+        output: OutputOpt = None,
+    ) -> None:
+        """Monthly cost from the config: GPU hours, EKS, system nodes, NAT, API Gateway, Lambda,
+        SNS, SQS, the task store and S3, with the price table's date, and the cost per image."""
+        from sdctl import cost as model
+        from sdctl.config import load
+
+        mode = output_mode(ctx, output)
+        cfg = load(config_arg(ctx, config))
+        secs, measured_from = seconds_per_image, None
+        if measured:
+            from sdctl import tasks
+            from sdctl.cli.common import target_for
+
+            target = target_for(ctx, is_local(local))
+            measured_from = tasks.measured_seconds_per_image(target.client("dynamodb"), tasks.require_store(target),
+                                                             since=tasks.since_timestamp(since))
+            secs = measured_from["seconds_per_image"]
+        capacity = None if spot is None else ("spot" if spot else "on-demand")
+        a = model.sdctl_assumptions(cfg, images=images, seconds_per_image=secs, instance=instance,
+                                    capacity=capacity, gpu_price_per_hour=price_per_hour)
+        ours = model.estimate(a, model.prices_for(cfg.region))
+        report = {"estimate": ours, "measured": measured_from}
+        if guidance:
+            report["guidance"] = model.compare_guidance()
+        if mode == "json":
+            return emit_json(report)
+        if guidance:
+            g = report["guidance"]
+            theirs = g["theirs"]
+            out.print(_table("The guidance's table (as printed, April 2024)", theirs["lines"], theirs["lines_sum"],
+                             {"their text says": f"{theirs['stated_total']:,.2f}"}))
+            rep = g["reproduced"]
+            out.print(_table("sdctl's model, with the guidance's assumptions", rep["lines"], rep["total"],
+                             {"difference": f"{g['difference_pct']:+.2f} % (vs their text "
+                                            f"{g['difference_vs_stated_pct']:+.2f} %)",
+                              "per image": f"{rep['per_image']:.6f}"}))
+            left = g["left_out"]
+            out.print(_table("What their table leaves out", left["lines"], left["total"],
+                             {"their total with it": f"{left['with_them']:,.2f}"}))
+        title = (f"sdctl with {cfg.stack_name}'s config: {a.images:,} images, {a.seconds_per_image} s each, "
+                 f"{a.instance} {a.capacity}")
+        out.print(_table(title, ours["lines"], ours["total"],
+                         {"per image": f"{ours['per_image']:.6f}", "per 1000 images": f"{ours['per_1000_images']:.4f}"}))
+        gpu = ours["lines"][0]
+        err.print(f"[dim]prices: {ours['prices_source']}, as of {ours['prices_as_of']}; GPU price: {gpu['note']}[/]")
+        if measured_from:
+            err.print(f"[dim]measured: {measured_from['seconds_per_image']} s per image over "
+                      f"{measured_from['images']} image(s) in the task store[/]")

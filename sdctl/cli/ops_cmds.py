@@ -1,0 +1,185 @@
+"""`sdctl scale status` and `sdctl logs`: why is it (not) scaling, and what did it say."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sdctl.cli.common import (
+    ConfigOpt,
+    LocalOpt,
+    OutputOpt,
+    config_arg,
+    emit_json,
+    err,
+    is_local,
+    out,
+    output_mode,
+    target_for,
+)
+
+scale_app = typer.Typer(help="Scaling: from queue depth to GPU nodes.", no_args_is_help=True)
+KubeconfigOpt = Annotated[Path | None, typer.Option("--kubeconfig", exists=True, dir_okay=False,
+                                                    help="Use this kubeconfig instead of asking EKS.")]
+
+
+def release_name(runtime: str) -> str:
+    return f"sd-{runtime}"
+
+
+@contextlib.contextmanager
+def _kube(ctx: typer.Context, cfg, kubeconfig: Path | None):
+    """A kubernetes ApiClient: from --kubeconfig, else a short-lived one from EKS."""
+    from sdctl.k8s.cluster import api_client
+
+    if kubeconfig is not None:
+        yield api_client(kubeconfig)[0]
+        return
+    from sdctl import deploy
+    from sdctl.cli.common import aws_for
+
+    dctx = deploy.context(cfg, aws_for(ctx, cfg))
+    with deploy.cluster_kubeconfig(dctx) as path:
+        yield api_client(path)[0]
+
+
+def _chain_text(r: dict) -> None:
+    q, so, dep, pods = r["queue"], r["scaledobject"], r["deployment"], r["pods"]
+    parts = [f"queue {q['depth']} ({q.get('visible', 0)} waiting, {q.get('in_flight', 0)} in flight)"]
+    if so is not None:
+        state = ("[green]ready[/]" if so["ready"] else "[red]not ready[/]") + (", active" if so["active"] else "")
+        parts.append(f"KEDA {state}, wants {so['wants']}")
+    if dep is not None:
+        parts.append(f"Deployment {dep['ready']}/{dep['desired']} ready")
+    if pods["pending"]:
+        parts.append(f"[yellow]{len(pods['pending'])} pending[/]")
+    claims = r["nodeclaims"]
+    if claims:
+        parts.append(f"{len(claims)} NodeClaim(s)")
+    parts.append(f"{sum(1 for n in r['nodes'] if n['ready'])}/{len(r['nodes'])} node(s) ready")
+    out.print(f"[bold]{r['runtime']}[/]: " + " → ".join(parts))
+    for p in pods["pending"]:
+        out.print(f"  pod {p['name']} pending: {p['reason'] or ''} {p['message'] or ''}".rstrip(), markup=False)
+    from sdctl.k8s.scale import human
+
+    for c in claims:
+        state = "ready" if c["ready"] == "True" else ("registered" if c["registered"] == "True" else
+                                                      ("launched" if c["launched"] == "True" else "launching"))
+        out.print(f"  nodeclaim {c['name']}: {c['instance_type']} {c['capacity'] or ''} {c['zone'] or ''} "
+                  f"{human(c['age_s'])} {state}", markup=False)
+    for n in r["nodes"]:
+        out.print(f"  node {n['name']}: {n['instance_type']} {n['capacity']} {n['zone']} {human(n['age_s'])} "
+                  f"{'ready' if n['ready'] else 'not ready'}", markup=False)
+    out.print(f"  [bold]→ {r['verdict']}[/]")
+
+
+@scale_app.command("status")
+def scale_status(
+    ctx: typer.Context,
+    runtime: Annotated[str | None, typer.Option(help="Only this runtime (default: all).")] = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Refresh until Ctrl-C.")] = False,
+    interval: Annotated[float, typer.Option(min=1, help="Seconds between refreshes.")] = 5,
+    kubeconfig: KubeconfigOpt = None,
+    config: ConfigOpt = None,
+    local: LocalOpt = False,
+    output: OutputOpt = None,
+) -> None:
+    """Per runtime, cause and effect: queue depth → KEDA ScaledObject → Deployment → pending pods
+    → Karpenter NodeClaims → nodes, and a verdict in plain words."""
+    from sdctl import queues
+    from sdctl.config import load
+    from sdctl.k8s import scale
+
+    mode = output_mode(ctx, output)
+    cfg = load(config_arg(ctx, config))
+    target = target_for(ctx, is_local(local))
+    if runtime is not None:
+        target.runtime(runtime)
+    chosen = [rt for rt in cfg.runtimes if runtime in (None, rt.name)]
+    sqs = target.client("sqs")
+    with _kube(ctx, cfg, kubeconfig) as api:
+        while True:
+            report = []
+            for rt in chosen:
+                depth = queues.depth(sqs, target.queues[rt.name]["queue_url"])
+                objs = scale.collect(api, release=release_name(rt.name), namespace=rt.namespace)
+                report.append(scale.explain(rt.name, depth, objs, queue_length=rt.scaling.queue_length,
+                                            min_replicas=rt.scaling.min_replicas,
+                                            max_replicas=rt.scaling.max_replicas,
+                                            scale_on_in_flight=rt.scaling.scale_on_in_flight))
+            if mode == "json":
+                emit_json(report)
+            else:
+                for r in report:
+                    _chain_text(r)
+            if not watch:
+                return
+            try:
+                time.sleep(interval)
+            except KeyboardInterrupt:
+                return
+            if mode != "json":
+                out.rule()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def logs(
+        ctx: typer.Context,
+        runtime: Annotated[str, typer.Option(help="The runtime whose logs to show.")],
+        agent: Annotated[bool, typer.Option("--agent", help="The queue agent's logs instead of the runtime's.")] = False,
+        follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+        since: Annotated[str | None, typer.Option(help="Only lines since: 30s, 15m, 2h, 3d.")] = None,
+        kubeconfig: KubeconfigOpt = None,
+        config: ConfigOpt = None,
+        local: LocalOpt = False,
+        output: OutputOpt = None,
+    ) -> None:
+        """A runtime's (or its agent's) logs: from its pods, or on the local stack from the
+        processes' log files. With -o json, one JSON object per line."""
+        from sdctl import logs as logmod
+        from sdctl.tasks import since_timestamp
+
+        mode = output_mode(ctx, output)
+        since_at = since_timestamp(since)
+        if is_local(local):
+            from sdctl.local import state as st
+
+            state = st.running()
+            if runtime not in state["resources"]["runtimes"]:
+                from sdctl.errors import UsageError
+
+                raise UsageError(f"no runtime named {runtime!r}",
+                                 hint=f"runtimes: {', '.join(state['resources']['runtimes'])}")
+            files = logmod.local_files(Path(state["logs"]), runtime, agent=agent)
+            lines = logmod.follow_files(files, since=since_at) if follow else logmod.read_files(files, since=since_at)
+        else:
+            from sdctl.config import load
+
+            cfg = load(config_arg(ctx, config))
+            rt = cfg.runtime(runtime)
+            lines = _pod_lines(ctx, cfg, rt, kubeconfig, agent=agent, follow=follow, since=since)
+        try:
+            for source, text in lines:
+                if mode == "json":
+                    sys.stdout.write(json.dumps({"source": source, "line": text}) + "\n")
+                    sys.stdout.flush()
+                else:
+                    out.print(f"[dim]{source}[/] {text}", highlight=False)
+        except KeyboardInterrupt:
+            return
+
+    def _pod_lines(ctx, cfg, rt, kubeconfig, *, agent: bool, follow: bool, since: str | None):
+        from sdctl import logs as logmod
+
+        with _kube(ctx, cfg, kubeconfig) as api:
+            yield from logmod.pod_lines(api, release=release_name(rt.name), namespace=rt.namespace,
+                                        container="agent" if agent else "runtime", follow=follow,
+                                        since_seconds=logmod.since_seconds(since))
+        err.print("[dim]end of logs[/]")

@@ -1,0 +1,106 @@
+"""`sdctl tasks get|list|cancel|wait`: where is my task?"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from sdctl.cli.common import (
+    LocalOpt,
+    OutputOpt,
+    emit_json,
+    err,
+    is_local,
+    out,
+    output_mode,
+    target_for,
+)
+
+app = typer.Typer(help="Follow and cancel tasks (from the task store).", no_args_is_help=True)
+IdArg = Annotated[str, typer.Argument(metavar="ID", help="Task id.")]
+COLOURS = {"queued": "cyan", "running": "yellow", "completed": "green", "failed": "red", "cancelled": "magenta"}
+
+
+def _show(record: dict) -> None:
+    colour = COLOURS.get(record.get("status"), "white")
+    out.print(f"[bold]{record['id']}[/] [{colour}]{record.get('status')}[/]  runtime {record.get('runtime', '?')}"
+              f"  attempts {record.get('attempts', 0)}")
+    for key in ("created_at", "started_at", "finished_at", "runtime_seconds", "model", "prompt", "output_url"):
+        if record.get(key) not in (None, ""):
+            out.print(f"  {key}: {record[key]}", markup=False)
+    for url in record.get("image_url") or []:
+        out.print(f"  image: {url}", markup=False)
+    if record.get("error"):
+        e = record["error"]
+        out.print(f"  [red]error[/] {e.get('code')}: {e.get('message')}")
+
+
+@app.command()
+def get(ctx: typer.Context, task_id: IdArg, local: LocalOpt = False, output: OutputOpt = None) -> None:
+    """A task's state, attempts, timestamps, result URLs or error."""
+    mode = output_mode(ctx, output)
+    record = target_for(ctx, is_local(local)).api().task(task_id)
+    emit_json(record) if mode == "json" else _show(record)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option(help="queued, running, completed, failed or cancelled.")] = None,
+    runtime: Annotated[str | None, typer.Option(help="Only this runtime.")] = None,
+    since: Annotated[str | None, typer.Option(help="Created since: 30s, 15m, 2h, 3d or an ISO time.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
+    local: LocalOpt = False,
+    output: OutputOpt = None,
+) -> None:
+    """Recent tasks, newest first."""
+    from rich.table import Table
+
+    from sdctl import tasks
+
+    mode = output_mode(ctx, output)
+    since_at = tasks.since_timestamp(since)
+    target = target_for(ctx, is_local(local))
+    if runtime is not None:
+        target.runtime(runtime)
+    rows = tasks.list_tasks(target.client("dynamodb"), tasks.require_store(target), status=status,
+                            runtime=runtime, since=since_at, limit=limit)
+    if mode == "json":
+        return emit_json(rows)
+    table = Table("id", "status", "runtime", "created", "seconds", "prompt", box=None)
+    for t in rows:
+        colour = COLOURS.get(t.get("status"), "white")
+        table.add_row(t["id"], f"[{colour}]{t.get('status')}[/]", t.get("runtime", ""), t.get("created_at", "")[:19],
+                      str(t.get("runtime_seconds", "")), (t.get("prompt") or "")[:40])
+    out.print(table)
+    err.print(f"[dim]{len(rows)} task(s)[/]")
+
+
+@app.command()
+def cancel(ctx: typer.Context, task_id: IdArg, local: LocalOpt = False, output: OutputOpt = None) -> None:
+    """Cancel a task no agent has taken yet (exit 1, with its state, if it is too late)."""
+    mode = output_mode(ctx, output)
+    result = target_for(ctx, is_local(local)).api().cancel(task_id)
+    emit_json(result) if mode == "json" else out.print(f"{task_id}: [magenta]cancelled[/]")
+
+
+@app.command()
+def wait(
+    ctx: typer.Context,
+    task_id: IdArg,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait.")] = 600,
+    local: LocalOpt = False,
+    output: OutputOpt = None,
+) -> None:
+    """Wait until a task is completed (exit 0), failed or cancelled (exit 1)."""
+    from sdctl import tasks
+
+    mode = output_mode(ctx, output)
+    api = target_for(ctx, is_local(local)).api()
+    with err.status(f"{task_id}: …") as status:
+        record = tasks.wait(lambda: api.task(task_id), task_id=task_id, timeout=timeout,
+                            on_change=lambda r: status.update(f"{task_id}: {r.get('status')}"))
+    emit_json(record) if mode == "json" else _show(record)
+    if record.get("status") != "completed":
+        raise typer.Exit(1)

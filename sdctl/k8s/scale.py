@@ -1,0 +1,172 @@
+"""`sdctl scale status`: from queue depth to GPU nodes, one runtime at a time.
+
+`collect` reads the objects with the kubernetes client (thin); `explain` turns them into
+the chain queue -> ScaledObject -> Deployment -> pods -> NodeClaims -> nodes and a verdict
+in plain language (pure: objects and a clock in, data out).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+
+INSTANCE = re.compile(r"\b([a-z][a-z0-9-]*\d[a-z]*\.(?:\d*x?large|metal|medium|small|micro|nano))\b")
+ZONE = re.compile(r"\b([a-z]{2}(?:-gov)?-[a-z]+-\d[a-z])\b")
+CAPACITY_WORDS = ("insufficient", "capacity", "InsufficientInstanceCapacity", "UnfulfillableCapacity")
+
+
+def collect(api, *, release: str, namespace: str) -> dict:
+    """The runtime's ScaledObject, Deployment and pods, and its NodePool's NodeClaims and nodes,
+    as the API's JSON (plain dicts)."""
+    from kubernetes import client as k
+    from kubernetes.client.exceptions import ApiException
+
+    custom, apps, core = k.CustomObjectsApi(api), k.AppsV1Api(api), k.CoreV1Api(api)
+    plain = api.sanitize_for_serialization
+
+    def maybe(fn, *args, **kw):
+        try:
+            return fn(*args, **kw)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    pool = f"karpenter.sh/nodepool={release}"
+    deployment = maybe(apps.read_namespaced_deployment, release, namespace)
+    return {
+        "scaledobject": maybe(custom.get_namespaced_custom_object, "keda.sh", "v1alpha1", namespace,
+                              "scaledobjects", release),
+        "deployment": plain(deployment) if deployment is not None else None,
+        "pods": plain(core.list_namespaced_pod(namespace, label_selector=f"app.kubernetes.io/instance={release}"))[
+            "items"],
+        "nodeclaims": (maybe(custom.list_cluster_custom_object, "karpenter.sh", "v1", "nodeclaims",
+                             label_selector=pool) or {}).get("items", []),
+        "nodes": plain(core.list_node(label_selector=pool))["items"],
+    }
+
+
+def _conditions(obj: dict | None) -> dict[str, dict]:
+    return {c["type"]: c for c in ((obj or {}).get("status") or {}).get("conditions") or []}
+
+
+def _age(stamp: str | None, now: datetime) -> float | None:
+    if not stamp:
+        return None
+    return max(0.0, (now - datetime.fromisoformat(stamp.replace("Z", "+00:00"))).total_seconds())
+
+
+def human(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _claim(c: dict, now: datetime) -> dict:
+    labels = c["metadata"].get("labels") or {}
+    conds = _conditions(c)
+    failed = [x for x in conds.values() if x.get("status") == "False" and x.get("message")]
+    message = failed[0]["message"] if failed else ""
+    itype = labels.get("node.kubernetes.io/instance-type") or next(iter(INSTANCE.findall(message)), None)
+    zone = labels.get("topology.kubernetes.io/zone") or next(iter(ZONE.findall(message)), None)
+    return {"name": c["metadata"]["name"], "instance_type": itype, "capacity": labels.get("karpenter.sh/capacity-type"),
+            "zone": zone, "age_s": _age(c["metadata"].get("creationTimestamp"), now),
+            "node": (c.get("status") or {}).get("nodeName"),
+            **{k.lower(): conds.get(k, {}).get("status", "Unknown") for k in ("Launched", "Registered", "Initialized",
+                                                                             "Ready")},
+            "error": message, "error_reason": failed[0].get("reason") if failed else None}
+
+
+def _node(n: dict, now: datetime) -> dict:
+    labels = n["metadata"].get("labels") or {}
+    ready = _conditions(n).get("Ready", {}).get("status") == "True"
+    return {"name": n["metadata"]["name"], "instance_type": labels.get("node.kubernetes.io/instance-type"),
+            "capacity": labels.get("karpenter.sh/capacity-type"), "zone": labels.get("topology.kubernetes.io/zone"),
+            "age_s": _age(n["metadata"].get("creationTimestamp"), now), "ready": ready}
+
+
+def _pod(p: dict) -> dict:
+    phase = (p.get("status") or {}).get("phase")
+    sched = _conditions(p).get("PodScheduled", {})
+    ready = _conditions(p).get("Ready", {}).get("status") == "True"
+    return {"name": p["metadata"]["name"], "phase": phase, "ready": ready, "node": (p.get("spec") or {}).get("nodeName"),
+            "reason": sched.get("reason") if sched.get("status") == "False" else None,
+            "message": sched.get("message") if sched.get("status") == "False" else None}
+
+
+def explain(runtime: str, queue: dict, objs: dict, *, queue_length: int, min_replicas: int, max_replicas: int,
+            scale_on_in_flight: bool = True, now: datetime | None = None) -> dict:
+    """The chain of cause and effect for one runtime, and a verdict."""
+    now = now or datetime.now(UTC)
+    depth = queue.get("visible", 0) + (queue.get("in_flight", 0) if scale_on_in_flight else 0)
+    so = objs.get("scaledobject")
+    so_conds = _conditions(so)
+    so_ready = so_conds.get("Ready", {}).get("status") == "True"
+    active = so_conds.get("Active", {}).get("status") == "True"
+    wanted = min(max(math.ceil(depth / queue_length), min_replicas, 1 if depth else 0), max_replicas) \
+        if so else None
+    dep = objs.get("deployment") or {}
+    desired = (dep.get("spec") or {}).get("replicas", 0) if dep else None
+    ready = (dep.get("status") or {}).get("readyReplicas", 0) if dep else None
+    pods = [_pod(p) for p in objs.get("pods", []) if not (p["metadata"].get("deletionTimestamp"))]
+    pending = [p for p in pods if p["phase"] == "Pending"]
+    claims = [_claim(c, now) for c in objs.get("nodeclaims", [])]
+    nodes = [_node(n, now) for n in objs.get("nodes", [])]
+    chain = {"queue": {"depth": depth, **queue},
+             "scaledobject": None if so is None else {"ready": so_ready, "active": active, "wants": wanted,
+                                                      "message": so_conds.get("Ready", {}).get("message")},
+             "deployment": None if not dep else {"desired": desired, "ready": ready},
+             "pods": {"running": sum(1 for p in pods if p["phase"] == "Running"), "pending": pending},
+             "nodeclaims": claims, "nodes": nodes}
+    return {"runtime": runtime, **chain, "verdict": _verdict(chain, pending, claims, nodes, wanted, desired, ready,
+                                                            depth)}
+
+
+def _verdict(chain, pending, claims, nodes, wanted, desired, ready, depth) -> str:
+    so = chain["scaledobject"]
+    if so is None:
+        return "no ScaledObject: the runtime's release is not installed (run `sdctl deploy`)"
+    if not so["ready"]:
+        return f"KEDA cannot read the queue: {so.get('message') or 'ScaledObject not Ready'}"
+    if chain["deployment"] is None:
+        return "no Deployment for this runtime (run `sdctl deploy`)"
+    failed = [c for c in claims if c["error"] and (c["launched"] == "False" or
+                                                    any(w.lower() in c["error"].lower() for w in CAPACITY_WORDS))]
+    capacity = [c for c in failed if any(w.lower() in c["error"].lower() for w in CAPACITY_WORDS)]
+    if capacity:
+        c = capacity[0]
+        where = f" in {c['zone']}" if c["zone"] else ""
+        return (f"capacity error for {c['instance_type'] or 'the requested type'}{where}: Karpenter will try the "
+                f"other types and zones; add instance types or allow on-demand if it persists")
+    if failed:
+        c = failed[0]
+        return f"NodeClaim {c['name']} failed to launch: {c['error_reason'] or ''} {c['error']}".strip()
+    n = len(pending)
+    if n:
+        waiting = [c for c in claims if c["launched"] == "True" and c["registered"] != "True"]
+        if waiting:
+            return (f"{n} pod(s) pending: NodeClaim launched {human(waiting[0]['age_s'])} ago, waiting for the node "
+                    "to register")
+        booting = [c for c in claims if c["registered"] == "True" and c["initialized"] != "True"]
+        if booting:
+            return f"{n} pod(s) pending: node {booting[0]['node']} registered, waiting for it to initialize (GPU driver)"
+        launching = [c for c in claims if c["launched"] != "True"]
+        if launching:
+            return f"{n} pod(s) pending: NodeClaim created {human(launching[0]['age_s'])} ago, instance launching"
+        reason = pending[0]["message"] or pending[0]["reason"] or "unschedulable"
+        return (f"{n} pod(s) pending and no node on the way: {reason}. Check the NodePool's gpuLimit and "
+                "Karpenter's logs (`sdctl logs`)")
+    if wanted is not None and desired is not None and wanted > desired:
+        return f"scaling up: KEDA asks for {wanted} replica(s), the Deployment has {desired}"
+    if depth == 0 and not desired:
+        return "idle: scaled to zero; the next task starts a node (about 2 minutes)"
+    if depth == 0:
+        return f"idle: {ready} replica(s) ready, waiting for the cooldown to scale in"
+    if ready and ready >= (desired or 0):
+        return f"working: {ready} replica(s) on {len(nodes)} node(s) through {depth} task(s)"
+    return f"{ready or 0} of {desired} replica(s) ready; {depth} task(s) waiting"

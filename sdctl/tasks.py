@@ -1,0 +1,142 @@
+"""Reading the task store: list tasks, follow one to its end, and parse `--since`.
+
+`get`, `cancel` and `wait` go through the API (the same key any client has); `list` reads
+the table directly with the operator's credentials, through the by-status index when a
+status is given.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from sdctl.errors import SdctlError, UsageError, WaitTimeout
+
+STATES = ("queued", "running", "completed", "failed", "cancelled")
+FINAL = ("completed", "failed", "cancelled")
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+
+
+def since_timestamp(value: str | None, now: datetime | None = None) -> str | None:
+    """`--since 15m`, `2h`, `3d` or an ISO time, as the store's ISO-8601 UTC timestamp."""
+    if not value:
+        return None
+    now = now or datetime.now(UTC)
+    m = _DURATION.match(value.strip())
+    if m:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
+        at = now - timedelta(**{unit: int(m.group(1))})
+    else:
+        try:
+            at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise UsageError(f"--since {value!r} is neither a duration (30s, 15m, 2h, 3d) nor an ISO time") from None
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def list_request(table: str, *, status: str | None, runtime: str | None, since: str | None) -> tuple[str, dict]:
+    """The DynamoDB call (query on the status index, else a scan) that lists matching tasks. Pure."""
+    if status is not None and status not in STATES:
+        raise UsageError(f"--status {status!r} is not one of {', '.join(STATES)}")
+    names: dict[str, str] = {}
+    values: dict[str, dict] = {}
+    filters = []
+    if runtime:
+        names["#r"] = "runtime"
+        values[":runtime"] = {"S": runtime}
+        filters.append("#r = :runtime")
+    if status:
+        names["#s"] = "status"
+        values[":status"] = {"S": status}
+        key = "#s = :status"
+        if since:
+            names["#c"] = "created_at"
+            values[":since"] = {"S": since}
+            key += " AND #c >= :since"
+        req = {"TableName": table, "IndexName": "by-status", "KeyConditionExpression": key,
+               "ScanIndexForward": False}
+        op = "query"
+    else:
+        if since:
+            names["#c"] = "created_at"
+            values[":since"] = {"S": since}
+            filters.append("#c >= :since")
+        req = {"TableName": table}
+        op = "scan"
+    if filters:
+        req["FilterExpression"] = " AND ".join(filters)
+    if names:
+        req["ExpressionAttributeNames"] = names
+    if values:
+        req["ExpressionAttributeValues"] = values
+    return op, req
+
+
+def list_tasks(dynamodb, table: str, *, status: str | None = None, runtime: str | None = None,
+               since: str | None = None, limit: int = 50) -> list[dict]:
+    """Newest first."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    op, req = list_request(table, status=status, runtime=runtime, since=since)
+    paginator = dynamodb.get_paginator(op)
+    de = TypeDeserializer()
+    items = []
+    for page in paginator.paginate(**req):
+        items += [{k: _plain(de.deserialize(v)) for k, v in item.items() if k != "expires_at"}
+                  for item in page.get("Items", [])]
+        if op == "query" and len(items) >= limit:
+            break
+    items.sort(key=lambda t: t.get("created_at", ""), reverse=True)
+    return items[:limit]
+
+
+def _plain(value):
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return int(value) if value == int(value) else float(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def wait(get: Callable[[], dict], *, task_id: str, timeout: float,
+         on_change: Callable[[dict], None] = lambda t: None, sleep: Callable[[float], None] = time.sleep,
+         clock: Callable[[], float] = time.monotonic) -> dict:
+    """Poll a task's record until it is completed, failed or cancelled."""
+    start, delay, last = clock(), 0.2, None
+    while True:
+        record = get()
+        if record.get("status") != last:
+            last = record.get("status")
+            on_change(record)
+        if last in FINAL:
+            return record
+        if clock() - start > timeout:
+            raise WaitTimeout(f"task {task_id} is still {last} after {timeout:.0f}s",
+                              hint=f"keep waiting with `sdctl tasks wait {task_id}`")
+        sleep(delay)
+        delay = min(delay * 1.5, 2.0)
+
+
+def require_store(target) -> str:
+    if not target.tasks_table:
+        raise SdctlError("this deployment has no task store", hint="redeploy with this sdctl version (`sdctl deploy`)")
+    return target.tasks_table
+
+
+def measured_seconds_per_image(dynamodb, table: str, *, since: str | None, sample: int = 1000) -> dict:
+    """Runtime seconds per image over recent completed tasks (for `sdctl cost --measured`)."""
+    rows = list_tasks(dynamodb, table, status="completed", since=since, limit=sample)
+    images = sum(len(t.get("image_url") or []) for t in rows if t.get("runtime_seconds") is not None)
+    seconds = sum(float(t["runtime_seconds"]) for t in rows if t.get("runtime_seconds") is not None)
+    if not images:
+        raise SdctlError("no completed tasks with timings in the task store" + (f" since {since}" if since else ""),
+                         hint="run some tasks first, or pass --seconds-per-image")
+    return {"seconds_per_image": round(seconds / images, 4), "tasks": len(rows), "images": images}
