@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 
 CHECKOV := .tools/checkov/bin/checkov
 HELM := .tools/bin/helm
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test lint tools helm clean
 
@@ -31,9 +33,14 @@ $(HELM): $(STAMP)
 
 helm: $(HELM)
 
-tools: $(CHECKOV) $(HELM)
+# Debian's chromium renders the gallery page in its browser test.
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
 
-test: $(STAMP) $(CHECKOV) $(HELM)
+tools: $(CHECKOV) $(HELM) $(CHROMIUM)
+
+test: $(STAMP) $(CHECKOV) $(HELM) $(CHROMIUM)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

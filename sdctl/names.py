@@ -4,8 +4,10 @@ on AWS and on the local stack."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sdctl.config.model import Config
+if TYPE_CHECKING:  # the agent image imports this module without pydantic
+    from sdctl.config.model import Config
 
 LOCAL_ACCOUNT = "123456789012"
 

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from sdctl.cli.main import app
@@ -105,3 +106,31 @@ def test_doctor_says_when_helm_is_missing_and_how_to_get_it(tmp_path, monkeypatc
                        capture_output=True, text=True)
     checks = {c["check"]: c for c in json.loads(r.stdout)["checks"]}
     assert checks["helm"]["status"] == "ok" and "v4." in checks["helm"]["detail"] and r.returncode == 0
+
+
+def test_init_guided_asks_four_questions_on_a_terminal(tmp_path):
+    """Answered through a real pseudo-terminal (util-linux `script`), as a user would."""
+    import shutil
+
+    from sdctl.config import parse
+
+    if shutil.which("script") is None:
+        pytest.fail("util-linux `script` is needed to give the prompt a terminal")
+    answers = "eu-west-1\ndiffusers\ng6.xlarge, g6.2xlarge\nn\n"
+    r = subprocess.run(["script", "-qec", f"{sys.executable} -m sdctl init --guided", "/dev/null"], cwd=tmp_path,
+                       input=answers, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    cfg = parse((tmp_path / "sdctl.yaml").read_text())
+    assert cfg.region == "eu-west-1"
+    [rt] = cfg.runtimes
+    assert rt.type == "diffusers" and rt.nodes.instance_types == ["g6.xlarge", "g6.2xlarge"]
+    assert rt.nodes.capacity_types == ["on-demand"]
+    refused = subprocess.run([sys.executable, "-m", "sdctl", "init", "--guided", str(tmp_path / "other.yaml")],
+                             capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert refused.returncode == 2 and "needs a terminal" in refused.stderr
+
+
+def test_no_color_prints_no_escape_codes(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "sdctl", "--no-color", "cost", "-c", str(EXAMPLE)],
+                       capture_output=True, text=True, env={**__import__("os").environ, "FORCE_COLOR": "1"})
+    assert r.returncode == 0 and "\x1b[" not in r.stdout and "g5.xlarge" in r.stdout

@@ -175,6 +175,10 @@ def test_submit_wait_follows_every_task_to_its_end(local_stack):
     assert {f"w-{i}" for i in range(5)} <= {t["id"] for t in done}
     [row] = run_json(cwd, "queue", "watch", "--once")
     assert row["completions_per_min"] >= 5
+    page = run_json(cwd, "gallery", "--since", "1h", "--out", "g.html")
+    assert page["images"] >= 5 and page["written"] == "g.html"
+    html = (cwd / "g.html").read_text()
+    assert "a fox w-4" in html and html.count("data:image/png;base64,") >= 5
     measured = run_json(cwd, "cost", "--measured", "--since", "1h")
     assert measured["measured"]["images"] >= 5 and 0 < measured["measured"]["seconds_per_image"] < 60
     assert measured["estimate"]["assumptions"]["seconds_per_image"] == measured["measured"]["seconds_per_image"]

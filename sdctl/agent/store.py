@@ -50,12 +50,15 @@ class TaskStore:
             return False
         return True
 
-    def complete(self, task_id: str, note: dict, *, seconds: float) -> None:
+    def complete(self, task_id: str, note: dict, *, seconds: float, seed: int | None = None) -> None:
         values = {":completed": {"S": "completed"}, ":now": {"S": now()},
                   ":images": {"L": [{"S": u} for u in note.get("image_url", [])]},
                   ":output": {"S": note.get("output_url", "")}, ":seconds": {"N": str(round(seconds, 3))}}
         expression = "SET #s = :completed, updated_at = :now, finished_at = :now, image_url = :images, " \
                      "output_url = :output, runtime_seconds = :seconds"
+        if isinstance(seed, int) and seed >= 0:  # the seed actually used (a request may ask for -1: random)
+            values[":seed"] = {"N": str(seed)}
+            expression += ", seed = :seed"
         if note.get("model"):
             values[":model"] = {"S": str(note["model"])}
             expression += ", model = :model"

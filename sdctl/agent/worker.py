@@ -419,7 +419,8 @@ class Agent:
             self._release(message)
             return "retry"
         if self.store:
-            self.store.quietly("completed", self.store.complete, meta["id"], note, seconds=job.runtime_seconds)
+            self.store.quietly("completed", self.store.complete, meta["id"], note, seconds=job.runtime_seconds,
+                               seed=(result.info or {}).get("seed"))
         self._delete(message)
         self.metrics.task_seconds.observe(self.clock() - job.received)
         log.info("task completed", extra={**ctx, "images": len(image_keys),

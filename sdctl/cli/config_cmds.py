@@ -21,25 +21,74 @@ def example_text() -> str:
     raise FileNotFoundError("sdctl.example.yaml is missing from this installation")
 
 
+def _guided() -> str:
+    """Ask for region, runtime type, GPU types and spot; the rest keeps the example's defaults."""
+    import sys
+
+    import yaml
+
+    from sdctl.errors import UsageError
+
+    if not sys.stdin.isatty():
+        raise UsageError("--guided asks questions and needs a terminal", hint="use plain `sdctl init` and edit the file")
+    region = typer.prompt("AWS region", default="us-west-2")
+    kind = typer.prompt("Runtime type (sdwebui, comfyui, diffusers)", default="sdwebui")
+    while kind not in ("sdwebui", "comfyui", "diffusers"):
+        kind = typer.prompt("Runtime type: one of sdwebui, comfyui, diffusers", default="sdwebui")
+    gpus = typer.prompt("GPU instance types, comma-separated", default="g5.xlarge,g5.2xlarge,g6.xlarge,g6.2xlarge")
+    spot = typer.confirm("Use spot capacity (on-demand as the fallback)?", default=True)
+    doc = {"region": region, "runtimes": [{
+        "name": "sdruntime", "type": kind,
+        "nodes": {"instanceTypes": [g.strip() for g in gpus.split(",") if g.strip()],
+                  "capacityTypes": ["spot", "on-demand"] if spot else ["on-demand"]}}]}
+    return ("# Written by `sdctl init --guided`; every other key keeps its default\n"
+            "# (see sdctl.example.yaml or docs/config-reference.md).\n" + yaml.safe_dump(doc, sort_keys=False))
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def init(
         ctx: typer.Context,
         path: Annotated[Path, typer.Argument(help="Where to write the config.")] = Path("sdctl.yaml"),
         force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+        from_guidance: Annotated[Path | None, typer.Option(
+            "--from-guidance", exists=True, dir_okay=False,
+            help="Convert the AWS guidance's config.yaml (notes name what is not carried over).")] = None,
+        guided: Annotated[bool, typer.Option("--guided", help="Ask the few questions that matter.")] = False,
         output: OutputOpt = None,
     ) -> None:
-        """Write a documented sdctl.yaml to start from."""
+        """Write a documented sdctl.yaml to start from (or convert the guidance's, or ask)."""
+        import yaml
+
+        from sdctl.config import migrate as mg
+        from sdctl.config import parse
         from sdctl.errors import UsageError
 
         mode = output_mode(ctx, output)
         if path.exists() and not force:
             raise UsageError(f"{path} already exists; nothing was written", hint="pass --force to overwrite it")
-        path.write_text(example_text())
-        if mode == "json":
-            emit_json({"written": str(path)})
+        notes: list[str] = []
+        if from_guidance is not None:
+            try:
+                doc = yaml.safe_load(from_guidance.read_text())
+            except yaml.YAMLError as e:
+                raise UsageError(f"{from_guidance} is not valid YAML: {e}") from None
+            converted, notes = mg.from_guidance(doc)
+            text = mg.render(converted, notes, from_guidance.name)
+        elif guided:
+            text = _guided()
         else:
-            out.print(f"wrote {path}; edit it, then run `sdctl validate`")
+            text = example_text()
+        parse(text)  # never write a config sdctl would refuse
+        tmp = path.with_name(path.name + ".part")
+        tmp.write_text(text)
+        tmp.replace(path)
+        if mode == "json":
+            emit_json({"written": str(path), "notes": notes})
+        else:
+            for n in notes:
+                out.print(f"[yellow]not carried over:[/] {n}")
+            out.print(f"wrote {path}; review it, then run `sdctl validate`")
 
     @app.command()
     def validate(ctx: typer.Context, config: ConfigOpt = None, output: OutputOpt = None) -> None:

@@ -14,6 +14,7 @@ from sdctl.cli import (
     config_cmds,
     cost_cmds,
     deploy_cmds,
+    images_cmds,
     local_cmds,
     ops_cmds,
     queue_cmds,
@@ -45,11 +46,17 @@ def root(
     profile: Annotated[str | None, typer.Option(help="AWS named profile.")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Answer yes to confirmations.")] = False,
     output: Annotated[Output, typer.Option("--output", "-o", help="text or json.")] = Output.text,
+    no_color: Annotated[bool, typer.Option("--no-color", help="Plain text, no colours (NO_COLOR=1 does the "
+                                                              "same).")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
     ctx.obj = {"config": config, "region": region, "profile": profile, "yes": yes, "output": output}
     RUN["output"] = output
+    if no_color:
+        from sdctl.cli.common import err, out
+
+        out.no_color = err.no_color = True
 
 
 config_cmds.register(app)
@@ -61,6 +68,7 @@ app.add_typer(local_cmds.app, name="local")
 app.add_typer(queue_cmds.app, name="queue")
 app.add_typer(tasks_cmds.app, name="tasks")
 app.add_typer(ops_cmds.scale_app, name="scale")
+app.add_typer(images_cmds.app, name="images")
 app.add_typer(agent_cmds.agent_app, name="agent")
 app.add_typer(agent_cmds.runtime_app, name="runtime")
 

@@ -130,6 +130,45 @@ def scale_status(
 
 def register(app: typer.Typer) -> None:
     @app.command()
+    def gallery(
+        ctx: typer.Context,
+        since: Annotated[str, typer.Option(help="Tasks created since: 30m, 12h, 7d or an ISO time.")] = "1d",
+        runtime: Annotated[str | None, typer.Option(help="Only this runtime.")] = None,
+        out_path: Annotated[Path, typer.Option("--out", help="The HTML file to write.")] = Path("gallery.html"),
+        limit: Annotated[int, typer.Option(min=1, max=2000, help="Most images on the page.")] = 200,
+        open_page: Annotated[bool, typer.Option("--open", help="Open it in the browser.")] = False,
+        local: LocalOpt = False,
+        output: OutputOpt = None,
+    ) -> None:
+        """Write a self-contained HTML page of recent results: a thumbnail grid with prompt, seed,
+        runtime and seconds, each linking to the full-size image."""
+        from sdctl import gallery as gal
+        from sdctl import tasks
+
+        mode = output_mode(ctx, output)
+        since_at = tasks.since_timestamp(since)
+        target = target_for(ctx, is_local(local))
+        if runtime is not None:
+            target.runtime(runtime)
+        rows = tasks.list_tasks(target.client("dynamodb"), tasks.require_store(target), status="completed",
+                                runtime=runtime, since=since_at, limit=limit)
+        with err.status(f"fetching {len(rows)} task(s)' images…"):
+            items = gal.collect(rows, target.s3(), limit=limit)
+        page = gal.render(items, title=f"sdctl gallery ({target.kind}, since {since})")
+        tmp = out_path.with_name(out_path.name + ".part")
+        tmp.write_text(page, encoding="utf-8")
+        tmp.replace(out_path)
+        if open_page:
+            import webbrowser
+
+            webbrowser.open(out_path.resolve().as_uri())
+        report = {"written": str(out_path), "images": len(items), "tasks": len(rows)}
+        if mode == "json":
+            emit_json(report)
+        else:
+            out.print(f"wrote {out_path}: {len(items)} image(s) from {len(rows)} task(s)")
+
+    @app.command()
     def logs(
         ctx: typer.Context,
         runtime: Annotated[str, typer.Option(help="The runtime whose logs to show.")],

@@ -1,0 +1,39 @@
+# The diffusers runtime image: a CUDA base, non-root, the AUTOMATIC1111-compatible API on
+# sdctl's diffusers engine (the `runtime` extra). Models come from the volume mounted at
+# /models (the chart mounts the model bucket there, read-only); MODEL names the file.
+#   docker build -f docker/runtime.Dockerfile -t sd-runtime .      (or: sdctl images publish)
+FROM nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
+
+ENV DEBIAN_FRONTEND=noninteractive \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_BREAK_SYSTEM_PACKAGES=1 \
+    HF_HUB_OFFLINE=1 \
+    MODELS_DIR=/models \
+    MODEL=/models/model.safetensors \
+    PORT=7860
+
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3=3.12.* python3-pip=24.0* \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY sdctl ./sdctl
+COPY lambda_src ./lambda_src
+COPY docker/extra-requirements.py ./docker/
+
+RUN pip3 install --no-cache-dir --no-deps . \
+    && python3 docker/extra-requirements.py runtime > /tmp/runtime.txt \
+    && pip3 install --no-cache-dir -r /tmp/runtime.txt \
+    && useradd --uid 10001 --create-home --shell /usr/sbin/nologin runtime \
+    && rm -rf /src /tmp/runtime.txt
+
+WORKDIR /home/runtime
+USER 10001
+EXPOSE 7860
+HEALTHCHECK --interval=30s --timeout=5s --start-period=300s --retries=3 \
+  CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:7860/internal/ping', timeout=4)"]
+ENTRYPOINT ["python3", "-m", "sdctl.runtime"]

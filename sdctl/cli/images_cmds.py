@@ -1,0 +1,78 @@
+"""`sdctl images publish`: the agent and runtime images into the stack's ECR repositories."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from sdctl.cli.common import (
+    ConfigOpt,
+    OutputOpt,
+    aws_for,
+    config_arg,
+    emit_json,
+    err,
+    out,
+    output_mode,
+)
+
+app = typer.Typer(help="Container images: build and push without a local Docker.", no_args_is_help=True)
+
+
+@app.command()
+def publish(
+    ctx: typer.Context,
+    builder: Annotated[str, typer.Option(help="auto (a local docker/podman/finch if its engine runs, else "
+                                              "codebuild), local or codebuild.")] = "auto",
+    only: Annotated[list[str], typer.Option("--only", help="agent or runtime (repeatable; default both).")] = [],  # noqa: B006
+    tag: Annotated[str | None, typer.Option(help="Image tag (default: sdctl's version, which the chart uses).")] = None,
+    config: ConfigOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    """Build the queue agent and diffusers runtime images and push them to the stack's ECR
+    repositories. Without a local container engine, the stack's CodeBuild project builds
+    them in your account from a source zip in the artifacts bucket; its phases and log
+    stream back here."""
+    from sdctl import __version__, images
+    from sdctl.aws import artifacts
+    from sdctl.config import load
+    from sdctl.errors import UsageError
+
+    mode = output_mode(ctx, output)
+    if builder not in ("auto", "local", "codebuild"):
+        raise UsageError(f"--builder {builder!r} is not auto, local or codebuild")
+    cfg = load(config_arg(ctx, config))
+    aws = aws_for(ctx, cfg)
+    tag = tag or __version__
+    builds = images.plan(cfg.stack_name, aws.account, aws.region, only=only or None, tag=tag)
+    root = images.source_root()
+    exe = images.local_builder() if builder in ("auto", "local") else None
+    if builder == "local" and exe is None:
+        raise UsageError("no local container engine answers (docker, podman, finch)",
+                         hint="start one, or use --builder codebuild (no local Docker needed)")
+    show = (lambda line: None) if mode == "json" else (lambda line: err.print(f"[dim]{line}[/]", markup=True,
+                                                                                 highlight=False))
+    report = {"builder": exe or "codebuild", "images": [b.uri for b in builds]}
+    if exe:
+        images.publish_local(exe, builds, ecr=aws.client("ecr"), root=root, on_line=show)
+    else:
+        data = images.source_zip(root)
+        bucket = artifacts.artifacts_bucket_name(cfg.stack_name, aws.account, aws.region)
+        s3 = aws.client("s3")
+        artifacts.ensure_bucket(s3, bucket, aws.region)
+        key = images.source_key(data)
+        artifacts.upload_once(s3, bucket, key, data)
+        err.print(f"source: s3://{bucket}/{key} ({len(data) // 1024} KiB)")
+        with err.status("starting the build…") as status:
+            result = images.publish_codebuild(
+                builds, codebuild=aws.client("codebuild"), s3=s3, logs=aws.client("logs"), bucket=bucket, key=key,
+                project=images.build_project_name(cfg.stack_name), tag=tag,
+                on_phase=lambda phase, state: status.update(f"build {state.lower()}: {phase.lower()}"),
+                on_line=show)
+        report.update(result, source=f"s3://{bucket}/{key}")
+    if mode == "json":
+        emit_json(report)
+    else:
+        for uri in report["images"]:
+            out.print(f"pushed {uri}")

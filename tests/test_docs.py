@@ -1,0 +1,38 @@
+"""The docs that are generated or machine-checked: the configuration reference and the
+OpenAPI document."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from sdctl.cli.config_cmds import example_text
+from sdctl.config import reference
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def test_the_config_reference_matches_the_model_and_the_example():
+    page, missing = reference.render(example_text())
+    assert missing == [], f"keys with no comment in sdctl.example.yaml: {missing}"
+    assert (DOCS / "config-reference.md").read_text() == page, \
+        "docs/config-reference.md is stale: python -m sdctl.config.reference > docs/config-reference.md"
+
+
+def test_every_config_key_is_in_the_reference():
+    from sdctl.config.model import Config
+
+    page = (DOCS / "config-reference.md").read_text()
+    keys = [k for k, _, _ in reference.rows(Config)]
+    assert len(keys) > 50 and all(f"| `{k}` |" in page for k in keys)
+
+
+def test_the_openapi_document_is_valid_openapi_3():
+    from openapi_spec_validator import validate
+
+    spec = yaml.safe_load((DOCS / "openapi.yaml").read_text())
+    validate(spec)
+    assert spec["openapi"].startswith("3.")
+    assert set(spec["paths"]) == {"/v1alpha2", "/v1alpha2/tasks/{id}"}
+    assert set(spec["paths"]["/v1alpha2/tasks/{id}"]) >= {"get", "delete"}

@@ -1,0 +1,126 @@
+"""Container images: the recipes lint clean, the agent image needs only the `agent` extra, and
+`sdctl images publish` builds through CodeBuild against a moto server when no local engine runs."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from sdctl import images
+from tests.conftest import EXAMPLE
+from tests.test_cfn import checkov_binary
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKERFILES = sorted((ROOT / "docker").glob("*.Dockerfile"))
+
+
+def test_both_recipes_exist():
+    assert [p.name for p in DOCKERFILES] == ["agent.Dockerfile", "runtime.Dockerfile"]
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_hadolint_finds_nothing(dockerfile):
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    r = subprocess.run([hadolint, "--no-color", str(dockerfile)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_checkov_finds_nothing_in_the_recipes():
+    r = subprocess.run([checkov_binary(), "-d", str(ROOT / "docker"), "--framework", "dockerfile", "-o", "json",
+                        "--skip-download"], capture_output=True, text=True)
+    report = json.loads(r.stdout)
+    reports = report if isinstance(report, list) else [report]
+    failed = [c["check_id"] for rep in reports for c in rep["results"]["failed_checks"]]
+    passed = sum(rep["summary"]["passed"] for rep in reports)
+    assert failed == [] and passed >= 10
+
+
+def test_the_agent_runs_on_the_agent_extra_alone():
+    """Import everything `python -m sdctl.agent` needs with the CLI's libraries made unimportable."""
+    code = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {'typer', 'rich', 'kubernetes', 'pyhelm3', 'pydantic', 'yaml', 'torch', 'moto'}:
+            raise ImportError('not in the agent image: ' + name)
+sys.meta_path.insert(0, Block())
+import sdctl.agent.__main__, sdctl.agent.worker, sdctl.agent.observe, sdctl.agent.store, sdctl.agent.comfyui
+from sdctl.agent.adapters import adapter_for
+print('ok')
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.stdout.strip() == "ok", r.stderr
+    extra = subprocess.run([sys.executable, str(ROOT / "docker" / "extra-requirements.py"), "agent"],
+                           capture_output=True, text=True)
+    names = {line.split("<")[0].split(">")[0].split("=")[0].split("[")[0] for line in extra.stdout.split()}
+    assert names == {"boto3", "python-dateutil", "httpx", "starlette", "uvicorn", "prometheus-client", "websockets"}
+
+
+def test_a_client_without_an_engine_is_not_a_builder():
+    assert images.local_builder(lambda name: "/bin/false" if name == "docker" else None) is None
+    assert images.local_builder(lambda name: "/bin/true" if name == "podman" else None) == "/bin/true"
+
+
+def test_the_source_zip_is_deterministic_and_holds_the_build_context():
+    one, two = images.source_zip(ROOT), images.source_zip(ROOT)
+    assert one == two
+    names = zipfile.ZipFile(io.BytesIO(one)).namelist()
+    assert {"pyproject.toml", "docker/agent.Dockerfile", "docker/runtime.Dockerfile", "sdctl/agent/__main__.py",
+            "lambda_src/handler.py"} <= set(names)
+    assert not any("__pycache__" in n or n.startswith(("tests/", ".venv/")) for n in names)
+
+
+def test_publish_builds_in_codebuild_when_no_engine_runs(aws, tmp_path):
+    """moto's CloudFormation has no CodeBuild, so the project is created here from the edge
+    template's own properties, as CloudFormation would; the product only starts and follows it."""
+    from sdctl.cfn.stacks import stacks
+    from sdctl.config import load
+
+    cfg = load(EXAMPLE)
+    [edge] = [s for s in stacks(cfg) if s.key == "edge"]
+    props = edge.template["Resources"]["ImageBuildProject"]["Properties"]
+    aws.iam.create_role(RoleName="build", AssumeRolePolicyDocument="{}")
+    aws.codebuild.create_project(
+        name=props["Name"], source={"type": "S3", "location": "sdctl-artifacts/images/source.zip",
+                                    "buildspec": props["Source"]["BuildSpec"]},
+        artifacts={"type": "NO_ARTIFACTS"},
+        environment={"type": "LINUX_CONTAINER", "image": props["Environment"]["Image"],
+                     "computeType": props["Environment"]["ComputeType"], "privilegedMode": True},
+        serviceRole="arn:aws:iam::123456789012:role/build")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ENDPOINT_URL=aws.url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+               AWS_DEFAULT_REGION="us-west-2", AWS_EC2_METADATA_DISABLED="true", PATH="/usr/bin:/bin")
+    r = subprocess.run([sys.executable, "-m", "sdctl", "-c", str(EXAMPLE), "-o", "json", "images", "publish"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["builder"] == "codebuild" and report["status"] == "SUCCEEDED"
+    assert report["images"] == [f"123456789012.dkr.ecr.us-west-2.amazonaws.com/sdctl/{n}:{images.__version__}"
+                                for n in ("queue-agent", "diffusers")]
+    bucket, key = report["source"][5:].split("/", 1)
+    body = aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert body == images.source_zip(ROOT)
+    assert aws.codebuild.list_builds_for_project(projectName="sdctl-images")["ids"] == [report["build_id"]]
+    assert "source:" in r.stderr  # progress goes to stderr, the report to stdout
+
+
+def test_the_edge_stack_holds_the_repositories_and_the_build_project():
+    from sdctl.cfn.stacks import stacks
+    from sdctl.config import load
+
+    [edge] = [s for s in stacks(load(EXAMPLE)) if s.key == "edge"]
+    res = edge.template["Resources"]
+    repos = {r["Properties"]["RepositoryName"] for r in res.values() if r["Type"] == "AWS::ECR::Repository"}
+    assert repos == {"sdctl/queue-agent", "sdctl/diffusers"}
+    assert all(r["Properties"]["ImageScanningConfiguration"]["ScanOnPush"] for r in res.values()
+               if r["Type"] == "AWS::ECR::Repository")
+    project = res["ImageBuildProject"]["Properties"]
+    assert project["Environment"]["PrivilegedMode"] and project["Artifacts"] == {"Type": "NO_ARTIFACTS"}
