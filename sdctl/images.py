@@ -9,11 +9,9 @@ builders are thin.
 from __future__ import annotations
 
 import hashlib
-import io
 import shutil
 import subprocess
 import time
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +22,6 @@ from sdctl.errors import SdctlError, UsageError
 IMAGES = {"agent": ("queue-agent", "docker/agent.Dockerfile"),
           "runtime": ("diffusers", "docker/runtime.Dockerfile")}
 SOURCE = ("pyproject.toml", "README.md", "sdctl", "lambda_src", "docker")
-FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 BUILDERS = ("docker", "podman", "finch")
 
 
@@ -74,14 +71,9 @@ def source_zip(root: Path) -> bytes:
         elif path.is_dir():
             files += [p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts
                       and not p.name.endswith((".pyc", ".part"))]
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for p in sorted(files):
-            info = zipfile.ZipInfo(p.relative_to(root).as_posix(), date_time=FIXED_TIME)
-            info.external_attr = 0o644 << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, p.read_bytes())
-    return buf.getvalue()
+    from sdctl.aws.artifacts import deterministic_zip
+
+    return deterministic_zip({p.relative_to(root).as_posix(): p.read_bytes() for p in files})
 
 
 def source_key(data: bytes) -> str:

@@ -150,9 +150,10 @@ def test_submit_then_fetch_and_the_result_notification(local_stack, tmp_path):
     assert note["image_url"] == [f"s3://{state['resources']['bucket']}/mine/x/sub-1/sub-1-1.png"]
 
 
-def task_line(task_id: str, **content) -> str:
+def task_line(task_id: str, runtime: str = "sdruntime", **content) -> str:
+    """One line of a .jsonl bulk submission: a tiny, fast text-to-image task."""
     body = {"prompt": f"a fox {task_id}", "steps": 1, "width": 64, "height": 64, "seed": 1, **content}
-    return json.dumps({"task": {"metadata": {"id": task_id, "runtime": "sdruntime", "tasktype": "text-to-image"},
+    return json.dumps({"task": {"metadata": {"id": task_id, "runtime": runtime, "tasktype": "text-to-image"},
                                 "content": body}})
 
 

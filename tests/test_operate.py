@@ -15,7 +15,7 @@ import shutil
 import pytest
 
 from tests.conftest import EXAMPLE, ServerThread
-from tests.test_e2e import sdctl
+from tests.test_e2e import run_json, sdctl, task_line
 
 pytestmark = pytest.mark.e2e
 
@@ -31,18 +31,6 @@ def held_stack(tmp_path_factory):
     sdctl("local", "down", cwd=cwd, check=False)
     if env_backup:
         os.environ["SDCTL_STATE_DIR"] = env_backup
-
-
-def task_line(task_id: str, runtime: str = "sdruntime", **content) -> str:
-    body = {"prompt": f"a fox {task_id}", "steps": 1, "width": 64, "height": 64, "seed": 1, **content}
-    return json.dumps({"task": {"metadata": {"id": task_id, "runtime": runtime, "tasktype": "text-to-image"},
-                                "content": body}})
-
-
-def run_json(cwd, *args, code=0):
-    r = sdctl(*args, "--local", "-o", "json", cwd=cwd, check=False)
-    assert r.returncode == code, f"{args} exited {r.returncode}\n{r.stdout}\n{r.stderr}"
-    return json.loads(r.stdout)
 
 
 def test_bulk_submit_reports_every_line_and_records_each_task_once(held_stack):

@@ -11,18 +11,23 @@ from pathlib import Path
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
+def deterministic_zip(files: dict[str, bytes]) -> bytes:
+    """A zip of name -> content whose bytes depend only on the names and contents."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, files[name])
+    return buf.getvalue()
+
+
 def lambda_zip() -> bytes:
     """lambda_src/handler.py as a zip whose bytes depend only on its content."""
     import lambda_src
 
-    src = Path(lambda_src.__file__).parent / "handler.py"
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        info = zipfile.ZipInfo("handler.py", date_time=FIXED_TIME)
-        info.external_attr = 0o644 << 16
-        info.compress_type = zipfile.ZIP_DEFLATED
-        zf.writestr(info, src.read_bytes())
-    return buf.getvalue()
+    return deterministic_zip({"handler.py": (Path(lambda_src.__file__).parent / "handler.py").read_bytes()})
 
 
 def lambda_key(data: bytes) -> str:
