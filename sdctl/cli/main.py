@@ -56,7 +56,9 @@ def root(
     if no_color:
         from sdctl.cli.common import err, out
 
-        out.no_color = err.no_color = True
+        for console in (out, err):  # no colours and no styles: no escape codes at all
+            console.no_color = True
+            console._color_system = None
 
 
 config_cmds.register(app)
