@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-
-_DURATION = re.compile(r"^(\d+)([smhd])$")
-
-
-def since_seconds(value: str | None) -> int | None:
-    if not value:
-        return None
-    m = _DURATION.match(value)
-    if not m:
-        return None
-    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
 
 
 def local_files(log_dir: Path, runtime: str, *, agent: bool) -> list[Path]:

@@ -19,15 +19,22 @@ FINAL = ("completed", "failed", "cancelled")
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 
 
+def duration_seconds(value: str) -> int | None:
+    """`30s`, `15m`, `2h`, `3d` in seconds; None if it is not such a duration."""
+    m = _DURATION.match(value.strip())
+    if not m:
+        return None
+    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
 def since_timestamp(value: str | None, now: datetime | None = None) -> str | None:
     """`--since 15m`, `2h`, `3d` or an ISO time, as the store's ISO-8601 UTC timestamp."""
     if not value:
         return None
     now = now or datetime.now(UTC)
-    m = _DURATION.match(value.strip())
-    if m:
-        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
-        at = now - timedelta(**{unit: int(m.group(1))})
+    seconds = duration_seconds(value)
+    if seconds is not None:
+        at = now - timedelta(seconds=seconds)
     else:
         try:
             at = datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -216,9 +216,10 @@ def register(app: typer.Typer) -> None:
 
     def _pod_lines(ctx, cfg, rt, kubeconfig, *, agent: bool, follow: bool, since: str | None):
         from sdctl import logs as logmod
+        from sdctl.tasks import duration_seconds
 
         with _kube(ctx, cfg, kubeconfig) as api:
             yield from logmod.pod_lines(api, release=release_name(rt.name), namespace=rt.namespace,
                                         container="agent" if agent else "runtime", follow=follow,
-                                        since_seconds=logmod.since_seconds(since))
+                                        since_seconds=duration_seconds(since) if since else None)
         err.print("[dim]end of logs[/]")
