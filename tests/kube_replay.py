@@ -1,10 +1,11 @@
 """A small HTTP server that answers the Kubernetes API reads `sdctl scale status` and
 `sdctl logs` make, from recorded objects.
 
-There is no Kubernetes API server on these machines. The objects in tests/data/k8s/ are in
-the API's JSON shape as EKS 1.35, KEDA 2.20 and Karpenter 1.14 publish them (trimmed by
-hand to the fields that matter, and checked against the CRD schemas and the Kubernetes
-1.35 schemas in test_scale.py). The real kubernetes client talks to this server over HTTP.
+There is no Kubernetes API server on these machines, nor a cluster to record from. The
+objects in tests/data/k8s/ were written by hand in the API's JSON shape, after what EKS
+1.35, KEDA 2.20 and Karpenter 1.14 publish (their conditions, reasons and messages), kept
+to the fields that matter, and checked against the CRD schemas and the Kubernetes 1.35
+schemas in test_scale.py. The real kubernetes client talks to this server over HTTP.
 """
 
 from __future__ import annotations

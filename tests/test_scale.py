@@ -1,5 +1,6 @@
-"""`sdctl scale status` and pod logs, read with the real kubernetes client from a server
-replaying recorded objects (tests/kube_replay.py: no Kubernetes API server exists here)."""
+"""`sdctl scale status`, `sdctl doctor`'s cluster checks and pod logs, read with the real
+kubernetes client from a server answering with realistic, hand-written API objects
+(tests/kube_replay.py: no Kubernetes API server exists here)."""
 
 from __future__ import annotations
 
