@@ -115,7 +115,7 @@ def _run(argv: list[str], on_line: Callable[[str], None], *, cwd: Path | None = 
         raise SdctlError(f"`{shown} …` failed (exit {proc.returncode})", hint="see the lines above")
 
 
-def publish_codebuild(builds: list[ImageBuild], *, codebuild, s3, logs, bucket: str, key: str, project: str,
+def publish_codebuild(builds: list[ImageBuild], *, codebuild, logs, bucket: str, key: str, project: str,
                       tag: str, on_phase: Callable[[str, str], None], on_line: Callable[[str], None],
                       poll: float = 5.0, sleep: Callable[[float], None] = time.sleep) -> dict:
     """Start the build on the uploaded source; follow its phases and log until it ends."""

@@ -66,7 +66,7 @@ def publish(
         err.print(f"source: s3://{bucket}/{key} ({len(data) // 1024} KiB)")
         with err.status("starting the build…") as status:
             result = images.publish_codebuild(
-                builds, codebuild=aws.client("codebuild"), s3=s3, logs=aws.client("logs"), bucket=bucket, key=key,
+                builds, codebuild=aws.client("codebuild"), logs=aws.client("logs"), bucket=bucket, key=key,
                 project=images.build_project_name(cfg.stack_name), tag=tag,
                 on_phase=lambda phase, state: status.update(f"build {state.lower()}: {phase.lower()}"),
                 on_line=show)
