@@ -1,5 +1,5 @@
-"""`sdctl images publish`: build the queue agent and diffusers runtime images and push them
-to the stack's ECR repositories, with a local docker/podman/finch when one runs, otherwise
+"""`sdctl images publish`: build the queue agent and runtime images (diffusers, AUTOMATIC1111,
+ComfyUI) and push them to the stack's ECR repositories, with a local docker/podman/finch when one runs, otherwise
 with the stack's CodeBuild project in the user's own account (no local Docker needed).
 
 The plan (which images, which repositories, which tag) and the source zip are pure; the two
@@ -19,8 +19,13 @@ from pathlib import Path
 from sdctl import __version__
 from sdctl.errors import SdctlError, UsageError
 
+#: Image key -> (repository under <stack>/, recipe). Runtime images are keyed by runtime type.
 IMAGES = {"agent": ("queue-agent", "docker/agent.Dockerfile"),
-          "runtime": ("diffusers", "docker/runtime.Dockerfile")}
+          "diffusers": ("diffusers", "docker/runtime.Dockerfile"),
+          "sdwebui": ("sdwebui", "docker/sdwebui.Dockerfile"),
+          "comfyui": ("comfyui", "docker/comfyui.Dockerfile")}
+#: Older names still accepted by --only.
+ALIASES = {"runtime": "diffusers"}
 SOURCE = ("pyproject.toml", "README.md", "sdctl", "lambda_src", "docker")
 BUILDERS = ("docker", "podman", "finch")
 
@@ -33,6 +38,39 @@ def build_project_name(stack: str) -> str:
     return f"{stack}-images"
 
 
+def registry(account: str, region: str) -> str:
+    return f"{account}.dkr.ecr.{region}.amazonaws.com"
+
+
+def needed(cfg) -> list[str]:
+    """The images a config runs that sdctl builds: the agent, and each runtime type whose
+    `image` is not set to the user's own."""
+    keys = ["agent"]
+    for rt in cfg.runtimes:
+        if rt.image is None and rt.type not in keys:
+            keys.append(rt.type)
+    return keys
+
+
+def runtime_image(stack: str, rt_type: str, image: str | None, account: str, region: str, tag: str) -> str:
+    """The image a runtime's pods run: the configured one, else sdctl's for its type."""
+    return image or f"{registry(account, region)}/{repository_name(stack, IMAGES[rt_type][0])}:{tag}"
+
+
+def agent_image(stack: str, account: str, region: str, tag: str) -> str:
+    return f"{registry(account, region)}/{repository_name(stack, IMAGES['agent'][0])}:{tag}"
+
+
+def ecr_reference(uri: str, account: str, region: str) -> tuple[str, str] | None:
+    """(repository, tag) for an image in this account's ECR registry in this region; None for
+    any other registry (sdctl cannot look into those)."""
+    prefix = registry(account, region) + "/"
+    if not uri.startswith(prefix):
+        return None
+    rest = uri[len(prefix):]
+    repo, _, tag = rest.rpartition(":") if ":" in rest.rsplit("/", 1)[-1] else (rest, "", "latest")
+    return repo, tag
+
 @dataclass(frozen=True)
 class ImageBuild:
     key: str          # agent | runtime
@@ -44,13 +82,13 @@ class ImageBuild:
 def plan(stack: str, account: str, region: str, *, only: list[str] | None = None,
          tag: str = __version__) -> list[ImageBuild]:
     """The images to build and where they go. Pure."""
-    keys = only or list(IMAGES)
+    keys = [ALIASES.get(k, k) for k in (only or list(IMAGES))]
     unknown = [k for k in keys if k not in IMAGES]
     if unknown:
         raise UsageError(f"no image named {unknown[0]!r}", hint=f"images: {', '.join(IMAGES)}")
-    registry = f"{account}.dkr.ecr.{region}.amazonaws.com"
+    reg = registry(account, region)
     return [ImageBuild(k, repository_name(stack, IMAGES[k][0]), IMAGES[k][1],
-                       f"{registry}/{repository_name(stack, IMAGES[k][0])}:{tag}") for k in keys]
+                       f"{reg}/{repository_name(stack, IMAGES[k][0])}:{tag}") for k in dict.fromkeys(keys)]
 
 
 def source_root() -> Path:
@@ -90,6 +128,23 @@ def local_builder(which: Callable[[str], str | None] = shutil.which) -> str | No
 
 
 # -- executors ------------------------------------------------------------------------------------
+def missing_images(ecr, uris: list[str], account: str, region: str) -> list[str]:
+    """Those of `uris` that live in this account's ECR and are not there (DescribeImages)."""
+    missing = []
+    for uri in dict.fromkeys(uris):
+        ref = ecr_reference(uri, account, region)
+        if ref is None:
+            continue
+        repo, tag = ref
+        try:
+            ecr.describe_images(repositoryName=repo, imageIds=[{"imageTag": tag}])
+        except ecr.exceptions.ImageNotFoundException:
+            missing.append(uri)
+        except ecr.exceptions.RepositoryNotFoundException:
+            missing.append(uri)
+    return missing
+
+
 def publish_local(exe: str, builds: list[ImageBuild], *, ecr, root: Path, on_line: Callable[[str], None]) -> None:
     import base64
 

@@ -59,6 +59,11 @@ def runtime_service_account(runtime: str) -> str:
     return f"sd-{runtime}"
 
 
+def karpenter_node_role(cluster: str) -> str:
+    """The IAM role Karpenter gives this cluster's GPU nodes (IAM names: at most 64)."""
+    return f"KarpenterNodeRole-{cluster}"[:64]
+
+
 def output_keys(prefix: str, task_id: str, count: int) -> tuple[list[str], str]:
     """S3 keys for a task's images and its result JSON. They depend on the id only, so a
     retried task overwrites its own objects instead of adding new ones."""

@@ -5,16 +5,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sdctl import __version__, versions
+from sdctl import __version__, images, versions
 from sdctl.cfn.base import logical_id
 from sdctl.config.model import Config, Runtime
-from sdctl.names import runtime_service_account
+from sdctl.names import karpenter_node_role, runtime_service_account
 
 #: Per runtime type: API port, and the path that answers only once the model is loaded.
 RUNTIME_DEFAULTS = {
-    "sdwebui": {"port": 8080, "startupPath": "/sdapi/v1/options", "image": "sdwebui"},
-    "comfyui": {"port": 8188, "startupPath": "/system_stats", "image": "comfyui"},
-    "diffusers": {"port": 7860, "startupPath": "/internal/ping", "image": "diffusers"},
+    "sdwebui": {"port": 8080, "startupPath": "/sdapi/v1/options"},
+    "comfyui": {"port": 8188, "startupPath": "/system_stats"},
+    "diffusers": {"port": 7860, "startupPath": "/internal/ping"},
 }
 
 
@@ -42,27 +42,23 @@ def chart_dir() -> Path:
     raise FileNotFoundError("the sd-runtime chart is missing from this installation")
 
 
-def registry(cfg: Config, account: str, region: str) -> str:
-    return f"{account}.dkr.ecr.{region}.amazonaws.com/{cfg.stack_name}"
-
-
 def _image(ref: str) -> dict:
     repo, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
     return {"repository": repo, "tag": tag, "pullPolicy": "IfNotPresent"}
 
 
 def runtime_values(cfg: Config, rt: Runtime, *, edge: dict[str, str], cluster: dict[str, str], account: str,
-                   region: str) -> dict:
+                   region: str, subnet_ids: list[str] | None = None) -> dict:
     d = RUNTIME_DEFAULTS[rt.type]
-    reg = registry(cfg, account, region)
     lid = logical_id(rt.name)
     return {
         "runtime": {
             "name": rt.name, "type": rt.type, "port": d["port"], "startupPath": d["startupPath"],
-            "image": _image(rt.image or f"{reg}/{d['image']}:{__version__}"),
+            "image": _image(images.runtime_image(cfg.stack_name, rt.type, rt.image, account, region, __version__)),
             "model": rt.model, "dynamicModel": rt.dynamic_model,
         },
-        "agent": {"image": _image(f"{reg}/queue-agent:{__version__}"), "env": rt.agent_env()},
+        "agent": {"image": _image(images.agent_image(cfg.stack_name, account, region, __version__)),
+                  "env": rt.agent_env()},
         "aws": {"region": region, "queueUrl": edge[f"Queue{lid}Url"], "resultsTopicArn": edge["ResultsTopicArn"],
                 "outputBucket": edge["OutputBucket"], "tasksTable": edge.get("TasksTable", ""),
                 "taskTtlDays": cfg.output.retention_days},
@@ -75,14 +71,37 @@ def runtime_values(cfg: Config, rt: Runtime, *, edge: dict[str, str], cluster: d
                   "instanceTypes": list(rt.nodes.instance_types), "capacityTypes": list(rt.nodes.capacity_types),
                   "gpuLimit": rt.nodes.gpu_limit, "consolidateAfter": rt.nodes.consolidate_after,
                   "dataVolumeGi": rt.nodes.volume_size_gi, "amiAlias": versions.BOTTLEROCKET_ALIAS,
+                  "subnetIds": list(subnet_ids or []),
                   "tags": {"sdctl:stack": cfg.stack_name}},
         "models": {"enabled": bool(cfg.model_bucket.name), "bucket": cfg.model_bucket.name or "none",
                    "prefix": cfg.model_bucket.prefix, "readOnly": True, "mountPath": "/models"},
     }
 
 
+def node_subnets(cfg: Config, cluster_subnets: list[str] | None = None) -> list[str]:
+    """The subnets GPU nodes launch in, by id, where nothing sdctl made tags them for discovery:
+    an existing VPC's configured subnets, else (an existing cluster) the cluster's own. Empty for
+    sdctl's own network, whose private subnets carry karpenter.sh/discovery=<cluster>."""
+    if cfg.network.private_subnet_ids:
+        return list(cfg.network.private_subnet_ids)
+    if cfg.cluster.existing:
+        return list(cluster_subnets or [])
+    return []
+
+
+def images_of(rels: list[Release]) -> list[str]:
+    """Every container image the runtime releases run (the agent's and the runtimes')."""
+    out = []
+    for rel in rels:
+        if rel.runtime:
+            for part in ("runtime", "agent"):
+                img = rel.values[part]["image"]
+                out.append(f"{img['repository']}:{img['tag']}")
+    return out
+
+
 def releases(cfg: Config, *, edge: dict[str, str], cluster: dict[str, str], account: str,
-             region: str) -> list[Release]:
+             region: str, cluster_subnets: list[str] | None = None) -> list[Release]:
     """In install order: Karpenter's CRDs, Karpenter, KEDA, then one release per runtime."""
     one_system_node = cfg.cluster.system_nodes.count < 2
     out = [
@@ -96,7 +115,8 @@ def releases(cfg: Config, *, edge: dict[str, str], cluster: dict[str, str], acco
     ]
     for rt in cfg.runtimes:
         out.append(Release(f"sd-{rt.name}", str(chart_dir()), rt.namespace, runtime=rt.name,
-                           values=runtime_values(cfg, rt, edge=edge, cluster=cluster, account=account, region=region)))
+                           values=runtime_values(cfg, rt, edge=edge, cluster=cluster, account=account, region=region,
+                                                 subnet_ids=node_subnets(cfg, cluster_subnets))))
     return out
 
 
@@ -108,6 +128,6 @@ def placeholder_outputs(cfg: Config) -> tuple[dict[str, str], dict[str, str]]:
             "TasksTable": f"{cfg.stack_name}-tasks"}
     for rt in cfg.runtimes:
         edge[f"Queue{logical_id(rt.name)}Url"] = f"https://sqs.{region}.amazonaws.com/{account}/{cfg.stack_name}-{rt.name}"
-    cluster = {"KarpenterNodeRoleName": f"KarpenterNodeRole-{cfg.cluster_name}",
+    cluster = {"KarpenterNodeRoleName": karpenter_node_role(cfg.cluster_name),
                "InterruptionQueueName": f"{cfg.cluster_name}-karpenter"}
     return edge, cluster

@@ -47,6 +47,12 @@ runtimes:
     type: diffusers
     agent: {batchTasks: 4}
 """
+EXISTING_VPC = """
+stackName: vpc
+modelBucket: {name: team-models, prefix: /models}
+network: {vpcId: vpc-0123456789abcdef0, privateSubnetIds: [subnet-0aaaaaaaaaaaaaaa1, subnet-0bbbbbbbbbbbbbbb2]}
+runtimes: [{name: sdruntime, type: sdwebui}]
+"""
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +82,7 @@ def render(helm: str, release, tmp_path: Path) -> list[dict]:
 def rendered(helm, tmp_path_factory) -> dict[str, list[dict]]:
     tmp = tmp_path_factory.mktemp("render")
     out = {}
-    for name, text in (("example", EXAMPLE.read_text()), ("full", ALL_OPTIONS)):
+    for name, text in (("example", EXAMPLE.read_text()), ("full", ALL_OPTIONS), ("vpc", EXISTING_VPC)):
         for rel in runtime_releases(text):
             out[f"{name}/{rel.runtime}"] = render(helm, rel, tmp)
     return out
@@ -166,7 +172,7 @@ def test_nodepool_follows_config_and_tolerations_match_taints(rendered):
     [nodeclass] = by_kind(objs, "EC2NodeClass")
     assert nodeclass["spec"]["metadataOptions"]["httpTokens"] == "required"
     assert nodeclass["spec"]["metadataOptions"]["httpPutResponseHopLimit"] == 2
-    assert nodeclass["spec"]["amiSelectorTerms"] == [{"alias": "bottlerocket@latest"}]
+    assert nodeclass["spec"]["amiSelectorTerms"] == [{"alias": f"bottlerocket@v{versions.BOTTLEROCKET}"}]
     assert nodeclass["spec"]["role"] == "KarpenterNodeRole-full"
     assert nodeclass["spec"]["blockDeviceMappings"][1]["ebs"]["volumeSize"] == "300Gi"
 
@@ -178,9 +184,64 @@ def test_grace_period_follows_max_task_seconds_and_pods_are_not_disrupted(render
         assert tpl["spec"]["terminationGracePeriodSeconds"] == seconds + 60
         assert tpl["metadata"]["annotations"]["karpenter.sh/do-not-disrupt"] == "true"
         containers = {c["name"]: c for c in tpl["spec"]["containers"]}
-        assert containers["agent"]["args"] == ["agent", "run"]
+        # The agent image's ENTRYPOINT (python -m sdctl.agent) is the whole command.
+        assert "args" not in containers["agent"] and "command" not in containers["agent"]
         assert containers["runtime"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
         assert containers["runtime"]["startupProbe"]["httpGet"]["path"] == "/sdapi/v1/options"
+
+
+def test_keda_alone_owns_the_replica_count(rendered):
+    """Defect 6: a Deployment that sets spec.replicas while a ScaledObject's HPA scales it is
+    reset to that number by every `helm upgrade` (or conflicts under server-side apply), which
+    kills busy GPU pods. Each rendered Deployment leaves replicas out, and is a ScaledObject's target."""
+    for key, objs in rendered.items():
+        [deploy] = by_kind(objs, "Deployment")
+        [so] = by_kind(objs, "ScaledObject")
+        assert "replicas" not in deploy["spec"], key
+        assert so["spec"]["scaleTargetRef"]["name"] == deploy["metadata"]["name"]
+
+
+def test_node_drains_are_bounded_and_outlast_the_pod_grace(rendered):
+    """Defect 9: runtime pods carry karpenter.sh/do-not-disrupt, which Karpenter waits on
+    without end unless the NodePool sets terminationGracePeriod (Karpenter docs, NodePools:
+    "terminationGracePeriod"). It must leave the pod its own grace period to finish a task."""
+    for key, objs in rendered.items():
+        [pool] = by_kind(objs, "NodePool")
+        [deploy] = by_kind(objs, "Deployment")
+        spec = pool["spec"]["template"]["spec"]
+        assert spec["expireAfter"] == "720h"
+        bound = int(spec["terminationGracePeriod"].removesuffix("s"))
+        assert bound > deploy["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], key
+
+
+def test_gpu_nodes_select_subnets_that_exist(rendered):
+    """Defect 4: with an existing VPC nothing tags its subnets karpenter.sh/discovery, so a
+    tag selector selects none and no GPU node ever launches; they are selected by id. sdctl's
+    own network tags its private subnets (checked in test_cfn), so the tag selector stays."""
+    [vpc_class] = by_kind(rendered["vpc/sdruntime"], "EC2NodeClass")
+    assert vpc_class["spec"]["subnetSelectorTerms"] == [{"id": "subnet-0aaaaaaaaaaaaaaa1"},
+                                                        {"id": "subnet-0bbbbbbbbbbbbbbb2"}]
+    [own] = by_kind(rendered["example/sdruntime"], "EC2NodeClass")
+    assert own["spec"]["subnetSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": "sdctl"}}]
+
+
+def test_existing_cluster_nodes_use_the_clusters_subnets():
+    cfg = parse("cluster: {existing: true, name: theirs}\nruntimes: [{name: a, type: diffusers}]")
+    edge, cluster = placeholder_outputs(cfg)
+    [rel] = [r for r in releases(cfg, edge=edge, cluster=cluster, account="123456789012", region="us-west-2",
+                                 cluster_subnets=["subnet-0ccccccccccccccc3"]) if r.runtime]
+    assert rel.values["nodes"]["subnetIds"] == ["subnet-0ccccccccccccccc3"]
+
+
+def test_the_model_prefix_reaches_mountpoint_as_a_folder(rendered):
+    """Defect 5: Mountpoint refuses `--prefix models` (it must end with '/'). `/models`,
+    `models` and `models/` in sdctl.yaml all mount `models/`."""
+    [pv] = by_kind(rendered["vpc/sdruntime"], "PersistentVolume")
+    assert "prefix models/" in pv["spec"]["mountOptions"]
+    for written in ("models", "/models", "models/", " models// "):
+        assert parse(f"modelBucket: {{name: b1b, prefix: '{written}'}}\nruntimes: [{{name: a, type: sdwebui}}]"
+                     ).model_bucket.prefix == "models/"
+    assert parse("runtimes: [{name: a, type: sdwebui}]").model_bucket.prefix == ""
 
 
 def test_model_volumes_have_a_unique_handle_per_runtime_and_are_read_only(rendered):
@@ -276,7 +337,8 @@ def test_kubeconfig_is_private(tmp_path):
     path = write_private(kubeconfig("c", "https://x", "Q0E=", user=exec_user("c", "us-west-2")), tmp_path / "k")
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
     doc = yaml.safe_load(path.read_text())
-    assert doc["users"][0]["user"]["exec"]["args"][:2] == ["kubeconfig", "--token"]
+    exec_ = doc["users"][0]["user"]["exec"]
+    assert exec_["command"] == "sdctl" and exec_["args"][-4:] == ["kubeconfig", "--token", "--cluster", "c"]
 
 
 def _skips(objs: list[dict]) -> dict[str, str]:

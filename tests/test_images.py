@@ -22,8 +22,32 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILES = sorted((ROOT / "docker").glob("*.Dockerfile"))
 
 
-def test_both_recipes_exist():
-    assert [p.name for p in DOCKERFILES] == ["agent.Dockerfile", "runtime.Dockerfile"]
+def test_every_image_has_a_recipe():
+    assert [p.name for p in DOCKERFILES] == ["agent.Dockerfile", "comfyui.Dockerfile", "runtime.Dockerfile",
+                                             "sdwebui.Dockerfile"]
+    assert {recipe for _, recipe in images.IMAGES.values()} == {f"docker/{p.name}" for p in DOCKERFILES}
+
+
+@pytest.mark.parametrize(("recipe", "arg", "pinned"), [("sdwebui", "SDWEBUI_VERSION", "SDWEBUI"),
+                                                       ("comfyui", "COMFYUI_VERSION", "COMFYUI")])
+def test_upstream_runtimes_are_built_from_the_pinned_release(recipe, arg, pinned):
+    from sdctl import versions
+
+    text = (ROOT / "docker" / f"{recipe}.Dockerfile").read_text()
+    assert f"ARG {arg}={getattr(versions, pinned)}\n" in text
+    assert f'--branch "${{{arg}}}"' in text  # the clone uses it
+
+
+def test_the_images_a_config_needs():
+    """The example runs AUTOMATIC1111 (`type: sdwebui`, no image of its own): its image and
+    the agent's are what `images publish` builds and what deploy checks for."""
+    from sdctl.config import load, parse
+
+    assert images.needed(load(EXAMPLE)) == ["agent", "sdwebui"]
+    cfg = parse("runtimes: [{name: a, type: comfyui}, {name: b, type: diffusers}, "
+                "{name: c, type: sdwebui, image: 'example.com/mine:1'}, {name: d, type: comfyui}]")
+    assert images.needed(cfg) == ["agent", "comfyui", "diffusers"]
+    assert images.plan("s", "1", "r", only=["runtime"])[0].key == "diffusers"  # the old name still works
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
@@ -104,7 +128,7 @@ def test_publish_builds_in_codebuild_when_no_engine_runs(aws, tmp_path):
     report = json.loads(r.stdout)
     assert report["builder"] == "codebuild" and report["status"] == "SUCCEEDED"
     assert report["images"] == [f"123456789012.dkr.ecr.us-west-2.amazonaws.com/sdctl/{n}:{images.__version__}"
-                                for n in ("queue-agent", "diffusers")]
+                                for n in ("queue-agent", "sdwebui")]
     bucket, key = report["source"][5:].split("/", 1)
     body = aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     assert body == images.source_zip(ROOT)
@@ -119,7 +143,7 @@ def test_the_edge_stack_holds_the_repositories_and_the_build_project():
     [edge] = [s for s in stacks(load(EXAMPLE)) if s.key == "edge"]
     res = edge.template["Resources"]
     repos = {r["Properties"]["RepositoryName"] for r in res.values() if r["Type"] == "AWS::ECR::Repository"}
-    assert repos == {"sdctl/queue-agent", "sdctl/diffusers"}
+    assert repos == {"sdctl/queue-agent", "sdctl/diffusers", "sdctl/sdwebui", "sdctl/comfyui"}
     assert all(r["Properties"]["ImageScanningConfiguration"]["ScanOnPush"] for r in res.values()
                if r["Type"] == "AWS::ECR::Repository")
     project = res["ImageBuildProject"]["Properties"]

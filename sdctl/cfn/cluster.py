@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from sdctl import versions
 from sdctl.cfn.base import (
     allow,
     getatt,
@@ -21,7 +22,7 @@ from sdctl.cfn.base import (
 )
 from sdctl.cfn.skips import skip
 from sdctl.config.model import Config
-from sdctl.names import Names, runtime_service_account
+from sdctl.names import Names, karpenter_node_role, runtime_service_account
 
 INTERRUPTION_EVENTS = [
     ("HealthEvent", "aws.health", "AWS Health Event"),
@@ -30,7 +31,12 @@ INTERRUPTION_EVENTS = [
     ("InstanceStateChange", "aws.ec2", "EC2 Instance State-change Notification"),
     ("CapacityReservationInterruption", "aws.ec2", "EC2 Capacity Reservation Instance Interruption Warning"),
 ]
-ADDONS = ["vpc-cni", "kube-proxy", "eks-pod-identity-agent", "coredns", "aws-mountpoint-s3-csi-driver"]
+#: Logical ids of the EKS add-ons; versions.ADDONS pins their versions.
+ADDON_IDS = {"vpc-cni": "VpcCni", "kube-proxy": "KubeProxy", "eks-pod-identity-agent": "PodIdentityAgent",
+             "coredns": "CoreDns", "aws-mountpoint-s3-csi-driver": "MountpointS3"}
+#: The VPC CNI enforces Kubernetes NetworkPolicy only with its network policy agent on; off
+#: by default (https://docs.aws.amazon.com/eks/latest/userguide/cni-network-policy-configure.html).
+VPC_CNI_CONFIGURATION = json.dumps({"enableNetworkPolicy": "true"}, separators=(",", ":"))
 PODS_TRUST = trust("pods.eks.amazonaws.com", ["sts:AssumeRole", "sts:TagSession"])
 
 
@@ -56,6 +62,8 @@ def cluster_template(cfg: Config, n: Names) -> dict:
     if not existing:
         p["PrivateSubnetIds"] = {"Type": "List<AWS::EC2::Subnet::Id>"}
         p["AdminPrincipalArn"] = {"Type": "String", "Description": "IAM role or user given cluster-admin."}
+        p["PublicAccessCidrs"] = {"Type": "CommaDelimitedList",
+                                  "Description": "Who may reach the public API endpoint (default: the deployer's address)."}
         r["ClusterRole"] = {"Type": "AWS::IAM::Role", "Properties": {
             "AssumeRolePolicyDocument": trust("eks.amazonaws.com", ["sts:AssumeRole", "sts:TagSession"]),
             "ManagedPolicyArns": [managed("AmazonEKSClusterPolicy")]}}
@@ -69,7 +77,10 @@ def cluster_template(cfg: Config, n: Names) -> dict:
             "BootstrapSelfManagedAddons": False,
             "ResourcesVpcConfig": {"SubnetIds": ref("PrivateSubnetIds"), "EndpointPublicAccess": True,
                                    "EndpointPrivateAccess": True,
-                                   "PublicAccessCidrs": cfg.cluster.public_access_cidrs},
+                                   "PublicAccessCidrs": ref("PublicAccessCidrs")},
+            # Standard support only: extended support bills 6x the hourly price, by itself,
+            # once the version ages out (https://docs.aws.amazon.com/eks/latest/userguide/view-upgrade-policy.html).
+            "UpgradePolicy": {"SupportType": "STANDARD"},
             "EncryptionConfig": [{"Resources": ["secrets"], "Provider": {"KeyArn": getatt("SecretsKey", "Arn")}}],
             "Logging": {"ClusterLogging": {"EnabledTypes": [{"Type": t} for t in
                                                             ("api", "audit", "authenticator")]}}}}
@@ -93,10 +104,11 @@ def cluster_template(cfg: Config, n: Names) -> dict:
             "ScalingConfig": {"MinSize": sys_nodes.count, "MaxSize": sys_nodes.count + 1,
                               "DesiredSize": sys_nodes.count},
             "Labels": {"sdctl.io/role": "system"}}}
-        for addon in ADDONS:
-            lid = {"vpc-cni": "VpcCni", "kube-proxy": "KubeProxy", "eks-pod-identity-agent": "PodIdentityAgent",
-                   "coredns": "CoreDns", "aws-mountpoint-s3-csi-driver": "MountpointS3"}[addon]
-            props = {"ClusterName": cluster_name, "AddonName": addon, "ResolveConflicts": "OVERWRITE"}
+        for addon, lid in ADDON_IDS.items():
+            props = {"ClusterName": cluster_name, "AddonName": addon, "AddonVersion": versions.ADDONS[addon],
+                     "ResolveConflicts": "OVERWRITE"}
+            if addon == "vpc-cni":
+                props["ConfigurationValues"] = VPC_CNI_CONFIGURATION
             res = {"Type": "AWS::EKS::Addon", "Properties": props}
             if addon in ("coredns", "aws-mountpoint-s3-csi-driver"):
                 res["DependsOn"] = ["SystemNodes"]  # their pods need nodes to become healthy
@@ -120,7 +132,7 @@ def cluster_template(cfg: Config, n: Names) -> dict:
 
     # -- Karpenter -----------------------------------------------------------------------------------
     r["KarpenterNodeRole"] = {"Type": "AWS::IAM::Role", "Properties": {
-        "RoleName": f"KarpenterNodeRole-{name}"[:64], "AssumeRolePolicyDocument": _ec2_trust(),
+        "RoleName": karpenter_node_role(name), "AssumeRolePolicyDocument": _ec2_trust(),
         "ManagedPolicyArns": [managed("AmazonEKSWorkerNodePolicy"), managed("AmazonEKS_CNI_Policy"),
                               managed("AmazonEC2ContainerRegistryPullOnly"), managed("AmazonSSMManagedInstanceCore")]}}
     r["KarpenterNodeAccess"] = {"Type": "AWS::EKS::AccessEntry", "Properties": {

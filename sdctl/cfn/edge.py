@@ -58,12 +58,22 @@ def edge_template(cfg: Config, n: Names) -> dict:
     tpl["Parameters"] = {
         "CodeBucket": {"Type": "String", "Description": "Artifacts bucket holding the handler's zip."},
         "CodeKey": {"Type": "String", "Description": "Key of the handler's zip (named by its hash)."},
+        "ExistingApiGatewayLogsRoleArn": {
+            "Type": "String", "Default": "",
+            "Description": "The CloudWatch role API Gateway already has in this account and region; "
+                           "empty when it has none (this stack then sets, and keeps, its own)."},
     }
+    # API Gateway's account settings are one per account and region, shared by every REST API.
+    # Set them only where they are unset, and never undo them (Retain): deleting this stack
+    # must not break logging for the region's other APIs.
+    tpl["Conditions"]["OwnApiGatewayAccount"] = {"Fn::Equals": [ref("ExistingApiGatewayLogsRoleArn"), ""]}
     r = tpl["Resources"]
     o = tpl["Outputs"]
 
     # -- encryption key for the topics -------------------------------------------------------
-    r["TopicKey"] = {"Type": "AWS::KMS::Key", "Properties": {
+    # Retained like the data it encrypts (the task store): a table kept by `destroy --keep-data`
+    # stays readable. `sdctl destroy` without --keep-data schedules the key's deletion itself.
+    r["TopicKey"] = {"Type": "AWS::KMS::Key", **RETAIN, "Properties": {
         "Description": f"sdctl {cfg.stack_name}: SNS topic and log encryption",
         "EnableKeyRotation": True,
         "KeyPolicy": policy(
@@ -76,6 +86,7 @@ def edge_template(cfg: Config, n: Names) -> dict:
                   Condition={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": sub(
                       "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*")}}),
         )}}
+    o["TopicKeyId"] = output(ref("TopicKey"))
     for logical, name in (("RequestsTopic", n.requests_topic), ("ResultsTopic", n.results_topic)):
         r[logical] = {"Type": "AWS::SNS::Topic", "Properties": {
             "TopicName": name, "KmsMasterKeyId": ref("TopicKey")}}
@@ -156,6 +167,8 @@ def edge_template(cfg: Config, n: Names) -> dict:
                   getatt("TasksTable", "Arn")),
             allow(["kms:GenerateDataKey*", "kms:Decrypt"], getatt("TopicKey", "Arn")),
             allow(["logs:CreateLogStream", "logs:PutLogEvents"], getatt("ApiHandlerLogGroup", "Arn")),
+            # TracingConfig Active: Lambda checks at CreateFunction that the role may send traces.
+            allow(["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "*"),
         )}]}}
     r["ApiHandler"] = {"Type": "AWS::Lambda::Function", "DependsOn": ["ApiHandlerLogGroup"], "Properties": {
         "FunctionName": function_name,
@@ -202,19 +215,29 @@ def edge_template(cfg: Config, n: Names) -> dict:
     r["ApiTaskInvokePermission"] = {"Type": "AWS::Lambda::Permission", "Properties": {
         "Action": "lambda:InvokeFunction", "FunctionName": ref("ApiHandler"), "Principal": "apigateway.amazonaws.com",
         "SourceArn": sub("arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${Api}/*/*/v1alpha2/tasks/*")}}
-    r["ApiDeployment"] = {"Type": "AWS::ApiGateway::Deployment", "DependsOn": ["ApiTasksMethod", "ApiTasksIdMethod"],
-                          "Properties": {"RestApiId": ref("Api"), "Description": _deployment_hash(tpl)}}
+    # A Deployment is a snapshot: CloudFormation makes a new one only for a new logical id, so
+    # the id carries a hash of the API's definition (as SAM and CDK do). A changed API then
+    # reaches the stage; an unchanged one keeps its deployment.
+    deployment = deployment_id(tpl)
+    r[deployment] = {"Type": "AWS::ApiGateway::Deployment", "DependsOn": ["ApiTasksMethod", "ApiTasksIdMethod"],
+                     "Properties": {"RestApiId": ref("Api"), "Description": "sdctl image API (v1alpha2)"}}
     r["ApiAccessLogGroup"] = {"Type": "AWS::Logs::LogGroup", "Properties": {
         "LogGroupName": f"/sdctl/{cfg.stack_name}/api-access", "RetentionInDays": LOG_RETENTION_DAYS,
         "KmsKeyId": getatt("TopicKey", "Arn")}}
-    r["ApiGatewayLogsRole"] = {"Type": "AWS::IAM::Role", "Properties": {
+    r["ApiGatewayLogsRole"] = {"Type": "AWS::IAM::Role", "Condition": "OwnApiGatewayAccount", **RETAIN,
+                               "Properties": {
+        "RoleName": sub(api_logs_role_name(cfg.stack_name)),
         "AssumeRolePolicyDocument": trust("apigateway.amazonaws.com"),
         "ManagedPolicyArns": [sub("arn:${AWS::Partition}:iam::aws:policy/service-role/"
                                   "AmazonAPIGatewayPushToCloudWatchLogs")]}}
-    r["ApiGatewayAccount"] = {"Type": "AWS::ApiGateway::Account",
+    r["ApiGatewayAccount"] = {"Type": "AWS::ApiGateway::Account", "Condition": "OwnApiGatewayAccount", **RETAIN,
                               "Properties": {"CloudWatchRoleArn": getatt("ApiGatewayLogsRole", "Arn")}}
-    r["ApiStage"] = {"Type": "AWS::ApiGateway::Stage", "DependsOn": ["ApiGatewayAccount"], "Properties": {
-        "RestApiId": ref("Api"), "DeploymentId": ref("ApiDeployment"), "StageName": stage,
+    r["ApiStage"] = {"Type": "AWS::ApiGateway::Stage", "Properties": {
+        "RestApiId": ref("Api"), "DeploymentId": ref(deployment), "StageName": stage,
+        # Logging needs the account's CloudWatch role first; the reference orders the stage
+        # after it when this stack sets it (a DependsOn cannot name a conditional resource).
+        "Description": {"Fn::If": ["OwnApiGatewayAccount", sub("sdctl stage; account logging ${ApiGatewayAccount}"),
+                                   "sdctl stage"]},
         "TracingEnabled": True,
         "AccessLogSetting": {"DestinationArn": getatt("ApiAccessLogGroup", "Arn"), "Format": json.dumps({
             "requestId": "$context.requestId", "ip": "$context.identity.sourceIp",
@@ -298,9 +321,16 @@ def _deny_insecure(action: str, resource) -> dict:
             "Resource": resource, "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
 
 
-def _deployment_hash(tpl: dict) -> str:
-    """A description that changes with the API's shape, so a new Deployment is made when needed."""
+def deployment_id(tpl: dict) -> str:
+    """`ApiDeployment<hash>`: the hash covers every resource, method and integration of the API."""
     import hashlib
 
-    shape = json.dumps({k: v for k, v in tpl["Resources"].items() if k.startswith("ApiTasks")}, sort_keys=True)
-    return "sdctl " + hashlib.sha256(shape.encode()).hexdigest()[:12]
+    shape = json.dumps({k: v for k, v in tpl["Resources"].items() if k == "Api" or k.startswith("ApiTasks")},
+                       sort_keys=True)
+    return "ApiDeployment" + hashlib.sha256(shape.encode()).hexdigest()[:10]
+
+
+def api_logs_role_name(stack: str) -> str:
+    """The name of the CloudWatch role this stack sets for API Gateway (so the deployer can tell
+    its own role from another stack's). ${AWS::Region}: IAM names are global."""
+    return f"{stack}-apigw-cloudwatch-${{AWS::Region}}"

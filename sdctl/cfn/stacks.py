@@ -29,9 +29,15 @@ def stack_name(cfg: Config, key: str) -> str:
     return f"{cfg.stack_name}-{key}"
 
 
-def stacks(cfg: Config, *, code: tuple[str, str] = ("", ""), admin_principal: str = "") -> list[StackSpec]:
+def stacks(cfg: Config, *, code: tuple[str, str] = ("", ""), admin_principal: str | Callable[[], str] = "",
+           deployer_cidr: Callable[[], str] = lambda: "<deployer-address>/32",
+           api_logs_role: Callable[[], str] = lambda: "") -> list[StackSpec]:
     """Every stack for this config, in deployment order. Pure, and independent of the account:
-    the same config gives the same templates everywhere."""
+    the same config gives the same templates everywhere. `deployer_cidr` gives the address
+    the cluster's public endpoint opens to when the config names none; `admin_principal` (a
+    string, or a function asked only then) the IAM principal given cluster-admin; `api_logs_role`, the
+    CloudWatch role API Gateway already has in this account and region ("" when it has none,
+    or when it is this stack's own); both are asked only when parameters are computed."""
     n = names(cfg, account="${AWS::AccountId}", region="${AWS::Region}")
     tags = {"sdctl:stack": cfg.stack_name}
     specs: list[StackSpec] = []
@@ -39,7 +45,8 @@ def stacks(cfg: Config, *, code: tuple[str, str] = ("", ""), admin_principal: st
         specs.append(StackSpec("network", stack_name(cfg, "network"), network_template(cfg),
                                lambda outs: network_parameters(cfg), tags=tags))
     specs.append(StackSpec("edge", stack_name(cfg, "edge"), edge_template(cfg, n),
-                           lambda outs: {"CodeBucket": code[0], "CodeKey": code[1]}, tags=tags))
+                           lambda outs: {"CodeBucket": code[0], "CodeKey": code[1],
+                                         "ExistingApiGatewayLogsRoleArn": api_logs_role()}, tags=tags))
 
     def cluster_params(outs: dict[str, dict[str, str]]) -> dict[str, str]:
         edge = outs["edge"]
@@ -49,7 +56,9 @@ def stacks(cfg: Config, *, code: tuple[str, str] = ("", ""), admin_principal: st
             lid = f"Queue{logical_id(rt.name)}Arn"
             params[lid] = edge[lid]
         if not cfg.cluster.existing:
-            params["AdminPrincipalArn"] = cfg.cluster.admin_principal_arn or admin_principal
+            params["AdminPrincipalArn"] = cfg.cluster.admin_principal_arn or (
+                admin_principal() if callable(admin_principal) else admin_principal)
+            params["PublicAccessCidrs"] = ",".join(cfg.cluster.public_access_cidrs or [deployer_cidr()])
             params["PrivateSubnetIds"] = (",".join(cfg.network.private_subnet_ids) if cfg.network.vpc_id
                                           else outs["network"]["PrivateSubnetIds"])
         return params

@@ -25,13 +25,14 @@ def publish(
     ctx: typer.Context,
     builder: Annotated[str, typer.Option(help="auto (a local docker/podman/finch if its engine runs, else "
                                               "codebuild), local or codebuild.")] = "auto",
-    only: Annotated[list[str], typer.Option("--only", help="agent or runtime (repeatable; default both).")] = [],  # noqa: B006
+    only: Annotated[list[str], typer.Option("--only", help="agent, diffusers, sdwebui or comfyui (repeatable; "
+                                                           "default: every image the config runs).")] = [],  # noqa: B006
     tag: Annotated[str | None, typer.Option(help="Image tag (default: sdctl's version, which the chart uses).")] = None,
     config: ConfigOpt = None,
     output: OutputOpt = None,
 ) -> None:
-    """Build the queue agent and diffusers runtime images and push them to the stack's ECR
-    repositories. Without a local container engine, the stack's CodeBuild project builds
+    """Build the images the config runs (the queue agent, and the runtime image of each runtime
+    type without its own `image`) and push them to the stack's ECR repositories. Without a local container engine, the stack's CodeBuild project builds
     them in your account from a source zip in the artifacts bucket; its phases and log
     stream back here."""
     from sdctl import __version__, images
@@ -45,7 +46,7 @@ def publish(
     cfg = load(config_arg(ctx, config))
     aws = aws_for(ctx, cfg)
     tag = tag or __version__
-    builds = images.plan(cfg.stack_name, aws.account, aws.region, only=only or None, tag=tag)
+    builds = images.plan(cfg.stack_name, aws.account, aws.region, only=only or images.needed(cfg), tag=tag)
     root = images.source_root()
     exe = images.local_builder() if builder in ("auto", "local") else None
     if builder == "local" and exe is None:

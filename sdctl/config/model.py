@@ -69,6 +69,18 @@ class ModelBucket(Model):
     name: Annotated[str | None, Field(pattern=BUCKET_NAME)] = None
     prefix: str = ""
 
+    @field_validator("prefix")
+    @classmethod
+    def _folder(cls, v: str) -> str:
+        """Mountpoint's --prefix must end with '/' (it refuses to mount otherwise), and S3 keys
+        never start with one: `models`, `/models` and `models/` all mean `models/`."""
+        v = v.strip().strip("/")
+        if not v:
+            return ""
+        if any(part in ("", ".", "..") for part in v.split("/")):
+            raise ValueError("must be a folder path such as models/ (no empty, '.' or '..' segments)")
+        return v + "/"
+
 
 class Scaling(Model):
     """KEDA scaling of one runtime on its queue."""
@@ -148,9 +160,22 @@ class Cluster(Model):
     name: Annotated[str | None, Field(pattern=r"^[a-zA-Z][-a-zA-Z0-9]{0,99}$")] = None
     existing: bool = False
     version: Annotated[str, Field(pattern=r"^1\.\d\d$")] = "1.35"
-    public_access_cidrs: Annotated[list[str], Field(min_length=1)] = ["0.0.0.0/0"]
+    public_access_cidrs: Annotated[list[str] | None, Field(min_length=1)] = None
     admin_principal_arn: Annotated[str | None, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/.+$")] = None
     system_nodes: SystemNodes = SystemNodes()
+
+
+    @field_validator("public_access_cidrs")
+    @classmethod
+    def _cidrs(cls, v: list[str] | None) -> list[str] | None:
+        import ipaddress
+
+        for cidr in v or []:
+            try:
+                ipaddress.IPv4Network(cidr, strict=True)
+            except ValueError as e:
+                raise ValueError(f"{cidr!r} is not an IPv4 CIDR block ({e})") from None
+        return v
 
 
 class Runtime(Model):

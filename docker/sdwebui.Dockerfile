@@ -1,0 +1,40 @@
+# The AUTOMATIC1111 runtime image (runtime type `sdwebui`): stable-diffusion-webui at a pinned
+# release, API only (--nowebui), non-root. Models come from the volume mounted at
+# $SD_MODELS_DIR (the chart mounts the model bucket there, read-only); SD_MODEL names the
+# checkpoint. Built by `sdctl images publish` (CodeBuild in your account, or a local engine):
+#   docker build -f docker/sdwebui.Dockerfile -t sdwebui .
+# The release is sdctl.versions.SDWEBUI; a test keeps the two equal.
+FROM nvidia/cuda:12.1.1-cudnn8-runtime-ubuntu22.04
+
+ARG SDWEBUI_VERSION=v1.10.1
+ENV DEBIAN_FRONTEND=noninteractive \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    SD_MODELS_DIR=/models \
+    SD_MODEL="" \
+    SD_PORT=8080
+
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3.10=3.10.* python3-pip=22.0.* git=1:2.34.* \
+       libgl1=1.4.* libglib2.0-0=2.72.* \
+    && rm -rf /var/lib/apt/lists/*
+
+RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin runtime
+WORKDIR /opt/sdwebui
+RUN git clone --depth 1 --branch "${SDWEBUI_VERSION}" \
+       https://github.com/AUTOMATIC1111/stable-diffusion-webui.git . \
+    && pip3 install --no-cache-dir torch==2.1.2 torchvision==0.16.2 --index-url https://download.pytorch.org/whl/cu121 \
+    && pip3 install --no-cache-dir -r requirements_versions.txt \
+    # Clone the repositories and install the packages launch.py would fetch at first start,
+    # so a new GPU node starts serving without reaching GitHub or PyPI.
+    && python3 -c "from modules import launch_utils as l; l.args.skip_torch_cuda_test = True; l.prepare_environment()" \
+    && rm -rf .git /root/.cache \
+    && chown -R 10001:10001 /opt/sdwebui
+
+USER 10001
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=600s --retries=3 \
+  CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/sdapi/v1/options' % os.environ['SD_PORT'], timeout=4)"]
+ENTRYPOINT ["/bin/sh", "-c", "exec python3 launch.py --skip-prepare-environment --skip-version-check --no-download-sd-model --api --nowebui --listen --port \"$SD_PORT\" --ckpt-dir \"$SD_MODELS_DIR\" ${SD_MODEL:+--ckpt \"$SD_MODELS_DIR/$SD_MODEL\"} \"$@\"", "--"]
