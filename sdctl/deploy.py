@@ -11,7 +11,7 @@ from sdctl.aws import artifacts
 from sdctl.aws.cloudformation import ChangeSet, Deployer, Event, changes_from_template
 from sdctl.aws.session import Aws
 from sdctl.cfn.base import logical_id
-from sdctl.cfn.stacks import StackSpec, stacks
+from sdctl.cfn.stacks import StackSpec, stack_name, stacks
 from sdctl.config.model import Config
 from sdctl.errors import SdctlError, UsageError
 from sdctl.names import names
@@ -46,8 +46,53 @@ def context(cfg: Config, aws: Aws, *, poll: float = 2.0) -> Context:
         return f"https://{bucket}.s3.{aws.region}.amazonaws.com/{k}"
 
     deployer = Deployer(aws.client("cloudformation"), upload=upload, poll=poll)
-    specs = stacks(cfg, code=(bucket, key), admin_principal=aws.principal_arn)
+
+    def previous(key: str, parameter: str) -> str | None:
+        data = deployer.describe(stack_name(cfg, key)) or {}
+        return next((p.get("ParameterValue") for p in data.get("Parameters", []) if p["ParameterKey"] == parameter),
+                    None)
+
+    def cluster_cidr() -> str:
+        # Keep the address the cluster was opened to: a deploy from another machine must not
+        # lock the first one out. Set cluster.publicAccessCidrs to choose.
+        return previous("cluster", "PublicAccessCidrs") or deployer_cidr()
+
+    def api_logs_role() -> str:
+        return existing_api_logs_role(aws.client("apigateway"), cfg.stack_name, aws.region,
+                                      owned=previous("edge", "ExistingApiGatewayLogsRoleArn") == "")
+
+    specs = stacks(cfg, code=(bucket, key), admin_principal=aws.iam_principal, deployer_cidr=cluster_cidr,
+                   api_logs_role=api_logs_role)
     return Context(cfg, aws, deployer, specs, bucket, key, code)
+
+
+def existing_api_logs_role(apigateway, stack: str, region: str, *, owned: bool) -> str:
+    """The CloudWatch role API Gateway's account settings already name, for the edge stack's
+    ExistingApiGatewayLogsRoleArn: "" when none is set (the stack sets its own) or when the
+    role set is the one this stack owns now; another stack's, or this stack's retained from an
+    earlier deploy, is kept as it is."""
+    from sdctl.cfn.edge import api_logs_role_name
+
+    role = apigateway.get_account().get("cloudwatchRoleArn") or ""
+    ours = role.endswith("/" + api_logs_role_name(stack).replace("${AWS::Region}", region))
+    return "" if not role or (ours and owned) else role
+
+
+def deployer_cidr() -> str:
+    """This machine's public IPv4 address as a /32, asked of AWS's checkip service (or the
+    URL in SDCTL_CHECKIP_URL)."""
+    import ipaddress
+    import os
+
+    import httpx
+
+    url = os.environ.get("SDCTL_CHECKIP_URL", "https://checkip.amazonaws.com")
+    try:
+        text = httpx.get(url, timeout=10).raise_for_status().text.strip()
+        return f"{ipaddress.IPv4Address(text)}/32"
+    except (httpx.HTTPError, ValueError) as e:
+        raise SdctlError(f"cannot find this machine's public address for the cluster's API endpoint ({url}: {e})",
+                         hint="set cluster.publicAccessCidrs in sdctl.yaml (e.g. your office's CIDR)") from None
 
 
 def select(ctx: Context, only: str | None) -> list[StackSpec]:
@@ -103,6 +148,9 @@ def deploy(ctx: Context, *, only: str | None = None, confirm: Callable[[ChangeSe
     artifacts.upload_once(s3, ctx.code_bucket, ctx.code_key, ctx.code)
     outputs: dict[str, dict[str, str]] = {}
     for spec in select(ctx, only):
+        if spec.key == "cluster" and not ctx.cfg.cluster.existing:
+            for note in check_addon_pins(ctx.aws.client("eks"), ctx.cfg.cluster.version):
+                on_result(spec.name, note)
         status = ctx.deployer.status(spec.name)
         if status == "ROLLBACK_COMPLETE":
             if not confirm_recreate(spec.name):
@@ -126,13 +174,15 @@ def deploy(ctx: Context, *, only: str | None = None, confirm: Callable[[ChangeSe
 def destroy(ctx: Context, *, keep_data: bool, on_event: Callable[[str, Event], None],
             on_result: Callable[[str, str], None] = lambda stack, what: None) -> dict:
     """Delete stacks in reverse order; then the retained data unless keep_data. Never the model bucket."""
-    report: dict = {"stacks": {}, "buckets": {}, "queues": [], "tables": []}
+    report: dict = {"stacks": {}, "buckets": {}, "queues": [], "tables": [], "keys": []}
+    report["leftovers"] = sweep_karpenter(ctx, on_step=lambda step: on_result("karpenter", step))
+    edge = ctx.outputs("edge") if ctx.deployer.status(ctx.stack_name("edge")) else {}
     for spec in reversed(ctx.specs):
         deleted = ctx.deployer.delete(spec.name, lambda e, s=spec.name: on_event(s, e))
         report["stacks"][spec.name] = "deleted" if deleted else "absent"
         on_result(spec.name, report["stacks"][spec.name])
     if keep_data:
-        return report
+        return report  # the task store, the queues and the key that encrypts them all stay
     n = names(ctx.cfg, account=ctx.aws.account, region=ctx.aws.region)
     s3 = ctx.aws.client("s3")
     for bucket in (n.output_bucket, ctx.code_bucket):
@@ -156,27 +206,106 @@ def destroy(ctx: Context, *, keep_data: bool, on_event: Callable[[str, Event], N
             except sqs.exceptions.ClientError:
                 pass
     dynamodb = ctx.aws.client("dynamodb")
+    key_id = edge.get("TopicKeyId")
     try:
+        # After an earlier `destroy --keep-data` the stack is gone; the table still names its key.
+        sse = dynamodb.describe_table(TableName=n.tasks_table)["Table"].get("SSEDescription") or {}
+        key_id = key_id or sse.get("KMSMasterKeyArn")
         dynamodb.delete_table(TableName=n.tasks_table)
         report["tables"].append(n.tasks_table)
         on_result(n.tasks_table, "deleted")
     except dynamodb.exceptions.ResourceNotFoundException:
         pass
+    if key_id:  # retained by the stack; nothing it encrypted is left
+        kms = ctx.aws.client("kms")
+        try:
+            if kms.describe_key(KeyId=key_id)["KeyMetadata"].get("KeyState") != "PendingDeletion":
+                kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+            report["keys"].append(key_id)
+            on_result(f"kms key {key_id}", "deletion scheduled (7 days)")
+        except kms.exceptions.ClientError as e:
+            on_result(f"kms key {key_id}", f"kept: {e.response.get('Error', {}).get('Code')}")
     return report
+
+
+def check_addon_pins(eks, kubernetes: str) -> list[str]:
+    """Each pinned add-on version (sdctl/versions.py) must be one EKS offers for this Kubernetes
+    version; a wrong pin would fail the cluster stack only after the cluster (~15 min) is up.
+    Returns notes for pins it could not check; raises for a pin EKS does not offer."""
+    import botocore.exceptions as bex
+
+    from sdctl import versions
+
+    notes, wrong = [], []
+    for addon, pinned in versions.ADDONS.items():
+        try:
+            pages = eks.get_paginator("describe_addon_versions").paginate(addonName=addon,
+                                                                          kubernetesVersion=kubernetes)
+            offered = [v["addonVersion"] for page in pages for a in page.get("addons", [])
+                       for v in a.get("addonVersions", [])]
+        except (bex.ClientError, bex.BotoCoreError) as e:
+            notes.append(f"add-on {addon}: could not check pin {pinned} ({e})")
+            continue
+        if pinned not in offered:
+            wrong.append(f"{addon} {pinned} (offered: {', '.join(offered[:3]) or 'none'})")
+    if wrong:
+        raise SdctlError(f"EKS does not offer these add-on versions for Kubernetes {kubernetes}: {'; '.join(wrong)}",
+                         hint="update sdctl (or the pins in sdctl/versions.py), or set cluster.version to one "
+                              "they support; nothing was changed")
+    return notes
+
+
+def sweep_karpenter(ctx: Context, on_step: Callable[[str], None]) -> dict:
+    """Terminate what Karpenter launched for this stack and clean its launch templates and
+    instance profiles, so no GPU keeps billing and the cluster stack can delete its node role.
+    Runs whether or not the cluster answered (Helm uninstall lets Karpenter drain, but a
+    cluster that is gone cannot). Raises, keeping the stacks, if anything cannot be removed."""
+    from sdctl.aws import leftovers
+    from sdctl.names import karpenter_node_role
+
+    cluster = ctx.cfg.cluster_name
+    ec2, iam = ctx.aws.client("ec2"), ctx.aws.client("iam")
+    role = karpenter_node_role(cluster)
+    found = leftovers.find(ec2, iam, cluster=cluster, stack=ctx.cfg.stack_name, node_role=role)
+    if not found.empty:
+        try:
+            leftovers.remove(ec2, iam, found, node_role=role, on_step=on_step)
+        except SdctlError:
+            raise
+        except Exception as e:
+            raise SdctlError(f"could not remove what Karpenter launched ({found.to_dict()}): {e}",
+                             hint="the stacks were kept; terminate those instances (EC2 console, tag "
+                                  f"kubernetes.io/cluster/{cluster}=owned) and run `sdctl destroy` again") from None
+    return found.to_dict()
 
 
 def release_specs(ctx: Context, outputs: dict[str, dict[str, str]]):
     from sdctl.releases import releases
 
+    subnets = None
+    if ctx.cfg.cluster.existing and not ctx.cfg.network.private_subnet_ids:
+        eks = ctx.aws.client("eks")
+        subnets = eks.describe_cluster(name=ctx.cfg.cluster_name)["cluster"]["resourcesVpcConfig"]["subnetIds"]
     return releases(ctx.cfg, edge=outputs["edge"], cluster=outputs["cluster"], account=ctx.aws.account,
-                    region=ctx.aws.region)
+                    region=ctx.aws.region, cluster_subnets=subnets)
+
+
+def check_images(ctx: Context, specs) -> None:
+    """Every image the runtime releases run must be in ECR before a GPU node is paid for it."""
+    from sdctl.images import missing_images
+    from sdctl.releases import images_of
+
+    missing = missing_images(ctx.aws.client("ecr"), images_of(specs), ctx.aws.account, ctx.aws.region)
+    if missing:
+        raise SdctlError(f"image(s) not in ECR: {', '.join(missing)}; a GPU node would start and never pull them",
+                         hint="build and push them with `sdctl images publish`, then `sdctl deploy` again")
 
 
 def _connect(ctx: Context):
     """A private kubeconfig for the deployed cluster (SdctlError if it cannot be reached)."""
     from sdctl.k8s import cluster
 
-    return cluster.connect(ctx.aws.session, ctx.cfg.cluster_name, ctx.aws.region)
+    return cluster.connect(ctx.aws.session, ctx.cfg.cluster_name, ctx.aws.region, ctx.aws.profile)
 
 
 @contextmanager
@@ -203,6 +332,7 @@ def deploy_releases(ctx: Context, outputs: dict[str, dict[str, str]], on_step: C
         if key not in outputs:
             outputs[key] = ctx.outputs(key)
     specs = release_specs(ctx, outputs)
+    check_images(ctx, specs)
     with _removed_after(_connect(ctx)) as kubeconfig:
         cluster.install_all(specs, kubeconfig, on_step)
         return cluster.wait_ready(specs, kubeconfig, on_step)

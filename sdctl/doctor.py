@@ -102,6 +102,88 @@ def check_quotas(quotas_client, cfg) -> list[tuple[str, tuple[str, str, str | No
     return out
 
 
+# -- what only a deployed stack shows ---------------------------------------------------------
+def endpoint_verdict(cidrs: list[str], where: str) -> tuple[str, str, str | None]:
+    """The cluster's public API endpoint: open to the internet is a warning. Pure."""
+    if "0.0.0.0/0" in cidrs:
+        return WARN, f"the cluster's public endpoint is open to 0.0.0.0/0 ({where})", \
+            "set cluster.publicAccessCidrs to your addresses (or leave it unset: the deployer's /32) and deploy"
+    return OK, f"public endpoint open to {', '.join(cidrs)} ({where})", None
+
+
+def images_verdict(missing: list[str], checked: int) -> tuple[str, str, str | None]:
+    if missing:
+        return FAIL, f"not in ECR: {', '.join(missing)}", "sdctl images publish"
+    return OK, f"{checked} image(s) present in ECR", None
+
+
+def subnets_verdict(found: list[str], how: str) -> tuple[str, str, str | None]:
+    if not found:
+        return FAIL, f"no subnet matches the GPU nodes' selector ({how}): Karpenter can launch no node", \
+            "check network.privateSubnetIds (an existing VPC) or the subnets' karpenter.sh/discovery tag"
+    return OK, f"{len(found)} subnet(s) for GPU nodes ({how})", None
+
+
+def ami_parameter(kubernetes: str, arch: str = "x86_64") -> str:
+    """The SSM parameter Karpenter resolves the pinned Bottlerocket alias through (GPU variant)."""
+    from sdctl import versions
+
+    return f"/aws/service/bottlerocket/aws-k8s-{kubernetes}-nvidia/{arch}/{versions.BOTTLEROCKET}/image_id"
+
+
+def aws_checks(aws, cfg) -> list[tuple[str, tuple[str, str, str | None]]]:
+    """Read the deployed stack's AWS side: images in ECR for every runtime, subnets the GPU nodes
+    can select, the pinned node AMI in this region, and who may reach the cluster endpoint."""
+    import botocore.exceptions as bex
+
+    from sdctl import __version__, images
+    from sdctl.releases import node_subnets
+
+    out = []
+    uris = [images.agent_image(cfg.stack_name, aws.account, aws.region, __version__)]
+    uris += [images.runtime_image(cfg.stack_name, rt.type, rt.image, aws.account, aws.region, __version__)
+             for rt in cfg.runtimes]
+    try:
+        missing = images.missing_images(aws.client("ecr"), uris, aws.account, aws.region)
+        out.append(("images", images_verdict(missing, len(set(uris)))))
+    except (bex.ClientError, bex.BotoCoreError) as e:
+        out.append(("images", (WARN, f"could not read ECR: {e}", None)))
+
+    cluster_info = None
+    try:
+        cluster_info = aws.client("eks").describe_cluster(name=cfg.cluster_name)["cluster"]
+    except (bex.ClientError, bex.BotoCoreError):
+        pass
+    if cluster_info is not None:
+        vpc = cluster_info.get("resourcesVpcConfig") or {}
+        out.append(("endpoint", endpoint_verdict(vpc.get("publicAccessCidrs") or [], "live")))
+    elif cfg.cluster.public_access_cidrs:
+        out.append(("endpoint", endpoint_verdict(cfg.cluster.public_access_cidrs, "config")))
+
+    ec2 = aws.client("ec2")
+    ids = node_subnets(cfg, (cluster_info or {}).get("resourcesVpcConfig", {}).get("subnetIds"))
+    try:
+        if ids:
+            found = [s["SubnetId"] for s in ec2.describe_subnets(SubnetIds=ids)["Subnets"]]
+            how = "by id"
+        else:
+            found = [s["SubnetId"] for s in ec2.describe_subnets(Filters=[
+                {"Name": "tag:karpenter.sh/discovery", "Values": [cfg.cluster_name]}])["Subnets"]]
+            how = f"tag karpenter.sh/discovery={cfg.cluster_name}"
+        out.append(("subnets", subnets_verdict(found, how)))
+    except (bex.ClientError, bex.BotoCoreError) as e:
+        out.append(("subnets", (FAIL, f"subnets not found: {e}", "check network.privateSubnetIds")))
+
+    name = ami_parameter(cfg.cluster.version)
+    try:
+        aws.client("ssm").get_parameter(Name=name)
+        out.append(("node image", (OK, f"{name} resolves", None)))
+    except (bex.ClientError, bex.BotoCoreError) as e:
+        out.append(("node image", (FAIL, f"{name} does not resolve here: {e}",
+                                   "update sdctl (sdctl/versions.py pins the Bottlerocket release)")))
+    return out
+
+
 # -- the cluster --------------------------------------------------------------------------------
 SYSTEM = {"karpenter": ("kube-system", "karpenter"), "keda": ("keda", "keda-operator")}
 

@@ -178,3 +178,30 @@ def tiny_runtime(tiny_engine):
 
     with ServerThread(create_app(tiny_engine)) as server:
         yield server.url
+
+
+class CheckIp:
+    """A stand-in for checkip.amazonaws.com on loopback: answers the address it is told to."""
+
+    def __init__(self):
+        from starlette.applications import Starlette
+        from starlette.responses import PlainTextResponse
+        from starlette.routing import Route
+
+        self.address = "203.0.113.7"
+        self.calls = 0
+
+        async def answer(request):
+            self.calls += 1
+            return PlainTextResponse(self.address + "\n")
+
+        self.app = Starlette(routes=[Route("/", answer)])
+
+
+@pytest.fixture(scope="session")
+def checkip():
+    """SDCTL_CHECKIP_URL for deploys that open the cluster endpoint to the deployer's address."""
+    ip = CheckIp()
+    with ServerThread(ip.app) as server:
+        ip.url = server.url + "/"
+        yield ip

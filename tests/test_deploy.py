@@ -35,10 +35,11 @@ runtimes:
 
 
 @pytest.fixture
-def env(aws, tmp_path):
+def env(aws, tmp_path, checkip):
+    checkip.address = "203.0.113.7"
     e = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     e.update(AWS_ENDPOINT_URL=aws.url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-             AWS_DEFAULT_REGION="us-west-2", AWS_EC2_METADATA_DISABLED="true")
+             AWS_DEFAULT_REGION="us-west-2", AWS_EC2_METADATA_DISABLED="true", SDCTL_CHECKIP_URL=checkip.url)
     return e
 
 

@@ -267,6 +267,7 @@ def register(app: typer.Typer) -> None:
 
             aws = connect(region=region, profile=obj.get("profile"), config_region=cfg.region)
             results += dr.rows(dr.check_quotas(aws.client("service-quotas"), cfg))
+            results += dr.rows(dr.aws_checks(aws, cfg))
         if cfg is not None and (kubeconfig is not None or aws is not None):
             results += dr.rows(_cluster_checks(ctx, cfg, kubeconfig))
         if mode == "json":
@@ -305,17 +306,17 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Credentials for the EKS cluster without the aws CLI: a kubeconfig whose user runs
         `sdctl kubeconfig --token` for a fresh token on each use."""
-        from sdctl.aws.session import connect
+        from sdctl.aws.session import session_only
         from sdctl.k8s import eks
 
         obj = ctx.obj or {}
-        if token_only and cluster:
-            aws = connect(region=obj.get("region"), profile=obj.get("profile"))
-            name = cluster
-        else:
-            cfg = _load(ctx, config)
-            aws = aws_for(ctx, cfg)
-            name = cluster or cfg.cluster_name
+        if token_only and cluster:  # the exec plugin: presign only, no STS round trip
+            session, region = session_only(region=obj.get("region"), profile=obj.get("profile"))
+            emit_json(eks.exec_credential(eks.token(session, cluster, region)))
+            return
+        cfg = _load(ctx, config)
+        aws = aws_for(ctx, cfg)
+        name = cluster or cfg.cluster_name
         if token_only:
             emit_json(eks.exec_credential(eks.token(aws.session, name, aws.region)))
             return

@@ -11,14 +11,19 @@ from sdctl.k8s import eks, helm
 from sdctl.releases import Release
 
 
-def connect(session, cluster: str, region: str) -> Path:
-    """A private kubeconfig for helm and the kubernetes client, with a fresh token."""
+def connect(session, cluster: str, region: str, profile: str | None = None) -> Path:
+    """A private kubeconfig for helm and the kubernetes client. Its user runs this Python's
+    `sdctl kubeconfig --token` (an exec credential plugin), so every helm process and every
+    client made from it gets a fresh token, however long the deploy takes."""
+    import sys
+
     try:
         endpoint, ca = eks.describe(session, cluster, region)
     except Exception as e:
         raise SdctlError(f"cannot reach EKS cluster {cluster}: {e}",
                          hint="check `sdctl status`: the cluster stack must be deployed") from None
-    return eks.write_private(eks.kubeconfig(cluster, endpoint, ca, user={"token": eks.token(session, cluster, region)}))
+    user = eks.exec_user(cluster, region, profile, command=[sys.executable, "-m", "sdctl"])
+    return eks.write_private(eks.kubeconfig(cluster, endpoint, ca, user=user))
 
 
 def api_client(kubeconfig: Path):
@@ -34,14 +39,16 @@ def install_all(releases: list[Release], kubeconfig: Path, on_step: Callable[[st
 
 
 def wait_ready(releases: list[Release], kubeconfig: Path, on_step: Callable[[str], None],
-               timeout: float = 900) -> dict[str, dict]:
-    """Wait until each runtime's Deployment is available and its ScaledObject is Ready."""
-    api, k8s = api_client(kubeconfig)
-    apps, custom = k8s.AppsV1Api(api), k8s.CustomObjectsApi(api)
+               timeout: float = 900, poll: float = 5.0) -> dict[str, dict]:
+    """Wait until each runtime's Deployment is available and its ScaledObject is Ready. Each
+    poll reads the kubeconfig anew, so its exec plugin hands out a fresh token: the wait may
+    outlast any one token."""
     state: dict[str, dict] = {}
     deadline = time.monotonic() + timeout
     for rel in (r for r in releases if r.runtime):
         while True:
+            api, k8s = api_client(kubeconfig)
+            apps, custom = k8s.AppsV1Api(api), k8s.CustomObjectsApi(api)
             dep = apps.read_namespaced_deployment(rel.name, rel.namespace)
             so = custom.get_namespaced_custom_object("keda.sh", "v1alpha1", rel.namespace, "scaledobjects", rel.name)
             conds = {c["type"]: c["status"] for c in (so.get("status") or {}).get("conditions", [])}
@@ -55,7 +62,7 @@ def wait_ready(releases: list[Release], kubeconfig: Path, on_step: Callable[[str
                 raise SdctlError(f"runtime {rel.runtime} was not ready after {timeout:.0f}s: {state[rel.runtime]}",
                                  hint=f"kubectl -n {rel.namespace} describe scaledobject {rel.name}")
             on_step(f"waiting for {rel.name}: {state[rel.runtime]}")
-            time.sleep(5)
+            time.sleep(poll)
     return state
 
 

@@ -56,12 +56,16 @@ def kubeconfig(cluster: str, endpoint: str, ca_data: str, *, user: dict) -> dict
     }
 
 
-def exec_user(cluster: str, region: str, profile: str | None = None) -> dict:
-    """A kubeconfig user that asks `sdctl kubeconfig --token` for a fresh token on each use."""
-    args = ["kubeconfig", "--token", "--cluster", cluster, "--region", region]
-    if profile:
-        args += ["--profile", profile]
-    return {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": "sdctl", "args": args,
+def exec_user(cluster: str, region: str, profile: str | None = None, *, command: list[str] | None = None) -> dict:
+    """A kubeconfig user that asks `sdctl kubeconfig --token` for a fresh token whenever the
+    last one expires. EKS tokens live 15 minutes; a static one would fail a long
+    `helm --wait` or readiness wait midway with 401. `command` is how to run sdctl (default:
+    `sdctl` on PATH; sdctl's own deploys use this Python's `-m sdctl`)."""
+    command = command or ["sdctl"]
+    # --region and --profile are sdctl's global options: they go before the command.
+    args = [*command[1:], "--region", region, *(["--profile", profile] if profile else []),
+            "kubeconfig", "--token", "--cluster", cluster]
+    return {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": command[0], "args": args,
                      "interactiveMode": "Never"}}
 
 
