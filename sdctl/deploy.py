@@ -219,8 +219,9 @@ def destroy(ctx: Context, *, keep_data: bool, on_event: Callable[[str, Event], N
     if key_id:  # retained by the stack; nothing it encrypted is left
         kms = ctx.aws.client("kms")
         try:
-            if kms.describe_key(KeyId=key_id)["KeyMetadata"].get("KeyState") != "PendingDeletion":
-                kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+            meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]  # takes an id or an ARN
+            if meta.get("KeyState") != "PendingDeletion":
+                kms.schedule_key_deletion(KeyId=meta["KeyId"], PendingWindowInDays=7)
             report["keys"].append(key_id)
             on_result(f"kms key {key_id}", "deletion scheduled (7 days)")
         except kms.exceptions.ClientError as e:

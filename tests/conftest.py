@@ -91,9 +91,73 @@ def aws_like_change_sets() -> None:
     ChangeSet._sdctl_patched = True
 
 
+def aws_like_list_parameters() -> None:
+    """moto keeps a CommaDelimitedList parameter as a Python list and DescribeStacks then
+    reports its value as "['a', 'b']"; AWS reports the comma-separated string it was given."""
+    from moto.cloudformation.models import Stack
+
+    if getattr(Stack, "_sdctl_patched", False):
+        return
+    original = Stack.parameter_list.fget
+
+    def parameter_list(self):
+        return [dict(p, ParameterValue=",".join(map(str, p["ParameterValue"])))
+                if isinstance(p["ParameterValue"], list) else p for p in original(self)]
+
+    Stack.parameter_list = property(parameter_list)
+    Stack._sdctl_patched = True
+
+
+def aws_like_kms_keys() -> None:
+    """moto's CloudFormation stores an AWS::KMS::Key's KeyPolicy as a dict, and then every
+    DescribeKey on that key fails inside moto (it json.loads the policy). AWS stores the JSON."""
+    import json as _json
+
+    from moto.kms.models import Key
+
+    if getattr(Key, "_sdctl_patched", False):
+        return
+    original = Key.create_from_cloudformation_json.__func__
+
+    def create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        props = cloudformation_json.get("Properties", {})
+        if isinstance(props.get("KeyPolicy"), dict):
+            cloudformation_json = dict(cloudformation_json, Properties=dict(props, KeyPolicy=_json.dumps(
+                props["KeyPolicy"])))
+        return original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+
+    Key.create_from_cloudformation_json = classmethod(create)
+    Key._sdctl_patched = True
+
+
+def aws_like_table_encryption() -> None:
+    """moto keeps a CloudFormation table's SSESpecification as given (SSEEnabled) but reads it
+    with the API's key (Enabled), so DescribeTable never shows the table's KMS key; AWS does."""
+    from moto.dynamodb.models.table import Table
+
+    if getattr(Table, "_sdctl_patched", False):
+        return
+    original = Table.create_from_cloudformation_json.__func__
+
+    def create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        props = cloudformation_json.get("Properties", {})
+        sse = props.get("SSESpecification")
+        if sse and "SSEEnabled" in sse:
+            sse = {"Enabled": sse["SSEEnabled"], "SSEType": sse.get("SSEType"), "KMSMasterKeyId": sse.get(
+                "KMSMasterKeyId")}
+            cloudformation_json = dict(cloudformation_json, Properties=dict(props, SSESpecification=sse))
+        return original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+
+    Table.create_from_cloudformation_json = classmethod(create)
+    Table._sdctl_patched = True
+
+
 def patch_moto() -> None:
     aws_like_bucket_policies()
     aws_like_change_sets()
+    aws_like_list_parameters()
+    aws_like_kms_keys()
+    aws_like_table_encryption()
 
 
 @pytest.fixture(scope="session")
@@ -205,3 +269,23 @@ def checkip():
     with ServerThread(ip.app) as server:
         ip.url = server.url + "/"
         yield ip
+
+
+@pytest.fixture
+def env(aws, checkip):
+    """The environment a user's shell would have for sdctl against the moto server."""
+    checkip.address = "203.0.113.7"
+    e = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    e.update(AWS_ENDPOINT_URL=aws.url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+             AWS_DEFAULT_REGION="us-west-2", AWS_EC2_METADATA_DISABLED="true", SDCTL_CHECKIP_URL=checkip.url)
+    return e
+
+
+@pytest.fixture
+def existing_vpc(aws):
+    """A VPC with two subnets and a model bucket, as a user who brings their own network has."""
+    vpc = aws.ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnets = [aws.ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{i}.0/24")["Subnet"]["SubnetId"] for i in (1, 2)]
+    aws.s3.create_bucket(Bucket="cyc-models", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    aws.s3.put_object(Bucket="cyc-models", Key="v1-5.safetensors", Body=b"weights")
+    return vpc, subnets

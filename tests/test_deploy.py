@@ -13,55 +13,12 @@ test_chart.py with helm's client-side dry run.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from sdctl.aws.cloudformation import Deployer, DeployFailed
-
-CONFIG = """
-stackName: cyc
-region: us-west-2
-modelBucket: {{name: cyc-models}}
-network: {{vpcId: {vpc}, privateSubnetIds: [{subnets}]}}
-api: {{throttle: {{rateLimit: {rate}}}}}
-runtimes:
-  - {{name: sdruntime, type: sdwebui}}
-  - {{name: comfy, type: comfyui}}
-"""
-
-
-@pytest.fixture
-def env(aws, tmp_path, checkip):
-    checkip.address = "203.0.113.7"
-    e = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    e.update(AWS_ENDPOINT_URL=aws.url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-             AWS_DEFAULT_REGION="us-west-2", AWS_EC2_METADATA_DISABLED="true", SDCTL_CHECKIP_URL=checkip.url)
-    return e
-
-
-def sdctl(env, cwd, *args, check=True):
-    r = subprocess.run([sys.executable, "-m", "sdctl", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                       stdin=subprocess.DEVNULL, timeout=300)
-    if check and r.returncode != 0:
-        raise AssertionError(f"sdctl {' '.join(args)} -> {r.returncode}\n{r.stdout}\n{r.stderr}")
-    return r
-
-
-@pytest.fixture
-def existing_vpc(aws):
-    vpc = aws.ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
-    subnets = [aws.ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{i}.0/24")["Subnet"]["SubnetId"] for i in (1, 2)]
-    aws.s3.create_bucket(Bucket="cyc-models", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
-    aws.s3.put_object(Bucket="cyc-models", Key="v1-5.safetensors", Body=b"weights")
-    return vpc, subnets
-
-
-def write_config(tmp_path, vpc, subnets, rate=30):
-    (tmp_path / "sdctl.yaml").write_text(CONFIG.format(vpc=vpc, subnets=", ".join(subnets), rate=rate))
+from tests.helpers import CONFIG, sdctl, write_config
 
 
 def test_deploy_redeploy_update_destroy(env, tmp_path, aws, existing_vpc):

@@ -1,0 +1,81 @@
+"""Helpers shared by test modules (no test module imports another)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+#: A two-runtime stack in an existing VPC: moto cannot delete a VPC stack, so deploy cycles
+#: use a VPC made by the test.
+CONFIG = """
+stackName: cyc
+region: us-west-2
+modelBucket: {{name: cyc-models}}
+network: {{vpcId: {vpc}, privateSubnetIds: [{subnets}]}}
+api: {{throttle: {{rateLimit: {rate}}}}}
+runtimes:
+  - {{name: sdruntime, type: sdwebui}}
+  - {{name: comfy, type: comfyui}}
+"""
+
+
+def sdctl(env, cwd, *args, check=True):
+    """Run the CLI as a user would, in a subprocess with the given environment."""
+    r = subprocess.run([sys.executable, "-m", "sdctl", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL, timeout=300)
+    if check and r.returncode != 0:
+        raise AssertionError(f"sdctl {' '.join(args)} -> {r.returncode}\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def write_config(tmp_path, vpc, subnets, rate=30):
+    (tmp_path / "sdctl.yaml").write_text(CONFIG.format(vpc=vpc, subnets=", ".join(subnets), rate=rate))
+
+
+#: A config that uses every option sdctl has (the rule tests run on it and on the example).
+ALL_OPTIONS = """
+stackName: every-option-stack
+region: ap-southeast-3
+api: {stageName: live, throttle: {rateLimit: 12, burstLimit: 7}}
+output: {bucketName: my-team-sd-results, retentionDays: 9, prefix: results/images}
+modelBucket: {name: team-models, prefix: /sd/checkpoints}
+network: {cidr: 10.42.0.0/16, natPerZone: true}
+cluster:
+  name: gpu-images-cluster
+  version: "1.35"
+  publicAccessCidrs: [192.0.2.0/24]
+  adminPrincipalArn: arn:aws:iam::111122223333:role/platform/admins
+  systemNodes: {instanceTypes: [m7i.large], count: 1, arm64: false}
+runtimes:
+  - name: webui-with-a-long-runtime-name-of-40ch
+    type: sdwebui
+    namespace: art
+    model: v1-5.safetensors
+    dynamicModel: true
+    image: 111122223333.dkr.ecr.ap-southeast-3.amazonaws.com/team/webui:2.1
+    maxTaskSeconds: 1200
+    maxReceiveCount: 5
+    scaling: {queueLength: 2, minReplicas: 1, maxReplicas: 7, cooldownSeconds: 300, pollingSeconds: 5,
+              scaleOnInFlight: false}
+    nodes: {instanceTypes: [g6e.xlarge], capacityTypes: [on-demand], gpuLimit: 8, consolidateAfter: 5m,
+            volumeSizeGi: 300}
+  - name: comfy
+    type: comfyui
+    agent: {prefetch: 3, runtimeConcurrency: 2, notifyRunning: true}
+  - name: turbo
+    type: diffusers
+    agent: {batchTasks: 4}
+"""
+
+#: Bring-your-own network and cluster.
+EXISTING_VPC = """
+stackName: byo
+network: {vpcId: vpc-0123456789abcdef0, privateSubnetIds: [subnet-0aaaaaaaaaaaaaaa1, subnet-0bbbbbbbbbbbbbbb2]}
+runtimes: [{name: sdruntime, type: sdwebui}]
+"""
+EXISTING_CLUSTER = """
+stackName: theirs
+cluster: {existing: true, name: platform-prod}
+modelBucket: {name: team-models, prefix: models}
+runtimes: [{name: sdruntime, type: diffusers}]
+"""

@@ -1,0 +1,413 @@
+"""What AWS, EKS, Karpenter and Mountpoint check at create or run time and moto does not.
+
+moto's CloudFormation skips many resource types and evaluates no policy conditions, so a
+template moto deploys can still fail on a real account (issue 11 lists the defects that did).
+Each rule below is one documented check, with its source in the docstring, applied to what
+sdctl builds for the example config and for configs that use every option, an existing VPC
+and an existing cluster. A rule reads only sdctl's pure builders' output (templates, release
+values, rendered manifests): no AWS, no cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from sdctl import versions
+from sdctl.cfn.stacks import stacks
+from sdctl.config import parse
+from sdctl.helmbin import find_helm
+from sdctl.releases import images_of, placeholder_outputs, releases
+from tests.conftest import EXAMPLE
+from tests.helpers import ALL_OPTIONS, EXISTING_CLUSTER, EXISTING_VPC
+
+CONFIGS = {"example": EXAMPLE.read_text(), "every-option": ALL_OPTIONS, "existing-vpc": EXISTING_VPC,
+           "existing-cluster": EXISTING_CLUSTER}
+#: The longest region names and account ids a name can be built with.
+LONGEST_REGION = "ap-southeast-3"
+ACCOUNT = "123456789012"
+
+
+@pytest.fixture(scope="module", params=list(CONFIGS))
+def built(request):
+    cfg = parse(CONFIGS[request.param])
+    templates = {s.key: s.template for s in stacks(cfg, code=("b", "k"), admin_principal="arn:aws:iam::1:role/x")}
+    edge, cluster = placeholder_outputs(cfg)
+    rels = releases(cfg, edge=edge, cluster=cluster, account=ACCOUNT, region=cfg.region,
+                    cluster_subnets=["subnet-0ccccccccccccccc3"] if cfg.cluster.existing else None)
+    return request.param, cfg, templates, rels
+
+
+@pytest.fixture(scope="module")
+def rendered(built):
+    """The runtime releases rendered by the real helm binary, per runtime."""
+    from sdctl.k8s import helm
+
+    if find_helm() is None:
+        pytest.fail("helm is not installed: `make helm` installs it into .tools/bin (CI does this)")
+    name, cfg, templates, rels = built
+    return {rel.runtime: helm.render(rel) for rel in rels if rel.runtime}
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def resources(templates: dict, rtype: str | None = None) -> dict[str, dict]:
+    return {lid: res for tpl in templates.values() for lid, res in tpl["Resources"].items()
+            if rtype is None or res["Type"] == rtype}
+
+
+def referenced(obj) -> set[str]:
+    """Logical ids (and parameters) an expression refers to through Ref, GetAtt or Sub."""
+    found: set[str] = set()
+    if isinstance(obj, dict):
+        if "Ref" in obj:
+            found.add(obj["Ref"])
+        if "Fn::GetAtt" in obj:
+            found.add(obj["Fn::GetAtt"][0])
+        if "Fn::Sub" in obj:
+            text = obj["Fn::Sub"] if isinstance(obj["Fn::Sub"], str) else obj["Fn::Sub"][0]
+            found |= {m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", text)}
+        for v in obj.values():
+            found |= referenced(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            found |= referenced(v)
+    return found
+
+
+def statements(role: dict) -> list[dict]:
+    return [st for p in role["Properties"].get("Policies", []) for st in p["PolicyDocument"]["Statement"]]
+
+
+def allows(role: dict, action: str, resource_ref: str | None = None) -> bool:
+    """The role's inline policies allow `action` (wildcards as IAM reads them) on a resource
+    that names `resource_ref` (or on "*")."""
+    for st in statements(role):
+        if st["Effect"] != "Allow":
+            continue
+        if not any(re.fullmatch(a.replace("*", ".*"), action) for a in st["Action"]):
+            continue
+        if resource_ref is None or "*" in st["Resource"] or resource_ref in referenced(st["Resource"]):
+            return True
+    return False
+
+
+def rendered_name(value, cfg) -> str:
+    """A name as AWS will see it, with pseudo parameters at their longest."""
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        value = value["Fn::Sub"] if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"][0]
+    assert isinstance(value, str), value
+    return value.replace("${AWS::Region}", LONGEST_REGION).replace("${AWS::AccountId}", ACCOUNT) \
+        .replace("${AWS::StackName}", f"{cfg.stack_name}-cluster")
+
+
+# -- IAM and Lambda -----------------------------------------------------------------------------
+def test_traced_lambdas_may_send_traces(built):
+    """Lambda CreateFunction with TracingConfig Mode Active fails when the execution role
+    lacks xray:PutTraceSegments and xray:PutTelemetryRecords ("The provided execution role
+    does not have permissions to call PutTraceSegments on XRAY"); Lambda Developer Guide,
+    "Visualize Lambda function invocations using AWS X-Ray", execution role permissions."""
+    _, _, templates, _ = built
+    roles = resources(templates, "AWS::IAM::Role")
+    for lid, fn in resources(templates, "AWS::Lambda::Function").items():
+        if fn["Properties"].get("TracingConfig", {}).get("Mode") == "Active":
+            [role] = referenced(fn["Properties"]["Role"])
+            for action in ("xray:PutTraceSegments", "xray:PutTelemetryRecords"):
+                assert allows(roles[role], action), f"{lid}: {role} lacks {action}"
+
+
+def test_lambda_roles_can_write_their_own_log_group(built):
+    """Lambda writes to /aws/lambda/<function name>; the role needs logs:CreateLogStream and
+    logs:PutLogEvents there (Lambda Developer Guide, "Sending Lambda function logs to
+    CloudWatch Logs"). A pre-made, encrypted group must carry exactly that name."""
+    _, _, templates, _ = built
+    roles = resources(templates, "AWS::IAM::Role")
+    groups = resources(templates, "AWS::Logs::LogGroup")
+    for fn in resources(templates, "AWS::Lambda::Function").values():
+        name = fn["Properties"]["FunctionName"]
+        [group] = [lid for lid, g in groups.items() if g["Properties"]["LogGroupName"] == f"/aws/lambda/{name}"]
+        [role] = referenced(fn["Properties"]["Role"])
+        assert allows(roles[role], "logs:PutLogEvents", group) and allows(roles[role], "logs:CreateLogStream", group)
+        assert group in fn.get("DependsOn", []), "the group must exist before Lambda creates its own"
+
+
+def test_publishers_and_writers_may_use_the_key_that_encrypts_what_they_write(built):
+    """An SNS topic with a customer managed key: publishers need kms:GenerateDataKey* and
+    kms:Decrypt on it (SNS Developer Guide, "Encryption at rest", key management). A DynamoDB
+    table encrypted with one likewise (DynamoDB Developer Guide, "Using a customer managed
+    key"). moto evaluates none of this."""
+    _, _, templates, _ = built
+    r = resources(templates)
+    roles = resources(templates, "AWS::IAM::Role")
+    handler = roles["ApiHandlerRole"]
+    assert allows(handler, "sns:Publish", "RequestsTopic")
+    key = next(iter(referenced(r["RequestsTopic"]["Properties"]["KmsMasterKeyId"])))
+    assert allows(handler, "kms:GenerateDataKeyWithoutPlaintext", key) and allows(handler, "kms:Decrypt", key)
+    table_key = next(iter(referenced(r["TasksTable"]["Properties"]["SSESpecification"]["KMSMasterKeyId"])))
+    assert table_key == key and allows(handler, "kms:GenerateDataKey", key)
+    for lid, role in roles.items():
+        if lid.startswith("Runtime") and lid.endswith("Role"):  # the agents: results topic + task store
+            assert allows(role, "sns:Publish", "ResultsTopicArn") and allows(role, "kms:GenerateDataKey",
+                                                                               "TopicKeyArn")
+            assert allows(role, "dynamodb:UpdateItem", "TasksTableArn") and allows(role, "kms:Decrypt",
+                                                                                     "TopicKeyArn")
+
+
+def test_key_policies_name_the_services_that_use_the_key(built):
+    """CloudWatch Logs can use a customer managed key for a log group only when the key
+    policy allows the logs.<region>.amazonaws.com principal (CloudWatch Logs User Guide,
+    "Encrypt log data in CloudWatch Logs using AWS KMS", step 2); CreateLogGroup fails
+    otherwise. SNS needs sns.amazonaws.com for the AWS services that publish to the topic."""
+    _, _, templates, _ = built
+    keys = resources(templates, "AWS::KMS::Key")
+    for lid, group in resources(templates, "AWS::Logs::LogGroup").items():
+        if "KmsKeyId" not in group["Properties"]:
+            continue
+        [key] = referenced(group["Properties"]["KmsKeyId"])
+        principals = [json.dumps(st.get("Principal")) for st in keys[key]["Properties"]["KeyPolicy"]["Statement"]
+                      if st["Effect"] == "Allow" and any(a.startswith(("kms:Encrypt", "kms:GenerateDataKey"))
+                                                         for a in st["Action"])]
+        assert any("logs.${AWS::Region}.amazonaws.com" in p for p in principals), lid
+    for topic in resources(templates, "AWS::SNS::Topic").values():
+        [key] = referenced(topic["Properties"]["KmsMasterKeyId"])
+        assert any(st.get("Principal") == {"Service": "sns.amazonaws.com"}
+                   for st in keys[key]["Properties"]["KeyPolicy"]["Statement"])
+
+
+def test_retained_data_keeps_the_key_that_decrypts_it(built):
+    """Data encrypted under a deleted KMS key cannot be decrypted (KMS Developer Guide,
+    "Deleting AWS KMS keys"). A resource CloudFormation retains (the task store, so that
+    `destroy --keep-data` keeps it) must not reference a key CloudFormation deletes."""
+    _, _, templates, _ = built
+    r = resources(templates)
+    for lid, res in r.items():
+        if res.get("DeletionPolicy") != "Retain":
+            continue
+        for dep in referenced(res["Properties"]):
+            if r.get(dep, {}).get("Type") == "AWS::KMS::Key":
+                assert r[dep].get("DeletionPolicy") == "Retain", f"{lid} keeps data under {dep}, which is deleted"
+
+
+# -- API Gateway --------------------------------------------------------------------------------
+def test_the_api_gateway_account_setting_is_never_owned_and_undone(built):
+    """AWS::ApiGateway::Account is one per account and region, shared by every REST API
+    (CloudFormation User Guide, AWS::ApiGateway::Account: "If an API Gateway resource has
+    been created using CloudFormation... deleting the stack does not..." and the API Gateway
+    Developer Guide, "Set up CloudWatch logging"). It must be conditional (set only where
+    unset) and retained, with the role it names."""
+    _, _, templates, _ = built
+    r = templates["edge"]["Resources"]
+    account = r["ApiGatewayAccount"]
+    assert account.get("Condition") and account["DeletionPolicy"] == "Retain"
+    [role] = referenced(account["Properties"]["CloudWatchRoleArn"])
+    assert r[role]["DeletionPolicy"] == "Retain" and r[role].get("Condition") == account["Condition"]
+
+
+def test_nothing_depends_on_a_resource_that_may_not_exist(built):
+    """A DependsOn naming a resource whose Condition is false fails the whole template
+    ("Template format error: Unresolved resource dependencies"); CloudFormation User Guide,
+    "DependsOn attribute" and "Conditions"."""
+    _, _, templates, _ = built
+    for tpl in templates.values():
+        r = tpl["Resources"]
+        for lid, res in r.items():
+            for dep in res.get("DependsOn", []) if isinstance(res.get("DependsOn"), list) else [res.get("DependsOn")]:
+                if dep and r[dep].get("Condition"):
+                    assert res.get("Condition") == r[dep]["Condition"], f"{lid} DependsOn conditional {dep}"
+
+
+def test_a_changed_api_makes_a_new_deployment():
+    """CloudFormation updates an AWS::ApiGateway::Deployment in place only for its own
+    properties; a changed method or integration reaches the stage only through a new
+    deployment, i.e. a new logical id (CloudFormation User Guide, AWS::ApiGateway::Deployment,
+    and the SAM/CDK practice of hashing the API into the id)."""
+    from sdctl.cfn import edge as edge_module
+
+    def deployment_ids(text):
+        tpl = {s.key: s.template for s in stacks(parse(text))}["edge"]
+        return [lid for lid, res in tpl["Resources"].items() if res["Type"] == "AWS::ApiGateway::Deployment"], tpl
+
+    [first], tpl = deployment_ids(EXAMPLE.read_text())
+    assert tpl["Resources"]["ApiStage"]["Properties"]["DeploymentId"] == {"Ref": first}
+    [throttled], _ = deployment_ids(EXAMPLE.read_text().replace("rateLimit: 30", "rateLimit: 31"))
+    assert throttled == first  # a stage setting needs no new deployment
+    changed = json.loads(json.dumps(tpl))
+    changed["Resources"]["ApiTasksMethod"]["Properties"]["ApiKeyRequired"] = False
+    assert edge_module.deployment_id(changed) != first
+
+
+# -- names ---------------------------------------------------------------------------------------
+LIMITS = {  # resource type -> (property, most characters, pattern or None); each from its CFN reference page
+    "AWS::IAM::Role": ("RoleName", 64, r"[\w+=,.@-]+"),
+    "AWS::SQS::Queue": ("QueueName", 80, r"[A-Za-z0-9_-]+"),
+    "AWS::SNS::Topic": ("TopicName", 256, r"[A-Za-z0-9_-]+"),
+    "AWS::S3::Bucket": ("BucketName", 63, r"[a-z0-9][a-z0-9.-]+[a-z0-9]"),
+    "AWS::Lambda::Function": ("FunctionName", 64, r"[A-Za-z0-9_-]+"),
+    "AWS::DynamoDB::Table": ("TableName", 255, r"[A-Za-z0-9_.-]{3,}"),
+    "AWS::ECR::Repository": ("RepositoryName", 256, r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"),
+    "AWS::CodeBuild::Project": ("Name", 255, r"[A-Za-z0-9][A-Za-z0-9_-]{1,254}"),
+    "AWS::Logs::LogGroup": ("LogGroupName", 512, r"[.\-_/#A-Za-z0-9]+"),
+    "AWS::EKS::Cluster": ("Name", 100, r"[0-9A-Za-z][A-Za-z0-9\-_]*"),
+    "AWS::EKS::Nodegroup": ("NodegroupName", 63, None),
+}
+
+
+def test_names_fit_their_limits(built):
+    """Each name against its documented length and character limit (CloudFormation resource
+    reference of each type), with the longest region name and a 12-digit account: moto
+    accepts longer names than AWS for most of these."""
+    _, cfg, templates, _ = built
+    checked = 0
+    for lid, res in resources(templates).items():
+        rule = LIMITS.get(res["Type"])
+        if not rule or rule[0] not in res["Properties"]:
+            continue
+        prop, most, pattern = rule
+        name = rendered_name(res["Properties"][prop], cfg)
+        assert len(name) <= most, f"{lid}.{prop} {name!r} is {len(name)} > {most}"
+        assert pattern is None or re.fullmatch(pattern, name), f"{lid}.{prop} {name!r}"
+        checked += 1
+    assert checked >= 8
+
+
+# -- EKS ---------------------------------------------------------------------------------------------
+def test_eks_add_ons_are_pinned_and_the_bill_cannot_change_by_itself(built):
+    """Without AddonVersion EKS installs whatever is default that day; without UpgradePolicy
+    STANDARD a cluster whose version leaves standard support moves to extended support, billed
+    at 6x (EKS User Guide, "Cluster upgrade policy"). Mountpoint's CSI driver must be v2+ to
+    honour the pod's fsGroup (mountpoint-s3-csi-driver docs, v2 upgrade)."""
+    name, cfg, templates, _ = built
+    if cfg.cluster.existing:
+        assert "Cluster" not in templates["cluster"]["Resources"]
+        return
+    r = templates["cluster"]["Resources"]
+    assert r["Cluster"]["Properties"]["UpgradePolicy"] == {"SupportType": "STANDARD"}
+    addons = {res["Properties"]["AddonName"]: res["Properties"] for res in r.values() if res["Type"] == "AWS::EKS::Addon"}
+    assert set(addons) == set(versions.ADDONS)
+    for addon, props in addons.items():
+        assert props["AddonVersion"] == versions.ADDONS[addon]
+    assert int(addons["aws-mountpoint-s3-csi-driver"]["AddonVersion"].lstrip("v").split(".")[0]) >= 2
+
+
+def test_network_policies_are_enforced_where_the_chart_ships_them(built, rendered):
+    """The VPC CNI enforces Kubernetes NetworkPolicy only with enableNetworkPolicy "true" in
+    its add-on configuration (EKS User Guide, "Limit pod traffic with Kubernetes network
+    policies"); otherwise the chart's NetworkPolicy is accepted and ignored."""
+    name, cfg, templates, _ = built
+    ships = any(o["kind"] == "NetworkPolicy" for objs in rendered.values() for o in objs)
+    assert ships
+    if cfg.cluster.existing:
+        return  # the cluster's own CNI: docs/security.md says enforcement depends on it
+    [cni] = [res for res in templates["cluster"]["Resources"].values()
+             if res["Type"] == "AWS::EKS::Addon" and res["Properties"]["AddonName"] == "vpc-cni"]
+    assert json.loads(cni["Properties"]["ConfigurationValues"]) == {"enableNetworkPolicy": "true"}
+
+
+def test_the_cluster_endpoint_is_not_open_to_the_internet_by_default():
+    """EKS best practices: restrict the public endpoint to known CIDR blocks. The default is
+    the deployer's /32, not 0.0.0.0/0."""
+    cfg = parse(EXAMPLE.read_text())
+    [cluster] = [s for s in stacks(cfg, deployer_cidr=lambda: "203.0.113.7/32") if s.key == "cluster"]
+    outs = {"edge": {k: "x" for k in ("ResultsTopicArn", "TopicKeyArn", "OutputBucket", "TasksTableArn",
+                                      "QueueSdruntimeArn")}, "network": {"PrivateSubnetIds": "a,b"}}
+    assert cluster.parameters(outs)["PublicAccessCidrs"] == "203.0.113.7/32"
+    vpc = cluster.template["Resources"]["Cluster"]["Properties"]["ResourcesVpcConfig"]
+    assert vpc["PublicAccessCidrs"] == {"Ref": "PublicAccessCidrs"} and vpc["EndpointPrivateAccess"] is True
+
+
+# -- Karpenter, KEDA, Mountpoint -------------------------------------------------------------------------
+def test_gpu_nodes_select_subnets_and_security_groups_that_exist(built, rendered):
+    """An EC2NodeClass whose subnetSelectorTerms match no subnet launches no node (Karpenter
+    docs, NodeClasses, subnetSelectorTerms). sdctl's network tags its private subnets
+    karpenter.sh/discovery=<cluster>; an existing VPC's subnets are selected by id, an
+    existing cluster's by the cluster's own. EKS tags the cluster security group it creates
+    aws:eks:cluster-name (EKS User Guide, "Amazon EKS security group requirements")."""
+    name, cfg, templates, _ = built
+    for _runtime, objs in rendered.items():
+        [nc] = [o for o in objs if o["kind"] == "EC2NodeClass"]
+        terms = nc["spec"]["subnetSelectorTerms"]
+        if cfg.network.private_subnet_ids:
+            assert terms == [{"id": s} for s in cfg.network.private_subnet_ids]
+        elif cfg.cluster.existing:
+            assert terms == [{"id": "subnet-0ccccccccccccccc3"}]
+        else:
+            assert terms == [{"tags": {"karpenter.sh/discovery": cfg.cluster_name}}]
+            private = [res for lid, res in templates["network"]["Resources"].items()
+                       if lid.startswith("PrivateSubnet") and res["Type"] == "AWS::EC2::Subnet"]
+            assert private and all({"Key": "karpenter.sh/discovery", "Value": {"Ref": "ClusterName"}}
+                                   in s["Properties"]["Tags"] for s in private)
+            assert templates["network"]["Parameters"]["ClusterName"]
+        assert nc["spec"]["securityGroupSelectorTerms"] == [{"tags": {"aws:eks:cluster-name": cfg.cluster_name}}]
+
+
+def test_node_images_are_pinned_and_drains_end(rendered):
+    """`bottlerocket@latest` drifts every node, busy GPU nodes included, when a release comes
+    out (Karpenter docs, "Managing AMIs"); pin a version. Pods with karpenter.sh/do-not-disrupt
+    block a drain until the NodePool's terminationGracePeriod, which must be set (Karpenter docs,
+    NodePools, terminationGracePeriod) and outlast the pod's own grace period."""
+    for _runtime, objs in rendered.items():
+        [nc] = [o for o in objs if o["kind"] == "EC2NodeClass"]
+        [pool] = [o for o in objs if o["kind"] == "NodePool"]
+        [deploy] = [o for o in objs if o["kind"] == "Deployment"]
+        assert [t["alias"] for t in nc["spec"]["amiSelectorTerms"]] == [versions.BOTTLEROCKET_ALIAS]
+        assert not versions.BOTTLEROCKET_ALIAS.endswith("@latest")
+        pod = deploy["spec"]["template"]
+        if pod["metadata"]["annotations"].get("karpenter.sh/do-not-disrupt") == "true":
+            bound = int(pool["spec"]["template"]["spec"]["terminationGracePeriod"].removesuffix("s"))
+            assert bound > pod["spec"]["terminationGracePeriodSeconds"]
+
+
+def test_keda_owns_the_replicas_of_what_it_scales(rendered):
+    """KEDA creates an HPA for a ScaledObject's target; a manifest that also sets
+    spec.replicas fights it on every apply (KEDA docs, "Scaling Deployments"; Kubernetes docs,
+    HorizontalPodAutoscaler, "Migrating Deployments and StatefulSets to horizontal autoscaling")."""
+    for runtime, objs in rendered.items():
+        targets = {o["spec"]["scaleTargetRef"]["name"] for o in objs if o["kind"] == "ScaledObject"}
+        for d in (o for o in objs if o["kind"] == "Deployment"):
+            if d["metadata"]["name"] in targets:
+                assert "replicas" not in d["spec"], runtime
+
+
+def test_mountpoint_gets_a_prefix_it_accepts(rendered):
+    """Mountpoint for Amazon S3's --prefix must end with '/' (mountpoint-s3 CONFIGURATION.md,
+    "Mounting a bucket prefix"); it refuses to mount otherwise, and the pod never starts."""
+    for _runtime, objs in rendered.items():
+        for pv in (o for o in objs if o["kind"] == "PersistentVolume"):
+            prefixes = [m.split(" ", 1)[1] for m in pv["spec"]["mountOptions"] if m.startswith("prefix ")]
+            assert all(p.endswith("/") and not p.startswith("/") for p in prefixes), prefixes
+
+
+def test_every_image_a_release_runs_is_one_sdctl_builds_or_the_users_own(built):
+    """A pod whose image is not in a registry sits in ImagePullBackOff on a paid GPU node.
+    Each image the releases run is either the user's own (runtimes[].image) or lives in an ECR
+    repository the edge stack creates and `sdctl images publish` fills."""
+    from sdctl import images
+
+    _, cfg, templates, rels = built
+    repos = {res["Properties"]["RepositoryName"] for res in templates["edge"]["Resources"].values()
+             if res["Type"] == "AWS::ECR::Repository"}
+    own = {rt.image for rt in cfg.runtimes if rt.image}
+    for uri in images_of(rels):
+        if uri in own:
+            continue
+        repo, _tag = images.ecr_reference(uri, ACCOUNT, cfg.region)
+        assert repo in repos, uri
+        key = next(k for k, (name, _) in images.IMAGES.items() if images.repository_name(cfg.stack_name, name) == repo)
+        assert key in images.needed(cfg)  # and publish builds it by default
+
+
+def test_queues_accept_messages_from_the_topic_that_feeds_them(built):
+    """An SQS queue subscribed to an SNS topic receives nothing unless its queue policy lets
+    sns.amazonaws.com SendMessage (SNS Developer Guide, "Subscribing an Amazon SQS queue to an
+    Amazon SNS topic"). moto skips AWS::SQS::QueuePolicy and AWS::SNS::Subscription."""
+    _, _, templates, _ = built
+    r = templates["edge"]["Resources"]
+    for lid, sub in resources(templates, "AWS::SNS::Subscription").items():
+        [queue] = referenced(sub["Properties"]["Endpoint"])
+        policies = [p for p in r.values() if p["Type"] == "AWS::SQS::QueuePolicy"
+                    and queue in referenced(p["Properties"]["Queues"])]
+        assert any(st["Effect"] == "Allow" and st["Principal"] == {"Service": "sns.amazonaws.com"}
+                   and "sqs:SendMessage" in st["Action"] and referenced(sub["Properties"]["TopicArn"])
+                   <= referenced(st.get("Condition", {})) for p in policies
+                   for st in p["Properties"]["PolicyDocument"]["Statement"]), lid
