@@ -58,8 +58,9 @@ def local_target() -> Target:
     clients = {}
 
     def factory(name: str):
-        if not clients:
-            clients.update(local_clients(state["aws_url"], state["region"]))
+        if name not in clients:
+            creds = (state.get("credentials") or {}).get("operator")
+            clients.update(local_clients(state["aws_url"], state["region"], creds, services=(name,)))
         return clients[name]
 
     return Target(

@@ -79,3 +79,18 @@ cluster: {existing: true, name: platform-prod}
 modelBucket: {name: team-models, prefix: models}
 runtimes: [{name: sdruntime, type: diffusers}]
 """
+
+
+def local_aws(cwd, name: str, principal: str = "operator"):
+    """A boto3 client for the local stack started in `cwd`, signed as one of its principals
+    (the stack enforces IAM: sdctl/local/iam.py). The credentials are in its state file."""
+    import json
+    from pathlib import Path
+
+    import boto3
+
+    state = json.loads((Path(cwd) / ".sdctl" / "state.json").read_text())
+    creds = state["credentials"][principal]
+    return boto3.client(name, endpoint_url=state["aws_url"], region_name=state["region"],
+                        aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"])

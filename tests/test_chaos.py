@@ -15,11 +15,11 @@ import sys
 import time
 from collections import defaultdict
 
-import boto3
 import httpx
 import pytest
 
 from tests.conftest import ROOT, free_port
+from tests.helpers import local_aws
 
 pytestmark = pytest.mark.e2e
 CONFIG = "stackName: chaos\nruntimes:\n  - {name: sdruntime, type: sdwebui, maxReceiveCount: %d}\n"
@@ -61,8 +61,7 @@ def submit(state, ids: list[str], prompt: str) -> None:
 
 
 def aws(state, name):
-    return boto3.client(name, endpoint_url=state["aws_url"], region_name="us-west-2",
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+    return local_aws(state["cwd"], name)
 
 
 def results(state) -> dict[str, dict]:

@@ -15,12 +15,12 @@ import sys
 import time
 from pathlib import Path
 
-import boto3
 import httpx
 import pytest
 from PIL import Image
 
 from tests.conftest import EXAMPLE
+from tests.helpers import local_aws
 
 pytestmark = pytest.mark.e2e
 
@@ -137,7 +137,7 @@ def test_submit_then_fetch_and_the_result_notification(local_stack, tmp_path):
             break
         time.sleep(0.3)
     assert json.loads(r.stdout)["files"] == ["f/sub-1-1.png"]
-    sqs = boto3.client("sqs", endpoint_url=state["aws_url"], region_name="us-west-2")
+    sqs = local_aws(cwd, "sqs")
     notes = []
     while True:
         msgs = sqs.receive_message(QueueUrl=state["resources"]["results_queue_url"], MaxNumberOfMessages=10,
@@ -202,6 +202,42 @@ def test_a_killed_agent_is_restarted_and_work_continues(local_stack):
     assert result["status"] == "completed"
 
 
+def test_every_process_runs_with_only_its_template_policy(local_stack):
+    """The local stack enforces IAM (moto with reset-auth 0): the gateway's handler, each
+    agent and KEDA sign with credentials whose policy is the CloudFormation template's
+    document for that component (sdctl/cfn/policies.py). What the template does not grant is
+    denied here as on AWS; a missing grant fails this suite before it fails a task."""
+    from botocore.exceptions import ClientError
+
+    cwd, state = local_stack
+    assert state["iam_enforced"] is True
+    res = state["resources"]
+    queue = res["runtimes"]["sdruntime"]["queue_url"]
+
+    def denied(call) -> bool:
+        try:
+            call()
+        except ClientError as e:
+            return e.response["ResponseMetadata"]["HTTPStatusCode"] == 403 or "AccessDenied" in str(e)
+        return False
+
+    agent_sns = local_aws(cwd, "sns", "agent-sdruntime")
+    assert denied(lambda: agent_sns.publish(TopicArn=res["requests_topic_arn"], Message="{}"))
+    keda = local_aws(cwd, "sqs", "keda")
+    assert "ApproximateNumberOfMessages" in keda.get_queue_attributes(
+        QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+    assert denied(lambda: keda.receive_message(QueueUrl=queue, WaitTimeSeconds=0))
+    handler_db = local_aws(cwd, "dynamodb", "api-handler")
+    assert denied(lambda: handler_db.scan(TableName=res["tasks_table"]))
+    assert denied(lambda: local_aws(cwd, "s3", "api-handler").list_objects_v2(Bucket=res["bucket"]))
+    assert denied(lambda: local_aws(cwd, "s3", "agent-sdruntime").delete_object(Bucket=res["bucket"], Key="x"))
+    import boto3
+
+    stranger = boto3.client("sqs", endpoint_url=state["aws_url"], region_name="us-west-2",
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+    assert denied(lambda: stranger.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"]))
+
+
 def test_up_again_is_harmless_and_down_stops_every_process(local_stack):
     cwd, _ = local_stack
     again = json.loads(sdctl("local", "up", "--detach", "-o", "json", cwd=cwd).stdout)
@@ -215,3 +251,4 @@ def test_up_again_is_harmless_and_down_stops_every_process(local_stack):
     assert not (cwd / ".sdctl" / "state.json").exists()
     r = sdctl("local", "status", cwd=cwd, check=False)
     assert r.returncode == 1 and "not running" in r.stderr
+

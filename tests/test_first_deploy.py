@@ -329,7 +329,8 @@ def test_a_wait_longer_than_a_token_lives_keeps_its_credentials(tmp_path, monkey
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
-    app, seen = eks_like_api(token_life=2, ready_after=5)
+    # 4 s stands for EKS's 15 minutes; each exec-plugin token is a second or two old when used.
+    app, seen = eks_like_api(token_life=4, ready_after=9)
     with ServerThread(app) as server:
         if user == "exec plugin":
             creds = eks.exec_user("c", "us-west-2", command=[sys.executable, "-m", "sdctl"])
@@ -347,3 +348,46 @@ def test_a_wait_longer_than_a_token_lives_keeps_its_credentials(tmp_path, monkey
         state = cluster.wait_ready([rel], path, lambda step: None, timeout=30, poll=1)
     assert state["sdruntime"]["scaledobject_ready"] is True
     assert len(seen["tokens"]) >= 3 and seen["rejected"] == 0
+
+
+def publish_public_parameter(name: str, value: str) -> None:
+    """AWS publishes /aws/service/... parameters itself and refuses them from accounts (so does
+    moto); the test server is in this process, so the parameter is placed in its backend as
+    AWS would have it."""
+    from moto.ssm.models import ssm_backends
+
+    backend = ssm_backends["123456789012"]["us-west-2"]
+    backend.put_parameter(name="sdctl-test-public", description=None, value=value, parameter_type="String",
+                          allowed_pattern=None, keyid=None, overwrite=True, tags=None, data_type="text",
+                          tier=None, policies=None)
+    versions_ = backend._parameters.pop("sdctl-test-public")
+    for v in versions_:
+        v.name = name
+    backend._parameters[name] = versions_
+
+
+def test_doctor_sees_what_only_a_deployed_stack_shows(aws, existing_vpc):
+    """`sdctl doctor` on a stack: images in ECR for every runtime, subnets the GPU nodes
+    select, the pinned Bottlerocket image in this region (its SSM parameter), the endpoint's
+    openness. moto has no EKS cluster, so the endpoint is judged from the config."""
+    from sdctl import doctor
+    from sdctl.aws.session import Aws
+    from sdctl.config import parse
+
+    vpc, subnets = existing_vpc
+    cfg = parse(CONFIG.format(vpc=vpc, subnets=", ".join(subnets), rate=30)
+                + "cluster: {publicAccessCidrs: [0.0.0.0/0]}\n")
+    client = Aws(session=None, region="us-west-2", account="123456789012", principal_arn="x")
+    client.client = lambda name: getattr(aws, name)
+    aws.ecr.create_repository(repositoryName="cyc/queue-agent")
+    rows = dict(doctor.aws_checks(client, cfg))
+    assert rows["images"][0] == doctor.FAIL and "cyc/sdwebui:" in rows["images"][1]
+    assert rows["images"][2] == "sdctl images publish"
+    assert rows["subnets"][0] == doctor.OK and "2 subnet(s)" in rows["subnets"][1]
+    assert rows["endpoint"][0] == doctor.WARN and "0.0.0.0/0" in rows["endpoint"][1]
+    assert rows["node image"][0] == doctor.FAIL  # moto holds no public SSM parameters
+    publish_public_parameter(doctor.ami_parameter("1.35"), "ami-0123456789abcdef0")
+    rows = dict(doctor.aws_checks(client, cfg.model_copy(update={"network": cfg.network.model_copy(
+        update={"private_subnet_ids": ["subnet-0ddddddddddddddd4", "subnet-0eeeeeeeeeeeeeee5"]})})))
+    assert rows["node image"][0] == doctor.OK
+    assert rows["subnets"][0] == doctor.FAIL

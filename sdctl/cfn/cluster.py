@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from sdctl import versions
+from sdctl.cfn import policies
 from sdctl.cfn.base import (
     allow,
     getatt,
@@ -165,26 +166,21 @@ def cluster_template(cfg: Config, n: Names) -> dict:
     r["KedaOperatorRole"] = {"Type": "AWS::IAM::Role", "Properties": {
         "AssumeRolePolicyDocument": PODS_TRUST,
         "Policies": [{"PolicyName": "read-queue-depth",
-                      "PolicyDocument": policy(allow("sqs:GetQueueAttributes", queue_arns))}]}}
+                      "PolicyDocument": policies.keda_operator(queue_arns)}]}}
     r["KedaIdentity"] = _pod_identity(cluster_name, "keda", "keda-operator", "KedaOperatorRole")
 
     # -- one workload role per runtime ----------------------------------------------------------------------
     for rt in cfg.runtimes:
         lid = logical_id(rt.name)
-        statements = [
-            allow(["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
-                   "sqs:GetQueueAttributes"], ref(f"Queue{lid}Arn")),
-            allow(["s3:PutObject", "s3:GetObject"], sub("arn:${AWS::Partition}:s3:::${OutputBucket}/*")),
-            allow("s3:ListBucket", sub("arn:${AWS::Partition}:s3:::${OutputBucket}")),
-            allow("sns:Publish", ref("ResultsTopicArn")),
-            allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], ref("TasksTableArn")),
-            allow(["kms:GenerateDataKey*", "kms:Decrypt"], ref("TopicKeyArn")),
-        ]
-        if cfg.model_bucket.name:
-            statements.append(allow("s3:GetObject", sub(f"arn:${{AWS::Partition}}:s3:::{cfg.model_bucket.name}/*")))
+        workload = policies.runtime_workload(
+            queue=ref(f"Queue{lid}Arn"), output_bucket=sub("arn:${AWS::Partition}:s3:::${OutputBucket}"),
+            output_objects=sub("arn:${AWS::Partition}:s3:::${OutputBucket}/*"), results_topic=ref("ResultsTopicArn"),
+            tasks_table=ref("TasksTableArn"), key=ref("TopicKeyArn"),
+            model_objects=sub(f"arn:${{AWS::Partition}}:s3:::{cfg.model_bucket.name}/*") if cfg.model_bucket.name
+            else None)
         r[f"Runtime{lid}Role"] = {"Type": "AWS::IAM::Role", "Properties": {
             "AssumeRolePolicyDocument": PODS_TRUST,
-            "Policies": [{"PolicyName": "runtime-workload", "PolicyDocument": policy(*statements)}],
+            "Policies": [{"PolicyName": "runtime-workload", "PolicyDocument": workload}],
             "Tags": tags({"sdctl:runtime": rt.name})}}
         r[f"Runtime{lid}Identity"] = _pod_identity(cluster_name, rt.namespace, runtime_service_account(rt.name),
                                                    f"Runtime{lid}Role")

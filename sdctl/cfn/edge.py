@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from sdctl.cfn import policies
 from sdctl.cfn.base import (
     allow,
     getatt,
@@ -161,15 +162,9 @@ def edge_template(cfg: Config, n: Names) -> dict:
         "KmsKeyId": getatt("TopicKey", "Arn")}}
     r["ApiHandlerRole"] = {"Type": "AWS::IAM::Role", "Properties": {
         "AssumeRolePolicyDocument": trust("lambda.amazonaws.com"),
-        "Policies": [{"PolicyName": "publish-tasks", "PolicyDocument": policy(
-            allow("sns:Publish", ref("RequestsTopic")),
-            allow(["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
-                  getatt("TasksTable", "Arn")),
-            allow(["kms:GenerateDataKey*", "kms:Decrypt"], getatt("TopicKey", "Arn")),
-            allow(["logs:CreateLogStream", "logs:PutLogEvents"], getatt("ApiHandlerLogGroup", "Arn")),
-            # TracingConfig Active: Lambda checks at CreateFunction that the role may send traces.
-            allow(["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "*"),
-        )}]}}
+        "Policies": [{"PolicyName": "publish-tasks", "PolicyDocument": policies.api_handler(
+            requests_topic=ref("RequestsTopic"), tasks_table=getatt("TasksTable", "Arn"),
+            key=getatt("TopicKey", "Arn"), log_group=getatt("ApiHandlerLogGroup", "Arn"))}]}}
     r["ApiHandler"] = {"Type": "AWS::Lambda::Function", "DependsOn": ["ApiHandlerLogGroup"], "Properties": {
         "FunctionName": function_name,
         "Description": "sdctl: validate v1alpha2 tasks, record and publish them; task status and cancel",

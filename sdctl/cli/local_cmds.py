@@ -35,6 +35,8 @@ def up(
     model: Annotated[str, typer.Option(help="Model for the built-in runtime: 'tiny' or a local path.")] = "tiny",
     runtime_url: Annotated[list[str], typer.Option("--runtime-url", help="NAME=URL of a runtime you already run (repeatable).")] = [],  # noqa: B006
     visibility_seconds: Annotated[int | None, typer.Option(hidden=True, min=1)] = None,
+    iam: Annotated[bool, typer.Option("--iam/--no-iam", help="Each process signs with credentials holding only "
+                                                             "its template's IAM policy, enforced (default).")] = True,
     output: OutputOpt = None,
 ) -> None:
     """Start the local stack: AWS emulator, API gateway, runtimes and queue agents."""
@@ -53,13 +55,15 @@ def up(
             argv += ["--runtime-url", v]
         if visibility_seconds:
             argv += ["--visibility-seconds", str(visibility_seconds)]
+        if not iam:
+            argv.append("--no-iam")
         started = time.monotonic()
         with err.status("starting the local stack…") as status:
             state = stack.spawn_detached(argv, on_event=lambda s: status.update(f"local stack: {s}…"))
         _show(state, mode, seconds=time.monotonic() - started)
         return
     stack.run(cfg, str(path), agents=agents, model=model, runtime_urls=urls,
-              visibility_seconds=visibility_seconds, on_event=lambda s: err.print(f"[dim]local:[/] {s}"))
+              visibility_seconds=visibility_seconds, enforce_iam=iam, on_event=lambda s: err.print(f"[dim]local:[/] {s}"))
 
 
 @app.command()
@@ -101,7 +105,7 @@ def _show(state: dict, mode: str, *, seconds: float | None = None, show_key: boo
     res = state.get("resources", {})
     if mode == "json":
         data = {k: state.get(k) for k in ("status", "stack", "region", "gateway_url", "aws_url", "api_key",
-                                          "supervisor_pid", "logs", "config")}
+                                          "supervisor_pid", "logs", "config", "iam_enforced")}
         data["resources"] = res
         data["processes"] = processes
         if seconds is not None:

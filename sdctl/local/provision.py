@@ -39,7 +39,8 @@ def provision(plan: dict, *, sns, sqs, s3, dynamodb=None) -> dict:
         "results_topic_arn": topic_arns[plan["results_topic"]],
         "results_queue_url": queue_urls[plan["results_queue"]],
         "runtimes": {
-            name: {**rt, "queue_url": queue_urls[rt["queue"]], "dead_letter_queue_url": queue_urls[rt["dead_letter_queue"]]}
+            name: {**rt, "queue_url": queue_urls[rt["queue"]], "dead_letter_queue_url": queue_urls[rt["dead_letter_queue"]],
+                   "queue_arn": queue_arns[rt["queue"]], "dead_letter_queue_arn": queue_arns[rt["dead_letter_queue"]]}
             for name, rt in plan["runtimes"].items()
         },
     }

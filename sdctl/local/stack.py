@@ -39,24 +39,45 @@ def base_env(region: str) -> dict[str, str]:
     return env
 
 
-def local_clients(aws_url: str, region: str):
+def local_clients(aws_url: str, region: str, credentials: dict[str, str] | None = None,
+                  services: tuple[str, ...] = ("sns", "sqs", "s3", "dynamodb")):
+    """Clients for the emulator, signed with `credentials` (an AWS_ACCESS_KEY_ID /
+    AWS_SECRET_ACCESS_KEY pair; the state's operator by default for the CLI)."""
     import boto3
 
-    session = boto3.session.Session(region_name=region, aws_access_key_id="testing",
-                                    aws_secret_access_key="testing")
-    return {n: session.client(n, endpoint_url=aws_url) for n in ("sns", "sqs", "s3", "dynamodb")}
+    creds = credentials or LOCAL_CREDENTIALS
+    session = boto3.session.Session(region_name=region, aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+                                    aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"])
+    return {n: session.client(n, endpoint_url=aws_url) for n in services}
+
+
+def grant_least_privilege(cfg: Config, resources: dict, aws_url: str) -> dict[str, dict[str, str]]:
+    """Create each component's credentials with its template policy, then turn enforcement on."""
+    from sdctl.local import iam
+    from sdctl.names import LOCAL_ACCOUNT
+
+    docs = iam.documents(resources, region=cfg.region, account=LOCAL_ACCOUNT, model_bucket=cfg.model_bucket.name)
+    creds = iam.create(local_clients(aws_url, cfg.region, services=("iam",))["iam"], docs, cfg.stack_name)
+    iam.enforce(aws_url)
+    return creds
 
 
 def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, agents: int, model: str,
-                  runtime_urls: dict[str, str], env: dict[str, str]) -> list[ProcSpec]:
-    """The gateway, one runtime per configured runtime (unless given a URL) and the agents."""
+                  runtime_urls: dict[str, str], env: dict[str, str],
+                  credentials: dict[str, dict[str, str]] | None = None) -> list[ProcSpec]:
+    """The gateway, one runtime per configured runtime (unless given a URL) and the agents,
+    each signing with its own credentials where the stack enforces IAM."""
+    from sdctl.local import iam
+
     py = sys.executable
+    credentials = credentials or {}
     specs = []
     port = free_port()
     specs.append(ProcSpec(
         role="gateway", name="gateway", argv=[py, "-m", "sdctl.local.gateway"], port=port,
         url=f"http://127.0.0.1:{port}", ready_path="/ping",
-        env=dict(env, AWS_ENDPOINT_URL=aws_url, GATEWAY_API_KEY=api_key, GATEWAY_PORT=str(port),
+        env=dict(env, **credentials.get(iam.HANDLER, {}), AWS_ENDPOINT_URL=aws_url, GATEWAY_API_KEY=api_key,
+                 GATEWAY_PORT=str(port),
                  SNS_TOPIC_ARN=resources["requests_topic_arn"], S3_BUCKET=resources["bucket"],
                  DEFAULT_PREFIX=resources["prefix"], TASKS_TABLE=resources.get("tasks_table") or "",
                  TASK_TTL_DAYS=str(resources["task_ttl_days"]),
@@ -80,7 +101,8 @@ def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, a
             specs.append(ProcSpec(
                 role="agent", name=f"agent-{rt.name}-{i + 1}", runtime=rt.name,
                 argv=[py, "-m", "sdctl", "agent", "run"],
-                env=dict(env, AWS_ENDPOINT_URL=aws_url, SQS_QUEUE_URL=r["queue_url"],
+                env=dict(env, **credentials.get(iam.agent(rt.name), {}), AWS_ENDPOINT_URL=aws_url,
+                         SQS_QUEUE_URL=r["queue_url"],
                          SNS_TOPIC_ARN=resources["results_topic_arn"], S3_BUCKET=resources["bucket"],
                          TASKS_TABLE=resources.get("tasks_table") or "",
                          TASK_TTL_DAYS=str(resources["task_ttl_days"]),
@@ -95,7 +117,7 @@ def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, a
 
 def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
         runtime_urls: dict[str, str] | None = None, visibility_seconds: int | None = None,
-        on_event: Callable[[str], None] = lambda s: None) -> None:
+        enforce_iam: bool = True, on_event: Callable[[str], None] = lambda s: None) -> None:
     """Run the local stack in this process until SIGTERM/SIGINT. Writes state as it goes."""
     existing = st.read()
     if existing and st.pid_alive(existing.get("supervisor_pid")) and existing["supervisor_pid"] != os.getpid():
@@ -120,19 +142,24 @@ def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
     try:
         on_event(f"starting the AWS emulator on {aws_url}")
         moto = sup.start(ProcSpec(role="aws", name="aws", port=aws_port, url=aws_url, ready_path="/moto-api/",
-                                  argv=[sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(aws_port)],
+                                  argv=[sys.executable, "-m", "sdctl.local.emulator", "-H", "127.0.0.1", "-p",
+                                        str(aws_port)],
                                   env=env))
         sup.wait_ready(moto, 60)
         on_event("creating topics, queues and the bucket")
         resources = provision(local_plan(cfg, visibility_seconds=visibility_seconds),
                               **local_clients(aws_url, cfg.region))
+        credentials = None
+        if enforce_iam:
+            on_event("granting each component its template's IAM policy; enforcing IAM")
+            credentials = grant_least_privilege(cfg, resources, aws_url)
         api_key = secrets.token_urlsafe(24)
         specs = process_specs(cfg, resources, aws_url=aws_url, api_key=api_key, agents=agents, model=model,
-                              runtime_urls=runtime_urls or {}, env=env)
+                              runtime_urls=runtime_urls or {}, env=env, credentials=credentials)
         children = [sup.start(s) for s in specs]
         gateway = children[0]
         state.update(gateway_url=gateway.spec.url, api_key=api_key, resources=resources,
-                     processes=sup.describe())
+                     processes=sup.describe(), iam_enforced=enforce_iam, credentials=credentials or {})
         st.write(state)
         for child in children:
             if child.spec.url:

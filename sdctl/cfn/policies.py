@@ -1,0 +1,51 @@
+"""The IAM policies each component runs with, written once.
+
+The CloudFormation builders grant them with intrinsic references (Ref, GetAtt, Sub); the
+local stack grants the very same documents with the ARNs it provisioned, to the credentials
+each local process signs with (sdctl/local/iam.py), and moto enforces them there. So a
+permission a component lacks on AWS is a failed local test first. Pure: ARNs in, documents out.
+"""
+
+from __future__ import annotations
+
+from sdctl.cfn.base import allow, policy
+
+#: What the API handler does to a task record (conditional put, read, cancel, undo on failure).
+HANDLER_TABLE_ACTIONS = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+#: What a queue agent does with its runtime's queue.
+AGENT_QUEUE_ACTIONS = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+                       "sqs:GetQueueAttributes"]
+
+
+def api_handler(*, requests_topic, tasks_table, key, log_group) -> dict:
+    """The API Lambda: publish tasks, keep their records, write its logs and traces."""
+    return policy(
+        allow("sns:Publish", requests_topic),
+        allow(HANDLER_TABLE_ACTIONS, tasks_table),
+        allow(["kms:GenerateDataKey*", "kms:Decrypt"], key),
+        allow(["logs:CreateLogStream", "logs:PutLogEvents"], log_group),
+        # TracingConfig Active: Lambda checks at CreateFunction that the role may send traces.
+        allow(["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "*"),
+    )
+
+
+def runtime_workload(*, queue, output_bucket, output_objects, results_topic, tasks_table, key,
+                     model_objects=None) -> dict:
+    """One runtime's pods (the queue agent beside the runtime): its own queue, the output
+    bucket, the results topic, the task store, and the model bucket read-only."""
+    statements = [
+        allow(AGENT_QUEUE_ACTIONS, queue),
+        allow(["s3:PutObject", "s3:GetObject"], output_objects),
+        allow("s3:ListBucket", output_bucket),
+        allow("sns:Publish", results_topic),
+        allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], tasks_table),
+        allow(["kms:GenerateDataKey*", "kms:Decrypt"], key),
+    ]
+    if model_objects is not None:
+        statements.append(allow("s3:GetObject", model_objects))
+    return policy(*statements)
+
+
+def keda_operator(queues: list) -> dict:
+    """KEDA's operator: queue depth (visible and in flight) and nothing else."""
+    return policy(allow("sqs:GetQueueAttributes", queues))

@@ -1,0 +1,73 @@
+"""The local stack's AWS: moto's server, closer to AWS where its IAM checks fall short.
+
+    python -m sdctl.local.emulator -H 127.0.0.1 -p PORT
+
+The local stack enforces IAM (see sdctl/local/iam.py): after provisioning, every process
+signs its calls with credentials whose policy is the very document the CloudFormation
+templates grant that component. moto authorizes such calls with a basic evaluator that
+differs from AWS in ways that would deny what AWS allows, so this module corrects them before
+serving, and changes nothing else:
+
+- moto authorizes SNS and DynamoDB calls against the resource "*", so a statement naming a
+  topic or table ARN (as sdctl's least-privilege policies do) never matches. AWS authorizes
+  Publish against the topic and item calls against the table: the ARN is computed here.
+- moto asks for `sqs:ChangeMessageVisibilityBatch` (and `DeleteMessageBatch`,
+  `SendMessageBatch`, `sns:PublishBatch`), which are not IAM actions: AWS authorizes each
+  batch call with the single call's permission (SQS Developer Guide, "Amazon SQS API
+  permissions"; SNS API Reference, PublishBatch).
+
+Conditions and resource policies stay unevaluated (moto's docs/iam.rst): the rule tests in
+tests/test_aws_rules.py cover what those decide on AWS.
+"""
+
+from __future__ import annotations
+
+import sys
+
+#: Batch calls and the IAM action AWS authorizes them with.
+BATCH_ACTIONS = {"sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+                 "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
+                 "sqs:SendMessageBatch": "sqs:SendMessage",
+                 "sns:PublishBatch": "sns:Publish"}
+
+
+def aws_like_authorization() -> None:
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.iam.access_control import IAMRequest
+    from moto.sns.responses import SNSResponse
+    from moto.utilities.utils import get_partition
+
+    if getattr(IAMRequest, "_sdctl_patched", False):
+        return
+
+    def topic_resource(self) -> str:
+        return self._get_param("TopicArn") or self._get_param("TargetArn") or "*"
+
+    def table_resource(self) -> str:
+        table = (self.body or {}).get("TableName") if isinstance(self.body, dict) else None
+        if not table:
+            return "*"
+        return f"arn:{get_partition(self.region)}:dynamodb:{self.region}:{self.current_account}:table/{table}"
+
+    SNSResponse._determine_resource = topic_resource
+    DynamoHandler._determine_resource = table_resource
+
+    original_init = IAMRequest.__init__
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self._action = BATCH_ACTIONS.get(self._action, self._action)
+
+    IAMRequest.__init__ = init
+    IAMRequest._sdctl_patched = True
+
+
+def main(argv: list[str] | None = None) -> None:
+    from moto.server import main as moto_main
+
+    aws_like_authorization()
+    moto_main(argv if argv is not None else sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()
