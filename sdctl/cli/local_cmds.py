@@ -37,6 +37,7 @@ def up(
     visibility_seconds: Annotated[int | None, typer.Option(hidden=True, min=1)] = None,
     iam: Annotated[bool, typer.Option("--iam/--no-iam", help="Each process signs with credentials holding only "
                                                              "its template's IAM policy, enforced (default).")] = True,
+    show_key: Annotated[bool, typer.Option("--show-key", help="Print the API key once ready.")] = False,
     output: OutputOpt = None,
 ) -> None:
     """Start the local stack: AWS emulator, API gateway, runtimes and queue agents."""
@@ -60,7 +61,7 @@ def up(
         started = time.monotonic()
         with err.status("starting the local stack…") as status:
             state = stack.spawn_detached(argv, on_event=lambda s: status.update(f"local stack: {s}…"))
-        _show(state, mode, seconds=time.monotonic() - started)
+        _show(state, mode, seconds=time.monotonic() - started, show_key=show_key)
         return
     stack.run(cfg, str(path), agents=agents, model=model, runtime_urls=urls,
               visibility_seconds=visibility_seconds, enforce_iam=iam, on_event=lambda s: err.print(f"[dim]local:[/] {s}"))
@@ -83,7 +84,7 @@ def down(ctx: typer.Context, output: OutputOpt = None) -> None:
 def status(
     ctx: typer.Context,
     output: OutputOpt = None,
-    show_key: Annotated[bool, typer.Option("--show-key", help="Print the API key in text output.")] = False,
+    show_key: Annotated[bool, typer.Option("--show-key", help="Print the API key (text and JSON).")] = False,
 ) -> None:
     """Show the local stack: URLs, API key, resources and processes (exit 1 if not running)."""
     from sdctl.errors import LocalStackError
@@ -96,6 +97,10 @@ def status(
     _show(state, mode, show_key=show_key)
 
 
+def _key(key: str, show: bool) -> str:
+    return key if show else (key[:4] + "…" if key else "")
+
+
 def _show(state: dict, mode: str, *, seconds: float | None = None, show_key: bool = False) -> None:
     from rich.table import Table
 
@@ -104,8 +109,9 @@ def _show(state: dict, mode: str, *, seconds: float | None = None, show_key: boo
     processes = [dict(p, alive=st.pid_alive(p.get("pid"))) for p in state.get("processes", [])]
     res = state.get("resources", {})
     if mode == "json":
-        data = {k: state.get(k) for k in ("status", "stack", "region", "gateway_url", "aws_url", "api_key",
+        data = {k: state.get(k) for k in ("status", "stack", "region", "gateway_url", "aws_url",
                                           "supervisor_pid", "logs", "config", "iam_enforced")}
+        data["api_key"] = _key(state.get("api_key", ""), show_key)  # a secret: only when asked
         data["resources"] = res
         data["processes"] = processes
         if seconds is not None:
@@ -115,7 +121,7 @@ def _show(state: dict, mode: str, *, seconds: float | None = None, show_key: boo
         emit_json(data)
         return
     key = state.get("api_key", "")
-    shown_key = key if show_key else (key[:4] + "…" if key else "")
+    shown_key = _key(key, show_key)
     note = " (already running)" if state.get("already_running") else ""
     took = f" in {seconds:.1f}s" if seconds is not None else ""
     out.print(f"[bold green]local stack {state.get('status')}[/]{note}{took}")

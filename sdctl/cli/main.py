@@ -54,11 +54,9 @@ def root(
     ctx.obj = {"config": config, "region": region, "profile": profile, "yes": yes, "output": output}
     RUN["output"] = output
     if no_color:
-        from sdctl.cli.common import err, out
+        from sdctl.cli.common import plain_text
 
-        for console in (out, err):  # no colours and no styles: no escape codes at all
-            console.no_color = True
-            console._color_system = None
+        plain_text()
 
 
 config_cmds.register(app)
@@ -76,19 +74,111 @@ app.add_typer(agent_cmds.runtime_app, name="runtime")
 
 
 def main() -> None:
-    from sdctl.errors import SdctlError
+    """The one error boundary: whatever a user can cause or meet ends as one line and a hint
+    (and an `error` object on stdout under --output json), with a stable exit code; Ctrl-C
+    exits 130. Tracebacks are left only for sdctl's own bugs.
+
+        SdctlError (exit 1) ── UsageError (2) ── ConfigError (2)
+        click usage errors (bad option values, unknown options)          -> UsageError
+        botocore/boto3, httpx, Kubernetes ApiException, pyhelm3, a file
+        missing from the installation                                    -> SdctlError
+    """
+    from typer import Abort
+    from typer._click.exceptions import ClickException  # Typer vendors click
+
+    from sdctl.errors import SdctlError, UsageError
 
     try:
-        app()
+        code = app(standalone_mode=False)
+    except ClickException as e:
+        raise SystemExit(_usage_error(e, UsageError)) from None
+    except Abort:
+        raise SystemExit(130) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
     except SdctlError as e:
         raise SystemExit(report_error(e)) from None
     except Exception as e:
-        aws = _aws_error(e)
-        if aws is None:
+        translated = translate(e)
+        if translated is None:
             raise
-        raise SystemExit(report_error(aws)) from None
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
+        raise SystemExit(report_error(translated)) from None
+    raise SystemExit(code or 0)
+
+
+def _json_requested() -> bool:
+    """--output json, wherever on the line it was given (a usage error may stop parsing early)."""
+    import sys
+
+    argv = sys.argv[1:]
+    if RUN["output"] == Output.json:
+        return True
+    return any(a in ("-ojson", "--output=json") or (a in ("-o", "--output") and argv[i + 1:i + 2] == ["json"])
+               for i, a in enumerate(argv))
+
+
+def _usage_error(e, usage_error_type) -> int:
+    """Click's own usage errors (`--width 0`) in the output the user asked for."""
+    from typer._click.exceptions import NoArgsIsHelpError
+
+    if isinstance(e, NoArgsIsHelpError):  # `sdctl` or `sdctl tasks` alone: the help, as before
+        from typer import rich_utils
+
+        rich_utils.rich_format_error(e)
+        return e.exit_code
+    if _json_requested():
+        RUN["output"] = Output.json
+        return report_error(usage_error_type(e.format_message(), hint=_usage_hint(e)))
+    from typer import rich_utils
+
+    rich_utils.rich_format_error(e)
+    return e.exit_code
+
+
+def _usage_hint(e) -> str | None:
+    ctx = getattr(e, "ctx", None)
+    return f"see `{ctx.command_path} --help`" if ctx is not None else None
+
+
+def translate(e: Exception):
+    """A failure from a library sdctl calls, as a one-line SdctlError; None for anything else."""
+    from sdctl.errors import SdctlError
+
+    module = type(e).__module__ or ""
+    if module.startswith(("botocore", "boto3")):
+        return _aws_error(e)
+    if module.startswith("httpx"):
+        import httpx
+
+        url = getattr(getattr(e, "request", None), "url", None) if isinstance(e, httpx.RequestError) else None
+        where = f" {url}" if url else ""
+        if isinstance(e, httpx.TimeoutException):
+            return SdctlError(f"no answer from{where} in time: {type(e).__name__}",
+                              hint="the service may be overloaded or down; try again")
+        if isinstance(e, httpx.TransportError):
+            return SdctlError(f"cannot reach{where}: {e}",
+                              hint="is it running? `sdctl local status` (with --local) or `sdctl status`")
+        return SdctlError(f"HTTP request failed: {e}")
+    if module.startswith("kubernetes"):
+        status, reason = getattr(e, "status", None), getattr(e, "reason", None)
+        if status is None:
+            return SdctlError(f"Kubernetes: {e}")
+        hint = None
+        if status in (401, 403):
+            hint = "the cluster refused these credentials: `sdctl kubeconfig --write` for fresh ones, or check " \
+                   "the access entry (docs/eks.md)"
+        elif status == 404:
+            hint = "not installed yet? `sdctl deploy` installs the releases"
+        body = getattr(e, "body", None) or ""
+        message = body if isinstance(body, str) and len(body) < 300 else ""
+        return SdctlError(f"Kubernetes API answered {status} {reason or ''}".rstrip() +
+                          (f": {message}" if message else ""), hint=hint)
+    if module.startswith("pyhelm3"):
+        return SdctlError(f"helm failed ({type(e).__name__}): {str(e).strip().splitlines()[-1] if str(e).strip() else ''}",
+                          hint="the full message is above; `sdctl doctor` checks helm and the cluster")
+    if isinstance(e, FileNotFoundError) and "installation" in str(e):
+        return SdctlError(str(e), hint="reinstall sdctl (`pip install --force-reinstall sdctl`)")
+    return None
 
 
 def _aws_error(e: Exception):

@@ -158,11 +158,13 @@ def register(app: typer.Typer) -> None:
         tmp = out_path.with_name(out_path.name + ".part")
         tmp.write_text(page, encoding="utf-8")
         tmp.replace(out_path)
+        report = {"written": str(out_path), "images": len(items), "tasks": len(rows)}
         if open_page:
             import webbrowser
 
-            webbrowser.open(out_path.resolve().as_uri())
-        report = {"written": str(out_path), "images": len(items), "tasks": len(rows)}
+            report["opened"] = webbrowser.open(out_path.resolve().as_uri())
+            if not report["opened"]:
+                err.print(f"no web browser found to open it; open {out_path.resolve().as_uri()} yourself")
         if mode == "json":
             emit_json(report)
         else:

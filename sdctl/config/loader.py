@@ -26,16 +26,38 @@ def config_path(explicit: str | os.PathLike | None = None) -> Path:
 def load(path: str | os.PathLike | None = None) -> Config:
     p = config_path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        data = p.read_bytes()
     except FileNotFoundError:
         raise ConfigError(
             f"config file {p} not found",
-            [{"path": "", "line": None, "message": "file not found"}],
             hint="run `sdctl init` to write one, or pass -c/--config (env SDCTL_CONFIG)",
         ) from None
     except OSError as e:
         raise ConfigError(f"cannot read {p}: {e.strerror}") from None
-    return parse(text, source=str(p))
+    return parse(decode(data, str(p)), source=str(p))
+
+
+def decode(data: bytes, source: str) -> str:
+    """YAML text from a file's bytes: UTF-8, or UTF-16/32 with a byte-order mark (what Windows
+    editors write; YAML 1.2 allows them). Anything else is a ConfigError naming the line."""
+    import codecs
+
+    for bom, encoding in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                          (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+                          (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError:
+                break
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{source} is not UTF-8 text: byte 0x{data[e.start]:02x} on line {line} cannot be read",
+            [{"path": "", "line": line, "message": "not UTF-8 (save the file as UTF-8)", "file": source}],
+            hint="save it as UTF-8 (most editors: Save with Encoding > UTF-8)") from None
 
 
 def parse(text: str, source: str = DEFAULT_PATH) -> Config:

@@ -6,14 +6,13 @@ import asyncio
 from pathlib import Path
 
 from sdctl.errors import SdctlError
-from sdctl.helmbin import find_helm
+from sdctl.helmbin import INSTALL_HINT, find_helm
 from sdctl.releases import Release
 
 
 class HelmMissing(SdctlError):
     def __init__(self):
-        super().__init__("the helm binary was not found",
-                         hint="run `make helm` (or python -m sdctl.helmbin install), or set SDCTL_HELM")
+        super().__init__("the helm binary was not found", hint=INSTALL_HINT)
 
 
 def client(kubeconfig: Path | None = None):

@@ -140,6 +140,7 @@ def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
              "aws_url": aws_url, "processes": [], "logs": str(sup.log_dir)}
     st.write(state)
     try:
+        require_extras(cfg, runtime_urls or {})
         on_event(f"starting the AWS emulator on {aws_url}")
         moto = sup.start(ProcSpec(role="aws", name="aws", port=aws_port, url=aws_url, ready_path="/moto-api/",
                                   argv=[sys.executable, "-m", "sdctl.local.emulator", "-H", "127.0.0.1", "-p",
@@ -188,6 +189,34 @@ def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
         sup.stop()
         if state.get("status") != "failed":
             st.remove()
+
+
+def missing_modules(names: tuple[str, ...]) -> list[str]:
+    import importlib.util
+
+    missing = []
+    for name in names:
+        try:
+            if importlib.util.find_spec(name) is None:
+                missing.append(name)
+        except (ImportError, ValueError):
+            missing.append(name)
+    return missing
+
+
+def require_extras(cfg: Config, runtime_urls: dict[str, str]) -> None:
+    """The emulator needs the `local` extra (moto); the built-in runtime the `tiny` extra
+    (torch, diffusers). Say which to install, not that a process exited."""
+    needed = {"moto": "local"}
+    if any(rt.name not in runtime_urls for rt in cfg.runtimes):
+        needed.update({"torch": "tiny", "diffusers": "tiny", "transformers": "tiny"})
+    missing = missing_modules(tuple(needed))
+    if missing:
+        extras = sorted({needed[m] for m in missing})
+        raise LocalStackError(
+            f"the local stack needs {', '.join(missing)}, which this installation lacks",
+            hint=f"pip install 'sdctl[{','.join(extras)}]'" + (
+                "  (or pass --runtime-url NAME=URL for a runtime you already run)" if "tiny" in extras else ""))
 
 
 def spawn_detached(argv: list[str], timeout: float = 600, on_event: Callable[[str], None] = lambda s: None) -> dict:
