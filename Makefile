@@ -27,9 +27,9 @@ $(CHECKOV):
 	$(PYTHON) -m venv .tools/checkov
 	.tools/checkov/bin/python -m pip install --quiet "checkov>=3.2,<4"
 
-# helm is not on PyPI; a registry package ships a static helm 4 binary (see sdctl/helmbin.py).
+# helm is not on PyPI; a registry package ships a static helm 4 binary (see sdctl/execute/helmbin.py).
 $(HELM): $(STAMP)
-	$(BIN)/python -m sdctl.helmbin install .tools/bin
+	$(BIN)/python -m sdctl.execute.helmbin install .tools/bin
 
 helm: $(HELM)
 

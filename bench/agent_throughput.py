@@ -41,9 +41,9 @@ from starlette.routing import Route  # noqa: E402
 from sdctl.agent.adapters import A1111Adapter  # noqa: E402
 from sdctl.agent.settings import AgentSettings  # noqa: E402
 from sdctl.agent.worker import Agent  # noqa: E402
+from sdctl.builders.local_plan import local_plan  # noqa: E402
 from sdctl.config import parse  # noqa: E402
-from sdctl.local.plan import local_plan  # noqa: E402
-from sdctl.local.provision import provision  # noqa: E402
+from sdctl.execute.local.provision import provision  # noqa: E402
 
 
 def free_port() -> int:

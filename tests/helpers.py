@@ -83,7 +83,7 @@ runtimes: [{name: sdruntime, type: diffusers}]
 
 def local_aws(cwd, name: str, principal: str = "operator"):
     """A boto3 client for the local stack started in `cwd`, signed as one of its principals
-    (the stack enforces IAM: sdctl/local/iam.py). The credentials are in its state file."""
+    (the stack enforces IAM: sdctl/execute/local/iam.py). The credentials are in its state file."""
     import json
     from pathlib import Path
 

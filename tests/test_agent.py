@@ -22,9 +22,9 @@ from starlette.routing import Route
 from sdctl.agent.adapters import A1111Adapter
 from sdctl.agent.settings import AgentSettings
 from sdctl.agent.worker import Agent
+from sdctl.builders.local_plan import local_plan
 from sdctl.config import parse
-from sdctl.local.plan import local_plan
-from sdctl.local.provision import provision
+from sdctl.execute.local.provision import provision
 from tests.conftest import ServerThread
 
 CONFIG = "runtimes:\n  - name: sdruntime\n    type: sdwebui\n    maxReceiveCount: 2\n"
@@ -256,7 +256,7 @@ def test_an_input_url_to_the_metadata_service_fails_the_task_without_calling_the
 
 def test_redrive_moves_dead_lettered_tasks_back_and_they_complete(stack, flaky_runtime):
     """moto has no StartMessageMoveTask, so this exercises the receive/send/delete path."""
-    from sdctl.queues import depth, redrive
+    from sdctl.operate.queues import depth, redrive
 
     flaky_runtime.state["failures"] = 2
     agent = make_agent(stack, flaky_runtime.url)
@@ -397,7 +397,8 @@ def test_tasks_differing_only_in_prompt_share_one_runtime_call(stack, tiny_runti
 
 
 def test_dynamic_model_switches_only_to_listed_models(stack, tiny_runtime):
-    from sdctl.agent.adapters import A1111Adapter, PermanentFailure
+    from sdctl.agent.adapters import A1111Adapter
+    from sdctl.agent.failures import PermanentFailure
 
     body = {"prompt": "x", "steps": 1, "width": 64, "height": 64}
     fixed = A1111Adapter(tiny_runtime, timeout=30, dynamic_model=False)
@@ -463,7 +464,7 @@ def test_sigterm_returns_the_prefetched_task_at_once(stack, flaky_runtime):
 @pytest.fixture
 def store(stack):
     from sdctl.agent.store import TaskStore
-    from sdctl.local.provision import create_tasks_table
+    from sdctl.execute.local.provision import create_tasks_table
 
     create_tasks_table(stack["aws"].dynamodb, "tasks")
     return TaskStore(stack["aws"].dynamodb, "tasks")

@@ -16,10 +16,10 @@ import re
 import pytest
 
 from sdctl import versions
-from sdctl.cfn.stacks import stacks
+from sdctl.builders.cfn.stacks import stacks
+from sdctl.builders.releases import images_of, placeholder_outputs, releases
 from sdctl.config import parse
-from sdctl.helmbin import find_helm
-from sdctl.releases import images_of, placeholder_outputs, releases
+from sdctl.execute.helmbin import find_helm
 from tests.conftest import EXAMPLE
 from tests.helpers import ALL_OPTIONS, EXISTING_CLUSTER, EXISTING_VPC
 
@@ -43,7 +43,7 @@ def built(request):
 @pytest.fixture(scope="module")
 def rendered(built):
     """The runtime releases rendered by the real helm binary, per runtime."""
-    from sdctl.k8s import helm
+    from sdctl.execute.k8s import helm
 
     if find_helm() is None:
         pytest.fail("helm is not installed: `make helm` installs it into .tools/bin (CI does this)")
@@ -222,7 +222,7 @@ def test_a_changed_api_makes_a_new_deployment():
     properties; a changed method or integration reaches the stage only through a new
     deployment, i.e. a new logical id (CloudFormation User Guide, AWS::ApiGateway::Deployment,
     and the SAM/CDK practice of hashing the API into the id)."""
-    from sdctl.cfn import edge as edge_module
+    from sdctl.builders.cfn import edge as edge_module
 
     def deployment_ids(text):
         tpl = {s.key: s.template for s in stacks(parse(text))}["edge"]
@@ -382,7 +382,7 @@ def test_every_image_a_release_runs_is_one_sdctl_builds_or_the_users_own(built):
     """A pod whose image is not in a registry sits in ImagePullBackOff on a paid GPU node.
     Each image the releases run is either the user's own (runtimes[].image) or lives in an ECR
     repository the edge stack creates and `sdctl images publish` fills."""
-    from sdctl import images
+    from sdctl.builders import images
 
     _, cfg, templates, rels = built
     repos = {res["Properties"]["RepositoryName"] for res in templates["edge"]["Resources"].values()

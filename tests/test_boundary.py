@@ -72,9 +72,9 @@ def test_hints_with_brackets_are_printed_as_written(tmp_path):
 
 
 def test_an_unknown_runtime_is_a_usage_error_everywhere():
-    from sdctl.client import Target
     from sdctl.config import load
     from sdctl.errors import UsageError
+    from sdctl.operate.client import Target
 
     target = Target(kind="local", api_url="x", api_key="k", bucket="b", prefix="p", runtimes={"a": "sdwebui"},
                     client_factory=lambda n: None)
@@ -85,8 +85,8 @@ def test_an_unknown_runtime_is_a_usage_error_everywhere():
 
 
 def test_a_local_wait_hint_keeps_local(aws):
-    from sdctl import client
     from sdctl.errors import WaitTimeout
+    from sdctl.operate import client
 
     aws.s3.create_bucket(Bucket="wait-here", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
     with pytest.raises(WaitTimeout) as e:

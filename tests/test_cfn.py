@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from sdctl.cfn.skips import SKIPS
-from sdctl.cfn.stacks import stacks
+from sdctl.builders.cfn.skips import SKIPS
+from sdctl.builders.cfn.stacks import stacks
 from sdctl.config import parse
 from tests.conftest import EXAMPLE, ROOT
 

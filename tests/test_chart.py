@@ -19,9 +19,9 @@ import pytest
 import yaml
 
 from sdctl import versions
+from sdctl.builders.releases import chart_dir, placeholder_outputs, releases
 from sdctl.config import parse
-from sdctl.helmbin import find_helm
-from sdctl.releases import chart_dir, placeholder_outputs, releases
+from sdctl.execute.helmbin import find_helm
 from tests.conftest import EXAMPLE
 
 CRDS = Path(__file__).parent / "data" / "crds"
@@ -293,8 +293,8 @@ def test_release_specs_for_the_example_config():
 def test_pyhelm3_client_side_dry_run_installs_the_release(tmp_path):
     """helm install --dry-run through pyhelm3, with a kubeconfig pointing nowhere: helm must
     render and validate without contacting a cluster."""
-    from sdctl.k8s import helm
-    from sdctl.k8s.eks import kubeconfig, write_private
+    from sdctl.execute.k8s import helm
+    from sdctl.execute.k8s.eks import kubeconfig, write_private
 
     rel = runtime_releases(ALL_OPTIONS)[0]
     kc = write_private(kubeconfig("none", "https://127.0.0.1:1", base64.b64encode(b"x").decode(),
@@ -314,7 +314,7 @@ def asyncio_run(coro):
 def test_token_has_the_documented_format(monkeypatch):
     import boto3
 
-    from sdctl.k8s.eks import token
+    from sdctl.execute.k8s.eks import token
 
     session = boto3.session.Session(aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret",
                                     region_name="us-west-2")
@@ -332,7 +332,7 @@ def test_token_has_the_documented_format(monkeypatch):
 
 
 def test_kubeconfig_is_private(tmp_path):
-    from sdctl.k8s.eks import exec_user, kubeconfig, write_private
+    from sdctl.execute.k8s.eks import exec_user, kubeconfig, write_private
 
     path = write_private(kubeconfig("c", "https://x", "Q0E=", user=exec_user("c", "us-west-2")), tmp_path / "k")
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
@@ -374,7 +374,7 @@ def test_every_manifest_skip_is_documented_with_its_reason(rendered):
 
 
 def test_manifest_diff_names_what_an_upgrade_changes(rendered):
-    from sdctl.k8s.diff import diff_manifests
+    from sdctl.builders.diff import diff_manifests
 
     new = rendered["full/alpha"]
     assert diff_manifests(new, new) == []

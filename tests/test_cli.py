@@ -100,7 +100,7 @@ def test_doctor_says_when_helm_is_missing_and_how_to_get_it(tmp_path, monkeypatc
     assert checks["config"]["status"] == "ok"
     assert checks["aws credentials"]["status"] == "warn" and "AWS_PROFILE" in checks["aws credentials"]["fix"]
     # a hint that works for a wheel install too (no Makefile there)
-    assert checks["helm"]["status"] == "fail" and "python -m sdctl.helmbin install" in checks["helm"]["fix"]
+    assert checks["helm"]["status"] == "fail" and "python -m sdctl.execute.helmbin install" in checks["helm"]["fix"]
     assert r.returncode == 1
     env["SDCTL_HELM"] = str(ROOT / ".tools" / "bin" / "helm")
     r = subprocess.run([sys.executable, "-m", "sdctl", "doctor", "-o", "json"], cwd=tmp_path, env=env,

@@ -17,8 +17,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from sdctl.agent.adapters import PermanentFailure, TransientFailure
 from sdctl.agent.comfyui import ComfyUIAdapter
+from sdctl.agent.failures import PermanentFailure, TransientFailure
 from tests.conftest import ServerThread
 
 

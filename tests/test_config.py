@@ -28,7 +28,7 @@ def test_example_loads_with_one_runtime_named_like_the_guidance():
 
 
 def test_packaged_example_is_the_documented_one():
-    from sdctl.cli.config_cmds import example_text
+    from sdctl.config.loader import example_text
 
     assert example_text() == (ROOT / "sdctl.example.yaml").read_text()
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sdctl.aws.cloudformation import Deployer, DeployFailed
+from sdctl.execute.aws.cloudformation import Deployer, DeployFailed
 from tests.helpers import CONFIG, sdctl, write_config
 
 
@@ -106,9 +106,9 @@ def test_missing_credentials_is_one_line_saying_what_to_set(tmp_path, existing_v
 
 def test_rollback_complete_stack_is_recreated_when_confirmed(aws, existing_vpc, monkeypatch):
     """moto never leaves a stack ROLLBACK_COMPLETE; the first status read is made to say so."""
-    from sdctl import deploy
-    from sdctl.aws.session import Aws
     from sdctl.config import parse
+    from sdctl.execute import deploy
+    from sdctl.execute.aws.session import Aws
 
     cfg = parse(CONFIG.format(vpc=existing_vpc[0], subnets=", ".join(existing_vpc[1]), rate=30))
     session = __import__("boto3").session.Session(region_name="us-west-2")
@@ -182,8 +182,8 @@ def test_failed_stack_reports_the_first_failed_resource_and_its_reason():
 
 
 def test_api_key_value_is_fetched_from_api_gateway_and_hidden_by_default(aws):
-    from sdctl import deploy
-    from sdctl.aws.session import Aws
+    from sdctl.execute import deploy
+    from sdctl.execute.aws.session import Aws
 
     key = aws.apigateway.create_api_key(name="cyc-key", value="s3cr3t-value-0123456789", enabled=True)
     client = Aws(session=None, region="us-west-2", account="123456789012", principal_arn="x")

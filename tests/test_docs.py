@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from sdctl.cli.config_cmds import example_text
 from sdctl.config import reference
+from sdctl.config.loader import example_text
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

@@ -224,7 +224,7 @@ def test_a_killed_agent_is_restarted_and_work_continues(local_stack):
 def test_every_process_runs_with_only_its_template_policy(local_stack):
     """The local stack enforces IAM (moto with reset-auth 0): the gateway's handler, each
     agent and KEDA sign with credentials whose policy is the CloudFormation template's
-    document for that component (sdctl/cfn/policies.py). What the template does not grant is
+    document for that component (sdctl/builders/cfn/policies.py). What the template does not grant is
     denied here as on AWS; a missing grant fails this suite before it fails a task."""
     from botocore.exceptions import ClientError
 
@@ -264,7 +264,9 @@ def test_up_again_is_harmless_and_down_stops_every_process(local_stack):
     pids = [p["pid"] for p in again["processes"]] + [again["supervisor_pid"]]
     sdctl("local", "down", cwd=cwd)
     time.sleep(0.5)
-    from sdctl.local.state import pid_alive  # a zombie (exited, not yet reaped) is not alive
+    from sdctl.execute.local.state import (
+        pid_alive,  # a zombie (exited, not yet reaped) is not alive
+    )
 
     assert [pid for pid in pids if pid_alive(pid)] == []
     assert not (cwd / ".sdctl" / "state.json").exists()

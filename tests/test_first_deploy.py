@@ -16,7 +16,8 @@ import sys
 
 import pytest
 
-from sdctl import deploy, versions
+from sdctl import versions
+from sdctl.execute import deploy
 from tests.helpers import CONFIG, sdctl, write_config
 
 SSO_PATH = "/aws-reserved/sso.amazonaws.com/us-west-2/"
@@ -177,7 +178,7 @@ def versions_tag() -> str:
 def test_the_api_gateway_account_setting_is_set_only_where_unset(aws):
     """Defect 12: AWS::ApiGateway::Account is one per account and region. The edge stack sets
     it only when no CloudWatch role is set, or when the one set is its own."""
-    from sdctl.cfn.edge import api_logs_role_name
+    from sdctl.builders.cfn.edge import api_logs_role_name
 
     apigw = aws.apigateway
     assert deploy.existing_api_logs_role(apigw, "cyc", "us-west-2", owned=False) == ""
@@ -245,7 +246,7 @@ def test_addon_pins_are_checked_before_the_cluster_is_created():
 def test_the_exec_kubeconfig_gets_a_token_without_asking_sts(tmp_path):
     """The exec plugin sdctl writes runs as kubectl or helm would run it, with no network: a
     token is a presigned URL, made locally."""
-    from sdctl.k8s import eks
+    from sdctl.execute.k8s import eks
 
     doc = eks.kubeconfig("c", "https://x", "Q0E=", user=eks.exec_user("c", "us-west-2",
                                                                         command=[sys.executable, "-m", "sdctl"]))
@@ -323,8 +324,8 @@ def test_a_wait_longer_than_a_token_lives_keeps_its_credentials(tmp_path, monkey
     static-token case is the old behaviour, kept to show that the server does enforce expiry."""
     import boto3
 
-    from sdctl.k8s import cluster, eks
-    from sdctl.releases import Release
+    from sdctl.builders.releases import Release
+    from sdctl.execute.k8s import cluster, eks
     from tests.conftest import ServerThread
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
@@ -370,9 +371,9 @@ def test_doctor_sees_what_only_a_deployed_stack_shows(aws, existing_vpc):
     """`sdctl doctor` on a stack: images in ECR for every runtime, subnets the GPU nodes
     select, the pinned Bottlerocket image in this region (its SSM parameter), the endpoint's
     openness. moto has no EKS cluster, so the endpoint is judged from the config."""
-    from sdctl import doctor
-    from sdctl.aws.session import Aws
     from sdctl.config import parse
+    from sdctl.execute.aws.session import Aws
+    from sdctl.operate import doctor
 
     vpc, subnets = existing_vpc
     cfg = parse(CONFIG.format(vpc=vpc, subnets=", ".join(subnets), rate=30)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from sdctl import gallery, tasks
-from sdctl.local.provision import create_tasks_table
+from sdctl.execute.local.provision import create_tasks_table
+from sdctl.operate import gallery, tasks
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 180, 60), "blue": (30, 60, 220)}
 

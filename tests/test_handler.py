@@ -184,7 +184,7 @@ def test_no_raw_text_produces_a_5xx(wired, raw):
 @pytest.fixture
 def store(aws, wired, monkeypatch):
     """The task table, created by the same code the local stack uses, in moto over HTTP."""
-    from sdctl.local.provision import create_tasks_table
+    from sdctl.execute.local.provision import create_tasks_table
 
     create_tasks_table(aws.dynamodb, "tasks")
     monkeypatch.setenv("TASKS_TABLE", "tasks")

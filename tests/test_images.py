@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from sdctl import images
+from sdctl.builders import images
+from sdctl.execute import publish
 from tests.conftest import EXAMPLE
 from tests.test_cfn import checkov_binary
 
@@ -89,12 +90,12 @@ print('ok')
 
 
 def test_a_client_without_an_engine_is_not_a_builder():
-    assert images.local_builder(lambda name: "/bin/false" if name == "docker" else None) is None
-    assert images.local_builder(lambda name: "/bin/true" if name == "podman" else None) == "/bin/true"
+    assert publish.local_builder(lambda name: "/bin/false" if name == "docker" else None) is None
+    assert publish.local_builder(lambda name: "/bin/true" if name == "podman" else None) == "/bin/true"
 
 
 def test_the_source_zip_is_deterministic_and_holds_the_build_context():
-    one, two = images.source_zip(ROOT), images.source_zip(ROOT)
+    one, two = publish.source_zip(ROOT), publish.source_zip(ROOT)
     assert one == two
     names = zipfile.ZipFile(io.BytesIO(one)).namelist()
     assert {"pyproject.toml", "docker/agent.Dockerfile", "docker/runtime.Dockerfile", "sdctl/agent/__main__.py",
@@ -105,7 +106,7 @@ def test_the_source_zip_is_deterministic_and_holds_the_build_context():
 def test_publish_builds_in_codebuild_when_no_engine_runs(aws, tmp_path):
     """moto's CloudFormation has no CodeBuild, so the project is created here from the edge
     template's own properties, as CloudFormation would; the product only starts and follows it."""
-    from sdctl.cfn.stacks import stacks
+    from sdctl.builders.cfn.stacks import stacks
     from sdctl.config import load
 
     cfg = load(EXAMPLE)
@@ -131,13 +132,13 @@ def test_publish_builds_in_codebuild_when_no_engine_runs(aws, tmp_path):
                                 for n in ("queue-agent", "sdwebui")]
     bucket, key = report["source"][5:].split("/", 1)
     body = aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    assert body == images.source_zip(ROOT)
+    assert body == publish.source_zip(ROOT)
     assert aws.codebuild.list_builds_for_project(projectName="sdctl-images")["ids"] == [report["build_id"]]
     assert "source:" in r.stderr  # progress goes to stderr, the report to stdout
 
 
 def test_the_edge_stack_holds_the_repositories_and_the_build_project():
-    from sdctl.cfn.stacks import stacks
+    from sdctl.builders.cfn.stacks import stacks
     from sdctl.config import load
 
     [edge] = [s for s in stacks(load(EXAMPLE)) if s.key == "edge"]

@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from sdctl.agent.adapters import PermanentFailure
+from sdctl.agent.failures import PermanentFailure
 from sdctl.agent.inputs import Fetcher, is_public
 from tests.conftest import ServerThread
 
@@ -113,7 +113,7 @@ def test_bodies_over_the_limit_and_slow_servers_are_refused(web):
 def test_server_errors_and_network_trouble_are_retried_not_failed(web):
     """Throttling, a 5xx or a dropped connection on an input fetch passes with time: the task
     is retried (bounded by its receive count), not failed for good."""
-    from sdctl.agent.adapters import TransientFailure
+    from sdctl.agent.failures import TransientFailure
 
     def answers(status):
         from starlette.applications import Starlette
@@ -133,7 +133,7 @@ def test_server_errors_and_network_trouble_are_retried_not_failed(web):
 def test_s3_throttling_is_retried_and_a_missing_key_is_not():
     from botocore.exceptions import ClientError
 
-    from sdctl.agent.adapters import TransientFailure
+    from sdctl.agent.failures import TransientFailure
 
     class S3:
         def __init__(self, code, status):

@@ -121,7 +121,7 @@ def test_bulk_submit_backs_off_when_throttled():
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from sdctl import bulk
+    from sdctl.operate import bulk
 
     seen = {"calls": 0}
 
@@ -146,7 +146,7 @@ def test_every_list_request_uses_exactly_the_names_and_values_it_declares(status
     """DynamoDB rejects declared-but-unused expression names and values."""
     import re
 
-    from sdctl.tasks import list_request
+    from sdctl.operate.tasks import list_request
 
     op, req = list_request("t", status=status, runtime=runtime, since=since)
     assert op == ("query" if status else "scan")

@@ -1,12 +1,12 @@
-"""Each component's IAM policy is written once (sdctl/cfn/policies.py): the templates grant
+"""Each component's IAM policy is written once (sdctl/builders/cfn/policies.py): the templates grant
 it with intrinsic references, the local stack with the ARNs it provisioned."""
 
 from __future__ import annotations
 
-from sdctl.cfn.stacks import stacks
+from sdctl.builders.cfn.stacks import stacks
+from sdctl.builders.local_plan import local_plan
 from sdctl.config import parse
-from sdctl.local import iam
-from sdctl.local.plan import local_plan
+from sdctl.execute.local import iam
 from tests.conftest import EXAMPLE
 
 

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from sdctl import versions
-from sdctl.k8s import scale
+from sdctl.builders import scale
+from sdctl.execute.k8s.scale import collect
 from tests.conftest import ServerThread
 from tests.kube_replay import app, kubeconfig, scenario
 
@@ -42,12 +43,12 @@ def test_the_recorded_objects_are_valid_api_objects(name):
 
 
 def explained(name: str, tmp_path) -> dict:
-    from sdctl.k8s.cluster import api_client
+    from sdctl.execute.k8s.cluster import api_client
 
     sc = scenario(name)
     with ServerThread(app(sc["objects"])) as server:
         api = api_client(kubeconfig(tmp_path / "kubeconfig", server.url))[0]
-        objs = scale.collect(api, release="sd-sdruntime", namespace="sdctl")
+        objs = collect(api, release="sd-sdruntime", namespace="sdctl")
     return scale.explain("sdruntime", sc["queue"], objs, queue_length=1, min_replicas=0, max_replicas=20, now=NOW)
 
 
@@ -77,11 +78,11 @@ def test_a_busy_runtime_and_an_idle_one(tmp_path):
 
 
 def test_a_missing_release_says_to_deploy(tmp_path):
-    from sdctl.k8s.cluster import api_client
+    from sdctl.execute.k8s.cluster import api_client
 
     with ServerThread(app({})) as server:
         api = api_client(kubeconfig(tmp_path / "k", server.url))[0]
-        objs = scale.collect(api, release="sd-sdruntime", namespace="sdctl")
+        objs = collect(api, release="sd-sdruntime", namespace="sdctl")
     r = scale.explain("sdruntime", {"visible": 3}, objs, queue_length=1, min_replicas=0, max_replicas=5, now=NOW)
     assert "release is not installed" in r["verdict"]
 
@@ -95,8 +96,8 @@ def test_keda_that_cannot_read_the_queue_says_why():
 
 
 def test_pod_logs_are_read_per_pod(tmp_path):
-    from sdctl import logs
-    from sdctl.k8s.cluster import api_client
+    from sdctl.execute.k8s.cluster import api_client
+    from sdctl.operate import logs
 
     objs = scenario("steady")["objects"]
     pod = objs["pods"][0]["metadata"]["name"]
@@ -138,8 +139,8 @@ def test_doctor_checks_the_cluster_and_names_chart_drift(tmp_path, monkeypatch):
 
 
 def test_gpu_quota_verdicts():
-    from sdctl import doctor
     from sdctl.config import parse
+    from sdctl.operate import doctor
 
     cfg = parse("runtimes: [{name: a, type: sdwebui, scaling: {maxReplicas: 4}, "
                 "nodes: {instanceTypes: [g5.xlarge, g5.2xlarge], capacityTypes: [spot]}}]\n")

@@ -1,50 +1,16 @@
 """Runtime adapters: turn a task into runtime calls and the runtime's answer into images.
-
-Failures are classified so the agent knows what to do with the message:
-TransientFailure (retry later: timeouts, 5xx, connection refused) and PermanentFailure
-(never retry: the runtime rejected the request, unknown model, bad input).
-"""
+Failures are classified (sdctl/agent/failures.py) so the agent knows what to do with the
+message."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
-from dataclasses import dataclass, field
 
 import httpx
 
-
-class TaskFailure(Exception):
-    retry = False
-
-    def __init__(self, code: str, message: str, *, field: str | None = None):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.field = field
-
-    def to_dict(self) -> dict:
-        d = {"code": self.code, "message": self.message}
-        if self.field:
-            d["field"] = self.field
-        return d
-
-
-class TransientFailure(TaskFailure):
-    retry = True
-
-
-class PermanentFailure(TaskFailure):
-    retry = False
-
-
-@dataclass
-class RuntimeOutput:
-    images: list[bytes]
-    parameters: dict = field(default_factory=dict)
-    info: dict = field(default_factory=dict)
-    model: str | None = None
+from sdctl.agent.failures import PermanentFailure, RuntimeOutput, TransientFailure
 
 
 class A1111Adapter:

@@ -14,7 +14,7 @@ import uuid
 
 import httpx
 
-from sdctl.agent.adapters import PermanentFailure, RuntimeOutput, TransientFailure
+from sdctl.agent.failures import PermanentFailure, RuntimeOutput, TransientFailure
 
 
 class ComfyUIAdapter:

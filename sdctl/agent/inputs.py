@@ -19,7 +19,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from sdctl.agent.adapters import PermanentFailure, TransientFailure
+from sdctl.agent.failures import PermanentFailure, TransientFailure
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_REDIRECTS = 3

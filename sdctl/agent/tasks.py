@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from sdctl.agent.adapters import PermanentFailure
+from sdctl.agent.failures import PermanentFailure
 
 ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 

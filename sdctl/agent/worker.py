@@ -20,11 +20,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from sdctl.agent.adapters import PermanentFailure, TaskFailure, TransientFailure
+from sdctl.agent.failures import PermanentFailure, TaskFailure, TransientFailure
 from sdctl.agent.heartbeat import Heartbeat
 from sdctl.agent.settings import AgentSettings
 from sdctl.agent.tasks import notification, parse_message
-from sdctl.names import output_keys
+from sdctl.builders.names import output_keys
 
 log = logging.getLogger("sdctl.agent")
 

@@ -24,7 +24,7 @@ OutOpt = Annotated[Path, typer.Option("--out", help="Folder to write images into
 
 
 def _wait_and_download(target, task_id: str, prefix: str, timeout: float, out_dir: Path, mode) -> tuple[dict, list[Path]]:
-    from sdctl import client
+    from sdctl.operate import client
 
     s3 = target.s3()
     with err.status(f"waiting for task {task_id}…") as status:
@@ -56,8 +56,8 @@ def register(app: typer.Typer) -> None:
         output: OutputOpt = None,
     ) -> None:
         """Make images from a prompt: submit a text-to-image task, wait, download the PNGs."""
-        from sdctl import client
         from sdctl.errors import UsageError
+        from sdctl.operate import client
 
         mode = output_mode(ctx, output)
         if width % 8 or height % 8:
@@ -101,8 +101,8 @@ def register(app: typer.Typer) -> None:
         """Send raw tasks as they are written: one (.json), or many at once (.jsonl) with a
         progress bar, backoff on throttling and a summary (exit 1 if any was rejected, or with
         --wait did not complete)."""
-        from sdctl import client
         from sdctl.errors import UsageError
+        from sdctl.operate import client
 
         mode = output_mode(ctx, output)
         bodies, bad = _read_tasks(file)
@@ -137,8 +137,8 @@ def register(app: typer.Typer) -> None:
         output: OutputOpt = None,
     ) -> None:
         """Download a finished task's images (exit 1 if it failed or is not finished)."""
-        from sdctl import client
         from sdctl.errors import SdctlError
+        from sdctl.operate import client
 
         mode = output_mode(ctx, output)
         target = target_for(ctx, is_local(local))
@@ -180,7 +180,7 @@ def _submit_many(target, bodies, bad, *, concurrency: int, wait: bool, timeout: 
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from sdctl import bulk
+    from sdctl.operate import bulk
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:

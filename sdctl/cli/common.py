@@ -80,14 +80,14 @@ def report_error(e) -> int:
 
 
 def target_for(ctx: typer.Context, local: bool):
-    from sdctl.client import resolve_target
+    from sdctl.operate.client import resolve_target
 
     obj = ctx.obj or {}
     return resolve_target(local, config=obj.get("config"), region=obj.get("region"), profile=obj.get("profile"))
 
 
 def aws_for(ctx: typer.Context, cfg):
-    from sdctl.aws.session import connect
+    from sdctl.execute.aws.session import connect
 
     obj = ctx.obj or {}
     return connect(region=obj.get("region"), profile=obj.get("profile"), config_region=cfg.region)

@@ -8,17 +8,7 @@ from typing import Annotated
 import typer
 
 from sdctl.cli.common import ConfigOpt, OutputOpt, config_arg, emit_json, out, output_mode
-
-
-def example_text() -> str:
-    """The documented example config (shipped beside the package or inside the wheel)."""
-    import sdctl
-
-    here = Path(sdctl.__file__).parent
-    for candidate in (here / "resources" / "sdctl.example.yaml", here.parent / "sdctl.example.yaml"):
-        if candidate.is_file():
-            return candidate.read_text()
-    raise FileNotFoundError("sdctl.example.yaml is missing from this installation")
+from sdctl.config.loader import example_text
 
 
 def _guided() -> str:

@@ -52,15 +52,15 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Monthly cost from the config: GPU hours, EKS, system nodes, NAT, API Gateway, Lambda,
         SNS, SQS, the task store and S3, with the price table's date, and the cost per image."""
-        from sdctl import cost as model
+        from sdctl.builders import cost as model
         from sdctl.config import load
 
         mode = output_mode(ctx, output)
         cfg = load(config_arg(ctx, config))
         secs, measured_from = seconds_per_image, None
         if measured:
-            from sdctl import tasks
             from sdctl.cli.common import target_for
+            from sdctl.operate import tasks
 
             target = target_for(ctx, is_local(local))
             measured_from = tasks.measured_seconds_per_image(target.client("dynamodb"), tasks.require_store(target),

@@ -53,8 +53,8 @@ def _synth_manifests(cfg, out_dir: Path) -> list[str]:
     Stand-in values mark what the stacks' outputs fill in at deploy time."""
     import yaml
 
-    from sdctl.k8s.helm import render
-    from sdctl.releases import placeholder_outputs, releases
+    from sdctl.builders.releases import placeholder_outputs, releases
+    from sdctl.execute.k8s.helm import render
 
     edge, cluster = placeholder_outputs(cfg)
     rels = releases(cfg, edge=edge, cluster=cluster, account="123456789012", region=cfg.region)
@@ -82,7 +82,7 @@ def register(app: typer.Typer) -> None:
         output: OutputOpt = None,
     ) -> None:
         """Write every CloudFormation template (no AWS access needed) for review and GitOps."""
-        from sdctl.cfn.stacks import placeholder_outputs, stacks
+        from sdctl.builders.cfn.stacks import placeholder_outputs, stacks
 
         mode = output_mode(ctx, output)
         cfg = _load(ctx, config)
@@ -111,7 +111,7 @@ def register(app: typer.Typer) -> None:
         output: OutputOpt = None,
     ) -> None:
         """Show what deploy would change (change sets, never executed). Exit 0: nothing; 3: changes pending."""
-        from sdctl import deploy
+        from sdctl.execute import deploy
 
         mode = output_mode(ctx, output)
         cfg = _load(ctx, config)
@@ -155,8 +155,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Create or update the stacks in order (change set, review, confirm, execute), then install
         Karpenter, KEDA and one release per runtime and wait until they are ready."""
-        from sdctl import deploy
         from sdctl.errors import UsageError
+        from sdctl.execute import deploy
 
         mode = output_mode(ctx, output)
         cfg = _load(ctx, config)
@@ -214,8 +214,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Delete the stacks in reverse order, then the output and artifacts buckets (unless --keep-data).
         The model bucket is never touched."""
-        from sdctl import deploy
         from sdctl.errors import SdctlError, UsageError
+        from sdctl.execute import deploy
 
         mode = output_mode(ctx, output)
         cfg = _load(ctx, config)
@@ -245,7 +245,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check the tools, the config, the AWS credentials and GPU quotas, and the cluster
         (Karpenter, KEDA, each runtime's ScaledObject, chart versions); each says how to fix it."""
-        from sdctl import doctor as dr
+        from sdctl.operate import doctor as dr
 
         mode = output_mode(ctx, output)
         obj = ctx.obj or {}
@@ -263,7 +263,7 @@ def register(app: typer.Typer) -> None:
         })
         aws = None
         if cfg is not None and results[2]["status"] == dr.OK:
-            from sdctl.aws.session import connect
+            from sdctl.execute.aws.session import connect
 
             aws = connect(region=region, profile=obj.get("profile"), config_region=cfg.region)
             results += dr.rows(dr.check_quotas(aws.client("service-quotas"), cfg))
@@ -282,9 +282,9 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
     def _cluster_checks(ctx, cfg, kubeconfig):
-        from sdctl import doctor as dr
+        from sdctl.builders.releases import chart_dir
         from sdctl.cli.ops_cmds import _kube
-        from sdctl.releases import chart_dir
+        from sdctl.operate import doctor as dr
 
         chart_version = yaml_version(chart_dir() / "Chart.yaml")
         try:
@@ -306,8 +306,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Credentials for the EKS cluster without the aws CLI: a kubeconfig whose user runs
         `sdctl kubeconfig --token` for a fresh token on each use."""
-        from sdctl.aws.session import session_only
-        from sdctl.k8s import eks
+        from sdctl.execute.aws.session import session_only
+        from sdctl.execute.k8s import eks
 
         obj = ctx.obj or {}
         if token_only and cluster:  # the exec plugin: presign only, no STS round trip
@@ -339,7 +339,7 @@ def register(app: typer.Typer) -> None:
         """Stacks with their status and outputs."""
         from rich.table import Table
 
-        from sdctl import deploy
+        from sdctl.execute import deploy
 
         mode = output_mode(ctx, output)
         cfg = _load(ctx, config)

@@ -35,10 +35,12 @@ def publish(
     type without its own `image`) and push them to the stack's ECR repositories. Without a local container engine, the stack's CodeBuild project builds
     them in your account from a source zip in the artifacts bucket; its phases and log
     stream back here."""
-    from sdctl import __version__, images
-    from sdctl.aws import artifacts
+    from sdctl import __version__
+    from sdctl.builders import images
     from sdctl.config import load
     from sdctl.errors import UsageError
+    from sdctl.execute import publish
+    from sdctl.execute.aws import artifacts
 
     mode = output_mode(ctx, output)
     if builder not in ("auto", "local", "codebuild"):
@@ -47,8 +49,8 @@ def publish(
     aws = aws_for(ctx, cfg)
     tag = tag or __version__
     builds = images.plan(cfg.stack_name, aws.account, aws.region, only=only or images.needed(cfg), tag=tag)
-    root = images.source_root()
-    exe = images.local_builder() if builder in ("auto", "local") else None
+    root = publish.source_root()
+    exe = publish.local_builder() if builder in ("auto", "local") else None
     if builder == "local" and exe is None:
         raise UsageError("no local container engine answers (docker, podman, finch)",
                          hint="start one, or use --builder codebuild (no local Docker needed)")
@@ -56,9 +58,9 @@ def publish(
                                                                                  highlight=False))
     report = {"builder": exe or "codebuild", "images": [b.uri for b in builds]}
     if exe:
-        images.publish_local(exe, builds, ecr=aws.client("ecr"), root=root, on_line=show)
+        publish.publish_local(exe, builds, ecr=aws.client("ecr"), root=root, on_line=show)
     else:
-        data = images.source_zip(root)
+        data = publish.source_zip(root)
         bucket = artifacts.artifacts_bucket_name(cfg.stack_name, aws.account, aws.region)
         s3 = aws.client("s3")
         artifacts.ensure_bucket(s3, bucket, aws.region)
@@ -66,7 +68,7 @@ def publish(
         artifacts.upload_once(s3, bucket, key, data)
         err.print(f"source: s3://{bucket}/{key} ({len(data) // 1024} KiB)")
         with err.status("starting the build…") as status:
-            result = images.publish_codebuild(
+            result = publish.publish_codebuild(
                 builds, codebuild=aws.client("codebuild"), logs=aws.client("logs"), bucket=bucket, key=key,
                 project=images.build_project_name(cfg.stack_name), tag=tag,
                 on_phase=lambda phase, state: status.update(f"build {state.lower()}: {phase.lower()}"),

@@ -42,7 +42,7 @@ def up(
 ) -> None:
     """Start the local stack: AWS emulator, API gateway, runtimes and queue agents."""
     from sdctl.config import config_path, load
-    from sdctl.local import stack
+    from sdctl.execute.local import stack
 
     mode = output_mode(ctx, output)
     path = config_path(config_arg(ctx, config))
@@ -70,7 +70,7 @@ def up(
 @app.command()
 def down(ctx: typer.Context, output: OutputOpt = None) -> None:
     """Stop the local stack (only what `local up` started)."""
-    from sdctl.local import stack
+    from sdctl.execute.local import stack
 
     mode = output_mode(ctx, output)
     result = stack.down()
@@ -88,7 +88,7 @@ def status(
 ) -> None:
     """Show the local stack: URLs, API key, resources and processes (exit 1 if not running)."""
     from sdctl.errors import LocalStackError
-    from sdctl.local import state as st
+    from sdctl.execute.local import state as st
 
     mode = output_mode(ctx, output)
     state = st.read()
@@ -104,7 +104,7 @@ def _key(key: str, show: bool) -> str:
 def _show(state: dict, mode: str, *, seconds: float | None = None, show_key: bool = False) -> None:
     from rich.table import Table
 
-    from sdctl.local import state as st
+    from sdctl.execute.local import state as st
 
     processes = [dict(p, alive=st.pid_alive(p.get("pid"))) for p in state.get("processes", [])]
     res = state.get("resources", {})

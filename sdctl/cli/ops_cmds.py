@@ -36,13 +36,13 @@ def release_name(runtime: str) -> str:
 @contextlib.contextmanager
 def _kube(ctx: typer.Context, cfg, kubeconfig: Path | None):
     """A kubernetes ApiClient: from --kubeconfig, else a short-lived one from EKS."""
-    from sdctl.k8s.cluster import api_client
+    from sdctl.execute.k8s.cluster import api_client
 
     if kubeconfig is not None:
         yield api_client(kubeconfig)[0]
         return
-    from sdctl import deploy
     from sdctl.cli.common import aws_for
+    from sdctl.execute import deploy
 
     dctx = deploy.context(cfg, aws_for(ctx, cfg))
     with deploy.cluster_kubeconfig(dctx) as path:
@@ -66,7 +66,7 @@ def _chain_text(r: dict) -> None:
     out.print(f"[bold]{r['runtime']}[/]: " + " → ".join(parts))
     for p in pods["pending"]:
         out.print(f"  pod {p['name']} pending: {p['reason'] or ''} {p['message'] or ''}".rstrip(), markup=False)
-    from sdctl.k8s.scale import human
+    from sdctl.builders.scale import human
 
     for c in claims:
         state = "ready" if c["ready"] == "True" else ("registered" if c["registered"] == "True" else
@@ -92,9 +92,10 @@ def scale_status(
 ) -> None:
     """Per runtime, cause and effect: queue depth → KEDA ScaledObject → Deployment → pending pods
     → Karpenter NodeClaims → nodes, and a verdict in plain words."""
-    from sdctl import queues
+    from sdctl.builders import scale as verdicts
     from sdctl.config import load
-    from sdctl.k8s import scale
+    from sdctl.execute.k8s import scale
+    from sdctl.operate import queues
 
     mode = output_mode(ctx, output)
     cfg = load(config_arg(ctx, config))
@@ -109,7 +110,7 @@ def scale_status(
             for rt in chosen:
                 depth = queues.depth(sqs, target.queues[rt.name]["queue_url"])
                 objs = scale.collect(api, release=release_name(rt.name), namespace=rt.namespace)
-                report.append(scale.explain(rt.name, depth, objs, queue_length=rt.scaling.queue_length,
+                report.append(verdicts.explain(rt.name, depth, objs, queue_length=rt.scaling.queue_length,
                                             min_replicas=rt.scaling.min_replicas,
                                             max_replicas=rt.scaling.max_replicas,
                                             scale_on_in_flight=rt.scaling.scale_on_in_flight))
@@ -142,8 +143,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write a self-contained HTML page of recent results: a thumbnail grid with prompt, seed,
         runtime and seconds, each linking to the full-size image."""
-        from sdctl import gallery as gal
-        from sdctl import tasks
+        from sdctl.operate import gallery as gal
+        from sdctl.operate import tasks
 
         mode = output_mode(ctx, output)
         since_at = tasks.since_timestamp(since)
@@ -184,13 +185,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """A runtime's (or its agent's) logs: from its pods, or on the local stack from the
         processes' log files. With -o json, one JSON object per line."""
-        from sdctl import logs as logmod
-        from sdctl.tasks import since_timestamp
+        from sdctl.operate import logs as logmod
+        from sdctl.operate.tasks import since_timestamp
 
         mode = output_mode(ctx, output)
         since_at = since_timestamp(since)
         if is_local(local):
-            from sdctl.local import state as st
+            from sdctl.execute.local import state as st
 
             state = st.running()
             if runtime not in state["resources"]["runtimes"]:
@@ -217,8 +218,8 @@ def register(app: typer.Typer) -> None:
             return
 
     def _pod_lines(ctx, cfg, rt, kubeconfig, *, agent: bool, follow: bool, since: str | None):
-        from sdctl import logs as logmod
-        from sdctl.tasks import duration_seconds
+        from sdctl.operate import logs as logmod
+        from sdctl.operate.tasks import duration_seconds
 
         with _kube(ctx, cfg, kubeconfig) as api:
             yield from logmod.pod_lines(api, release=release_name(rt.name), namespace=rt.namespace,

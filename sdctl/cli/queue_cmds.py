@@ -49,7 +49,7 @@ def watch(
 
     from rich.live import Live
 
-    from sdctl import queues
+    from sdctl.operate import queues
 
     mode = output_mode(ctx, output)
     target = target_for(ctx, is_local(local))
@@ -81,7 +81,7 @@ def redrive(
     output: OutputOpt = None,
 ) -> None:
     """Move dead-lettered tasks back to their runtime's queue, to be tried again."""
-    from sdctl import queues
+    from sdctl.operate import queues
 
     mode = output_mode(ctx, output)
     target = target_for(ctx, is_local(local))
@@ -106,8 +106,8 @@ def purge(
 ) -> None:
     """Delete every task waiting in one runtime's queue (asks first; --yes to skip). Their
     records in the task store are marked cancelled (code `purged`)."""
-    from sdctl import queues
     from sdctl.cli.common import confirm
+    from sdctl.operate import queues
 
     mode = output_mode(ctx, output)
     target = target_for(ctx, is_local(local))

@@ -57,7 +57,7 @@ def list_(
     """Recent tasks, newest first."""
     from rich.table import Table
 
-    from sdctl import tasks
+    from sdctl.operate import tasks
 
     mode = output_mode(ctx, output)
     since_at = tasks.since_timestamp(since)
@@ -94,7 +94,7 @@ def wait(
     output: OutputOpt = None,
 ) -> None:
     """Wait until a task is completed (exit 0), failed or cancelled (exit 1)."""
-    from sdctl import tasks
+    from sdctl.operate import tasks
 
     mode = output_mode(ctx, output)
     api = target_for(ctx, is_local(local)).api()

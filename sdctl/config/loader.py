@@ -23,6 +23,17 @@ def config_path(explicit: str | os.PathLike | None = None) -> Path:
     return Path(explicit or os.environ.get(ENV_VAR) or DEFAULT_PATH)
 
 
+def example_text() -> str:
+    """The documented example config (shipped beside the package or inside the wheel)."""
+    import sdctl
+
+    here = Path(sdctl.__file__).parent
+    for candidate in (here / "resources" / "sdctl.example.yaml", here.parent / "sdctl.example.yaml"):
+        if candidate.is_file():
+            return candidate.read_text()
+    raise FileNotFoundError("sdctl.example.yaml is missing from this installation")
+
+
 def load(path: str | os.PathLike | None = None) -> Config:
     p = config_path(path)
     try:

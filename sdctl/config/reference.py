@@ -151,7 +151,7 @@ def render(example_text: str) -> tuple[str, list[str]]:
 if __name__ == "__main__":
     import sys
 
-    from sdctl.cli.config_cmds import example_text
+    from sdctl.config.loader import example_text
 
     page, missing = render(example_text())
     sys.stdout.write(page)

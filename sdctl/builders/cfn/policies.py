@@ -2,13 +2,13 @@
 
 The CloudFormation builders grant them with intrinsic references (Ref, GetAtt, Sub); the
 local stack grants the very same documents with the ARNs it provisioned, to the credentials
-each local process signs with (sdctl/local/iam.py), and moto enforces them there. So a
+each local process signs with (sdctl/execute/local/iam.py), and moto enforces them there. So a
 permission a component lacks on AWS is a failed local test first. Pure: ARNs in, documents out.
 """
 
 from __future__ import annotations
 
-from sdctl.cfn.base import allow, policy
+from sdctl.builders.cfn.base import allow, policy
 
 #: What the API handler does to a task record (conditional put, read, cancel, undo on failure).
 HANDLER_TABLE_ACTIONS = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]

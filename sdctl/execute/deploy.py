@@ -7,14 +7,13 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sdctl.aws import artifacts
-from sdctl.aws.cloudformation import ChangeSet, Deployer, Event, changes_from_template
-from sdctl.aws.session import Aws
-from sdctl.cfn.base import logical_id
-from sdctl.cfn.stacks import StackSpec, stack_name, stacks
+from sdctl.builders.cfn.stacks import StackSpec, stack_name, stacks
+from sdctl.builders.names import names
 from sdctl.config.model import Config
 from sdctl.errors import SdctlError, UsageError
-from sdctl.names import names
+from sdctl.execute.aws import artifacts
+from sdctl.execute.aws.cloudformation import ChangeSet, Deployer, Event, changes_from_template
+from sdctl.execute.aws.session import Aws
 
 
 @dataclass
@@ -71,7 +70,7 @@ def existing_api_logs_role(apigateway, stack: str, region: str, *, owned: bool) 
     ExistingApiGatewayLogsRoleArn: "" when none is set (the stack sets its own) or when the
     role set is the one this stack owns now; another stack's, or this stack's retained from an
     earlier deploy, is kept as it is."""
-    from sdctl.cfn.edge import api_logs_role_name
+    from sdctl.builders.cfn.edge import api_logs_role_name
 
     role = apigateway.get_account().get("cloudwatchRoleArn") or ""
     ours = role.endswith("/" + api_logs_role_name(stack).replace("${AWS::Region}", region))
@@ -261,8 +260,8 @@ def sweep_karpenter(ctx: Context, on_step: Callable[[str], None]) -> dict:
     instance profiles, so no GPU keeps billing and the cluster stack can delete its node role.
     Runs whether or not the cluster answered (Helm uninstall lets Karpenter drain, but a
     cluster that is gone cannot). Raises, keeping the stacks, if anything cannot be removed."""
-    from sdctl.aws import leftovers
-    from sdctl.names import karpenter_node_role
+    from sdctl.builders.names import karpenter_node_role
+    from sdctl.execute.aws import leftovers
 
     cluster = ctx.cfg.cluster_name
     ec2, iam = ctx.aws.client("ec2"), ctx.aws.client("iam")
@@ -281,7 +280,7 @@ def sweep_karpenter(ctx: Context, on_step: Callable[[str], None]) -> dict:
 
 
 def release_specs(ctx: Context, outputs: dict[str, dict[str, str]]):
-    from sdctl.releases import releases
+    from sdctl.builders.releases import releases
 
     subnets = None
     if ctx.cfg.cluster.existing and not ctx.cfg.network.private_subnet_ids:
@@ -293,8 +292,8 @@ def release_specs(ctx: Context, outputs: dict[str, dict[str, str]]):
 
 def check_images(ctx: Context, specs) -> None:
     """Every image the runtime releases run must be in ECR before a GPU node is paid for it."""
-    from sdctl.images import missing_images
-    from sdctl.releases import images_of
+    from sdctl.builders.releases import images_of
+    from sdctl.execute.publish import missing_images
 
     missing = missing_images(ctx.aws.client("ecr"), images_of(specs), ctx.aws.account, ctx.aws.region)
     if missing:
@@ -304,7 +303,7 @@ def check_images(ctx: Context, specs) -> None:
 
 def _connect(ctx: Context):
     """A private kubeconfig for the deployed cluster (SdctlError if it cannot be reached)."""
-    from sdctl.k8s import cluster
+    from sdctl.execute.k8s import cluster
 
     return cluster.connect(ctx.aws.session, ctx.cfg.cluster_name, ctx.aws.region, ctx.aws.profile)
 
@@ -327,7 +326,7 @@ def _deployed_release_outputs(ctx: Context) -> dict[str, dict[str, str]] | None:
 
 def deploy_releases(ctx: Context, outputs: dict[str, dict[str, str]], on_step: Callable[[str], None]) -> dict:
     """After the stacks: Karpenter, KEDA and the runtimes, then wait until they are ready."""
-    from sdctl.k8s import cluster
+    from sdctl.execute.k8s import cluster
 
     for key in ("edge", "cluster"):
         if key not in outputs:
@@ -341,8 +340,8 @@ def deploy_releases(ctx: Context, outputs: dict[str, dict[str, str]], on_step: C
 
 def plan_releases(ctx: Context) -> list[dict] | None:
     """Per runtime release: rendered manifests against what is installed. None without a cluster."""
-    from sdctl.k8s import cluster, helm
-    from sdctl.k8s.diff import diff_manifests
+    from sdctl.builders.diff import diff_manifests
+    from sdctl.execute.k8s import cluster, helm
 
     outputs = _deployed_release_outputs(ctx)
     if outputs is None:
@@ -359,7 +358,7 @@ def plan_releases(ctx: Context) -> list[dict] | None:
 
 def destroy_releases(ctx: Context, on_step: Callable[[str], None]) -> bool:
     """Uninstall every release; False when there is no cluster to uninstall from."""
-    from sdctl.k8s import cluster
+    from sdctl.execute.k8s import cluster
 
     outputs = _deployed_release_outputs(ctx)
     if outputs is None:
@@ -387,25 +386,6 @@ def status(ctx: Context) -> list[dict]:
 
 def api_key_value(aws: Aws, key_id: str) -> str:
     return aws.client("apigateway").get_api_key(apiKey=key_id, includeValue=True)["value"]
-
-
-def aws_target(cfg: Config, aws: Aws):
-    """The deployed API and bucket, from the edge stack's outputs."""
-    from sdctl.client import Target
-
-    ctx = context(cfg, aws)
-    outs = ctx.outputs("edge")
-    if "ApiEndpoint" not in outs or "ApiKeyId" not in outs:
-        raise SdctlError(f"stack {ctx.stack_name('edge')} is not deployed (or has no API outputs)",
-                         hint="run `sdctl deploy` first, or use --local")
-    return Target(kind="aws", api_url=outs["ApiEndpoint"], api_key=api_key_value(aws, outs["ApiKeyId"]),
-                  bucket=outs["OutputBucket"], prefix=cfg.output.prefix,
-                  runtimes={rt.name: rt.type for rt in cfg.runtimes}, client_factory=aws.client,
-                  tasks_table=outs.get("TasksTable"),
-                  queues={rt.name: {"queue_url": outs.get(f"Queue{logical_id(rt.name)}Url", ""),
-                                    "dead_letter_queue_url": outs.get(f"DeadLetterQueue{logical_id(rt.name)}Url", "")}
-                          for rt in cfg.runtimes})
-
 
 
 def cluster_kubeconfig(ctx: Context):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 from sdctl import versions
-from sdctl.cfn import policies
-from sdctl.cfn.base import (
+from sdctl.builders.cfn import policies
+from sdctl.builders.cfn.base import (
     allow,
     getatt,
     load_static,
@@ -21,9 +21,9 @@ from sdctl.cfn.base import (
     template,
     trust,
 )
-from sdctl.cfn.skips import skip
+from sdctl.builders.cfn.skips import skip
+from sdctl.builders.names import Names, karpenter_node_role, runtime_service_account
 from sdctl.config.model import Config
-from sdctl.names import Names, karpenter_node_role, runtime_service_account
 
 INTERRUPTION_EVENTS = [
     ("HealthEvent", "aws.health", "AWS Health Event"),

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 
-from sdctl.cfn import policies
-from sdctl.cfn.base import (
+from sdctl.builders.cfn import policies
+from sdctl.builders.cfn.base import (
     allow,
     getatt,
     logical_id,
@@ -21,9 +21,9 @@ from sdctl.cfn.base import (
     template,
     trust,
 )
-from sdctl.cfn.skips import skip
+from sdctl.builders.cfn.skips import skip
+from sdctl.builders.names import Names, visibility_timeout
 from sdctl.config.model import Config
-from sdctl.names import Names, visibility_timeout
 
 LAMBDA_RUNTIME = "python3.12"
 LOG_RETENTION_DAYS = 90
@@ -260,7 +260,7 @@ def edge_template(cfg: Config, n: Names) -> dict:
 
 
 def _images(cfg: Config, r: dict, o: dict) -> None:
-    from sdctl.images import BUILDSPEC, IMAGES, build_project_name, repository_name
+    from sdctl.builders.images import BUILDSPEC, IMAGES, build_project_name, repository_name
 
     stack = cfg.stack_name
     repos = []

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sdctl.errors import UsageError
 
-PRICES = Path(__file__).parent / "data" / "prices.yaml"
+PRICES = Path(__file__).resolve().parents[1] / "data" / "prices.yaml"
 MB_PER_GB = 1024 * 1024  # the guidance's KB -> GB conversion (150 KB x 1M = 143.05 GB)
 
 

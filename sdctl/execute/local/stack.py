@@ -13,12 +13,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from sdctl.builders.local_plan import local_plan
 from sdctl.config.model import Config
 from sdctl.errors import LocalStackError
-from sdctl.local import state as st
-from sdctl.local.plan import local_plan
-from sdctl.local.provision import provision
-from sdctl.local.supervisor import ProcSpec, Supervisor, tail
+from sdctl.execute.local import state as st
+from sdctl.execute.local.provision import provision
+from sdctl.execute.local.supervisor import ProcSpec, Supervisor, tail
 
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 #: Settings of the user's real AWS account that must never reach the local processes.
@@ -53,8 +53,8 @@ def local_clients(aws_url: str, region: str, credentials: dict[str, str] | None 
 
 def grant_least_privilege(cfg: Config, resources: dict, aws_url: str) -> dict[str, dict[str, str]]:
     """Create each component's credentials with its template policy, then turn enforcement on."""
-    from sdctl.local import iam
-    from sdctl.names import LOCAL_ACCOUNT
+    from sdctl.builders.names import LOCAL_ACCOUNT
+    from sdctl.execute.local import iam
 
     docs = iam.documents(resources, region=cfg.region, account=LOCAL_ACCOUNT, model_bucket=cfg.model_bucket.name)
     creds = iam.create(local_clients(aws_url, cfg.region, services=("iam",))["iam"], docs, cfg.stack_name)
@@ -67,14 +67,14 @@ def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, a
                   credentials: dict[str, dict[str, str]] | None = None) -> list[ProcSpec]:
     """The gateway, one runtime per configured runtime (unless given a URL) and the agents,
     each signing with its own credentials where the stack enforces IAM."""
-    from sdctl.local import iam
+    from sdctl.execute.local import iam
 
     py = sys.executable
     credentials = credentials or {}
     specs = []
     port = free_port()
     specs.append(ProcSpec(
-        role="gateway", name="gateway", argv=[py, "-m", "sdctl.local.gateway"], port=port,
+        role="gateway", name="gateway", argv=[py, "-m", "sdctl.execute.local.gateway"], port=port,
         url=f"http://127.0.0.1:{port}", ready_path="/ping",
         env=dict(env, **credentials.get(iam.HANDLER, {}), AWS_ENDPOINT_URL=aws_url, GATEWAY_API_KEY=api_key,
                  GATEWAY_PORT=str(port),
@@ -143,7 +143,7 @@ def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
         require_extras(cfg, runtime_urls or {})
         on_event(f"starting the AWS emulator on {aws_url}")
         moto = sup.start(ProcSpec(role="aws", name="aws", port=aws_port, url=aws_url, ready_path="/moto-api/",
-                                  argv=[sys.executable, "-m", "sdctl.local.emulator", "-H", "127.0.0.1", "-p",
+                                  argv=[sys.executable, "-m", "sdctl.execute.local.emulator", "-H", "127.0.0.1", "-p",
                                         str(aws_port)],
                                   env=env))
         sup.wait_ready(moto, 60)

@@ -1,6 +1,6 @@
 """Least privilege on the local stack: each process signs with its own credentials, whose
 policy is the very document the CloudFormation templates grant that component on AWS
-(sdctl/cfn/policies.py), and the emulator enforces it (sdctl/local/emulator.py).
+(sdctl/builders/cfn/policies.py), and the emulator enforces it (sdctl/execute/local/emulator.py).
 
     operator      the CLI's operate commands: a user's own credentials, so everything
     api-handler   the gateway's Lambda handler: policies.api_handler
@@ -14,7 +14,7 @@ production task.
 
 from __future__ import annotations
 
-from sdctl.cfn import policies
+from sdctl.builders.cfn import policies
 
 OPERATOR = "operator"
 HANDLER = "api-handler"

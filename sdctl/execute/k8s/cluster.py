@@ -6,9 +6,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from sdctl.builders.releases import Release
 from sdctl.errors import SdctlError
-from sdctl.k8s import eks, helm
-from sdctl.releases import Release
+from sdctl.execute.k8s import eks, helm
 
 
 def connect(session, cluster: str, region: str, profile: str | None = None) -> Path:

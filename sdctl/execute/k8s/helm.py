@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from sdctl.builders.releases import Release
 from sdctl.errors import SdctlError
-from sdctl.helmbin import INSTALL_HINT, find_helm
-from sdctl.releases import Release
+from sdctl.execute.helmbin import INSTALL_HINT, find_helm
 
 
 class HelmMissing(SdctlError):

@@ -1,98 +1,23 @@
-"""`sdctl images publish`: build the queue agent and runtime images (diffusers, AUTOMATIC1111,
-ComfyUI) and push them to the stack's ECR repositories, with a local docker/podman/finch when one runs, otherwise
-with the stack's CodeBuild project in the user's own account (no local Docker needed).
-
-The plan (which images, which repositories, which tag) and the source zip are pure; the two
-builders are thin.
+"""`sdctl images publish`: build the images and push them to the stack's ECR repositories,
+with a local docker/podman/finch when one runs, otherwise with the stack's CodeBuild project in
+the user's own account (no local Docker needed); and check that a release's images are there.
+What to build, and where, comes from sdctl/builders/images.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from sdctl import __version__
-from sdctl.errors import SdctlError, UsageError
-
-#: Image key -> (repository under <stack>/, recipe). Runtime images are keyed by runtime type.
-IMAGES = {"agent": ("queue-agent", "docker/agent.Dockerfile"),
-          "diffusers": ("diffusers", "docker/runtime.Dockerfile"),
-          "sdwebui": ("sdwebui", "docker/sdwebui.Dockerfile"),
-          "comfyui": ("comfyui", "docker/comfyui.Dockerfile")}
-#: Older names still accepted by --only.
-ALIASES = {"runtime": "diffusers"}
-SOURCE = ("pyproject.toml", "README.md", "sdctl", "lambda_src", "docker")
-BUILDERS = ("docker", "podman", "finch")
-
-
-def repository_name(stack: str, image: str) -> str:
-    return f"{stack}/{image}"
-
-
-def build_project_name(stack: str) -> str:
-    return f"{stack}-images"
-
-
-def registry(account: str, region: str) -> str:
-    return f"{account}.dkr.ecr.{region}.amazonaws.com"
-
-
-def needed(cfg) -> list[str]:
-    """The images a config runs that sdctl builds: the agent, and each runtime type whose
-    `image` is not set to the user's own."""
-    keys = ["agent"]
-    for rt in cfg.runtimes:
-        if rt.image is None and rt.type not in keys:
-            keys.append(rt.type)
-    return keys
-
-
-def runtime_image(stack: str, rt_type: str, image: str | None, account: str, region: str, tag: str) -> str:
-    """The image a runtime's pods run: the configured one, else sdctl's for its type."""
-    return image or f"{registry(account, region)}/{repository_name(stack, IMAGES[rt_type][0])}:{tag}"
-
-
-def agent_image(stack: str, account: str, region: str, tag: str) -> str:
-    return f"{registry(account, region)}/{repository_name(stack, IMAGES['agent'][0])}:{tag}"
-
-
-def ecr_reference(uri: str, account: str, region: str) -> tuple[str, str] | None:
-    """(repository, tag) for an image in this account's ECR registry in this region; None for
-    any other registry (sdctl cannot look into those)."""
-    prefix = registry(account, region) + "/"
-    if not uri.startswith(prefix):
-        return None
-    rest = uri[len(prefix):]
-    repo, _, tag = rest.rpartition(":") if ":" in rest.rsplit("/", 1)[-1] else (rest, "", "latest")
-    return repo, tag
-
-@dataclass(frozen=True)
-class ImageBuild:
-    key: str          # agent | runtime
-    repository: str   # <stack>/<image>
-    dockerfile: str
-    uri: str          # <registry>/<repository>:<tag>
-
-
-def plan(stack: str, account: str, region: str, *, only: list[str] | None = None,
-         tag: str = __version__) -> list[ImageBuild]:
-    """The images to build and where they go. Pure."""
-    keys = [ALIASES.get(k, k) for k in (only or list(IMAGES))]
-    unknown = [k for k in keys if k not in IMAGES]
-    if unknown:
-        raise UsageError(f"no image named {unknown[0]!r}", hint=f"images: {', '.join(IMAGES)}")
-    reg = registry(account, region)
-    return [ImageBuild(k, repository_name(stack, IMAGES[k][0]), IMAGES[k][1],
-                       f"{reg}/{repository_name(stack, IMAGES[k][0])}:{tag}") for k in dict.fromkeys(keys)]
+from sdctl.builders.images import BUILDERS, SOURCE, ImageBuild, ecr_reference
+from sdctl.errors import SdctlError
 
 
 def source_root() -> Path:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     if not (root / "docker" / "agent.Dockerfile").is_file():
         raise SdctlError("the image recipes (docker/) are not in this installation",
                          hint="run `sdctl images publish` from a checkout of the sdctl repository")
@@ -109,13 +34,9 @@ def source_zip(root: Path) -> bytes:
         elif path.is_dir():
             files += [p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts
                       and not p.name.endswith((".pyc", ".part"))]
-    from sdctl.aws.artifacts import deterministic_zip
+    from sdctl.execute.aws.artifacts import deterministic_zip
 
     return deterministic_zip({p.relative_to(root).as_posix(): p.read_bytes() for p in files})
-
-
-def source_key(data: bytes) -> str:
-    return f"images/source-{hashlib.sha256(data).hexdigest()[:16]}.zip"
 
 
 def local_builder(which: Callable[[str], str | None] = shutil.which) -> str | None:
@@ -127,7 +48,6 @@ def local_builder(which: Callable[[str], str | None] = shutil.which) -> str | No
     return None
 
 
-# -- executors ------------------------------------------------------------------------------------
 def missing_images(ecr, uris: list[str], account: str, region: str) -> list[str]:
     """Those of `uris` that live in this account's ECR and are not there (DescribeImages)."""
     missing = []
@@ -218,17 +138,3 @@ def _follow_log(logs, build: dict, token: str | None, on_line: Callable[[str], N
     return page.get("nextForwardToken", token)
 
 
-BUILDSPEC = """version: 0.2
-phases:
-  pre_build:
-    commands:
-      - REGISTRY=${AWS_ACCOUNT_ID}.dkr.ecr.${AWS_REGION}.amazonaws.com
-      - aws ecr get-login-password --region "$AWS_REGION" | docker login --username AWS --password-stdin "$REGISTRY"
-  build:
-    commands:
-      - for pair in $IMAGES; do docker build -f "${pair%%=*}" -t "${pair#*=}" . ; done
-  post_build:
-    commands:
-      - test "$CODEBUILD_BUILD_SUCCEEDING" = 1
-      - for pair in $IMAGES; do docker push "${pair#*=}" ; done
-"""

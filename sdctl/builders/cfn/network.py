@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from sdctl.cfn.base import getatt, load_static, prune, ref, sub, tags
+from sdctl.builders.cfn.base import getatt, load_static, prune, ref, sub, tags
 from sdctl.config.model import Config
 
 ZONES = 3

@@ -65,7 +65,7 @@ def render(items: list[dict], *, title: str, generated_at: datetime | None = Non
 
 def collect(tasks: list[dict], s3, *, expires: int = 7 * 86400, limit: int = 200) -> list[dict]:
     """For each completed task, each of its images: a thumbnail and a presigned full-size URL."""
-    from sdctl.client import parse_s3_url
+    from sdctl.operate.client import parse_s3_url
 
     items = []
     for t in tasks:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sdctl import __version__, images, versions
-from sdctl.cfn.base import logical_id
+from sdctl import __version__, versions
+from sdctl.builders import images
+from sdctl.builders.cfn.base import logical_id
+from sdctl.builders.names import karpenter_node_role, runtime_service_account
 from sdctl.config.model import Config, Runtime
-from sdctl.names import karpenter_node_role, runtime_service_account
 
 #: Per runtime type: API port, and the path that answers only once the model is loaded.
 RUNTIME_DEFAULTS = {

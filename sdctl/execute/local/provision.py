@@ -47,8 +47,8 @@ def provision(plan: dict, *, sns, sqs, s3, dynamodb=None) -> dict:
 
 
 def create_tasks_table(dynamodb, name: str) -> None:
-    """The task store, shaped as the edge stack shapes it (sdctl.cfn.edge.tasks_table)."""
-    from sdctl.cfn.edge import tasks_table_properties
+    """The task store, shaped as the edge stack shapes it (sdctl.builders.cfn.edge.tasks_table)."""
+    from sdctl.builders.cfn.edge import tasks_table_properties
 
     props = tasks_table_properties(name)
     try:

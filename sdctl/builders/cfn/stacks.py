@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sdctl.cfn.base import logical_id
-from sdctl.cfn.cluster import cluster_template
-from sdctl.cfn.edge import edge_template
-from sdctl.cfn.network import network_parameters, network_template
+from sdctl.builders.cfn.base import logical_id
+from sdctl.builders.cfn.cluster import cluster_template
+from sdctl.builders.cfn.edge import edge_template
+from sdctl.builders.cfn.network import network_parameters, network_template
+from sdctl.builders.names import names
 from sdctl.config.model import Config
-from sdctl.names import names
 
 
 @dataclass

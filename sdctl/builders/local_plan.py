@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from sdctl.builders.names import LOCAL_ACCOUNT, names, visibility_timeout
 from sdctl.config.model import Config
-from sdctl.names import LOCAL_ACCOUNT, names, visibility_timeout
 
 
 def local_plan(cfg: Config, *, visibility_seconds: int | None = None) -> dict:

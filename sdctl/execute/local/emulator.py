@@ -1,8 +1,8 @@
 """The local stack's AWS: moto's server, closer to AWS where its IAM checks fall short.
 
-    python -m sdctl.local.emulator -H 127.0.0.1 -p PORT
+    python -m sdctl.execute.local.emulator -H 127.0.0.1 -p PORT
 
-The local stack enforces IAM (see sdctl/local/iam.py): after provisioning, every process
+The local stack enforces IAM (see sdctl/execute/local/iam.py): after provisioning, every process
 signs its calls with credentials whose policy is the very document the CloudFormation
 templates grant that component. moto authorizes such calls with a basic evaluator that
 differs from AWS in ways that would deny what AWS allows, so this module corrects them before

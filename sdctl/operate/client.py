@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
+from sdctl.builders.names import result_key
 from sdctl.errors import ApiError, SdctlError, TaskFailed, WaitTimeout
-from sdctl.names import result_key
 
 
 @dataclass
@@ -57,8 +57,8 @@ class Target:
 
 
 def local_target() -> Target:
-    from sdctl.local import state as st
-    from sdctl.local.stack import local_clients
+    from sdctl.execute.local import state as st
+    from sdctl.execute.local.stack import local_clients
 
     state = st.running()
     res = state["resources"]
@@ -82,12 +82,31 @@ def resolve_target(local: bool, *, config=None, region: str | None = None, profi
     """The local stack, or the deployed one named by the config (endpoint and key from its outputs)."""
     if local:
         return local_target()
-    from sdctl.aws.session import connect
     from sdctl.config import load
-    from sdctl.deploy import aws_target
+    from sdctl.execute.aws.session import connect
 
     cfg = load(config)
     return aws_target(cfg, connect(region=region, profile=profile, config_region=cfg.region))
+
+
+def aws_target(cfg, aws) -> Target:
+    """The deployed API and bucket, from the edge stack's outputs."""
+    from sdctl.builders.cfn.edge import queue_ids
+    from sdctl.execute import deploy
+
+    ctx = deploy.context(cfg, aws)
+    outs = ctx.outputs("edge")
+    if "ApiEndpoint" not in outs or "ApiKeyId" not in outs:
+        raise SdctlError(f"stack {ctx.stack_name('edge')} is not deployed (or has no API outputs)",
+                         hint="run `sdctl deploy` first, or use --local")
+    queues = {}
+    for rt in cfg.runtimes:
+        queue, dlq = queue_ids(rt.name)
+        queues[rt.name] = {"queue_url": outs.get(f"{queue}Url", ""), "dead_letter_queue_url": outs.get(f"{dlq}Url", "")}
+    return Target(kind="aws", api_url=outs["ApiEndpoint"], api_key=deploy.api_key_value(aws, outs["ApiKeyId"]),
+                  bucket=outs["OutputBucket"], prefix=cfg.output.prefix,
+                  runtimes={rt.name: rt.type for rt in cfg.runtimes}, client_factory=aws.client,
+                  tasks_table=outs.get("TasksTable"), queues=queues)
 
 
 def new_task_id() -> str:

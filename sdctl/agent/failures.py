@@ -1,0 +1,46 @@
+"""What can go wrong with a task, as the agent decides what to do with its message:
+
+    TaskFailure
+    ├── TransientFailure   retry later (timeouts, 5xx, throttling, connection refused): the
+    │                      message goes back to the queue; the receive count bounds retries
+    └── PermanentFailure   never retry (the runtime rejected it, unknown model, bad input):
+                           a `failed` notice, and the message is deleted
+
+and what a runtime call returns when it works (RuntimeOutput).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class TaskFailure(Exception):
+    retry = False
+
+    def __init__(self, code: str, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+    def to_dict(self) -> dict:
+        d = {"code": self.code, "message": self.message}
+        if self.field:
+            d["field"] = self.field
+        return d
+
+
+class TransientFailure(TaskFailure):
+    retry = True
+
+
+class PermanentFailure(TaskFailure):
+    retry = False
+
+
+@dataclass
+class RuntimeOutput:
+    images: list[bytes]
+    parameters: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+    model: str | None = None
