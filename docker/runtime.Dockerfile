@@ -1,6 +1,6 @@
 # The diffusers runtime image: a CUDA base, non-root, the AUTOMATIC1111-compatible API on
 # sdctl's diffusers engine (the `runtime` extra). Models come from the volume mounted at
-# /models (the chart mounts the model bucket there, read-only); MODEL names the file.
+# /models (the chart mounts the model bucket there, read-only); SD_MODEL names the file.
 #   docker build -f docker/runtime.Dockerfile -t sd-runtime .      (or: sdctl images publish)
 FROM nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
 
@@ -11,9 +11,9 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_BREAK_SYSTEM_PACKAGES=1 \
     HF_HUB_OFFLINE=1 \
-    MODELS_DIR=/models \
-    MODEL=/models/model.safetensors \
-    PORT=7860
+    SD_MODELS_DIR=/models \
+    SD_MODEL=model.safetensors \
+    SD_PORT=7860
 
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3=3.12.* python3-pip=24.0* \

@@ -505,3 +505,32 @@ def test_a_failed_task_is_recorded_with_its_reason(stack, flaky_runtime, store):
     assert until_received(agent) == ["failed"]
     rec = record(store, "bad")
     assert rec["status"] == "failed" and rec["error"]["code"] == "runtime-error"
+
+
+def test_the_agent_environment_is_written_once_and_read_back():
+    """sdctl/contracts/agent_env.py writes the agent's environment for the chart's values and the
+    local stack; AgentSettings.from_env reads it. Every configured value survives the trip,
+    maxReceiveCount included (the chart once left it out, and the agent then assumed 3)."""
+    from sdctl.agent.settings import AgentSettings
+    from sdctl.builders.releases import placeholder_outputs, releases
+    from sdctl.config import parse
+    from sdctl.contracts.agent_env import for_runtime
+
+    cfg = parse("runtimes: [{name: fast, type: diffusers, maxTaskSeconds: 120, maxReceiveCount: 5, dynamicModel: true,"
+                " agent: {prefetch: 3, runtimeConcurrency: 2, batchTasks: 4, notifyRunning: true}}]")
+    [rt] = cfg.runtimes
+    env = for_runtime(rt, queue_url="https://sqs/q", results_topic_arn="arn:t", bucket="b", tasks_table="tt",
+                      task_ttl_days=9, region="eu-west-1", api_base_url="http://127.0.0.1:7860",
+                      visibility_seconds=40, health_port=8081)
+    s = AgentSettings.from_env(env)
+    assert (s.queue_url, s.topic_arn, s.bucket, s.tasks_table, s.task_ttl_days, s.region) == (
+        "https://sqs/q", "arn:t", "b", "tt", 9, "eu-west-1")
+    assert (s.runtime_name, s.runtime_type, s.api_base_url) == ("fast", "diffusers", "http://127.0.0.1:7860")
+    assert (s.max_task_seconds, s.max_receive_count, s.visibility_seconds, s.health_port) == (120, 5, 40, 8081)
+    assert (s.prefetch, s.runtime_concurrency, s.batch_tasks, s.batch_size) == (3, 2, 4, 4)
+    assert s.dynamic_model is True and s.notify_running is True
+    edge, cluster = placeholder_outputs(cfg)
+    [rel] = [r for r in releases(cfg, edge=edge, cluster=cluster, account="123456789012", region="eu-west-1")
+             if r.runtime]
+    chart = AgentSettings.from_env(rel.values["agent"]["env"])  # what the ConfigMap carries
+    assert chart.max_receive_count == 5 and chart.queue_url == edge["QueueFastUrl"] and chart.batch_tasks == 4

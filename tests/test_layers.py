@@ -1,5 +1,6 @@
 """The house's layers, read from every import (ast), lazy ones inside functions included.
 
+    sdctl/contracts   what two parts agree on, written once (stdlib only; everyone may use it)
     sdctl/config      the sdctl.yaml model and loader
     sdctl/builders    pure: config (and stack outputs) in, data out; no SDK, no I/O library
     sdctl/execute     executors: AWS, helm and Kubernetes, the local stack, deploy, publishing
@@ -47,6 +48,8 @@ def imports(path: Path, known: dict[str, Path]) -> set[str]:
 
 def layer(mod: str) -> str | None:
     parts = mod.split(".")
+    if len(parts) > 1 and parts[1] == "contracts":
+        return "contracts"
     if parts[0] == "lambda_src":
         return "deployed"
     if len(parts) > 1 and parts[1] in ("agent", "runtime"):
@@ -65,7 +68,11 @@ def test_each_layer_imports_only_the_layers_before_it():
             if not dep.startswith("sdctl") or dep in SHARED:
                 continue
             theirs = layer(dep)
-            if mine == "deployed":
+            if theirs == "contracts" and mine != "contracts":
+                continue
+            if mine == "contracts":
+                wrong.append(f"{mod} (a contract) imports {dep}: contracts stand alone")
+            elif mine == "deployed":
                 if theirs in ("cli", "operate", "execute"):
                     wrong.append(f"{mod} (deployed) imports {dep}")
             elif mine in ORDER and theirs in ORDER and ORDER.index(theirs) > ORDER.index(mine):
@@ -75,9 +82,9 @@ def test_each_layer_imports_only_the_layers_before_it():
     assert wrong == []
 
 
-def test_builders_and_config_touch_no_sdk():
+def test_builders_config_and_contracts_touch_no_sdk():
     known = modules()
-    wrong = [f"{mod} imports {dep}" for mod, path in known.items() if layer(mod) in ("config", "builders")
+    wrong = [f"{mod} imports {dep}" for mod, path in known.items() if layer(mod) in ("config", "builders", "contracts")
              for dep in imports(path, known) if dep.split(".")[0] in SDKS]
     assert wrong == []
 

@@ -1,20 +1,28 @@
 """`python -m sdctl.agent`: the queue agent, as the agent image runs it (no CLI libraries).
+The one wiring of the agent: the image's entrypoint, `sdctl agent run` and the local stack
+all start it here.
 
-Configured by environment variables (docs/agent.md); `sdctl agent run` does the same.
+Configured by environment variables (docs/agent.md; written by sdctl/contracts/agent_env.py).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m sdctl.agent")
+    ap.add_argument("--max-tasks", type=int, default=None, help="exit after this many tasks (for tests)")
+    ap.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"),
+                    help="DEBUG, INFO, WARNING or ERROR (env LOG_LEVEL)")
+    args = ap.parse_args(argv)
     from sdctl.agent.settings import AgentSettings
     from sdctl.agent.worker import build, configure_logging
     from sdctl.errors import SdctlError
 
-    configure_logging(os.environ.get("LOG_LEVEL", "INFO").upper())
+    configure_logging(args.log_level.upper())
     try:
         settings = AgentSettings.from_env()
     except SdctlError as e:
@@ -26,7 +34,7 @@ def main() -> int:
         from sdctl.agent.observe import serve
 
         serve(agent.metrics, agent.adapter.ready, settings.health_port)
-    agent.run()
+    agent.run(max_tasks=args.max_tasks)
     return 0
 
 

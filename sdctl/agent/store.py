@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
+
+from sdctl.contracts.tasks import timestamp
 
 log = logging.getLogger("sdctl.agent")
 
 
 def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return timestamp()
 
 
 class TaskStore:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import re
 
 from sdctl.agent.failures import PermanentFailure
-
-ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+from sdctl.contracts.tasks import DEFAULT_PREFIX, ID_PATTERN, is_safe_prefix
 
 
 def parse_message(body: str) -> dict:
@@ -27,11 +25,11 @@ def parse_message(body: str) -> dict:
         raise PermanentFailure("invalid-task", "the message holds no task metadata", field="task.metadata")
     meta = data["metadata"]
     for key in ("id", "runtime"):
-        if not isinstance(meta.get(key), str) or not ID.match(meta[key]):
+        if not isinstance(meta.get(key), str) or not ID_PATTERN.match(meta[key]):
             raise PermanentFailure("invalid-task", f"task.metadata.{key} is missing or invalid",
                                    field=f"task.metadata.{key}")
-    prefix = meta.get("prefix") or "output"
-    if not isinstance(prefix, str) or prefix.startswith("/") or ".." in prefix.split("/"):
+    prefix = meta.get("prefix") or DEFAULT_PREFIX
+    if not is_safe_prefix(prefix):
         raise PermanentFailure("invalid-task", "task.metadata.prefix is not a safe key prefix",
                                field="task.metadata.prefix")
     if not isinstance(data.get("content"), dict):

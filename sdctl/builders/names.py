@@ -54,6 +54,11 @@ def names(cfg: Config, *, account: str, region: str | None = None) -> Names:
     )
 
 
+def release_name(runtime: str) -> str:
+    """The Helm release of a runtime, and the name of its Deployment, ScaledObject and NodePool."""
+    return f"sd-{runtime}"
+
+
 def runtime_service_account(runtime: str) -> str:
     """The Kubernetes service account a runtime's pods run as (bound to its workload role)."""
     return f"sd-{runtime}"

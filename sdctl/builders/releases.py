@@ -8,9 +8,13 @@ from pathlib import Path
 from sdctl import __version__, versions
 from sdctl.builders import images
 from sdctl.builders.cfn.base import logical_id
-from sdctl.builders.names import karpenter_node_role, runtime_service_account
+from sdctl.builders.names import karpenter_node_role, release_name, runtime_service_account
 from sdctl.config.model import Config, Runtime
+from sdctl.contracts.agent_env import for_runtime
 
+#: The agent's /healthz, /readyz and /metrics/ port, and its visibility window per heartbeat.
+AGENT_HEALTH_PORT = 8081
+AGENT_VISIBILITY_SECONDS = 30
 #: Per runtime type: API port, and the path that answers only once the model is loaded.
 RUNTIME_DEFAULTS = {
     "sdwebui": {"port": 8080, "startupPath": "/sdapi/v1/options"},
@@ -59,7 +63,12 @@ def runtime_values(cfg: Config, rt: Runtime, *, edge: dict[str, str], cluster: d
             "model": rt.model, "dynamicModel": rt.dynamic_model,
         },
         "agent": {"image": _image(images.agent_image(cfg.stack_name, account, region, __version__)),
-                  "env": rt.agent_env()},
+                  "healthPort": AGENT_HEALTH_PORT, "visibilitySeconds": AGENT_VISIBILITY_SECONDS,
+                  "env": for_runtime(rt, queue_url=edge[f"Queue{lid}Url"], results_topic_arn=edge["ResultsTopicArn"],
+                                     bucket=edge["OutputBucket"], tasks_table=edge.get("TasksTable", ""),
+                                     task_ttl_days=cfg.output.retention_days, region=region,
+                                     api_base_url=f"http://127.0.0.1:{d['port']}",
+                                     visibility_seconds=AGENT_VISIBILITY_SECONDS, health_port=AGENT_HEALTH_PORT)},
         "aws": {"region": region, "queueUrl": edge[f"Queue{lid}Url"], "resultsTopicArn": edge["ResultsTopicArn"],
                 "outputBucket": edge["OutputBucket"], "tasksTable": edge.get("TasksTable", ""),
                 "taskTtlDays": cfg.output.retention_days},
@@ -115,7 +124,7 @@ def releases(cfg: Config, *, edge: dict[str, str], cluster: dict[str, str], acco
         Release("keda", versions.KEDA_CHART, "keda", version=versions.KEDA, repo=versions.KEDA_REPO),
     ]
     for rt in cfg.runtimes:
-        out.append(Release(f"sd-{rt.name}", str(chart_dir()), rt.namespace, runtime=rt.name,
+        out.append(Release(release_name(rt.name), str(chart_dir()), rt.namespace, runtime=rt.name,
                            values=runtime_values(cfg, rt, edge=edge, cluster=cluster, account=account, region=region,
                                                  subnet_ids=node_subnets(cfg, cluster_subnets))))
     return out

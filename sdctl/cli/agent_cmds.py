@@ -15,19 +15,14 @@ def agent_run(
     max_tasks: Annotated[int | None, typer.Option(help="Exit after this many tasks (for tests).")] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
 ) -> None:
-    """Consume the runtime's queue (configured by SQS_QUEUE_URL, SNS_TOPIC_ARN, S3_BUCKET, ...)."""
-    from sdctl.agent.settings import AgentSettings
-    from sdctl.agent.worker import build, configure_logging
+    """Consume the runtime's queue (configured by SQS_QUEUE_URL, SNS_TOPIC_ARN, S3_BUCKET, ...):
+    the same program as the agent image's entrypoint, `python -m sdctl.agent`."""
+    from sdctl.agent.__main__ import main
 
-    configure_logging(log_level.upper())
-    settings = AgentSettings.from_env()
-    agent = build(settings)
-    agent.install_signal_handlers(settings.shutdown_grace_seconds)
-    if settings.health_port:
-        from sdctl.agent.observe import serve
-
-        serve(agent.metrics, agent.adapter.ready, settings.health_port)
-    agent.run(max_tasks=max_tasks)
+    argv = ["--log-level", log_level] + (["--max-tasks", str(max_tasks)] if max_tasks is not None else [])
+    code = main(argv)
+    if code:
+        raise typer.Exit(code)
 
 
 @runtime_app.command("serve")
@@ -46,6 +41,6 @@ def runtime_serve(
     except ImportError:
         raise SdctlError("the built-in runtime needs torch and diffusers",
                          hint="pip install 'sdctl[tiny]'") from None
-    from sdctl.runtime.server import serve
+    from sdctl.runtime.__main__ import main
 
-    serve(model, host, port, models_dir)
+    main(["--model", model, "--host", host, "--port", str(port), *(["--models-dir", models_dir] if models_dir else [])])

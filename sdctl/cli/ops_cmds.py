@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from sdctl.builders.names import release_name
 from sdctl.cli.common import (
     ConfigOpt,
     LocalOpt,
@@ -27,10 +28,6 @@ from sdctl.cli.common import (
 scale_app = typer.Typer(help="Scaling: from queue depth to GPU nodes.", no_args_is_help=True)
 KubeconfigOpt = Annotated[Path | None, typer.Option("--kubeconfig", exists=True, dir_okay=False,
                                                     help="Use this kubeconfig instead of asking EKS.")]
-
-
-def release_name(runtime: str) -> str:
-    return f"sd-{runtime}"
 
 
 @contextlib.contextmanager

@@ -6,21 +6,16 @@ Unknown keys are errors, so a typo never passes silently.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from sdctl.contracts.tasks import TASK_TYPES, is_safe_prefix  # noqa: F401  (re-exported)
+
 RuntimeType = Literal["sdwebui", "comfyui", "diffusers"]
 CapacityType = Literal["spot", "on-demand"]
 
-#: Task types each runtime type accepts (the wire contract's `metadata.tasktype`).
-TASK_TYPES: dict[str, tuple[str, ...]] = {
-    "sdwebui": ("text-to-image", "image-to-image", "extra-single-image"),
-    "diffusers": ("text-to-image", "image-to-image", "extra-single-image"),
-    "comfyui": ("pipeline",),
-}
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 BUCKET_NAME = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
@@ -200,12 +195,6 @@ class Runtime(Model):
                              "only sdctl's runtime takes several tasks in one call")
         return self
 
-    def agent_env(self) -> dict[str, str]:
-        """The agent's tuning as the environment variables it reads."""
-        return {"PREFETCH": str(self.agent.prefetch), "RUNTIME_CONCURRENCY": str(self.agent.runtime_concurrency),
-                "BATCH_TASKS": str(self.agent.batch_tasks), "NOTIFY_RUNNING": str(self.agent.notify_running).lower(),
-                "RECEIVE_BATCH": str(min(10, max(self.agent.prefetch, self.agent.batch_tasks)))}
-
     @property
     def task_types(self) -> tuple[str, ...]:
         return TASK_TYPES[self.type]
@@ -248,11 +237,3 @@ class Config(Model):
     @property
     def default_runtime(self) -> Runtime:
         return self.runtimes[0]
-
-
-def is_safe_prefix(prefix: str) -> bool:
-    """True for an S3 key prefix with no leading '/', no empty, '.' or '..' segments."""
-    if not prefix or len(prefix) > 512 or prefix.startswith("/"):
-        return False
-    parts = prefix.rstrip("/").split("/")
-    return all(p and p not in (".", "..") and re.fullmatch(r"[A-Za-z0-9!_.*'()-]+", p) for p in parts)

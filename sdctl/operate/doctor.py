@@ -139,6 +139,8 @@ def cluster_objects(api, cfg) -> dict:
     from kubernetes import client as k
     from kubernetes.client.exceptions import ApiException
 
+    from sdctl.builders.names import release_name
+
     apps, custom = k.AppsV1Api(api), k.CustomObjectsApi(api)
     plain = api.sanitize_for_serialization
 
@@ -154,9 +156,9 @@ def cluster_objects(api, cfg) -> dict:
     for key, (ns, name) in SYSTEM.items():
         objs["deployments"][key] = get(apps.read_namespaced_deployment, name, ns)
     for rt in cfg.runtimes:
-        objs["deployments"][rt.name] = get(apps.read_namespaced_deployment, f"sd-{rt.name}", rt.namespace)
+        objs["deployments"][rt.name] = get(apps.read_namespaced_deployment, release_name(rt.name), rt.namespace)
         objs["scaledobjects"][rt.name] = get(custom.get_namespaced_custom_object, "keda.sh", "v1alpha1", rt.namespace,
-                                             "scaledobjects", f"sd-{rt.name}")
+                                             "scaledobjects", release_name(rt.name))
     return objs
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sdctl.contracts.tasks import STATES, STATUS_INDEX, timestamp
+
 
 def queue_arn(sqs, url: str) -> str:
     return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -62,7 +64,7 @@ def snapshot(sqs, dynamodb, table: str | None, runtime: str, queue_url: str, dlq
 def _iso(t: float) -> str:
     from datetime import UTC, datetime
 
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return timestamp(datetime.fromtimestamp(t, UTC))
 
 
 def _count(dynamodb, table: str, status: str, runtime: str, since: str, extra: str = "", values=None) -> int:
@@ -72,7 +74,7 @@ def _count(dynamodb, table: str, status: str, runtime: str, since: str, extra: s
         names["#f"] = "finished_at"
     total = 0
     for page in dynamodb.get_paginator("query").paginate(
-            TableName=table, IndexName="by-status", Select="COUNT", KeyConditionExpression="#s = :s AND #c >= :since",
+            TableName=table, IndexName=STATUS_INDEX, Select="COUNT", KeyConditionExpression="#s = :s AND #c >= :since",
             FilterExpression="#r = :r" + extra, ExpressionAttributeNames=names, ExpressionAttributeValues=values):
         total += page["Count"]
     return total
@@ -83,7 +85,7 @@ def _store_view(dynamodb, table: str, runtime: str, now: float, window: float) -
 
     oldest = None
     for page in dynamodb.get_paginator("query").paginate(
-            TableName=table, IndexName="by-status", KeyConditionExpression="#s = :q", FilterExpression="#r = :r",
+            TableName=table, IndexName=STATUS_INDEX, KeyConditionExpression="#s = :q", FilterExpression="#r = :r",
             ExpressionAttributeNames={"#s": "status", "#r": "runtime"},
             ExpressionAttributeValues={":q": {"S": "queued"}, ":r": {"S": runtime}}, ScanIndexForward=True):
         if page.get("Items"):
@@ -91,7 +93,7 @@ def _store_view(dynamodb, table: str, runtime: str, now: float, window: float) -
             break
     since = _iso(now - window)
     arrivals = sum(_count(dynamodb, table, s, runtime, since)
-                   for s in ("queued", "running", "completed", "failed", "cancelled"))
+                   for s in STATES)
     # A task completing in the window was created at most its queue wait + run time earlier; a day bounds it.
     completions = _count(dynamodb, table, "completed", runtime, _iso(now - 86400), " AND #f >= :w",
                          {":w": {"S": since}})
@@ -110,7 +112,7 @@ def purge(sqs, dynamodb, table: str | None, runtime: str, queue_url: str) -> dic
     marked = 0
     if table:
         for page in dynamodb.get_paginator("query").paginate(
-                TableName=table, IndexName="by-status", KeyConditionExpression="#s = :q", FilterExpression="#r = :r",
+                TableName=table, IndexName=STATUS_INDEX, KeyConditionExpression="#s = :q", FilterExpression="#r = :r",
                 ExpressionAttributeNames={"#s": "status", "#r": "runtime"},
                 ExpressionAttributeValues={":q": {"S": "queued"}, ":r": {"S": runtime}}):
             for item in page.get("Items", []):

@@ -12,10 +12,9 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from sdctl.contracts.tasks import FINAL, STATES, STATUS_INDEX, timestamp  # noqa: F401  (FINAL: for bulk)
 from sdctl.errors import SdctlError, UsageError, WaitTimeout
 
-STATES = ("queued", "running", "completed", "failed", "cancelled")
-FINAL = ("completed", "failed", "cancelled")
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 
 
@@ -42,7 +41,7 @@ def since_timestamp(value: str | None, now: datetime | None = None) -> str | Non
             raise UsageError(f"--since {value!r} is neither a duration (30s, 15m, 2h, 3d) nor an ISO time") from None
         if at.tzinfo is None:
             at = at.replace(tzinfo=UTC)
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return timestamp(at)
 
 
 def list_request(table: str, *, status: str | None, runtime: str | None, since: str | None) -> tuple[str, dict]:
@@ -64,7 +63,7 @@ def list_request(table: str, *, status: str | None, runtime: str | None, since: 
             names["#c"] = "created_at"
             values[":since"] = {"S": since}
             key += " AND #c >= :since"
-        req = {"TableName": table, "IndexName": "by-status", "KeyConditionExpression": key,
+        req = {"TableName": table, "IndexName": STATUS_INDEX, "KeyConditionExpression": key,
                "ScanIndexForward": False}
         op = "query"
     else:

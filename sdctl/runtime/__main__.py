@@ -1,7 +1,11 @@
 """`python -m sdctl.runtime`: the built-in AUTOMATIC1111-compatible runtime, as the runtime
-image runs it (no CLI libraries). `sdctl runtime serve` does the same.
+image runs it (no CLI libraries). The one wiring of the runtime: the image's entrypoint,
+`sdctl runtime serve` and the local stack all start it here.
 
-    python -m sdctl.runtime --model /models/v1-5.safetensors --models-dir /models --port 7860
+    python -m sdctl.runtime --model v1-5.safetensors --models-dir /models --port 7860
+
+The chart sets SD_MODEL (a file or folder under SD_MODELS_DIR), SD_MODELS_DIR and SD_PORT,
+as it does for every runtime type; MODEL, MODELS_DIR and PORT are read when those are unset.
 """
 
 from __future__ import annotations
@@ -10,18 +14,29 @@ import argparse
 import os
 
 
-def main() -> None:
+def _env(*names: str, default: str | None = None) -> str | None:
+    return next((os.environ[n] for n in names if os.environ.get(n)), default)
+
+
+def model_path(model: str, models_dir: str | None) -> str:
+    """'tiny', an absolute path, or a name under the models folder (as the chart gives it)."""
+    if model == "tiny" or os.path.isabs(model) or not models_dir:
+        return model
+    return os.path.join(models_dir, model)
+
+
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m sdctl.runtime")
-    ap.add_argument("--model", default=os.environ.get("MODEL", "tiny"),
-                    help="'tiny' or a model file/folder (env MODEL)")
-    ap.add_argument("--models-dir", default=os.environ.get("MODELS_DIR") or None,
-                    help="folder of models tasks may switch to (env MODELS_DIR)")
-    ap.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))  # noqa: S104 - inside a pod
-    ap.add_argument("--port", type=int, default=int(os.environ.get("PORT", "7860")))
-    args = ap.parse_args()
+    ap.add_argument("--model", default=_env("SD_MODEL", "MODEL", default="tiny"),
+                    help="'tiny', a model file/folder, or its name under --models-dir (env SD_MODEL)")
+    ap.add_argument("--models-dir", default=_env("SD_MODELS_DIR", "MODELS_DIR"),
+                    help="folder of models tasks may switch to (env SD_MODELS_DIR)")
+    ap.add_argument("--host", default=_env("HOST", default="0.0.0.0"))  # noqa: S104 - inside a pod
+    ap.add_argument("--port", type=int, default=int(_env("SD_PORT", "PORT", default="7860")))
+    args = ap.parse_args(argv)
     from sdctl.runtime.server import serve
 
-    serve(args.model, args.host, args.port, args.models_dir)
+    serve(model_path(args.model, args.models_dir), args.host, args.port, args.models_dir)
 
 
 if __name__ == "__main__":

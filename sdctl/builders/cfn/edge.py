@@ -24,6 +24,7 @@ from sdctl.builders.cfn.base import (
 from sdctl.builders.cfn.skips import skip
 from sdctl.builders.names import Names, visibility_timeout
 from sdctl.config.model import Config
+from sdctl.contracts.tasks import STATUS_INDEX
 
 LAMBDA_RUNTIME = "python3.12"
 LOG_RETENTION_DAYS = 90
@@ -41,7 +42,7 @@ def tasks_table_properties(name: str) -> dict:
                                  {"AttributeName": "created_at", "AttributeType": "S"}],
         "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
         "GlobalSecondaryIndexes": [{
-            "IndexName": "by-status",
+            "IndexName": STATUS_INDEX,
             "KeySchema": [{"AttributeName": "status", "KeyType": "HASH"},
                           {"AttributeName": "created_at", "KeyType": "RANGE"}],
             "Projection": {"ProjectionType": "ALL"}}],

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sdctl.builders.local_plan import local_plan
 from sdctl.config.model import Config
+from sdctl.contracts.agent_env import for_runtime
 from sdctl.errors import LocalStackError
 from sdctl.execute.local import state as st
 from sdctl.execute.local.provision import provision
@@ -94,24 +95,20 @@ def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, a
             specs.append(ProcSpec(
                 role="runtime", name=f"runtime-{rt.name}", runtime=rt.name, port=port, url=url,
                 ready_path="/internal/ping", env=env,
-                argv=[py, "-m", "sdctl", "runtime", "serve", "--model", model, "--host", "127.0.0.1",
+                argv=[py, "-m", "sdctl.runtime", "--model", model, "--host", "127.0.0.1",  # the image's entrypoint
                       "--port", str(port)]))
         r = resources["runtimes"][rt.name]
+        agent_env = for_runtime(
+            rt, queue_url=r["queue_url"], results_topic_arn=resources["results_topic_arn"],
+            bucket=resources["bucket"], tasks_table=resources.get("tasks_table") or "",
+            task_ttl_days=resources["task_ttl_days"], region=cfg.region, api_base_url=url,
+            # A short window: a killed agent's task is back on the queue in seconds.
+            visibility_seconds=6)
         for i in range(agents):
             specs.append(ProcSpec(
                 role="agent", name=f"agent-{rt.name}-{i + 1}", runtime=rt.name,
-                argv=[py, "-m", "sdctl", "agent", "run"],
-                env=dict(env, **credentials.get(iam.agent(rt.name), {}), AWS_ENDPOINT_URL=aws_url,
-                         SQS_QUEUE_URL=r["queue_url"],
-                         SNS_TOPIC_ARN=resources["results_topic_arn"], S3_BUCKET=resources["bucket"],
-                         TASKS_TABLE=resources.get("tasks_table") or "",
-                         TASK_TTL_DAYS=str(resources["task_ttl_days"]),
-                         RUNTIME_NAME=rt.name, RUNTIME_TYPE=rt.type, API_BASE_URL=url,
-                         MAX_TASK_SECONDS=str(rt.max_task_seconds),
-                         MAX_RECEIVE_COUNT=str(rt.max_receive_count),
-                         # A short window: a killed agent's task is back on the queue in seconds.
-                         VISIBILITY_SECONDS="6",
-                         DYNAMIC_MODEL=str(rt.dynamic_model).lower(), **rt.agent_env())))
+                argv=[py, "-m", "sdctl.agent"],  # the agent image's entrypoint
+                env=dict(env, **credentials.get(iam.agent(rt.name), {}), AWS_ENDPOINT_URL=aws_url, **agent_env)))
     return specs
 
 

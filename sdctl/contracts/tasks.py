@@ -1,0 +1,45 @@
+"""The task contract, written once: which task types each runtime type takes, what a task id
+and an S3 key prefix may be, the task store's states, timestamp format and status index.
+
+Used by the config (runtime types), the agent (parsing queue messages), the task store's
+readers (tasks, queues) and the local plan. The API handler (lambda_src/handler.py) ships
+alone in its Lambda zip, so it keeps a copy; tests/test_contracts.py keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+#: metadata.tasktype each runtime type accepts (the wire contract).
+TASK_TYPES: dict[str, tuple[str, ...]] = {
+    "sdwebui": ("text-to-image", "image-to-image", "extra-single-image"),
+    "diffusers": ("text-to-image", "image-to-image", "extra-single-image"),
+    "comfyui": ("pipeline",),
+}
+#: metadata.id and metadata.runtime.
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: One segment of an S3 key prefix: S3's "safe characters".
+PREFIX_SEGMENT = re.compile(r"^[A-Za-z0-9!_.*'()-]+$")
+PREFIX_MAX = 512
+DEFAULT_PREFIX = "output"
+
+#: Task store states, and those a task never leaves.
+STATES = ("queued", "running", "completed", "failed", "cancelled")
+FINAL = ("completed", "failed", "cancelled")
+#: The global secondary index by (status, created_at), for listings and queue views.
+STATUS_INDEX = "by-status"
+#: Timestamps in the store: ISO 8601 in UTC with microseconds, so they sort as text.
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def is_safe_prefix(prefix: str) -> bool:
+    """An S3 key prefix with no leading '/', and no empty, '.' or '..' segment (a trailing '/'
+    is allowed and ignored)."""
+    if not isinstance(prefix, str) or not prefix or len(prefix) > PREFIX_MAX or prefix.startswith("/"):
+        return False
+    return all(p not in (".", "..") and PREFIX_SEGMENT.match(p) for p in prefix.rstrip("/").split("/"))
+
+
+def timestamp(at: datetime | None = None) -> str:
+    return (at or datetime.now(UTC)).astimezone(UTC).strftime(TIMESTAMP_FORMAT)
