@@ -18,8 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"),
                     help="DEBUG, INFO, WARNING or ERROR (env LOG_LEVEL)")
     args = ap.parse_args(argv)
+    from sdctl.agent.app import build, configure_logging
     from sdctl.agent.settings import AgentSettings
-    from sdctl.agent.worker import build, configure_logging
     from sdctl.errors import SdctlError
 
     configure_logging(args.log_level.upper())

@@ -1,0 +1,218 @@
+"""The pipeline: a prefetcher receives and prepares the next task while runners keep the
+runtime busy, and finishers store and announce results, so no AWS call sits between two
+runtime calls. Shutdown: SIGTERM stops receiving, returns unstarted messages, lets the running
+task finish within the grace period."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from sdctl.agent.stages import Job
+from sdctl.agent.tasks import notification
+
+log = logging.getLogger("sdctl.agent")
+
+#: Background AWS work (storing a result, receiving the next task) starts this long after
+#: the runner takes its next task, so the GIL and the CPU are free while it sends the
+#: runtime request: the moment when a wait idles the runtime.
+QUIET_SECONDS = 0.003
+
+
+class Stop(BaseException):
+    """Raised by the signal handler to leave a long poll at once (not an Exception, so no
+    `except Exception` around an AWS call swallows it)."""
+
+
+class Pipeline:
+    def install_signal_handlers(self, grace_seconds: float | None = None) -> None:
+        """SIGTERM/SIGINT: stop receiving; return unstarted messages; let the running task
+        finish within the grace period, else return it too; exit 0. A second signal exits at once."""
+        grace = self.settings.max_task_seconds if grace_seconds is None else grace_seconds
+
+        def on_term(signum, frame):
+            if self.stopping.is_set():
+                self._abandon("second signal")
+            self.stopping.set()
+            if not self.running:
+                log.info("signal received while idle; exiting", extra={"signal": signum})
+                raise Stop()
+            log.info("signal received; finishing the current task, then exiting",
+                     extra={"signal": signum, "grace_seconds": grace})
+            timer = threading.Timer(grace, self._abandon, args=("grace period over",))
+            timer.daemon = True
+            timer.start()
+
+        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGINT, on_term)
+
+    def _abandon(self, why: str) -> None:
+        """Return every message we hold (the running one included) and exit now."""
+        import os
+
+        self.heartbeat.stop()
+        for receipt in self.heartbeat.held():
+            self._release({"ReceiptHandle": receipt})
+        log.warning("exiting without finishing; held messages returned to the queue", extra={"why": why})
+        logging.shutdown()
+        os._exit(0)
+
+    def wait_for_runtime(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else self.clock() + timeout
+        delay = 0.2
+        while not self.stopping.is_set():
+            if self.adapter.ready():
+                log.info("runtime is ready", extra={"runtime_url": getattr(self.adapter, "root", "")})
+                return True
+            if deadline is not None and self.clock() > deadline:
+                return False
+            self.stopping.wait(delay)
+            delay = min(delay * 2, 5.0)
+        return False
+
+    def run(self, *, max_tasks: int | None = None) -> None:
+        """Keep the runtime busy: a prefetcher thread receives and prepares the next task while
+        the runtime works on the current one, and a small pool stores and announces finished
+        tasks, so no AWS call sits between two runtime calls. With RUNTIME_CONCURRENCY > 1,
+        that many runners each keep one call in flight; a runtime that queues requests
+        (AUTOMATIC1111, sdctl's runtime) then starts the next one the moment it finishes."""
+        self.discover_redrive_policy()
+        # The runtime's answer must not wait for a finisher thread's boto3 work to yield the
+        # GIL (5 ms by default): this process is I/O bound, so switch threads sooner.
+        sys.setswitchinterval(0.0005)
+        ready: queue.Queue[Job] = queue.Queue(maxsize=max(self.settings.prefetch, self.settings.runtime_concurrency,
+                                                          self.settings.batch_tasks))
+        finishing = ThreadPoolExecutor(max_workers=4, thread_name_prefix="finish")
+        runners: list[threading.Thread] = []
+        log.info("agent started; waiting for the runtime", extra={
+            "runtime": self.settings.runtime_name, "queue_url": self.settings.queue_url,
+            "runtime_url": getattr(self.adapter, "root", ""), "runtime_concurrency": self.settings.runtime_concurrency,
+            "batch_tasks": self.settings.batch_tasks, "prefetch": self.settings.prefetch,
+            "task_store": self.settings.tasks_table or None})
+        try:
+            if not self.wait_for_runtime():
+                return
+            threading.Thread(target=self._prefetch, args=(ready,), name="prefetch", daemon=True).start()
+            for i in range(1, self.settings.runtime_concurrency):
+                runner = threading.Thread(target=self._run_tasks, args=(ready, finishing, max_tasks),
+                                          name=f"runner-{i}", daemon=True)
+                runner.start()
+                runners.append(runner)
+            self._run_tasks(ready, finishing, max_tasks)
+        except Stop:
+            pass
+        finally:
+            self.stopping.set()
+            for runner in runners:  # each finishes its call (the grace timer bounds this)
+                runner.join()
+            finishing.shutdown(wait=True)  # started tasks are stored, announced and deleted
+            # Whatever is still held (prefetched, or taken but not started) goes back at once.
+            for receipt in self.heartbeat.held():
+                self._release({"ReceiptHandle": receipt})
+            self.heartbeat.stop()
+
+    def _run_tasks(self, ready: queue.Queue, finishing: ThreadPoolExecutor, max_tasks: int | None) -> None:
+        """One runner: take a prepared task (or several that batch together), run it on the
+        runtime, hand the results to the finishers."""
+        carry: list[Job] = []  # taken while gathering a batch but not part of it: runs next
+        while not self.stopping.is_set():
+            if carry:
+                job = carry.pop()
+            elif not self._claim(max_tasks):
+                break
+            else:
+                try:
+                    job = ready.get(timeout=0.2)
+                except queue.Empty:
+                    self._claim(None, release=True)
+                    continue
+            jobs = [job]
+            key = self._batch_key(job)
+            while key is not None and len(jobs) < self.settings.batch_tasks and self._claim(max_tasks):
+                try:
+                    more = ready.get_nowait()
+                except queue.Empty:
+                    self._claim(None, release=True)
+                    break
+                if self._batch_key(more) != key:
+                    carry.append(more)
+                    break
+                jobs.append(more)
+            for j in jobs:
+                self.running[j.message.get("MessageId", "")] = j.message
+                if self.settings.notify_running:
+                    finishing.submit(self._announce_running, j)
+            try:
+                results = self.execute_many(jobs)
+            finally:
+                for j in jobs:
+                    self.running.pop(j.message.get("MessageId", ""), None)
+            for j, result in zip(jobs, results, strict=True):
+                finishing.submit(self._finish, j, result)
+            with self._count_lock:
+                self.processed += len(jobs)
+        if max_tasks is not None and self.processed >= max_tasks:
+            self.stopping.set()
+
+    def _claim(self, max_tasks: int | None, release: bool = False) -> bool:
+        """Reserve one of `max_tasks` (tests and benchmarks stop after that many)."""
+        with self._count_lock:
+            if release:
+                self._claimed -= 1
+                return True
+            if max_tasks is not None and self._claimed >= max_tasks:
+                return False
+            self._claimed += 1
+            return True
+
+    def _prefetch(self, ready: queue.Queue) -> None:
+        while not self.stopping.is_set():
+            for message in self.receive():
+                job = None if self.stopping.is_set() else self._prepare_quietly(message)
+                if isinstance(job, str):
+                    self.metrics.outcome(job)
+                if isinstance(job, Job):
+                    while not self.stopping.is_set():
+                        try:
+                            ready.put(job, timeout=0.2)
+                            self.stopping.wait(QUIET_SECONDS)
+                            break
+                        except queue.Full:
+                            continue
+                    else:
+                        job = None
+                if job is None:
+                    self._release(message)
+                if not isinstance(job, Job):
+                    self.heartbeat.untrack(message)
+
+    def _prepare_quietly(self, message: dict) -> Job | str | None:
+        try:
+            return self.prepare(message)
+        except Exception as e:  # an AWS hiccup while preparing: the message comes back later
+            log.warning("could not prepare a task; it will be retried", extra={"error": str(e)})
+            return None
+
+    def _announce_running(self, job: Job) -> None:
+        """The optional `status: running` notice, sent beside the runtime call, never before it."""
+        note = notification(job.task, status="running", bucket=self.settings.bucket, image_keys=[],
+                            output_key=job.out_key)
+        note["attempt"] = job.attempt
+        try:
+            self._publish(note, job.task)
+        except Exception as e:  # a lost notice must not cost the task
+            log.warning("could not announce running", extra={**job.ctx, "error": str(e)})
+
+    def _finish(self, job: Job, result) -> None:
+        time.sleep(QUIET_SECONDS)  # the runner is sending the next request now
+        try:
+            self.metrics.outcome(self.finish(job, result))
+        except Exception as e:
+            log.error("finishing failed; the task returns when its visibility lapses", extra={**job.ctx, "error": str(e)})
+        finally:
+            self.heartbeat.untrack(job.message)

@@ -1,0 +1,105 @@
+"""The result contract: images and the result document in S3 (keys from the task id only, so
+a retry overwrites), the notification on the results topic, the task store's record; then the
+message is deleted. A failure is reported the same way, or sent back for a retry."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from sdctl.agent.failures import TaskFailure, TransientFailure
+from sdctl.agent.stages import Job
+from sdctl.agent.tasks import notification
+from sdctl.builders.names import output_keys
+
+log = logging.getLogger("sdctl.agent")
+
+
+class ResultSide:
+    def finish(self, job: Job, result) -> str:
+        """Store images and the result document, announce it, then delete the message."""
+        message, task, ctx = job.message, job.task, job.ctx
+        if isinstance(result, TaskFailure):
+            return self._fail(message, task, result, job.attempt, job.out_key, ctx)
+        meta = task["metadata"]
+        image_keys, out_key = output_keys(meta["prefix"], meta["id"], len(result.images))
+        note = notification(task, status="completed", bucket=self.settings.bucket, image_keys=image_keys,
+                            output_key=out_key, model=result.model)
+        document = {**note, "parameters": result.parameters, "info": result.info,
+                    "seconds": {"runtime": round(job.runtime_seconds, 3),
+                                "total": round(self.clock() - job.received, 3)},
+                    "attempt": job.attempt, "notification": note}
+        try:
+            for key, png in zip(image_keys, result.images, strict=True):
+                self.s3.put_object(Bucket=self.settings.bucket, Key=key, Body=png, ContentType="image/png")
+            self._put_json(out_key, document)
+            self._publish(note, task)
+        except Exception as e:
+            log.warning("storing or notifying failed; the task will be retried", extra={**ctx, "error": str(e)})
+            self._release(message)
+            return "retry"
+        if self.store:
+            self.store.quietly("completed", self.store.complete, meta["id"], note, seconds=job.runtime_seconds,
+                               seed=(result.info or {}).get("seed"))
+        self._delete(message)
+        self.metrics.task_seconds.observe(self.clock() - job.received)
+        log.info("task completed", extra={**ctx, "images": len(image_keys),
+                                          "seconds": document["seconds"]["total"]})
+        return "completed"
+
+    def _fail(self, message: dict, task: dict, failure: TaskFailure, attempt: int, out_key: str, ctx: dict) -> str:
+        last = attempt >= self.max_receive_count
+        if isinstance(failure, TransientFailure) and not last:
+            log.warning("transient failure; the task will be retried",
+                        extra={**ctx, "code": failure.code, "error": failure.message})
+            self._release(message, delay=min(2 ** attempt, 60))
+            return "retry"
+        note = notification(task, status="failed", bucket=self.settings.bucket, image_keys=[],
+                            output_key=out_key, error=failure.to_dict())
+        try:
+            self._put_json(out_key, {**note, "notification": note, "attempt": attempt})
+            self._publish(note, task)
+        except Exception as e:
+            log.warning("could not report the failure; the task will be retried",
+                        extra={**ctx, "error": str(e)})
+            self._release(message)
+            return "retry"
+        if self.store:
+            self.store.quietly("failed", self.store.fail, task["metadata"]["id"], failure.to_dict(), attempt=attempt)
+        if isinstance(failure, TransientFailure) and self.has_dead_letter_queue:
+            # Last allowed attempt: reported as failed; SQS moves it to the DLQ on its next receive.
+            log.error("task failed on its last attempt; moving to the dead-letter queue",
+                      extra={**ctx, "code": failure.code, "error": failure.message})
+            self._release(message)
+            return "dead-letter"
+        log.error("task failed", extra={**ctx, "code": failure.code, "error": failure.message})
+        self._delete(message)
+        return "failed"
+
+    def _existing_result(self, key: str) -> dict | None:
+        try:
+            obj = self.s3.get_object(Bucket=self.settings.bucket, Key=key)
+        except self.s3.exceptions.NoSuchKey:
+            return None
+        except Exception:
+            return None
+        try:
+            return json.loads(obj["Body"].read())
+        except ValueError:
+            return None
+
+    def _put_json(self, key: str, document: dict) -> None:
+        self.s3.put_object(Bucket=self.settings.bucket, Key=key, ContentType="application/json",
+                           Body=json.dumps(document, separators=(",", ":")).encode())
+
+    def _publish(self, note: dict, task: dict) -> None:
+        if not note:
+            return
+        self.sns.publish(
+            TopicArn=self.settings.topic_arn,
+            Message=json.dumps(note, separators=(",", ":")),
+            MessageAttributes={
+                "runtime": {"DataType": "String", "StringValue": task["metadata"]["runtime"]},
+                "status": {"DataType": "String", "StringValue": note["status"]},
+            },
+        )
