@@ -111,7 +111,7 @@ def register(app: typer.Typer) -> None:
         output: OutputOpt = None,
     ) -> None:
         """Show what deploy would change (change sets, never executed). Exit 0: nothing; 3: changes pending."""
-        from sdctl.execute import deploy
+        from sdctl.execute import deploy, rollout
 
         mode = output_mode(ctx, output)
         cfg = _load(ctx, config)
@@ -119,7 +119,7 @@ def register(app: typer.Typer) -> None:
         with err.status("creating change sets…"):
             results = deploy.plan(dctx, only)
         with err.status("rendering Helm releases…"):
-            release_plan = deploy.plan_releases(dctx) if only is None else None
+            release_plan = rollout.plan_releases(dctx) if only is None else None
         pending = any(not cs.empty for cs in results) or any(r["changes"] for r in release_plan or [])
         if mode == "json":
             emit_json({"changes_pending": pending, "stacks": [
@@ -156,7 +156,7 @@ def register(app: typer.Typer) -> None:
         """Create or update the stacks in order (change set, review, confirm, execute), then install
         Karpenter, KEDA and one release per runtime and wait until they are ready."""
         from sdctl.errors import UsageError
-        from sdctl.execute import deploy
+        from sdctl.execute import deploy, rollout
 
         mode = output_mode(ctx, output)
         cfg = _load(ctx, config)
@@ -194,7 +194,7 @@ def register(app: typer.Typer) -> None:
         summary = {"stacks": results, "outputs": outputs}
         if not skip_releases and only is None:
             with err.status("installing Helm releases…") as status:
-                summary["runtimes"] = deploy.deploy_releases(dctx, dict(outputs), status.update)
+                summary["runtimes"] = rollout.deploy_releases(dctx, dict(outputs), status.update)
         summary["seconds"] = round(time.monotonic() - started, 1)
         if mode == "json":
             emit_json(summary)
@@ -215,7 +215,7 @@ def register(app: typer.Typer) -> None:
         """Delete the stacks in reverse order, then the output and artifacts buckets (unless --keep-data).
         The model bucket is never touched."""
         from sdctl.errors import SdctlError, UsageError
-        from sdctl.execute import deploy
+        from sdctl.execute import deploy, rollout
 
         mode = output_mode(ctx, output)
         cfg = _load(ctx, config)
@@ -226,7 +226,7 @@ def register(app: typer.Typer) -> None:
             if not typer.confirm(f"Delete {cfg.stack_name}'s {what}?", default=False, err=True):
                 raise SdctlError("destroy cancelled; nothing was deleted")
         dctx = deploy.context(cfg, aws_for(ctx, cfg))
-        deploy.destroy_releases(dctx, lambda step: err.print(f"[dim]{step}[/]"))
+        rollout.destroy_releases(dctx, lambda step: err.print(f"[dim]{step}[/]"))
         report = deploy.destroy(dctx, keep_data=keep_data,
                                 on_event=lambda s, e: err.print(f"{s}  {e.logical_id}  {e.status}"),
                                 on_result=lambda s, what: err.print(f"[bold]{s}[/]: {what}"))

@@ -39,10 +39,10 @@ def _kube(ctx: typer.Context, cfg, kubeconfig: Path | None):
         yield api_client(kubeconfig)[0]
         return
     from sdctl.cli.common import aws_for
-    from sdctl.execute import deploy
+    from sdctl.execute import deploy, rollout
 
     dctx = deploy.context(cfg, aws_for(ctx, cfg))
-    with deploy.cluster_kubeconfig(dctx) as path:
+    with rollout.cluster_kubeconfig(dctx) as path:
         yield api_client(path)[0]
 
 
