@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -289,3 +290,19 @@ def existing_vpc(aws):
     aws.s3.create_bucket(Bucket="cyc-models", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
     aws.s3.put_object(Bucket="cyc-models", Key="v1-5.safetensors", Body=b"weights")
     return vpc, subnets
+
+
+@pytest.fixture(scope="module")
+def held_stack(tmp_path_factory):
+    """A local stack whose runtime URL points at a closed port: agents never take a task.
+    One per test module that asks for it."""
+    cwd = tmp_path_factory.mktemp("held")
+    shutil.copy(EXAMPLE, cwd / "sdctl.yaml")
+    env_backup = os.environ.pop("SDCTL_STATE_DIR", None)
+    from tests.helpers import cli
+
+    cli("local", "up", "--detach", "--runtime-url", "sdruntime=http://127.0.0.1:9", cwd=cwd)
+    yield cwd
+    cli("local", "down", cwd=cwd, check=False)
+    if env_backup:
+        os.environ["SDCTL_STATE_DIR"] = env_backup

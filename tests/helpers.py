@@ -94,3 +94,44 @@ def local_aws(cwd, name: str, principal: str = "operator"):
     return boto3.client(name, endpoint_url=state["aws_url"], region_name=state["region"],
                         aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
                         aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"])
+
+
+def cli(*args, cwd, check=True) -> subprocess.CompletedProcess:
+    """Run the CLI in `cwd` (where a local stack keeps its state), as a user would."""
+    r = subprocess.run([sys.executable, "-m", "sdctl", *args], cwd=cwd, capture_output=True, text=True,
+                       timeout=600)
+    if check and r.returncode != 0:
+        raise AssertionError(f"sdctl {' '.join(args)} exited {r.returncode}\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def run_json(cwd, *args, code=0):
+    """A `--local -o json` command's answer, with its exit code checked."""
+    import json
+
+    r = cli(*args, "--local", "-o", "json", cwd=cwd, check=False)
+    assert r.returncode == code, f"{args} exited {r.returncode}\n{r.stdout}\n{r.stderr}"
+    return json.loads(r.stdout)
+
+
+def task_line(task_id: str, runtime: str = "sdruntime", **content) -> str:
+    """One line of a .jsonl bulk submission: a tiny, fast text-to-image task."""
+    import json
+
+    body = {"prompt": f"a fox {task_id}", "steps": 1, "width": 64, "height": 64, "seed": 1, **content}
+    return json.dumps({"task": {"metadata": {"id": task_id, "runtime": runtime, "tasktype": "text-to-image"},
+                                "content": body}})
+
+
+def checkov_binary() -> str:
+    import os
+    import shutil
+    from pathlib import Path
+
+    import pytest
+
+    root = Path(__file__).resolve().parent.parent
+    found = os.environ.get("SDCTL_CHECKOV") or shutil.which("checkov") or str(root / ".tools/checkov/bin/checkov")
+    if not Path(found).exists():
+        pytest.fail("checkov is not installed: `make tools` installs it into .tools/ (CI does this)")
+    return found

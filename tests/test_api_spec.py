@@ -10,9 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
-from tests.test_operate import held_stack  # noqa: F401  (a local stack of this module's own)
+pytestmark = pytest.mark.e2e
 
 SPEC = Path(__file__).resolve().parent.parent / "docs" / "openapi.yaml"
 
@@ -29,7 +30,7 @@ def deployment_spec(tmp_path: Path) -> Path:
     return path
 
 
-def test_schemathesis_finds_no_failure_against_the_local_gateway(held_stack, tmp_path):  # noqa: F811
+def test_schemathesis_finds_no_failure_against_the_local_gateway(held_stack, tmp_path):
     state = json.loads((held_stack / ".sdctl" / "state.json").read_text())
     r = subprocess.run(
         [str(Path(sys.executable).parent / "schemathesis"), "run", str(deployment_spec(tmp_path)),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from sdctl.builders.cfn.skips import SKIPS
 from sdctl.builders.cfn.stacks import stacks
 from sdctl.config import parse
 from tests.conftest import EXAMPLE, ROOT
+from tests.helpers import checkov_binary
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 TWO_RUNTIMES = """
@@ -190,13 +190,6 @@ def test_cfn_lint_finds_nothing(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-def checkov_binary() -> str:
-    found = os.environ.get("SDCTL_CHECKOV") or shutil.which("checkov") or str(ROOT / ".tools/checkov/bin/checkov")
-    if not Path(found).exists():
-        pytest.fail("checkov is not installed: `make tools` installs it into .tools/ (CI does this)")
-    return found
-
-
 def test_checkov_fails_nothing_beyond_documented_skips(tmp_path):
     synth_all(tmp_path)
     r = subprocess.run([checkov_binary(), "-d", str(tmp_path), "--framework", "cloudformation", "-o", "json",
@@ -219,9 +212,9 @@ def test_every_skip_is_documented_with_its_reason():
 def test_synth_writes_templates_parameters_and_manifests_without_aws(tmp_path):
     import yaml
 
-    from tests.test_cli import cli
+    from tests.helpers import cli
 
-    r = cli("synth", "-c", str(EXAMPLE), "--out", str(tmp_path), "-o", "json")
+    r = cli("synth", "-c", str(EXAMPLE), "--out", str(tmp_path), "-o", "json", cwd=tmp_path, check=False)
     assert r.returncode == 0, r.stderr
     written = sorted(Path(p).name for p in json.loads(r.stdout)["written"])
     assert written == sorted([f"sdctl-{k}.{kind}.json" for k in ("network", "edge", "cluster")

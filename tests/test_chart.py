@@ -352,7 +352,7 @@ def _skips(objs: list[dict]) -> dict[str, str]:
 
 
 def test_checkov_fails_nothing_in_the_manifests_beyond_documented_skips(rendered, tmp_path):
-    from tests.test_cfn import checkov_binary
+    from tests.helpers import checkov_binary
 
     for key, objs in rendered.items():
         (tmp_path / f"{key.replace('/', '-')}.yaml").write_text(yaml.safe_dump_all(objs))

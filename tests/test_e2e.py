@@ -20,17 +20,10 @@ import pytest
 from PIL import Image
 
 from tests.conftest import EXAMPLE
-from tests.helpers import local_aws
+from tests.helpers import cli as sdctl
+from tests.helpers import local_aws, run_json, task_line
 
 pytestmark = pytest.mark.e2e
-
-
-def sdctl(*args, cwd, check=True) -> subprocess.CompletedProcess:
-    r = subprocess.run([sys.executable, "-m", "sdctl", *args], cwd=cwd, capture_output=True, text=True,
-                       timeout=600)
-    if check and r.returncode != 0:
-        raise AssertionError(f"sdctl {' '.join(args)} exited {r.returncode}\n{r.stdout}\n{r.stderr}")
-    return r
 
 
 @pytest.fixture(scope="module")
@@ -150,19 +143,6 @@ def test_submit_then_fetch_and_the_result_notification(local_stack, tmp_path):
     [note] = [n for n in notes if n["id"] == "sub-1"]
     assert note["status"] == "completed" and note["context"] == "ctx"
     assert note["image_url"] == [f"s3://{state['resources']['bucket']}/mine/x/sub-1/sub-1-1.png"]
-
-
-def task_line(task_id: str, runtime: str = "sdruntime", **content) -> str:
-    """One line of a .jsonl bulk submission: a tiny, fast text-to-image task."""
-    body = {"prompt": f"a fox {task_id}", "steps": 1, "width": 64, "height": 64, "seed": 1, **content}
-    return json.dumps({"task": {"metadata": {"id": task_id, "runtime": runtime, "tasktype": "text-to-image"},
-                                "content": body}})
-
-
-def run_json(cwd, *args, code=0):
-    r = sdctl(*args, "--local", "-o", "json", cwd=cwd, check=False)
-    assert r.returncode == code, f"{args} exited {r.returncode}\n{r.stdout}\n{r.stderr}"
-    return json.loads(r.stdout)
 
 
 def test_submit_wait_follows_every_task_to_its_end(local_stack):

@@ -17,7 +17,7 @@ import pytest
 from sdctl.builders import images
 from sdctl.execute import publish
 from tests.conftest import EXAMPLE
-from tests.test_cfn import checkov_binary
+from tests.helpers import checkov_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILES = sorted((ROOT / "docker").glob("*.Dockerfile"))

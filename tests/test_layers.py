@@ -117,3 +117,11 @@ def test_there_is_no_import_cycle():
     for m in sorted(graph):
         visit(m)
     assert cycles == []
+
+
+def test_no_test_module_imports_another():
+    """Shared helpers live in tests/helpers.py and tests/conftest.py."""
+    tests = ROOT / "tests"
+    wrong = [f"{p.name} imports {dep}" for p in sorted(tests.glob("test_*.py"))
+             for dep in imports(p, {}) if dep.startswith("tests.test_")]
+    assert wrong == []

@@ -9,28 +9,14 @@ test_e2e, on the full stack.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 
 import pytest
 
-from tests.conftest import EXAMPLE, ServerThread
-from tests.test_e2e import run_json, sdctl, task_line
+from tests.conftest import ServerThread
+from tests.helpers import cli as sdctl
+from tests.helpers import run_json, task_line
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def held_stack(tmp_path_factory):
-    """A local stack whose runtime URL points at a closed port: agents never take a task."""
-    cwd = tmp_path_factory.mktemp("held")
-    shutil.copy(EXAMPLE, cwd / "sdctl.yaml")
-    env_backup = os.environ.pop("SDCTL_STATE_DIR", None)
-    sdctl("local", "up", "--detach", "--runtime-url", "sdruntime=http://127.0.0.1:9", cwd=cwd)
-    yield cwd
-    sdctl("local", "down", cwd=cwd, check=False)
-    if env_backup:
-        os.environ["SDCTL_STATE_DIR"] = env_backup
 
 
 def test_bulk_submit_reports_every_line_and_records_each_task_once(held_stack):
