@@ -70,6 +70,7 @@ runtimes:
 #: Bring-your-own network and cluster.
 EXISTING_VPC = """
 stackName: byo
+modelBucket: {name: team-models, prefix: /models}
 network: {vpcId: vpc-0123456789abcdef0, privateSubnetIds: [subnet-0aaaaaaaaaaaaaaa1, subnet-0bbbbbbbbbbbbbbb2]}
 runtimes: [{name: sdruntime, type: sdwebui}]
 """

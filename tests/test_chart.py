@@ -23,6 +23,7 @@ from sdctl.builders.releases import chart_dir, placeholder_outputs, releases
 from sdctl.config import parse
 from sdctl.execute.helmbin import find_helm
 from tests.conftest import EXAMPLE
+from tests.helpers import EXISTING_VPC
 
 CRDS = Path(__file__).parent / "data" / "crds"
 ALL_OPTIONS = """
@@ -46,12 +47,6 @@ runtimes:
   - name: gamma
     type: diffusers
     agent: {batchTasks: 4}
-"""
-EXISTING_VPC = """
-stackName: vpc
-modelBucket: {name: team-models, prefix: /models}
-network: {vpcId: vpc-0123456789abcdef0, privateSubnetIds: [subnet-0aaaaaaaaaaaaaaa1, subnet-0bbbbbbbbbbbbbbb2]}
-runtimes: [{name: sdruntime, type: sdwebui}]
 """
 
 
