@@ -269,9 +269,9 @@ def sweep_karpenter(ctx: Context, on_step: Callable[[str], None]) -> dict:
     if not found.empty:
         try:
             leftovers.remove(ec2, iam, found, node_role=role, on_step=on_step)
-        except SdctlError:
-            raise
         except Exception as e:
+            if isinstance(e, SdctlError):  # already says what to do
+                raise
             raise SdctlError(f"could not remove what Karpenter launched ({found.to_dict()}): {e}",
                              hint="the stacks were kept; terminate those instances (EC2 console, tag "
                                   f"kubernetes.io/cluster/{cluster}=owned) and run `sdctl destroy` again") from None
