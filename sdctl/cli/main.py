@@ -18,6 +18,7 @@ from sdctl.cli import (
     local_cmds,
     ops_cmds,
     queue_cmds,
+    stack_cmds,
     tasks_cmds,
 )
 from sdctl.cli.common import RUN, Output, report_error
@@ -61,6 +62,7 @@ def root(
 
 config_cmds.register(app)
 deploy_cmds.register(app)
+stack_cmds.register(app)
 client_cmds.register(app)
 cost_cmds.register(app)
 ops_cmds.register(app)
