@@ -197,3 +197,22 @@ def test_generate_without_a_deployed_api_says_so(env, tmp_path, existing_vpc):
     sdctl(env, tmp_path, "deploy", "--yes", "--only", "edge")
     r = sdctl(env, tmp_path, "generate", "a fox", check=False)
     assert r.returncode == 1 and "has no API outputs" in r.stderr and "--local" in r.stderr
+
+
+def test_a_template_over_51200_bytes_goes_through_the_artifacts_bucket(env, tmp_path, aws, existing_vpc):
+    """CloudFormation takes a TemplateBody up to 51,200 bytes; a larger template must be passed
+    as a TemplateURL in S3. Sixteen runtimes make the edge stack ~60 KB."""
+    vpc, subnets = existing_vpc
+    runtimes = "\n".join(f"  - {{name: r{i}, type: diffusers}}" for i in range(16))
+    (tmp_path / "sdctl.yaml").write_text(f"stackName: big\nnetwork: {{vpcId: {vpc}, privateSubnetIds: "
+                                         f"[{', '.join(subnets)}]}}\nruntimes:\n{runtimes}\n")
+    from sdctl.builders.cfn.stacks import stacks
+    from sdctl.config import load
+
+    [edge] = [s for s in stacks(load(tmp_path / "sdctl.yaml")) if s.key == "edge"]
+    assert len(json.dumps(edge.template, separators=(",", ":"))) > 51200
+    out = json.loads(sdctl(env, tmp_path, "deploy", "--yes", "--skip-releases", "--only", "edge", "-o", "json").stdout)
+    assert out["stacks"] == {"big-edge": "deployed"}
+    keys = [o["Key"] for o in aws.s3.list_objects_v2(Bucket="big-artifacts-123456789012-us-west-2")["Contents"]]
+    assert "templates/big-edge.json" in keys
+    assert len([u for u in aws.sqs.list_queues(QueueNamePrefix="big-r")["QueueUrls"] if not u.endswith("-dlq")]) == 16

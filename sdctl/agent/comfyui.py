@@ -9,12 +9,15 @@ prompt and report a timeout.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 
 import httpx
 
 from sdctl.agent.failures import PermanentFailure, RuntimeOutput, TransientFailure
+
+log = logging.getLogger("sdctl.agent")
 
 
 class ComfyUIAdapter:
@@ -63,8 +66,9 @@ class ComfyUIAdapter:
         url = self.root.replace("http://", "ws://").replace("https://", "wss://") + f"/ws?clientId={client_id}"
         try:
             return connect(url, open_timeout=5, max_size=None)
-        except Exception:
-            return None  # no socket: poll /history instead
+        except Exception as e:  # no socket: poll /history instead
+            log.info("ComfyUI websocket unavailable; polling /history", extra={"error": str(e)})
+            return None
 
     def _submit(self, graph: dict, client_id: str) -> str:
         try:
@@ -93,8 +97,9 @@ class ComfyUIAdapter:
                 frame = ws.recv(timeout=min(left, 5.0))
             except TimeoutError:
                 continue
-            except Exception:
-                return  # dropped: poll /history
+            except Exception as e:  # dropped: poll /history
+                log.info("ComfyUI websocket dropped; polling /history", extra={"error": str(e)})
+                return
             if isinstance(frame, bytes):
                 continue  # previews
             msg = json.loads(frame)

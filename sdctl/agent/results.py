@@ -81,11 +81,13 @@ class ResultSide:
             obj = self.s3.get_object(Bucket=self.settings.bucket, Key=key)
         except self.s3.exceptions.NoSuchKey:
             return None
-        except Exception:
+        except Exception as e:  # the task then runs (again): results overwrite, nothing is lost
+            log.warning("could not read an earlier result; running the task", extra={"key": key, "error": str(e)})
             return None
         try:
             return json.loads(obj["Body"].read())
-        except ValueError:
+        except ValueError as e:
+            log.warning("an earlier result is not JSON; running the task again", extra={"key": key, "error": str(e)})
             return None
 
     def _put_json(self, key: str, document: dict) -> None:
