@@ -172,6 +172,13 @@ class Pipeline:
 
     def _prefetch(self, ready: queue.Queue) -> None:
         while not self.stopping.is_set():
+            # Poll only with room to put what comes: a message taken while the queue is full
+            # would sit in this thread's hands, and a long poll in flight at shutdown could
+            # take back a message the agent had just returned.
+            while ready.full() and not self.stopping.is_set():
+                self.stopping.wait(0.005)
+            if self.stopping.is_set():
+                break
             for message in self.receive():
                 job = None if self.stopping.is_set() else self._prepare_quietly(message)
                 if isinstance(job, str):
