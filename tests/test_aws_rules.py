@@ -191,11 +191,11 @@ def test_retained_data_keeps_the_key_that_decrypts_it(built):
 
 # -- API Gateway --------------------------------------------------------------------------------
 def test_the_api_gateway_account_setting_is_never_owned_and_undone(built):
-    """AWS::ApiGateway::Account is one per account and region, shared by every REST API
-    (CloudFormation User Guide, AWS::ApiGateway::Account: "If an API Gateway resource has
-    been created using CloudFormation... deleting the stack does not..." and the API Gateway
-    Developer Guide, "Set up CloudWatch logging"). It must be conditional (set only where
-    unset) and retained, with the role it names."""
+    """AWS::ApiGateway::Account sets the account- and region-wide CloudWatch role that every
+    REST API's logging uses (CloudFormation User Guide, AWS::ApiGateway::Account; API Gateway
+    Developer Guide, "Set up CloudWatch API logging in API Gateway"). A stack that owns it
+    overwrites another stack's and, when deleted, leaves the setting naming a deleted role. It
+    must be conditional (set only where unset) and retained, with the role it names."""
     _, _, templates, _ = built
     r = templates["edge"]["Resources"]
     account = r["ApiGatewayAccount"]
