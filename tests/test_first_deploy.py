@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from sdctl import versions
+from sdctl import __version__, versions
 from sdctl.execute import deploy
 from tests.helpers import CONFIG, sdctl, write_config
 
@@ -163,16 +163,10 @@ def test_deploy_stops_before_the_releases_when_an_image_is_missing(aws, env, tmp
                            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 2,
                                       "digest": "sha256:" + "0" * 64}, "layers": []})
     for repo in ("cyc/sdwebui", "cyc/comfyui", "cyc/queue-agent"):
-        aws.ecr.put_image(repositoryName=repo, imageManifest=manifest, imageTag=versions_tag())
+        aws.ecr.put_image(repositoryName=repo, imageManifest=manifest, imageTag=__version__)
     r = sdctl(env, tmp_path, "deploy", "--yes", check=False)
     assert "not in ECR" not in r.stderr
     assert "cannot reach EKS cluster cyc" in r.stderr  # the next step: moto has no EKS
-
-
-def versions_tag() -> str:
-    from sdctl import __version__
-
-    return __version__
 
 
 def test_the_api_gateway_account_setting_is_set_only_where_unset(aws):

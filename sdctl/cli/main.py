@@ -88,12 +88,12 @@ def main() -> None:
     from typer import Abort
     from typer._click.exceptions import ClickException  # Typer vendors click
 
-    from sdctl.errors import SdctlError, UsageError
+    from sdctl.errors import SdctlError
 
     try:
         code = app(standalone_mode=False)
     except ClickException as e:
-        raise SystemExit(_usage_error(e, UsageError)) from None
+        raise SystemExit(_usage_error(e)) from None
     except Abort:
         raise SystemExit(130) from None
     except KeyboardInterrupt:
@@ -119,9 +119,11 @@ def _json_requested() -> bool:
                for i, a in enumerate(argv))
 
 
-def _usage_error(e, usage_error_type) -> int:
+def _usage_error(e) -> int:
     """Click's own usage errors (`--width 0`) in the output the user asked for."""
     from typer._click.exceptions import NoArgsIsHelpError
+
+    from sdctl.errors import UsageError
 
     if isinstance(e, NoArgsIsHelpError):  # `sdctl` or `sdctl tasks` alone: the help, as before
         from typer import rich_utils
@@ -130,7 +132,7 @@ def _usage_error(e, usage_error_type) -> int:
         return e.exit_code
     if _json_requested():
         RUN["output"] = Output.json
-        return report_error(usage_error_type(e.format_message(), hint=_usage_hint(e)))
+        return report_error(UsageError(e.format_message(), hint=_usage_hint(e)))
     from typer import rich_utils
 
     rich_utils.rich_format_error(e)

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from sdctl.contracts.tasks import TASK_TYPES, is_safe_prefix  # noqa: F401  (re-exported)
+from sdctl.contracts.tasks import TASK_TYPES
 
 RuntimeType = Literal["sdwebui", "comfyui", "diffusers"]
 CapacityType = Literal["spot", "on-demand"]

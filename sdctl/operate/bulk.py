@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import httpx
 
-from sdctl.operate.tasks import FINAL
+from sdctl.contracts.tasks import FINAL
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 

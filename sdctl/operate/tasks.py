@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from sdctl.contracts.tasks import FINAL, STATES, STATUS_INDEX, timestamp  # noqa: F401  (FINAL: for bulk)
+from sdctl.contracts.tasks import FINAL, STATES, STATUS_INDEX, timestamp
 from sdctl.errors import SdctlError, UsageError, WaitTimeout
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
