@@ -15,7 +15,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.routing import Route
 
 DATA = Path(__file__).parent / "data" / "k8s"
@@ -39,9 +39,10 @@ def _missing(kind: str, name: str) -> JSONResponse:
                          "message": f'{kind} "{name}" not found', "code": 404}, status_code=404)
 
 
-def app(objects: dict, logs: dict[str, str] | None = None) -> Starlette:
+def app(objects: dict, logs: dict | None = None) -> Starlette:
     """Serve one scenario's objects: {scaledobject, deployment, pods, nodeclaims, nodes,
-    system_deployments}."""
+    system_deployments}. `logs` maps "pod/container" to its text, or, for `follow=true`, to
+    an iterable of lines streamed as they come."""
     logs = logs or {}
 
     def listing(kind: str, items: list[dict], request: Request) -> JSONResponse:
@@ -78,7 +79,13 @@ def app(objects: dict, logs: dict[str, str] | None = None) -> Starlette:
         key = f"{name}/{request.query_params.get('container', '')}"
         if key not in logs:
             return _missing("pods", name)
-        return PlainTextResponse(logs[key])
+        text = logs[key]
+        if request.query_params.get("follow") == "true" and not isinstance(text, str):
+            async def lines():  # what the kubelet streams: each line as the container writes it
+                for line in text:
+                    yield line.encode()
+            return StreamingResponse(lines(), media_type="text/plain")
+        return PlainTextResponse(text)
 
     async def nodeclaims(request: Request):
         return listing("NodeClaim", objects.get("nodeclaims", []), request)

@@ -110,3 +110,32 @@ def test_library_failures_become_one_line():
     missing = translate(FileNotFoundError("the sd-runtime chart is missing from this installation"))
     assert "reinstall" in missing.hint
     assert translate(ValueError("a bug")) is None  # sdctl's own bugs keep their traceback
+
+
+def test_logs_follow_prints_new_lines_as_written_and_ctrl_c_exits_130(tmp_path):
+    """`sdctl logs --follow --local` against a state file like the supervisor writes (this
+    test's process stands in for the supervisor: the state names its pid)."""
+    import signal
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    agent_log = logs / "agent-sdruntime-1.log"
+    agent_log.write_text('{"ts": 1796000000.0, "msg": "agent started"}\n')
+    (tmp_path / "state.json").write_text(json.dumps({
+        "status": "ready", "supervisor_pid": os.getpid(), "logs": str(logs),
+        "resources": {"runtimes": {"sdruntime": {}}}}))
+    env = {**os.environ, "SDCTL_STATE_DIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "sdctl", "logs", "--runtime", "sdruntime", "--agent",
+                             "--follow", "--local", "-o", "json"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(proc.stdout.readline())
+        assert first == {"source": "agent-sdruntime-1", "line": '{"ts": 1796000000.0, "msg": "agent started"}'}
+        with open(agent_log, "a") as f:
+            f.write('{"ts": 1796000001.0, "msg": "task completed"}\n')
+        assert json.loads(proc.stdout.readline())["line"].endswith('"task completed"}')
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        proc.kill()

@@ -23,8 +23,17 @@ from tests.helpers import CONFIG, sdctl, write_config
 
 def test_deploy_redeploy_update_destroy(env, tmp_path, aws, existing_vpc):
     write_config(tmp_path, *existing_vpc)
-    first = json.loads(sdctl(env, tmp_path, "deploy", "--yes", "--skip-releases", "-o", "json").stdout)
+    run = sdctl(env, tmp_path, "deploy", "--yes", "--skip-releases", "-o", "json")
+    first = json.loads(run.stdout)
     assert first["stacks"] == {"cyc-edge": "deployed", "cyc-cluster": "deployed"}
+    # Progress under -o json: one JSON object per stderr line, the result alone on stdout.
+    events = [json.loads(line) for line in run.stderr.splitlines()]
+    assert {e["source"] for e in events} == {"stack:cyc-edge", "stack:cyc-cluster"}
+    # moto reports only the stack's own events (a real account adds one per resource).
+    assert [(e["source"], e["data"]["logical_id"]) for e in events if e["status"] == "CREATE_COMPLETE"] == [
+        ("stack:cyc-edge", "cyc-edge"), ("stack:cyc-cluster", "cyc-cluster")]
+    assert [e["source"] for e in events if e["status"] == "changes"] == ["stack:cyc-edge", "stack:cyc-cluster"]
+    assert [e["source"] for e in events if e["status"] == "deployed"] == ["stack:cyc-edge", "stack:cyc-cluster"]
     edge = first["outputs"]["edge"]
     assert edge["QueueSdruntimeUrl"].endswith("/cyc-sdruntime")
     assert edge["QueueComfyUrl"].endswith("/cyc-comfy")
@@ -50,7 +59,10 @@ def test_deploy_redeploy_update_destroy(env, tmp_path, aws, existing_vpc):
     assert updated["stacks"] == {"cyc-edge": "deployed", "cyc-cluster": "no changes"}
 
     aws.s3.put_object(Bucket=edge["OutputBucket"], Key="output/t/t-1.png", Body=b"png")
-    report = json.loads(sdctl(env, tmp_path, "destroy", "--yes", "-o", "json").stdout)
+    run = sdctl(env, tmp_path, "destroy", "--yes", "-o", "json")
+    report = json.loads(run.stdout)
+    gone = {e["source"] for e in map(json.loads, run.stderr.splitlines()) if e["status"] == "deleted"}
+    assert {"stack:cyc-edge", "stack:cyc-cluster", "s3:cyc-output-123456789012-us-west-2", "queue:cyc-comfy"} <= gone
     assert report["stacks"] == {"cyc-cluster": "deleted", "cyc-edge": "deleted"}
     assert report["buckets"]["cyc-output-123456789012-us-west-2"] == {"deleted": True, "objects": 1}
     assert sorted(report["queues"]) == ["cyc-comfy", "cyc-comfy-dlq", "cyc-sdruntime", "cyc-sdruntime-dlq"]
@@ -125,7 +137,7 @@ def test_rollback_complete_stack_is_recreated_when_confirmed(aws, existing_vpc, 
     monkeypatch.setattr(ctx.deployer, "delete", lambda s, cb: (deleted.append(s), told.append(1), real_delete(s, cb)))
     ctx.aws.client = lambda name: getattr(aws, name)
     outs = deploy.deploy(ctx, only="edge", confirm=lambda cs: True, confirm_recreate=lambda s: told.append(s) or True,
-                         on_event=lambda s, e: None)
+                         )
     assert deleted == ["cyc-edge"] and "cyc-edge" in told
     assert "QueueSdruntimeUrl" in outs["edge"]
 

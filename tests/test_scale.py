@@ -109,6 +109,30 @@ def test_pod_logs_are_read_per_pod(tmp_path):
     assert lines == [(pod, text.strip())]
 
 
+def test_pod_logs_follow_reads_older_pods_whole_and_streams_the_newest(tmp_path):
+    """`sdctl logs --follow` on EKS: the older pod's log as it stands, then the newest pod's
+    stream line by line until the kubelet ends it (the replay streams a list of lines)."""
+    import copy
+
+    from sdctl.execute.k8s.cluster import api_client
+    from sdctl.operate import logs
+
+    objs = scenario("steady")["objects"]
+    newest = objs["pods"][0]
+    older = copy.deepcopy(newest)
+    older["metadata"].update(name="sd-sdruntime-7d9c8b6f5d-a1b2c", creationTimestamp="2026-11-20T09:00:00Z")
+    objs["pods"].insert(0, older)
+    streamed = [f"2026-11-20T10:00:0{i}Z step {i}\n" for i in range(3)]
+    served = {f"{older['metadata']['name']}/runtime": "2026-11-20T09:30:00Z loaded\n",
+              f"{newest['metadata']['name']}/runtime": streamed}
+    with ServerThread(app(objs, logs=served)) as server:
+        api = api_client(kubeconfig(tmp_path / "k", server.url))[0]
+        lines = list(logs.pod_lines(api, release="sd-sdruntime", namespace="sdctl", container="runtime",
+                                    follow=True, since_seconds=None))
+    assert lines == [(older["metadata"]["name"], "2026-11-20T09:30:00Z loaded"),
+                     *[(newest["metadata"]["name"], line.strip()) for line in streamed]]
+
+
 def test_doctor_checks_the_cluster_and_names_chart_drift(tmp_path, monkeypatch):
     """`sdctl doctor --kubeconfig` against the replay server: Karpenter healthy, KEDA healthy but
     on an older chart than sdctl pins, the runtime's ScaledObject Ready."""

@@ -3,6 +3,7 @@ on AWS and on the local stack."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -52,6 +53,49 @@ def names(cfg: Config, *, account: str, region: str | None = None) -> Names:
             for r in cfg.runtimes
         ),
     )
+
+
+def logical_id(*parts: str) -> str:
+    """CamelCase alphanumeric CloudFormation id from names like 'sd-runtime'."""
+    return "".join(p[:1].upper() + p[1:] for part in parts for p in re.split(r"[^A-Za-z0-9]+", part) if p)
+
+
+# -- the stacks' outputs and parameters that other parts read by key (written once, here) ----------
+def queue_ids(runtime: str) -> tuple[str, str]:
+    """The logical ids of a runtime's queue and its dead-letter queue."""
+    base = logical_id(runtime)
+    return f"Queue{base}", f"DeadLetterQueue{base}"
+
+
+def queue_url_key(runtime: str) -> str:
+    """The edge stack's output with the runtime's queue URL."""
+    return f"{queue_ids(runtime)[0]}Url"
+
+
+def dead_letter_url_key(runtime: str) -> str:
+    """The edge stack's output with the runtime's dead-letter queue URL."""
+    return f"{queue_ids(runtime)[1]}Url"
+
+
+def queue_arn_key(runtime: str) -> str:
+    """The edge stack's output (and the cluster stack's parameter) with the queue's ARN."""
+    return f"{queue_ids(runtime)[0]}Arn"
+
+
+def runtime_role_id(runtime: str) -> str:
+    """The cluster stack's workload role of a runtime; its ARN is the output `<id>Arn`."""
+    return f"Runtime{logical_id(runtime)}Role"
+
+
+def repository_id(image: str) -> str:
+    """The edge stack's ECR repository of an image; its URI is the output `<id>Uri`."""
+    return f"Repository{logical_id(image)}"
+
+
+def artifacts_bucket(stack: str, account: str, region: str) -> str:
+    """Where deploy uploads the Lambda code and large templates, and `images publish` the source
+    (in a template: account `${AWS::AccountId}`, region `${AWS::Region}`)."""
+    return f"{stack}-artifacts-{account}-{region}"
 
 
 def release_name(runtime: str) -> str:

@@ -7,8 +7,12 @@ from pathlib import Path
 
 from sdctl import __version__, versions
 from sdctl.builders import images
-from sdctl.builders.cfn.base import logical_id
-from sdctl.builders.names import karpenter_node_role, release_name, runtime_service_account
+from sdctl.builders.names import (
+    karpenter_node_role,
+    queue_url_key,
+    release_name,
+    runtime_service_account,
+)
 from sdctl.config.model import Config, Runtime
 from sdctl.contracts.agent_env import for_runtime
 
@@ -55,7 +59,6 @@ def _image(ref: str) -> dict:
 def runtime_values(cfg: Config, rt: Runtime, *, edge: dict[str, str], cluster: dict[str, str], account: str,
                    region: str, subnet_ids: list[str] | None = None) -> dict:
     d = RUNTIME_DEFAULTS[rt.type]
-    lid = logical_id(rt.name)
     return {
         "runtime": {
             "name": rt.name, "type": rt.type, "port": d["port"], "startupPath": d["startupPath"],
@@ -64,12 +67,12 @@ def runtime_values(cfg: Config, rt: Runtime, *, edge: dict[str, str], cluster: d
         },
         "agent": {"image": _image(images.agent_image(cfg.stack_name, account, region, __version__)),
                   "healthPort": AGENT_HEALTH_PORT, "visibilitySeconds": AGENT_VISIBILITY_SECONDS,
-                  "env": for_runtime(rt, queue_url=edge[f"Queue{lid}Url"], results_topic_arn=edge["ResultsTopicArn"],
+                  "env": for_runtime(rt, queue_url=edge[queue_url_key(rt.name)], results_topic_arn=edge["ResultsTopicArn"],
                                      bucket=edge["OutputBucket"], tasks_table=edge.get("TasksTable", ""),
                                      task_ttl_days=cfg.output.retention_days, region=region,
                                      api_base_url=f"http://127.0.0.1:{d['port']}",
                                      visibility_seconds=AGENT_VISIBILITY_SECONDS, health_port=AGENT_HEALTH_PORT)},
-        "aws": {"region": region, "queueUrl": edge[f"Queue{lid}Url"], "resultsTopicArn": edge["ResultsTopicArn"],
+        "aws": {"region": region, "queueUrl": edge[queue_url_key(rt.name)], "resultsTopicArn": edge["ResultsTopicArn"],
                 "outputBucket": edge["OutputBucket"], "tasksTable": edge.get("TasksTable", ""),
                 "taskTtlDays": cfg.output.retention_days},
         "maxTaskSeconds": rt.max_task_seconds,
@@ -137,7 +140,7 @@ def placeholder_outputs(cfg: Config) -> tuple[dict[str, str], dict[str, str]]:
             "OutputBucket": cfg.output.bucket_name or f"{cfg.stack_name}-output-{account}-{region}",
             "TasksTable": f"{cfg.stack_name}-tasks"}
     for rt in cfg.runtimes:
-        edge[f"Queue{logical_id(rt.name)}Url"] = f"https://sqs.{region}.amazonaws.com/{account}/{cfg.stack_name}-{rt.name}"
+        edge[queue_url_key(rt.name)] = f"https://sqs.{region}.amazonaws.com/{account}/{cfg.stack_name}-{rt.name}"
     cluster = {"KarpenterNodeRoleName": karpenter_node_role(cfg.cluster_name),
                "InterruptionQueueName": f"{cfg.cluster_name}-karpenter"}
     return edge, cluster

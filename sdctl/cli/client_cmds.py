@@ -27,9 +27,10 @@ def _wait_and_download(target, task_id: str, prefix: str, timeout: float, out_di
     from sdctl.operate import client
 
     s3 = target.s3()
-    with err.status(f"waiting for task {task_id}…") as status:
-        doc = client.wait_result(s3, target.bucket, prefix, task_id, timeout=timeout,
-                                 on_tick=lambda s: status.update(f"waiting for task {task_id}… {s:.0f}s"),
+    from sdctl.cli.progress import reporting
+
+    with reporting(mode, f"waiting for task {task_id}…") as report:
+        doc = client.wait_result(s3, target.bucket, prefix, task_id, timeout=timeout, report=report,
                                  flags=target.flags)
     client.finished(doc)
     return doc, client.download(s3, doc.get("image_url", []), out_dir)
@@ -180,13 +181,16 @@ def _submit_many(target, bodies, bad, *, concurrency: int, wait: bool, timeout: 
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from sdctl.cli.common import RUN, Output
+    from sdctl.cli.progress import json_lines, tee
     from sdctl.operate import bulk
 
+    shown = json_lines() if RUN["output"] == Output.json else (lambda event: None)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
         sent = progress.add_task("submitting", total=len(bodies))
         rows = asyncio.run(bulk.submit_all(target.api_url, target.api_key, bodies, concurrency=concurrency,
-                                           on_done=lambda r: progress.advance(sent)))
+                                           report=tee(lambda e: progress.advance(sent), shown)))
         rows = sorted(rows + bad, key=lambda r: r["line"])
         summary = bulk.summary(rows)
         if wait:
@@ -195,7 +199,7 @@ def _submit_many(target, bodies, bad, *, concurrency: int, wait: bool, timeout: 
             ids = [r["id"] for r in rows if r["result"] in ("accepted", "duplicate")]
             done = progress.add_task("running", total=len(ids))
             records = asyncio.run(bulk.follow_all(target.api_url, target.api_key, ids, timeout=timeout,
-                                                  concurrency=concurrency, on_final=lambda r: progress.advance(done)))
+                                                  concurrency=concurrency, report=tee(lambda e: progress.advance(done), shown)))
             for r in rows:
                 if r["id"] in records and r["result"] in ("accepted", "duplicate"):
                     rec = records[r["id"]]

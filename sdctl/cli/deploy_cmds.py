@@ -163,6 +163,12 @@ def register(app: typer.Typer) -> None:
         assume_yes = _yes(ctx, yes)
         started = time.monotonic()
 
+        from sdctl.cli.progress import Text, json_lines, reporting
+        from sdctl.contracts.events import Event
+
+        results = {}
+        shown = json_lines() if mode == "json" else Text(err)  # no spinner: it would hide the prompt
+
         def ask(question: str) -> bool:
             if assume_yes:
                 return True
@@ -172,29 +178,27 @@ def register(app: typer.Typer) -> None:
             return typer.confirm(question, default=False, err=True)
 
         def confirm(cs) -> bool:
-            err.print(_changes_table(cs))
+            if mode == "json":
+                shown(Event(f"stack:{cs.stack}", f"{cs.kind.lower()}: {len(cs.changes)} change(s)", "step",
+                            "changes", {"changes": [c.to_dict() for c in cs.changes]}))
+            else:
+                err.print(_changes_table(cs))
             return ask(f"Apply these changes to {cs.stack}?")
 
-        def on_event(stack, e) -> None:
-            color = "red" if e.failed else ("green" if e.status.endswith("COMPLETE") else "yellow")
-            reason = f"  {e.reason}" if e.reason and (e.failed or "FAILED" in e.status) else ""
-            err.print(f"[dim]{time.monotonic() - started:6.1f}s[/] {stack}  {e.logical_id}  "
-                      f"[{color}]{e.status}[/]{reason}")
 
-        results = {}
-
-        def on_result(stack, what):
-            results[stack] = what
-            err.print(f"[bold]{stack}[/]: {what}")
+        def report(event) -> None:
+            if event.source.startswith("stack:") and event.status in ("deployed", "unchanged"):
+                results[event.source.split(":", 1)[1]] = event.message
+            shown(event)
 
         dctx = deploy.context(cfg, aws_for(ctx, cfg))
         outputs = deploy.deploy(dctx, only=only, confirm=confirm,
                                 confirm_recreate=lambda s: ask(f"{s} is ROLLBACK_COMPLETE. Delete and create it again?"),
-                                on_event=on_event, on_result=on_result)
+                                report=report)
         summary = {"stacks": results, "outputs": outputs}
         if not skip_releases and only is None:
-            with err.status("installing Helm releases…") as status:
-                summary["runtimes"] = rollout.deploy_releases(dctx, dict(outputs), status.update)
+            with reporting(mode, "installing Helm releases…") as progress:
+                summary["runtimes"] = rollout.deploy_releases(dctx, dict(outputs), progress)
         summary["seconds"] = round(time.monotonic() - started, 1)
         if mode == "json":
             emit_json(summary)
@@ -225,11 +229,12 @@ def register(app: typer.Typer) -> None:
             what = "stacks" + ("" if keep_data else ", the output bucket with every image, and the queues")
             if not typer.confirm(f"Delete {cfg.stack_name}'s {what}?", default=False, err=True):
                 raise SdctlError("destroy cancelled; nothing was deleted")
+        from sdctl.cli.progress import reporting
+
         dctx = deploy.context(cfg, aws_for(ctx, cfg))
-        rollout.destroy_releases(dctx, lambda step: err.print(f"[dim]{step}[/]"))
-        report = deploy.destroy(dctx, keep_data=keep_data,
-                                on_event=lambda s, e: err.print(f"{s}  {e.logical_id}  {e.status}"),
-                                on_result=lambda s, what: err.print(f"[bold]{s}[/]: {what}"))
+        with reporting(mode, f"destroying {cfg.stack_name}…") as progress:
+            rollout.destroy_releases(dctx, progress)
+            report = deploy.destroy(dctx, keep_data=keep_data, report=progress)
         if mode == "json":
             emit_json(report)
         else:

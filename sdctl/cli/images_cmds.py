@@ -12,7 +12,6 @@ from sdctl.cli.common import (
     aws_for,
     config_arg,
     emit_json,
-    err,
     out,
     output_mode,
 )
@@ -37,7 +36,10 @@ def publish(
     stream back here."""
     from sdctl import __version__
     from sdctl.builders import images
+    from sdctl.builders.names import artifacts_bucket
+    from sdctl.cli.progress import reporting
     from sdctl.config import load
+    from sdctl.contracts.events import Event
     from sdctl.errors import UsageError
     from sdctl.execute import publish
     from sdctl.execute.aws import artifacts
@@ -54,25 +56,22 @@ def publish(
     if builder == "local" and exe is None:
         raise UsageError("no local container engine answers (docker, podman, finch)",
                          hint="start one, or use --builder codebuild (no local Docker needed)")
-    show = (lambda line: None) if mode == "json" else (lambda line: err.print(f"[dim]{line}[/]", markup=True,
-                                                                                 highlight=False))
     report = {"builder": exe or "codebuild", "images": [b.uri for b in builds]}
     if exe:
-        publish.publish_local(exe, builds, ecr=aws.client("ecr"), root=root, on_line=show)
+        with reporting(mode, "building…") as progress:
+            publish.publish_local(exe, builds, ecr=aws.client("ecr"), root=root, report=progress)
     else:
         data = publish.source_zip(root)
-        bucket = artifacts.artifacts_bucket_name(cfg.stack_name, aws.account, aws.region)
+        bucket = artifacts_bucket(cfg.stack_name, aws.account, aws.region)
         s3 = aws.client("s3")
         artifacts.ensure_bucket(s3, bucket, aws.region)
         key = images.source_key(data)
         artifacts.upload_once(s3, bucket, key, data)
-        err.print(f"source: s3://{bucket}/{key} ({len(data) // 1024} KiB)")
-        with err.status("starting the build…") as status:
+        with reporting(mode, "starting the build…") as progress:
+            progress(Event("build", f"source: s3://{bucket}/{key} ({len(data) // 1024} KiB)", "step", "uploaded"))
             result = publish.publish_codebuild(
                 builds, codebuild=aws.client("codebuild"), logs=aws.client("logs"), bucket=bucket, key=key,
-                project=images.build_project_name(cfg.stack_name), tag=tag,
-                on_phase=lambda phase, state: status.update(f"build {state.lower()}: {phase.lower()}"),
-                on_line=show)
+                project=images.build_project_name(cfg.stack_name), tag=tag, report=progress)
         report.update(result, source=f"s3://{bucket}/{key}")
     if mode == "json":
         emit_json(report)

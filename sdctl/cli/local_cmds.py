@@ -41,6 +41,7 @@ def up(
     output: OutputOpt = None,
 ) -> None:
     """Start the local stack: AWS emulator, API gateway, runtimes and queue agents."""
+    from sdctl.cli.progress import Text, json_lines, reporting
     from sdctl.config import config_path, load
     from sdctl.execute.local import stack
 
@@ -59,12 +60,13 @@ def up(
         if not iam:
             argv.append("--no-iam")
         started = time.monotonic()
-        with err.status("starting the local stack…") as status:
-            state = stack.spawn_detached(argv, on_event=lambda s: status.update(f"local stack: {s}…"))
+        with reporting(mode, "starting the local stack…") as report:
+            state = stack.spawn_detached(argv, report=report)
         _show(state, mode, seconds=time.monotonic() - started, show_key=show_key)
         return
     stack.run(cfg, str(path), agents=agents, model=model, runtime_urls=urls,
-              visibility_seconds=visibility_seconds, enforce_iam=iam, on_event=lambda s: err.print(f"[dim]local:[/] {s}"))
+              visibility_seconds=visibility_seconds, enforce_iam=iam,
+              report=json_lines() if mode == "json" else Text(err))
 
 
 @app.command()

@@ -204,15 +204,12 @@ def register(app: typer.Typer) -> None:
             cfg = load(config_arg(ctx, config))
             rt = cfg.runtime(runtime)
             lines = _pod_lines(ctx, cfg, rt, kubeconfig, agent=agent, follow=follow, since=since)
-        try:
-            for source, text in lines:
-                if mode == "json":
-                    sys.stdout.write(json.dumps({"source": source, "line": text}) + "\n")
-                    sys.stdout.flush()
-                else:
-                    out.print(f"[dim]{source}[/] {text}", highlight=False)
-        except KeyboardInterrupt:
-            return
+        for source, text in lines:  # Ctrl-C ends a --follow: exit 130, like every command
+            if mode == "json":
+                sys.stdout.write(json.dumps({"source": source, "line": text}) + "\n")
+                sys.stdout.flush()
+            else:
+                out.print(f"[dim]{source}[/] {text}", highlight=False)
 
     def _pod_lines(ctx, cfg, rt, kubeconfig, *, agent: bool, follow: bool, since: str | None):
         from sdctl.operate import logs as logmod

@@ -98,9 +98,10 @@ def wait(
 
     mode = output_mode(ctx, output)
     api = target_for(ctx, is_local(local)).api()
-    with err.status(f"{task_id}: …") as status:
-        record = tasks.wait(lambda: api.task(task_id), task_id=task_id, timeout=timeout,
-                            on_change=lambda r: status.update(f"{task_id}: {r.get('status')}"))
+    from sdctl.cli.progress import reporting
+
+    with reporting(mode, f"{task_id}: …") as report:
+        record = tasks.wait(lambda: api.task(task_id), task_id=task_id, timeout=timeout, report=report)
     emit_json(record) if mode == "json" else _show(record)
     if record.get("status") != "completed":
         raise typer.Exit(1)

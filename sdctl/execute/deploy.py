@@ -1,5 +1,5 @@
 """Plan, deploy, destroy and inspect the AWS stacks. Decisions come from the builders;
-this module only sequences the executors and reports through callbacks."""
+this module only sequences the executors and reports `Event`s (sdctl/contracts/events.py)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sdctl.builders.cfn.stacks import StackSpec, stack_name, stacks
-from sdctl.builders.names import names
+from sdctl.builders.names import artifacts_bucket, names
 from sdctl.config.model import Config
+from sdctl.contracts.events import Event, Report, ignore
 from sdctl.errors import SdctlError, UsageError
 from sdctl.execute.aws import artifacts
-from sdctl.execute.aws.cloudformation import ChangeSet, Deployer, Event, changes_from_template
+from sdctl.execute.aws.cloudformation import ChangeSet, Deployer, changes_from_template
 from sdctl.execute.aws.session import Aws
 
 
@@ -35,7 +36,7 @@ class Context:
 
 def context(cfg: Config, aws: Aws, *, poll: float = 2.0) -> Context:
     code = artifacts.lambda_zip()
-    bucket = artifacts.artifacts_bucket_name(cfg.stack_name, aws.account, aws.region)
+    bucket = artifacts_bucket(cfg.stack_name, aws.account, aws.region)
     key = artifacts.lambda_key(code)
     s3 = aws.client("s3")
 
@@ -138,8 +139,7 @@ def plan(ctx: Context, only: str | None = None) -> list[ChangeSet]:
 
 
 def deploy(ctx: Context, *, only: str | None = None, confirm: Callable[[ChangeSet], bool],
-           confirm_recreate: Callable[[str], bool], on_event: Callable[[str, Event], None],
-           on_result: Callable[[str, str], None] = lambda stack, what: None) -> dict[str, dict[str, str]]:
+           confirm_recreate: Callable[[str], bool], report: Report = ignore) -> dict[str, dict[str, str]]:
     """Deploy stacks in order. Returns every deployed stack's outputs by key."""
     s3 = ctx.aws.client("s3")
     artifacts.ensure_bucket(s3, ctx.code_bucket, ctx.aws.region)
@@ -148,39 +148,38 @@ def deploy(ctx: Context, *, only: str | None = None, confirm: Callable[[ChangeSe
     for spec in select(ctx, only):
         if spec.key == "cluster" and not ctx.cfg.cluster.existing:
             for note in check_addon_pins(ctx.aws.client("eks"), ctx.cfg.cluster.version):
-                on_result(spec.name, note)
+                report(Event(f"stack:{spec.name}", note, "warning"))
         status = ctx.deployer.status(spec.name)
         if status == "ROLLBACK_COMPLETE":
             if not confirm_recreate(spec.name):
                 raise SdctlError(f"stack {spec.name} is ROLLBACK_COMPLETE and was not deleted",
                                  hint="delete it (or answer yes) and deploy again")
-            ctx.deployer.delete(spec.name, lambda e, s=spec.name: on_event(s, e))
+            ctx.deployer.delete(spec.name, report)
         params = _parameters(spec, _upstream_outputs(ctx, spec, outputs))
         cs = ctx.deployer.create_change_set(spec.name, spec.template, params, spec.capabilities, spec.tags)
         if cs.empty:
-            on_result(spec.name, "no changes")
+            report(Event(f"stack:{spec.name}", "no changes", "ok", "unchanged"))
         elif not confirm(cs):
             ctx.deployer.discard(cs)
             raise SdctlError(f"deploy of {spec.name} cancelled; nothing was changed")
         else:
-            ctx.deployer.execute(cs, lambda e, s=spec.name: on_event(s, e))
-            on_result(spec.name, "deployed")
+            ctx.deployer.execute(cs, report)
+            report(Event(f"stack:{spec.name}", "deployed", "ok", "deployed"))
         outputs[spec.key] = ctx.deployer.outputs(spec.name)
     return outputs
 
 
-def destroy(ctx: Context, *, keep_data: bool, on_event: Callable[[str, Event], None],
-            on_result: Callable[[str, str], None] = lambda stack, what: None) -> dict:
+def destroy(ctx: Context, *, keep_data: bool, report: Report = ignore) -> dict:
     """Delete stacks in reverse order; then the retained data unless keep_data. Never the model bucket."""
-    report: dict = {"stacks": {}, "buckets": {}, "queues": [], "tables": [], "keys": []}
-    report["leftovers"] = sweep_karpenter(ctx, on_step=lambda step: on_result("karpenter", step))
+    done: dict = {"stacks": {}, "buckets": {}, "queues": [], "tables": [], "keys": []}
+    done["leftovers"] = sweep_karpenter(ctx, report)
     edge = ctx.outputs("edge") if ctx.deployer.status(ctx.stack_name("edge")) else {}
     for spec in reversed(ctx.specs):
-        deleted = ctx.deployer.delete(spec.name, lambda e, s=spec.name: on_event(s, e))
-        report["stacks"][spec.name] = "deleted" if deleted else "absent"
-        on_result(spec.name, report["stacks"][spec.name])
+        deleted = ctx.deployer.delete(spec.name, report)
+        done["stacks"][spec.name] = "deleted" if deleted else "absent"
+        report(Event(f"stack:{spec.name}", done["stacks"][spec.name], "ok", done["stacks"][spec.name]))
     if keep_data:
-        return report  # the task store, the queues and the key that encrypts them all stay
+        return done  # the task store, the queues and the key that encrypts them all stay
     n = names(ctx.cfg, account=ctx.aws.account, region=ctx.aws.region)
     s3 = ctx.aws.client("s3")
     for bucket in (n.output_bucket, ctx.code_bucket):
@@ -189,18 +188,19 @@ def destroy(ctx: Context, *, keep_data: bool, on_event: Callable[[str, Event], N
         count = artifacts.empty_bucket(s3, bucket)
         try:
             s3.delete_bucket(Bucket=bucket)
-            report["buckets"][bucket] = {"deleted": True, "objects": count}
+            done["buckets"][bucket] = {"deleted": True, "objects": count}
         except s3.exceptions.ClientError as e:
             code = e.response.get("Error", {}).get("Code")
-            report["buckets"][bucket] = {"deleted": False, "reason": code}
-        on_result(f"s3://{bucket}", "deleted" if report["buckets"][bucket]["deleted"] else "absent")
+            done["buckets"][bucket] = {"deleted": False, "reason": code}
+        what = "deleted" if done["buckets"][bucket]["deleted"] else "absent"
+        report(Event(f"s3:{bucket}", what, "ok", what))
     sqs = ctx.aws.client("sqs")
     for rn in n.runtimes:
         for q in (rn.queue, rn.dead_letter_queue):
             try:
                 sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=q)["QueueUrl"])
-                report["queues"].append(q)
-                on_result(q, "deleted")
+                done["queues"].append(q)
+                report(Event(f"queue:{q}", "deleted", "ok", "deleted"))
             except sqs.exceptions.ClientError:
                 pass
     dynamodb = ctx.aws.client("dynamodb")
@@ -210,8 +210,8 @@ def destroy(ctx: Context, *, keep_data: bool, on_event: Callable[[str, Event], N
         sse = dynamodb.describe_table(TableName=n.tasks_table)["Table"].get("SSEDescription") or {}
         key_id = key_id or sse.get("KMSMasterKeyArn")
         dynamodb.delete_table(TableName=n.tasks_table)
-        report["tables"].append(n.tasks_table)
-        on_result(n.tasks_table, "deleted")
+        done["tables"].append(n.tasks_table)
+        report(Event(f"table:{n.tasks_table}", "deleted", "ok", "deleted"))
     except dynamodb.exceptions.ResourceNotFoundException:
         pass
     if key_id:  # retained by the stack; nothing it encrypted is left
@@ -220,11 +220,11 @@ def destroy(ctx: Context, *, keep_data: bool, on_event: Callable[[str, Event], N
             meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]  # takes an id or an ARN
             if meta.get("KeyState") != "PendingDeletion":
                 kms.schedule_key_deletion(KeyId=meta["KeyId"], PendingWindowInDays=7)
-            report["keys"].append(key_id)
-            on_result(f"kms key {key_id}", "deletion scheduled (7 days)")
+            done["keys"].append(key_id)
+            report(Event(f"kms:{key_id}", "deletion scheduled (7 days)", "ok", "scheduled"))
         except kms.exceptions.ClientError as e:
-            on_result(f"kms key {key_id}", f"kept: {e.response.get('Error', {}).get('Code')}")
-    return report
+            report(Event(f"kms:{key_id}", f"kept: {e.response.get('Error', {}).get('Code')}", "warning", "kept"))
+    return done
 
 
 def check_addon_pins(eks, kubernetes: str) -> list[str]:
@@ -254,7 +254,7 @@ def check_addon_pins(eks, kubernetes: str) -> list[str]:
     return notes
 
 
-def sweep_karpenter(ctx: Context, on_step: Callable[[str], None]) -> dict:
+def sweep_karpenter(ctx: Context, report: Report = ignore) -> dict:
     """Terminate what Karpenter launched for this stack and clean its launch templates and
     instance profiles, so no GPU keeps billing and the cluster stack can delete its node role.
     Runs whether or not the cluster answered (Helm uninstall lets Karpenter drain, but a
@@ -268,7 +268,7 @@ def sweep_karpenter(ctx: Context, on_step: Callable[[str], None]) -> dict:
     found = leftovers.find(ec2, iam, cluster=cluster, stack=ctx.cfg.stack_name, node_role=role)
     if not found.empty:
         try:
-            leftovers.remove(ec2, iam, found, node_role=role, on_step=on_step)
+            leftovers.remove(ec2, iam, found, node_role=role, report=report)
         except Exception as e:
             if isinstance(e, SdctlError):  # already says what to do
                 raise

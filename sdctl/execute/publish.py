@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sdctl.builders.images import BUILDERS, SOURCE, ImageBuild, ecr_reference
+from sdctl.contracts.events import Event, Report, ignore
 from sdctl.errors import SdctlError
 
 
@@ -65,33 +66,36 @@ def missing_images(ecr, uris: list[str], account: str, region: str) -> list[str]
     return missing
 
 
-def publish_local(exe: str, builds: list[ImageBuild], *, ecr, root: Path, on_line: Callable[[str], None]) -> None:
+def publish_local(exe: str, builds: list[ImageBuild], *, ecr, root: Path, report: Report = ignore) -> None:
     import base64
 
     auth = ecr.get_authorization_token()["authorizationData"][0]
     user, password = base64.b64decode(auth["authorizationToken"]).decode().split(":", 1)
     registry = auth["proxyEndpoint"].removeprefix("https://")
-    _run([exe, "login", "--username", user, "--password-stdin", registry], on_line, stdin=password)
+    _run([exe, "login", "--username", user, "--password-stdin", registry], "registry", report, stdin=password)
     for b in builds:
-        _run([exe, "build", "-f", b.dockerfile, "-t", b.uri, "."], on_line, cwd=root)
-        _run([exe, "push", b.uri], on_line)
+        report(Event(f"image:{b.uri}", f"{exe} build -f {b.dockerfile}"))
+        _run([exe, "build", "-f", b.dockerfile, "-t", b.uri, "."], f"image:{b.uri}", report, cwd=root)
+        report(Event(f"image:{b.uri}", f"{exe} push {b.uri}"))
+        _run([exe, "push", b.uri], f"image:{b.uri}", report)
+        report(Event(f"image:{b.uri}", "pushed", "ok", "pushed"))
 
 
-def _run(argv: list[str], on_line: Callable[[str], None], *, cwd: Path | None = None, stdin: str | None = None):
+def _run(argv: list[str], source: str, report: Report, *, cwd: Path | None = None, stdin: str | None = None):
     proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.PIPE if stdin else None, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     if stdin:
         proc.stdin.write(stdin)
         proc.stdin.close()
     for line in proc.stdout:
-        on_line(line.rstrip())
+        report(Event(source, line.rstrip(), "detail"))
     if proc.wait() != 0:
         shown = " ".join(a for a in argv[:3])
         raise SdctlError(f"`{shown} …` failed (exit {proc.returncode})", hint="see the lines above")
 
 
 def publish_codebuild(builds: list[ImageBuild], *, codebuild, logs, bucket: str, key: str, project: str,
-                      tag: str, on_phase: Callable[[str, str], None], on_line: Callable[[str], None],
+                      tag: str, report: Report = ignore,
                       poll: float = 5.0, sleep: Callable[[float], None] = time.sleep) -> dict:
     """Start the build on the uploaded source; follow its phases and log until it ends."""
     try:
@@ -108,8 +112,10 @@ def publish_codebuild(builds: list[ImageBuild], *, codebuild, logs, bucket: str,
         [build] = codebuild.batch_get_builds(ids=[build_id])["builds"]
         if build.get("currentPhase") != seen:
             seen = build.get("currentPhase")
-            on_phase(seen or "?", build.get("buildStatus", "?"))
-        token = _follow_log(logs, build, token, on_line)
+            state = build.get("buildStatus", "?")
+            report(Event(f"build:{build_id}", f"build {state.lower()}: {(seen or '?').lower()}", "progress", state,
+                         {"phase": seen}))
+        token = _follow_log(logs, build, token, f"build:{build_id}", report)
         if build.get("buildStatus") != "IN_PROGRESS":
             break
         sleep(poll)
@@ -122,7 +128,7 @@ def publish_codebuild(builds: list[ImageBuild], *, codebuild, logs, bucket: str,
     return {"build_id": build_id, "status": build["buildStatus"]}
 
 
-def _follow_log(logs, build: dict, token: str | None, on_line: Callable[[str], None]) -> str | None:
+def _follow_log(logs, build: dict, token: str | None, source: str, report: Report) -> str | None:
     where = build.get("logs") or {}
     if not where.get("groupName") or not where.get("streamName"):
         return token
@@ -134,7 +140,7 @@ def _follow_log(logs, build: dict, token: str | None, on_line: Callable[[str], N
     except Exception:  # the stream appears a little after the build starts
         return token
     for event in page.get("events", []):
-        on_line(event["message"].rstrip())
+        report(Event(source, event["message"].rstrip(), "detail"))
     return page.get("nextForwardToken", token)
 
 

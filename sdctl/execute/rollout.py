@@ -5,9 +5,9 @@ own token (an exec credential plugin)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import contextmanager
 
+from sdctl.contracts.events import Event, Report, ignore
 from sdctl.errors import SdctlError
 from sdctl.execute.deploy import Context
 
@@ -57,7 +57,7 @@ def _deployed_release_outputs(ctx: Context) -> dict[str, dict[str, str]] | None:
     return {"edge": ctx.outputs("edge"), "cluster": ctx.outputs("cluster")}
 
 
-def deploy_releases(ctx: Context, outputs: dict[str, dict[str, str]], on_step: Callable[[str], None]) -> dict:
+def deploy_releases(ctx: Context, outputs: dict[str, dict[str, str]], report: Report = ignore) -> dict:
     """After the stacks: Karpenter, KEDA and the runtimes, then wait until they are ready."""
     from sdctl.execute.k8s import cluster
 
@@ -67,8 +67,8 @@ def deploy_releases(ctx: Context, outputs: dict[str, dict[str, str]], on_step: C
     specs = release_specs(ctx, outputs)
     check_images(ctx, specs)
     with _removed_after(_connect(ctx)) as kubeconfig:
-        cluster.install_all(specs, kubeconfig, on_step)
-        return cluster.wait_ready(specs, kubeconfig, on_step)
+        cluster.install_all(specs, kubeconfig, report)
+        return cluster.wait_ready(specs, kubeconfig, report)
 
 
 def plan_releases(ctx: Context) -> list[dict] | None:
@@ -89,7 +89,7 @@ def plan_releases(ctx: Context) -> list[dict] | None:
                 for rel in release_specs(ctx, outputs) if rel.runtime]
 
 
-def destroy_releases(ctx: Context, on_step: Callable[[str], None]) -> bool:
+def destroy_releases(ctx: Context, report: Report = ignore) -> bool:
     """Uninstall every release; False when there is no cluster to uninstall from."""
     from sdctl.execute.k8s import cluster
 
@@ -99,10 +99,10 @@ def destroy_releases(ctx: Context, on_step: Callable[[str], None]) -> bool:
     try:
         path = _connect(ctx)
     except SdctlError as e:
-        on_step(f"skipping Helm releases: {e.message}")
+        report(Event("releases", f"skipping Helm releases: {e.message}", "warning", "skipped"))
         return False
     with _removed_after(path) as kubeconfig:
-        cluster.uninstall_all(release_specs(ctx, outputs), kubeconfig, on_step)
+        cluster.uninstall_all(release_specs(ctx, outputs), kubeconfig, report)
     return True
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
 
 import httpx
 
+from sdctl.contracts.events import Event, Report, ignore
 from sdctl.contracts.tasks import FINAL
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
@@ -59,9 +59,14 @@ async def _submit_one(http: httpx.AsyncClient, url: str, line: int, body: dict, 
     return row
 
 
+def _final(task_id: str, record: dict) -> Event:
+    status = "timed-out" if record.get("timed_out") else str(record.get("status"))
+    return Event(f"task:{task_id}", status, "ok" if status == "completed" else "error", status, record)
+
+
 async def submit_all(url: str, api_key: str, bodies: list[tuple[int, dict]], *, concurrency: int = 8,
                      attempts: int = 8, base_delay: float = 0.2,
-                     on_done: Callable[[dict], None] = lambda r: None) -> list[dict]:
+                     report: Report = ignore) -> list[dict]:
     """Submit every body; one row per body, in input order."""
     gate = asyncio.Semaphore(concurrency)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -69,14 +74,15 @@ async def submit_all(url: str, api_key: str, bodies: list[tuple[int, dict]], *, 
         async def one(line: int, body: dict) -> dict:
             async with gate:
                 row = await _submit_one(http, url.rstrip("/"), line, body, attempts=attempts, base_delay=base_delay)
-            on_done(row)
+            report(Event(f"task:{row.get('id')}", row["result"], "error" if row["result"] == "rejected" else "ok",
+                         row["result"], row))
             return row
 
         return list(await asyncio.gather(*(one(line, body) for line, body in bodies)))
 
 
 async def follow_all(url: str, api_key: str, ids: list[str], *, timeout: float, concurrency: int = 8,
-                     on_final: Callable[[dict], None] = lambda r: None) -> dict[str, dict]:
+                     report: Report = ignore) -> dict[str, dict]:
     """Poll each task's record until it is final (or the time is up); id -> last record."""
     gate = asyncio.Semaphore(concurrency)
     loop = asyncio.get_running_loop()
@@ -93,12 +99,12 @@ async def follow_all(url: str, api_key: str, ids: list[str], *, timeout: float, 
                     except httpx.TransportError:
                         pass
                 if record.get("status") in FINAL:
-                    on_final(record)
+                    report(_final(task_id, record))
                     return task_id, record
                 await asyncio.sleep(delay)
                 delay = min(delay * 1.5, 3.0)
             record = {**record, "timed_out": True}
-            on_final(record)
+            report(_final(task_id, record))
             return task_id, record
 
         return dict(await asyncio.gather(*(one(i) for i in ids)))

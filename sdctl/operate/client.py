@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from sdctl.builders.names import result_key
+from sdctl.contracts.events import Event, Report, ignore
 from sdctl.errors import ApiError, SdctlError, TaskFailed, WaitTimeout
 
 
@@ -91,7 +92,7 @@ def resolve_target(local: bool, *, config=None, region: str | None = None, profi
 
 def aws_target(cfg, aws) -> Target:
     """The deployed API and bucket, from the edge stack's outputs."""
-    from sdctl.builders.cfn.edge import queue_ids
+    from sdctl.builders.names import dead_letter_url_key, queue_url_key
     from sdctl.execute import deploy
 
     ctx = deploy.context(cfg, aws)
@@ -99,10 +100,8 @@ def aws_target(cfg, aws) -> Target:
     if "ApiEndpoint" not in outs or "ApiKeyId" not in outs:
         raise SdctlError(f"stack {ctx.stack_name('edge')} is not deployed (or has no API outputs)",
                          hint="run `sdctl deploy` first, or use --local")
-    queues = {}
-    for rt in cfg.runtimes:
-        queue, dlq = queue_ids(rt.name)
-        queues[rt.name] = {"queue_url": outs.get(f"{queue}Url", ""), "dead_letter_queue_url": outs.get(f"{dlq}Url", "")}
+    queues = {rt.name: {"queue_url": outs.get(queue_url_key(rt.name), ""),
+                        "dead_letter_queue_url": outs.get(dead_letter_url_key(rt.name), "")} for rt in cfg.runtimes}
     return Target(kind="aws", api_url=outs["ApiEndpoint"], api_key=deploy.api_key_value(aws, outs["ApiKeyId"]),
                   bucket=outs["OutputBucket"], prefix=cfg.output.prefix,
                   runtimes={rt.name: rt.type for rt in cfg.runtimes}, client_factory=aws.client,
@@ -181,7 +180,7 @@ def read_result(s3, bucket: str, prefix: str, task_id: str) -> dict | None:
 
 
 def wait_result(s3, bucket: str, prefix: str, task_id: str, *, timeout: float,
-                on_tick: Callable[[float], None] = lambda s: None, flags: str = "") -> dict:
+                report: Report = ignore, flags: str = "") -> dict:
     """Poll for the task's result object; return it once it exists. `flags` are the CLI flags
     that reach the same target again (`--local`), for the hint."""
     start = time.monotonic()
@@ -194,7 +193,8 @@ def wait_result(s3, bucket: str, prefix: str, task_id: str, *, timeout: float,
         if elapsed > timeout:
             raise WaitTimeout(f"task {task_id} has no result after {timeout:.0f}s; it is still queued or running",
                               hint=f"fetch it later with `sdctl fetch {task_id}{flags}`")
-        on_tick(elapsed)
+        report(Event(f"task:{task_id}", f"waiting… {elapsed:.0f}s", "progress", "waiting",
+                     {"elapsed": round(elapsed, 1)}))
         time.sleep(delay)
         delay = min(delay * 1.5, 1.0)
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from sdctl.contracts.events import Event, Report, ignore
 from sdctl.contracts.tasks import FINAL, STATES, STATUS_INDEX, timestamp
 from sdctl.errors import SdctlError, UsageError, WaitTimeout
 
@@ -113,7 +114,7 @@ def _plain(value):
 
 
 def wait(get: Callable[[], dict], *, task_id: str, timeout: float,
-         on_change: Callable[[dict], None] = lambda t: None, sleep: Callable[[float], None] = time.sleep,
+         report: Report = ignore, sleep: Callable[[float], None] = time.sleep,
          clock: Callable[[], float] = time.monotonic) -> dict:
     """Poll a task's record until it is completed, failed or cancelled."""
     start, delay, last = clock(), 0.2, None
@@ -121,7 +122,8 @@ def wait(get: Callable[[], dict], *, task_id: str, timeout: float,
         record = get()
         if record.get("status") != last:
             last = record.get("status")
-            on_change(record)
+            report(Event(f"task:{task_id}", str(last), "ok" if last == "completed" else
+                         ("error" if last in FINAL else "progress"), last, record))
         if last in FINAL:
             return record
         if clock() - start > timeout:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
-import re
 from functools import cache
 from pathlib import Path
 
 import yaml
+
+LOG_RETENTION_DAYS = 90  # every log group sdctl creates
 
 
 def ref(name: str) -> dict:
@@ -24,11 +25,6 @@ def sub(text: str) -> dict:
 
 def tags(values: dict[str, object]) -> list[dict]:
     return [{"Key": k, "Value": v} for k, v in values.items()]
-
-
-def logical_id(*parts: str) -> str:
-    """CamelCase alphanumeric id from names like 'sd-runtime'."""
-    return "".join(p[:1].upper() + p[1:] for part in parts for p in re.split(r"[^A-Za-z0-9]+", part) if p)
 
 
 def template(description: str) -> dict:

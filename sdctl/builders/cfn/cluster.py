@@ -11,7 +11,6 @@ from sdctl.builders.cfn.base import (
     allow,
     getatt,
     load_static,
-    logical_id,
     output,
     policy,
     prune,
@@ -22,7 +21,13 @@ from sdctl.builders.cfn.base import (
     trust,
 )
 from sdctl.builders.cfn.skips import skip
-from sdctl.builders.names import Names, karpenter_node_role, runtime_service_account
+from sdctl.builders.names import (
+    Names,
+    karpenter_node_role,
+    queue_arn_key,
+    runtime_role_id,
+    runtime_service_account,
+)
 from sdctl.config.model import Config
 
 INTERRUPTION_EVENTS = [
@@ -57,7 +62,7 @@ def cluster_template(cfg: Config, n: Names) -> dict:
     p["OutputBucket"] = {"Type": "String"}
     p["TasksTableArn"] = {"Type": "String", "Description": "the task store"}
     for rt in cfg.runtimes:
-        p[f"Queue{logical_id(rt.name)}Arn"] = {"Type": "String", "Description": f"queue of runtime {rt.name}"}
+        p[queue_arn_key(rt.name)] = {"Type": "String", "Description": f"queue of runtime {rt.name}"}
     cluster_name = name if existing else ref("Cluster")
 
     if not existing:
@@ -162,7 +167,7 @@ def cluster_template(cfg: Config, n: Names) -> dict:
     r["KarpenterIdentity"] = _pod_identity(cluster_name, "kube-system", "karpenter", "KarpenterControllerRole")
 
     # -- KEDA -----------------------------------------------------------------------------------------
-    queue_arns = [ref(f"Queue{logical_id(rt.name)}Arn") for rt in cfg.runtimes]
+    queue_arns = [ref(queue_arn_key(rt.name)) for rt in cfg.runtimes]
     r["KedaOperatorRole"] = {"Type": "AWS::IAM::Role", "Properties": {
         "AssumeRolePolicyDocument": PODS_TRUST,
         "Policies": [{"PolicyName": "read-queue-depth",
@@ -171,20 +176,20 @@ def cluster_template(cfg: Config, n: Names) -> dict:
 
     # -- one workload role per runtime ----------------------------------------------------------------------
     for rt in cfg.runtimes:
-        lid = logical_id(rt.name)
+        role = runtime_role_id(rt.name)
         workload = policies.runtime_workload(
-            queue=ref(f"Queue{lid}Arn"), output_bucket=sub("arn:${AWS::Partition}:s3:::${OutputBucket}"),
+            queue=ref(queue_arn_key(rt.name)), output_bucket=sub("arn:${AWS::Partition}:s3:::${OutputBucket}"),
             output_objects=sub("arn:${AWS::Partition}:s3:::${OutputBucket}/*"), results_topic=ref("ResultsTopicArn"),
             tasks_table=ref("TasksTableArn"), key=ref("TopicKeyArn"),
             model_objects=sub(f"arn:${{AWS::Partition}}:s3:::{cfg.model_bucket.name}/*") if cfg.model_bucket.name
             else None)
-        r[f"Runtime{lid}Role"] = {"Type": "AWS::IAM::Role", "Properties": {
+        r[role] = {"Type": "AWS::IAM::Role", "Properties": {
             "AssumeRolePolicyDocument": PODS_TRUST,
             "Policies": [{"PolicyName": "runtime-workload", "PolicyDocument": workload}],
             "Tags": tags({"sdctl:runtime": rt.name})}}
-        r[f"Runtime{lid}Identity"] = _pod_identity(cluster_name, rt.namespace, runtime_service_account(rt.name),
-                                                   f"Runtime{lid}Role")
-        o[f"Runtime{lid}RoleArn"] = output(getatt(f"Runtime{lid}Role", "Arn"))
+        r[role.removesuffix("Role") + "Identity"] = _pod_identity(cluster_name, rt.namespace,
+                                                                  runtime_service_account(rt.name), role)
+        o[f"{role}Arn"] = output(getatt(role, "Arn"))
 
     o["ClusterName"] = output(cluster_name)
     o["KarpenterNodeRoleName"] = output(ref("KarpenterNodeRole"))

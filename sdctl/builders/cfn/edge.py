@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 
-from sdctl.builders.cfn import policies
+from sdctl.builders.cfn import policies, registry
 from sdctl.builders.cfn.base import (
+    LOG_RETENTION_DAYS,
     allow,
     getatt,
-    logical_id,
     output,
     policy,
     prune,
@@ -22,12 +22,11 @@ from sdctl.builders.cfn.base import (
     trust,
 )
 from sdctl.builders.cfn.skips import skip
-from sdctl.builders.names import Names, visibility_timeout
+from sdctl.builders.names import Names, queue_ids, visibility_timeout
 from sdctl.config.model import Config
 from sdctl.contracts.tasks import STATUS_INDEX
 
 LAMBDA_RUNTIME = "python3.12"
-LOG_RETENTION_DAYS = 90
 RETAIN = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
 
 
@@ -48,11 +47,6 @@ def tasks_table_properties(name: str) -> dict:
             "Projection": {"ProjectionType": "ALL"}}],
         "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
     }
-
-
-def queue_ids(runtime: str) -> tuple[str, str]:
-    base = logical_id(runtime)
-    return f"Queue{base}", f"DeadLetterQueue{base}"
 
 
 def edge_template(cfg: Config, n: Names) -> dict:
@@ -146,7 +140,7 @@ def edge_template(cfg: Config, n: Names) -> dict:
     o["OutputBucket"] = output(ref("OutputBucket"))
 
     # -- container images: ECR repositories and the build project (`sdctl images publish`) -------
-    _images(cfg, r, o)
+    registry.image_resources(cfg, r, o)
 
     # -- task store ----------------------------------------------------------------------------------
     r["TasksTable"] = {"Type": "AWS::DynamoDB::Table", **RETAIN, "Properties": {
@@ -258,58 +252,6 @@ def edge_template(cfg: Config, n: Names) -> dict:
     o["ApiId"] = output(ref("Api"))
     o["ApiKeyId"] = output(ref("ApiKey"), "fetch its value with `sdctl status --show-key`")
     return prune(tpl)
-
-
-def _images(cfg: Config, r: dict, o: dict) -> None:
-    from sdctl.builders.images import BUILDSPEC, IMAGES, build_project_name, repository_name
-
-    stack = cfg.stack_name
-    repos = []
-    for key, (image, _) in IMAGES.items():
-        lid = f"Repository{logical_id(image)}"
-        repos.append(getatt(lid, "Arn"))
-        r[lid] = {"Type": "AWS::ECR::Repository", "Properties": {
-            "RepositoryName": repository_name(stack, image),
-            "ImageScanningConfiguration": {"ScanOnPush": True},
-            "ImageTagMutability": "MUTABLE",
-            "EncryptionConfiguration": {"EncryptionType": "KMS", "KmsKey": getatt("TopicKey", "Arn")},
-            "EmptyOnDelete": True,
-            "LifecyclePolicy": {"LifecyclePolicyText": json.dumps({"rules": [{
-                "rulePriority": 1, "description": "keep the 20 newest images",
-                "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 20},
-                "action": {"type": "expire"}}]}, separators=(",", ":"))}}}
-        skip(r[lid], "CKV_AWS_51")
-        o[f"{lid}Uri"] = output(getatt(lid, "RepositoryUri"), f"the {key} image's repository")
-    project = build_project_name(stack)
-    log_group = f"/aws/codebuild/{project}"
-    r["ImageBuildLogGroup"] = {"Type": "AWS::Logs::LogGroup", "Properties": {
-        "LogGroupName": log_group, "RetentionInDays": LOG_RETENTION_DAYS, "KmsKeyId": getatt("TopicKey", "Arn")}}
-    r["ImageBuildRole"] = {"Type": "AWS::IAM::Role", "Properties": {
-        "AssumeRolePolicyDocument": trust("codebuild.amazonaws.com"),
-        "Policies": [{"PolicyName": "build-and-push-images", "PolicyDocument": policy(
-            allow("ecr:GetAuthorizationToken", "*"),
-            allow(["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
-                   "ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage"],
-                  repos),
-            allow(["s3:GetObject", "s3:GetObjectVersion"],
-                  sub(f"arn:${{AWS::Partition}}:s3:::{stack}-artifacts-${{AWS::AccountId}}-${{AWS::Region}}/images/*")),
-            allow(["logs:CreateLogStream", "logs:PutLogEvents"], getatt("ImageBuildLogGroup", "Arn")),
-            allow(["kms:GenerateDataKey*", "kms:Decrypt", "kms:Encrypt"], getatt("TopicKey", "Arn")),
-        )}]}}
-    r["ImageBuildProject"] = {"Type": "AWS::CodeBuild::Project", "Properties": {
-        "Name": project,
-        "Description": "sdctl: build the queue agent and diffusers runtime images (sdctl images publish)",
-        "ServiceRole": getatt("ImageBuildRole", "Arn"),
-        "Source": {"Type": "S3", "Location": sub(f"{stack}-artifacts-${{AWS::AccountId}}-${{AWS::Region}}"
-                                                 "/images/source.zip"), "BuildSpec": BUILDSPEC},
-        "Artifacts": {"Type": "NO_ARTIFACTS"},
-        "Environment": {"Type": "LINUX_CONTAINER", "ComputeType": "BUILD_GENERAL1_MEDIUM",
-                        "Image": "aws/codebuild/standard:7.0", "PrivilegedMode": True,
-                        "EnvironmentVariables": [{"Name": "AWS_ACCOUNT_ID", "Value": ref("AWS::AccountId")}]},
-        "EncryptionKey": getatt("TopicKey", "Arn"),
-        "TimeoutInMinutes": 90,
-        "LogsConfig": {"CloudWatchLogs": {"Status": "ENABLED", "GroupName": log_group}}}}
-    o["ImageBuildProject"] = output(ref("ImageBuildProject"))
 
 
 def _deny_insecure(action: str, resource) -> dict:

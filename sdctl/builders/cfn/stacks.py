@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sdctl.builders.cfn.base import logical_id
 from sdctl.builders.cfn.cluster import cluster_template
 from sdctl.builders.cfn.edge import edge_template
 from sdctl.builders.cfn.network import network_parameters, network_template
-from sdctl.builders.names import names
+from sdctl.builders.names import names, queue_arn_key
 from sdctl.config.model import Config
 
 
@@ -53,8 +52,7 @@ def stacks(cfg: Config, *, code: tuple[str, str] = ("", ""), admin_principal: st
         params = {"ResultsTopicArn": edge["ResultsTopicArn"], "TopicKeyArn": edge["TopicKeyArn"],
                   "OutputBucket": edge["OutputBucket"], "TasksTableArn": edge["TasksTableArn"]}
         for rt in cfg.runtimes:
-            lid = f"Queue{logical_id(rt.name)}Arn"
-            params[lid] = edge[lid]
+            params[queue_arn_key(rt.name)] = edge[queue_arn_key(rt.name)]
         if not cfg.cluster.existing:
             params["AdminPrincipalArn"] = cfg.cluster.admin_principal_arn or (
                 admin_principal() if callable(admin_principal) else admin_principal)
@@ -73,4 +71,4 @@ def placeholder_outputs(cfg: Config) -> dict[str, dict[str, str]]:
     return {"network": {"PrivateSubnetIds": "<network.PrivateSubnetIds>"},
             "edge": {k: f"<edge.{k}>" for k in
                      ["ResultsTopicArn", "TopicKeyArn", "OutputBucket", "TasksTableArn",
-                      *[f"Queue{logical_id(rt.name)}Arn" for rt in cfg.runtimes]]}}
+                      *[queue_arn_key(rt.name) for rt in cfg.runtimes]]}}

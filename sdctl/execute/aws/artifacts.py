@@ -34,9 +34,6 @@ def lambda_key(data: bytes) -> str:
     return f"lambda/handler-{hashlib.sha256(data).hexdigest()[:16]}.zip"
 
 
-def artifacts_bucket_name(stack: str, account: str, region: str) -> str:
-    return f"{stack}-artifacts-{account}-{region}"
-
 
 def ensure_bucket(s3, name: str, region: str) -> bool:
     """Create the artifacts bucket (private, encrypted, TLS only) unless it exists. True if created."""

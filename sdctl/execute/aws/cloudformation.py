@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from sdctl.contracts.events import Event, Report, ignore
 from sdctl.errors import SdctlError
 
 TEMPLATE_BODY_LIMIT = 51200
@@ -55,7 +56,7 @@ class ChangeSet:
 
 
 @dataclass
-class Event:
+class StackEvent:
     timestamp: datetime
     logical_id: str
     resource_type: str
@@ -65,6 +66,13 @@ class Event:
     @property
     def failed(self) -> bool:
         return self.status.endswith("FAILED") and not (self.reason or "").startswith(CANCELLED)
+
+    def event(self, stack: str) -> Event:
+        level = "error" if self.failed else ("ok" if self.status.endswith("COMPLETE") else "progress")
+        reason = f"  {self.reason}" if self.reason and (self.failed or "FAILED" in self.status) else ""
+        return Event(f"stack:{stack}", f"{self.logical_id}  {self.status}{reason}", level, self.status,
+                     {"logical_id": self.logical_id, "type": self.resource_type, "reason": self.reason},
+                     at=self.timestamp.timestamp())
 
 
 def changes_from_template(stack: str, template: dict) -> ChangeSet:
@@ -156,28 +164,28 @@ class Deployer:
         return {"TemplateURL": self.upload(f"templates/{stack}.json", body.encode())}
 
     # -- execution ---------------------------------------------------------------------------------------
-    def execute(self, cs: ChangeSet, on_event: Callable[[Event], None] = lambda e: None) -> dict[str, str]:
+    def execute(self, cs: ChangeSet, report: Report = ignore) -> dict[str, str]:
         started = datetime.now(UTC)
         self.cfn.execute_change_set(ChangeSetName=cs.arn, StackName=cs.stack)
-        self.wait(cs.stack, started, on_event)
+        self.wait(cs.stack, started, report)
         return self.outputs(cs.stack)
 
-    def delete(self, stack: str, on_event: Callable[[Event], None] = lambda e: None) -> bool:
+    def delete(self, stack: str, report: Report = ignore) -> bool:
         status = self.status(stack)
         if status is None:
             return False
         started = datetime.now(UTC)
         self.cfn.delete_stack(StackName=stack)
-        self.wait(stack, started, on_event, deleting=True)
+        self.wait(stack, started, report, deleting=True)
         return True
 
-    def wait(self, stack: str, since: datetime, on_event: Callable[[Event], None], deleting: bool = False) -> str:
+    def wait(self, stack: str, since: datetime, report: Report, deleting: bool = False) -> str:
         seen: set[str] = set()
-        history: list[Event] = []
+        history: list[StackEvent] = []
         while True:
             for e in self._new_events(stack, since, seen):
                 history.append(e)
-                on_event(e)
+                report(e.event(stack))
             status = self.status(stack)
             if status is None or status == "DELETE_COMPLETE":
                 if deleting:
@@ -191,7 +199,7 @@ class Deployer:
                                    f"{first.logical_id} ({first.resource_type})" if first else None)
             self.sleep(self.poll)
 
-    def _new_events(self, stack: str, since: datetime, seen: set[str]) -> list[Event]:
+    def _new_events(self, stack: str, since: datetime, seen: set[str]) -> list[StackEvent]:
         try:
             pages = self.cfn.get_paginator("describe_stack_events").paginate(StackName=stack)
             raw = []
@@ -211,6 +219,6 @@ class Deployer:
             if ts < since.replace(microsecond=0) or key in seen:
                 continue
             seen.add(key)
-            fresh.append(Event(ts, ev["LogicalResourceId"], ev.get("ResourceType", ""), ev["ResourceStatus"],
+            fresh.append(StackEvent(ts, ev["LogicalResourceId"], ev.get("ResourceType", ""), ev["ResourceStatus"],
                                ev.get("ResourceStatusReason")))
         return fresh

@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sdctl.contracts.events import Event, Report, ignore
+
 
 @dataclass
 class Leftovers:
@@ -55,11 +57,11 @@ def find(ec2, iam, *, cluster: str, stack: str, node_role: str) -> Leftovers:
     return found
 
 
-def remove(ec2, iam, found: Leftovers, *, node_role: str, on_step: Callable[[str], None],
+def remove(ec2, iam, found: Leftovers, *, node_role: str, report: Report = ignore,
            timeout: float = 600, poll: float = 5.0, sleep: Callable[[float], None] = time.sleep) -> None:
     """Terminate, wait until terminated, then delete the templates and profiles."""
     if found.instances:
-        on_step(f"terminating {len(found.instances)} Karpenter instance(s): {', '.join(found.instances)}")
+        report(Event("karpenter", f"terminating {len(found.instances)} Karpenter instance(s): {', '.join(found.instances)}"))
         ec2.terminate_instances(InstanceIds=found.instances)
         deadline = time.monotonic() + timeout
         while True:
@@ -74,9 +76,9 @@ def remove(ec2, iam, found: Leftovers, *, node_role: str, on_step: Callable[[str
                                  hint="the stacks were kept; run `sdctl destroy` again once they are gone")
             sleep(poll)
     for lt in found.launch_templates:
-        on_step(f"deleting launch template {lt}")
+        report(Event("karpenter", f"deleting launch template {lt}"))
         ec2.delete_launch_template(LaunchTemplateId=lt)
     for name in found.instance_profiles:
-        on_step(f"deleting instance profile {name}")
+        report(Event("karpenter", f"deleting instance profile {name}"))
         iam.remove_role_from_instance_profile(InstanceProfileName=name, RoleName=node_role)
         iam.delete_instance_profile(InstanceProfileName=name)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from sdctl.builders.releases import Release
+from sdctl.contracts.events import Event, Report, ignore
 from sdctl.errors import SdctlError
 from sdctl.execute.k8s import eks, helm
 
@@ -32,13 +32,14 @@ def api_client(kubeconfig: Path):
     return config.new_client_from_config(config_file=str(kubeconfig)), client
 
 
-def install_all(releases: list[Release], kubeconfig: Path, on_step: Callable[[str], None]) -> None:
+def install_all(releases: list[Release], kubeconfig: Path, report: Report = ignore) -> None:
     for rel in releases:
-        on_step(f"helm upgrade --install {rel.name} ({rel.namespace})")
+        report(Event(f"release:{rel.name}", f"helm upgrade --install {rel.name} ({rel.namespace})"))
         helm.install(rel, kubeconfig=kubeconfig)
+        report(Event(f"release:{rel.name}", "installed", "ok", "installed"))
 
 
-def wait_ready(releases: list[Release], kubeconfig: Path, on_step: Callable[[str], None],
+def wait_ready(releases: list[Release], kubeconfig: Path, report: Report = ignore,
                timeout: float = 900, poll: float = 5.0) -> dict[str, dict]:
     """Wait until each runtime's Deployment is available and its ScaledObject is Ready. Each
     poll reads the kubeconfig anew, so its exec plugin hands out a fresh token: the wait may
@@ -57,20 +58,22 @@ def wait_ready(releases: list[Release], kubeconfig: Path, on_step: Callable[[str
                                   "scaledobject_ready": conds.get("Ready") == "True",
                                   "active": conds.get("Active") == "True"}
             if dep_ok and state[rel.runtime]["scaledobject_ready"]:
+                report(Event(f"release:{rel.name}", "ready", "ok", "ready", dict(state[rel.runtime])))
                 break
             if time.monotonic() > deadline:
                 raise SdctlError(f"runtime {rel.runtime} was not ready after {timeout:.0f}s: {state[rel.runtime]}",
                                  hint=f"kubectl -n {rel.namespace} describe scaledobject {rel.name}")
-            on_step(f"waiting for {rel.name}: {state[rel.runtime]}")
+            report(Event(f"release:{rel.name}", f"waiting: {state[rel.runtime]}", "progress", "waiting",
+                         dict(state[rel.runtime])))
             time.sleep(poll)
     return state
 
 
-def uninstall_all(releases: list[Release], kubeconfig: Path, on_step: Callable[[str], None]) -> None:
+def uninstall_all(releases: list[Release], kubeconfig: Path, report: Report = ignore) -> None:
     """Runtimes first (their NodePools go with them, so Karpenter drains its nodes), then
     KEDA, then Karpenter."""
     for rel in reversed(releases):
-        on_step(f"helm uninstall {rel.name} ({rel.namespace})")
+        report(Event(f"release:{rel.name}", f"helm uninstall {rel.name} ({rel.namespace})"))
         try:
             helm.uninstall(rel, kubeconfig=kubeconfig)
         except Exception as e:  # an already-absent release is fine

@@ -10,12 +10,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from sdctl.builders.local_plan import local_plan
 from sdctl.config.model import Config
 from sdctl.contracts.agent_env import for_runtime
+from sdctl.contracts.events import Event, Report, ignore
 from sdctl.errors import LocalStackError
 from sdctl.execute.local import state as st
 from sdctl.execute.local.provision import provision
@@ -114,7 +114,7 @@ def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, a
 
 def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
         runtime_urls: dict[str, str] | None = None, visibility_seconds: int | None = None,
-        enforce_iam: bool = True, on_event: Callable[[str], None] = lambda s: None) -> None:
+        enforce_iam: bool = True, report: Report = ignore) -> None:
     """Run the local stack in this process until SIGTERM/SIGINT. Writes state as it goes."""
     existing = st.read()
     if existing and st.pid_alive(existing.get("supervisor_pid")) and existing["supervisor_pid"] != os.getpid():
@@ -138,18 +138,18 @@ def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
     st.write(state)
     try:
         require_extras(cfg, runtime_urls or {})
-        on_event(f"starting the AWS emulator on {aws_url}")
+        report(Event("local:aws", f"starting the AWS emulator on {aws_url}"))
         moto = sup.start(ProcSpec(role="aws", name="aws", port=aws_port, url=aws_url, ready_path="/moto-api/",
                                   argv=[sys.executable, "-m", "sdctl.execute.local.emulator", "-H", "127.0.0.1", "-p",
                                         str(aws_port)],
                                   env=env))
         sup.wait_ready(moto, 60)
-        on_event("creating topics, queues and the bucket")
+        report(Event("local:aws", "creating topics, queues and the bucket"))
         resources = provision(local_plan(cfg, visibility_seconds=visibility_seconds),
                               **local_clients(aws_url, cfg.region))
         credentials = None
         if enforce_iam:
-            on_event("granting each component its template's IAM policy; enforcing IAM")
+            report(Event("local:iam", "granting each component its template's IAM policy; enforcing IAM"))
             credentials = grant_least_privilege(cfg, resources, aws_url)
         api_key = secrets.token_urlsafe(24)
         specs = process_specs(cfg, resources, aws_url=aws_url, api_key=api_key, agents=agents, model=model,
@@ -161,16 +161,16 @@ def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
         st.write(state)
         for child in children:
             if child.spec.url:
-                on_event(f"waiting for {child.spec.name}")
+                report(Event(f"local:{child.spec.name}", f"waiting for {child.spec.name}", "progress", "starting"))
                 sup.wait_ready(child, 300)
         state.update(status="ready", ready_at=time.time(), processes=sup.describe())
         st.write(state)
-        on_event(f"ready: gateway {gateway.spec.url}")
+        report(Event("local", f"ready: gateway {gateway.spec.url}", "ok", "ready", {"gateway_url": gateway.spec.url}))
         while not stopping["flag"]:
             events = sup.poll()
             if events:
                 for e in events:
-                    on_event(e)
+                    report(e)
                 if moto.popen.poll() is not None:
                     raise LocalStackError("the AWS emulator died; its data is gone",
                                           hint=f"its log: {moto.log_path}\n{tail(moto.log_path)}")
@@ -182,7 +182,7 @@ def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
         st.write(state)
         raise
     finally:
-        on_event("stopping")
+        report(Event("local", "stopping", "step", "stopping"))
         sup.stop()
         if state.get("status") != "failed":
             st.remove()
@@ -216,7 +216,7 @@ def require_extras(cfg: Config, runtime_urls: dict[str, str]) -> None:
                 "  (or pass --runtime-url NAME=URL for a runtime you already run)" if "tiny" in extras else ""))
 
 
-def spawn_detached(argv: list[str], timeout: float = 600, on_event: Callable[[str], None] = lambda s: None) -> dict:
+def spawn_detached(argv: list[str], timeout: float = 600, report: Report = ignore) -> dict:
     """Start `sdctl local up` (without --detach) in the background; return its state once ready."""
     existing = st.read()
     if existing and st.pid_alive(existing.get("supervisor_pid")):
@@ -243,7 +243,7 @@ def spawn_detached(argv: list[str], timeout: float = 600, on_event: Callable[[st
         if state and state.get("supervisor_pid") == proc.pid:
             status = state.get("status")
             if status != seen:
-                on_event(status)
+                report(Event("local", f"local stack: {status}", "progress", status))
                 seen = status
             if status == "ready":
                 return state

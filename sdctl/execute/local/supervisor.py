@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from sdctl.contracts.events import Event
 from sdctl.errors import LocalStackError
 
 #: Stop order: consumers first, the emulator last.
@@ -82,8 +83,8 @@ class Supervisor:
         raise LocalStackError(f"{child.spec.name} was not ready after {timeout:.0f}s",
                               hint=f"its log: {child.log_path}\n{tail(child.log_path)}")
 
-    def poll(self) -> list[str]:
-        """Restart children that died (with backoff). Returns a line per restart."""
+    def poll(self) -> list[Event]:
+        """Restart children that died (with backoff). Returns an event per exit and restart."""
         events = []
         now = time.monotonic()
         for child in self.children:
@@ -91,13 +92,16 @@ class Supervisor:
                 continue
             if child.next_restart == 0.0:
                 child.next_restart = now + min(0.5 * 2 ** child.restarts, 10.0)
-                events.append(f"{child.spec.name} exited with code {child.popen.returncode}")
+                events.append(Event(f"local:{child.spec.name}", f"{child.spec.name} exited with code "
+                                    f"{child.popen.returncode}", "warning", "exited",
+                                    {"code": child.popen.returncode}))
             elif now >= child.next_restart:
                 child.popen = self._spawn(child.spec)
                 child.restarts += 1
                 child.started = time.time()
                 child.next_restart = 0.0
-                events.append(f"{child.spec.name} restarted (pid {child.popen.pid})")
+                events.append(Event(f"local:{child.spec.name}", f"{child.spec.name} restarted (pid {child.popen.pid})",
+                                    "ok", "restarted", {"pid": child.popen.pid}))
         return events
 
     def stop(self, grace: float = 10.0) -> None:
