@@ -51,3 +51,26 @@ def test_the_agent_refuses_a_prefix_the_api_refuses(prefix):
     with pytest.raises(PermanentFailure) as e:
         parse_message(body)
     assert e.value.field == "task.metadata.prefix"
+
+
+def test_every_stack_output_another_part_reads_is_one_the_templates_write():
+    """The output keys (builders/names.py) that releases, `sdctl` operate commands and the
+    cluster stack's parameters read by name, against the templates that write them."""
+    from sdctl.builders import names as n
+    from sdctl.builders.cfn.stacks import stacks
+    from sdctl.builders.images import IMAGES
+    from sdctl.config import parse
+    from tests.helpers import ALL_OPTIONS
+
+    cfg = parse(ALL_OPTIONS)
+    specs = {s.key: s.template for s in stacks(cfg)}
+    edge, cluster = specs["edge"]["Outputs"], specs["cluster"]
+    for rt in cfg.runtimes:
+        assert {n.queue_url_key(rt.name), n.dead_letter_url_key(rt.name), n.queue_arn_key(rt.name)} <= edge.keys()
+        assert n.queue_arn_key(rt.name) in cluster["Parameters"]
+        assert f"{n.runtime_role_id(rt.name)}Arn" in cluster["Outputs"]
+    for image, _ in IMAGES.values():
+        assert f"{n.repository_id(image)}Uri" in edge
+    bucket = n.artifacts_bucket(cfg.stack_name, "${AWS::AccountId}", "${AWS::Region}")
+    project = specs["edge"]["Resources"]["ImageBuildProject"]["Properties"]
+    assert project["Source"]["Location"] == {"Fn::Sub": f"{bucket}/images/source.zip"}

@@ -1,0 +1,79 @@
+"""Which diffusers pipeline a model name means.
+
+`tiny` builds a small, randomly initialised Stable Diffusion pipeline entirely offline
+(no hub): weights come from a fixed seed, so the same prompt and seed give the same bytes.
+Any other name is a local diffusers folder or a single-file checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+TINY = "tiny"
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, [chr(c) for c in cs], strict=True))
+
+
+def build_tiny_pipeline(seed: int = 0):
+    """A 4-block-VAE SD pipeline with ~4M random parameters and a byte-level tokenizer."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    chars = list(_bytes_to_unicode().values())
+    vocab: dict[str, int] = {}
+    for c in chars:
+        vocab[c] = len(vocab)
+    for c in chars:
+        vocab[c + "</w>"] = len(vocab)
+    bos, eos = "<|startoftext|>", "<|endoftext|>"
+    vocab[bos] = len(vocab)
+    vocab[eos] = len(vocab)
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+    torch.manual_seed(seed)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(vocab), hidden_size=32, intermediate_size=37, num_attention_heads=4,
+        num_hidden_layers=5, max_position_embeddings=77,
+        bos_token_id=vocab[bos], eos_token_id=vocab[eos], pad_token_id=vocab[eos]))
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64), layers_per_block=2, sample_size=32,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32)
+    vae = AutoencoderKL(
+        block_out_channels=[32, 32, 64, 64], latent_channels=4,
+        down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4)
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012,
+                                       beta_schedule="scaled_linear", steps_offset=1)
+    return StableDiffusionPipeline(
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+
+
+def load_pipeline(model: str):
+    from diffusers import StableDiffusionPipeline
+
+    if model == TINY:
+        return build_tiny_pipeline()
+    path = Path(model)
+    if path.is_dir():
+        return StableDiffusionPipeline.from_pretrained(
+            path, local_files_only=True, safety_checker=None, requires_safety_checker=False)
+    if path.is_file():
+        return StableDiffusionPipeline.from_single_file(
+            path, local_files_only=True, safety_checker=None, requires_safety_checker=False)
+    raise FileNotFoundError(f"model {model!r} is neither 'tiny' nor a local folder or file")
