@@ -16,8 +16,13 @@ status, and nothing is published), publish it on the requests topic with message
 attribute `runtime`, answer 200 {"id", "runtime", "output_location"}. Every rejection is
 a 400 naming the field, and nothing is published.
 
-GET /v1alpha2/tasks/{id}: the task's record. DELETE /v1alpha2/tasks/{id}: cancel it if no
-agent has taken it yet (409 with its status otherwise).
+Optional, additive to v1alpha2: `metadata.deadline` (RFC 3339) or `metadata.ttlSeconds`: a
+task still queued then never runs and ends `expired`; `metadata.deadlinePolicy: interrupt`
+also stops it if it is running then.
+
+GET /v1alpha2/tasks/{id}: the task's record. DELETE /v1alpha2/tasks/{id}: a queued task is
+`cancelled` at once (200); a running one is marked `cancel_requested` and its agent interrupts
+the runtime within seconds (202); a finished one answers 409 with its status.
 """
 
 from __future__ import annotations
@@ -25,32 +30,22 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 import time
 from datetime import UTC, datetime
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+if __package__:  # the repository and the wheel
+    from lambda_src.contract import ID_PATTERN, TASK_TYPES, Invalid, deadline_fields, safe_prefix
+else:  # the Lambda zip: both files at its root
+    from contract import ID_PATTERN, TASK_TYPES, Invalid, deadline_fields, safe_prefix
+
 SNS_MAX_BYTES = 262144
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-PREFIX_SEGMENT = re.compile(r"^[A-Za-z0-9!_.*'()-]+$")
-TASK_TYPES = {
-    "sdwebui": ("text-to-image", "image-to-image", "extra-single-image"),
-    "diffusers": ("text-to-image", "image-to-image", "extra-single-image"),
-    "comfyui": ("pipeline",),
-}
-METADATA_KEYS = {"id", "runtime", "tasktype", "prefix", "context"}
+METADATA_KEYS = {"id", "runtime", "tasktype", "prefix", "context", "deadline", "ttlSeconds", "deadlinePolicy"}
 
 _clients: dict = {}
 PROMPT_CHARS = 500  # kept in the task record for listings and the gallery
-
-
-class Invalid(Exception):
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 def handler(event, context):
@@ -133,6 +128,8 @@ def _record(table: str, task: dict, bucket: str) -> dict | None:
         item["prompt"] = content["prompt"][:PROMPT_CHARS]
     if isinstance(content.get("seed"), int):
         item["seed"] = content["seed"]
+    if meta.get("deadline"):
+        item["deadline"] = meta["deadline"]
     db = _client("dynamodb")
     try:
         db.put_item(TableName=table, Item=_serialise(item), ConditionExpression="attribute_not_exists(id)")
@@ -154,21 +151,33 @@ def _get(task_id: str):
 
 
 def _cancel(task_id: str):
+    """Queued: cancelled now. Running: ask its agent to interrupt the runtime (it records
+    `cancelled` when the call has stopped, within seconds). Finished: 409."""
     table = os.environ["TASKS_TABLE"]
     db = _client("dynamodb")
     try:
         db.update_item(TableName=table, Key=_key(task_id), ConditionExpression="#s = :queued",
-                       UpdateExpression="SET #s = :cancelled, updated_at = :now",
+                       UpdateExpression="SET #s = :cancelled, updated_at = :now, finished_at = :now",
                        ExpressionAttributeNames={"#s": "status"},
                        ExpressionAttributeValues={":queued": {"S": "queued"}, ":cancelled": {"S": "cancelled"},
                                                   ":now": {"S": _now()}})
+        return _response(200, {"id": task_id, "status": "cancelled"})
+    except db.exceptions.ConditionalCheckFailedException:
+        pass
+    try:
+        db.update_item(TableName=table, Key=_key(task_id), ConditionExpression="#s = :running",
+                       UpdateExpression="SET cancel_requested = :yes, updated_at = :now",
+                       ExpressionAttributeNames={"#s": "status"},
+                       ExpressionAttributeValues={":running": {"S": "running"}, ":yes": {"BOOL": True},
+                                                  ":now": {"S": _now()}})
+        return _response(202, {"id": task_id, "status": "running", "cancel_requested": True,
+                               "message": "the runtime is being interrupted; the task ends cancelled"})
     except db.exceptions.ConditionalCheckFailedException:
         record = _load(table, task_id)
-        if record is None:
-            return _response(404, {"message": f"no task {task_id} (never submitted, or expired)", "id": task_id})
-        return _response(409, {"message": f"task {task_id} is {record['status']}; only queued tasks can be "
-                                          "cancelled", "id": task_id, "status": record["status"]})
-    return _response(200, {"id": task_id, "status": "cancelled"})
+    if record is None:
+        return _response(404, {"message": f"no task {task_id} (never submitted, or expired)", "id": task_id})
+    return _response(409, {"message": f"task {task_id} is {record['status']}; only queued or running tasks "
+                                      "can be cancelled", "id": task_id, "status": record["status"]})
 
 
 def _serialise(item: dict) -> dict:
@@ -220,7 +229,7 @@ def validate(body, runtimes: dict) -> dict:
                       f"task.metadata.tasktype must be one of {', '.join(allowed)} "
                       f"for a {runtimes[runtime]} runtime")
     prefix = meta.get("prefix", os.environ.get("DEFAULT_PREFIX", "output"))
-    if not isinstance(prefix, str) or not _safe_prefix(prefix):
+    if not isinstance(prefix, str) or not safe_prefix(prefix):
         raise Invalid("task.metadata.prefix",
                       "task.metadata.prefix must be a relative S3 key prefix: segments of "
                       "letters, digits and !_.*'()- separated by '/', no '.' or '..', no leading '/'")
@@ -229,13 +238,8 @@ def validate(body, runtimes: dict) -> dict:
         raise Invalid("task.content", "'task.content' must be an object (the runtime's request)")
     normalised = {"id": meta["id"], "runtime": runtime, "tasktype": tasktype,
                   "prefix": prefix.rstrip("/"), "context": meta.get("context", "")}
+    normalised.update(deadline_fields(meta))
     return {"metadata": normalised, "content": content}
-
-
-def _safe_prefix(prefix: str) -> bool:
-    if not prefix or len(prefix) > 512 or prefix.startswith("/"):
-        return False
-    return all(p not in (".", "..") and PREFIX_SEGMENT.match(p) for p in prefix.rstrip("/").split("/"))
 
 
 def _body(event):

@@ -56,11 +56,11 @@ def make_agent(stack, runtime_url: str, visibility: int = 30, batches: bool = Fa
     return agent
 
 
-def send(stack, task_id="t-1", **content):
+def send(stack, task_id="t-1", meta: dict | None = None, **content):
     body = {"prompt": "a fox", "steps": 2, "width": 64, "height": 64, "seed": 3}
     body.update(content)
     task = {"metadata": {"id": task_id, "runtime": "sdruntime", "tasktype": "text-to-image",
-                         "prefix": "output", "context": {"user": "u1"}}, "content": body}
+                         "prefix": "output", "context": {"user": "u1"}, **(meta or {})}, "content": body}
     stack["aws"].sns.publish(TopicArn=stack["requests_topic_arn"], Message=json.dumps(task),
                              MessageAttributes={"runtime": {"DataType": "String", "StringValue": "sdruntime"}})
 
@@ -131,19 +131,30 @@ def test_runtime_rejection_publishes_failed_with_the_reason_and_deletes(stack, t
 
 @pytest.fixture
 def flaky_runtime():
-    """Answers 500 while `failures` > 0, then succeeds; counts calls."""
-    state = {"failures": 0, "calls": 0, "delay": 0.0, "in_flight": 0, "most_in_flight": 0}
+    """Answers 500 while `failures` > 0, then succeeds; counts calls. POST /sdapi/v1/interrupt
+    ends the calls in flight at once with no images, as AUTOMATIC1111 does."""
+    import asyncio
+
+    state = {"failures": 0, "calls": 0, "delay": 0.0, "in_flight": 0, "most_in_flight": 0, "interrupts": 0,
+             "prompts": []}
+    stop = {"event": None}
     buf = io.BytesIO()
     Image.new("RGB", (8, 8), "red").save(buf, format="PNG")
     png = base64.b64encode(buf.getvalue()).decode()
 
     async def txt2img(request):
-        import asyncio
-
         state["calls"] += 1
+        state["prompts"].append((await request.json()).get("prompt"))
         state["in_flight"] += 1
         state["most_in_flight"] = max(state["most_in_flight"], state["in_flight"])
-        await asyncio.sleep(state["delay"])
+        stop["event"] = stop["event"] or asyncio.Event()
+        try:
+            await asyncio.wait_for(stop["event"].wait(), state["delay"])
+            state["in_flight"] -= 1
+            stop["event"] = None
+            return JSONResponse({"images": [], "parameters": {}, "info": json.dumps({"interrupted": True})})
+        except TimeoutError:
+            pass
         state["in_flight"] -= 1
         if state["failures"] > 0:
             state["failures"] -= 1
@@ -153,8 +164,15 @@ def flaky_runtime():
     async def options(request):
         return JSONResponse({"sd_model_checkpoint": "stub"})
 
+    async def interrupt(request):
+        state["interrupts"] += 1
+        if stop["event"] is not None:
+            stop["event"].set()
+        return JSONResponse({})
+
     app = Starlette(routes=[Route("/sdapi/v1/txt2img", txt2img, methods=["POST"]),
-                            Route("/sdapi/v1/options", options)])
+                            Route("/sdapi/v1/options", options),
+                            Route("/sdapi/v1/interrupt", interrupt, methods=["POST"])])
     with ServerThread(app) as server:
         server.state = state
         yield server
@@ -534,3 +552,95 @@ def test_the_agent_environment_is_written_once_and_read_back():
              if r.runtime]
     chart = AgentSettings.from_env(rel.values["agent"]["env"])  # what the ConfigMap carries
     assert chart.max_receive_count == 5 and chart.queue_url == edge["QueueFastUrl"] and chart.batch_tasks == 4
+
+
+# -- the task lifecycle: deadlines, truthful states, cancel while running ---------------------------
+def in_seconds(seconds: float) -> str:
+    from datetime import UTC, datetime, timedelta
+
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def queued(store, *ids):
+    """The records the API handler writes on POST."""
+    for task_id in ids:
+        store.db.put_item(TableName="tasks", Item={"id": {"S": task_id}, "status": {"S": "queued"}})
+
+
+def in_thread(fn):
+    import threading
+
+    box = {}
+    thread = threading.Thread(target=lambda: box.setdefault("result", fn()), daemon=True)
+    thread.start()
+    return thread, box
+
+
+def test_a_task_whose_deadline_passes_in_the_queue_expires_without_a_runtime_call(stack, flaky_runtime, store):
+    agent = make_agent(stack, flaky_runtime.url)
+    agent.store = store
+    queued(store, "late")
+    # The handler refuses a deadline that has passed; one passes while the task waits in the queue.
+    send(stack, task_id="late", meta={"deadline": in_seconds(-1)})
+    assert until_received(agent) == ["expired"]
+    assert flaky_runtime.state["calls"] == 0 and queue_counts(stack) == (0, 0)
+    assert keys(stack) == ["output/late/late.out"]  # no image
+    [note] = notifications(stack)
+    assert note["status"] == "expired" and note["result"] is False and note["error"]["code"] == "expired"
+    rec = record(store, "late")
+    assert rec["status"] == "expired" and rec["runtime_seconds"] == 0 and "started_at" not in rec
+
+
+def test_prefetched_tasks_stay_queued_until_the_runtime_starts_them(stack, flaky_runtime, store):
+    """One agent, three tasks: only the one the runtime works on is `running`; the one held
+    behind it is `queued`, and cancelling it (the handler's conditional update) drops it
+    without a runtime call."""
+    flaky_runtime.state["delay"] = 1.5
+    agent = make_agent(stack, flaky_runtime.url, prefetch=2)
+    agent.store = store
+    queued(store, "q-0", "q-1", "q-2")
+    for i in range(3):
+        send(stack, task_id=f"q-{i}", prompt=f"fox {i}")
+    thread, _ = in_thread(lambda: agent.run(max_tasks=3))
+    assert wait_for(lambda: flaky_runtime.state["calls"] == 1 and queue_counts(stack)[1] == 3)
+    states = {i: record(store, i)["status"] for i in ("q-0", "q-1", "q-2")}
+    assert sorted(states.values()) == ["queued", "queued", "running"]
+    waiting = sorted(i for i, s in states.items() if s == "queued")[-1]
+    store.db.update_item(TableName="tasks", Key={"id": {"S": waiting}}, ConditionExpression="#s = :q",
+                         UpdateExpression="SET #s = :c", ExpressionAttributeNames={"#s": "status"},
+                         ExpressionAttributeValues={":q": {"S": "queued"}, ":c": {"S": "cancelled"}})
+    thread.join(30)
+    assert flaky_runtime.state["calls"] == 2 and f"fox {waiting[-1]}" not in flaky_runtime.state["prompts"]
+    assert record(store, waiting)["status"] == "cancelled" and queue_counts(stack) == (0, 0)
+    assert sorted(n["id"] for n in all_notifications(stack)) == sorted({"q-0", "q-1", "q-2"} - {waiting})
+
+
+def test_cancel_while_running_interrupts_the_runtime_and_stores_no_image(stack, flaky_runtime, store):
+    flaky_runtime.state["delay"] = 60
+    agent = make_agent(stack, flaky_runtime.url)
+    agent.store = store
+    queued(store, "busy")
+    send(stack, task_id="busy")
+    thread, box = in_thread(lambda: until_received(agent))
+    assert wait_for(lambda: flaky_runtime.state["calls"] == 1 and record(store, "busy")["status"] == "running")
+    asked = time.monotonic()
+    store.db.update_item(TableName="tasks", Key={"id": {"S": "busy"}}, UpdateExpression="SET cancel_requested = :y",
+                         ExpressionAttributeValues={":y": {"BOOL": True}})  # what DELETE does to a running task
+    thread.join(10)
+    assert box["result"] == ["cancelled"] and time.monotonic() - asked < 5
+    assert flaky_runtime.state["interrupts"] == 1 and keys(stack) == ["output/busy/busy.out"]
+    rec = record(store, "busy")
+    assert rec["status"] == "cancelled" and "cancel_requested" not in rec
+    [note] = notifications(stack)
+    assert note["status"] == "cancelled" and note["image_url"] == [] and queue_counts(stack) == (0, 0)
+
+
+def test_deadline_policy_interrupt_stops_a_running_task_at_its_deadline(stack, flaky_runtime, store):
+    flaky_runtime.state["delay"] = 60
+    agent = make_agent(stack, flaky_runtime.url)
+    agent.store = store
+    agent.has_dead_letter_queue = False
+    send(stack, task_id="slow", meta={"deadline": in_seconds(2), "deadlinePolicy": "interrupt"})
+    assert until_received(agent, seconds=15) == ["failed"]
+    assert flaky_runtime.state["interrupts"] == 1 and record(store, "slow")["error"]["code"] == "deadline"
+    assert keys(stack) == ["output/slow/slow.out"] and queue_counts(stack) == (0, 0)

@@ -25,6 +25,8 @@ def deployment_spec(tmp_path: Path) -> Path:
     meta = spec["components"]["schemas"]["TaskRequest"]["properties"]["task"]["properties"]["metadata"]
     meta["properties"]["runtime"] = {"type": "string", "enum": ["sdruntime"]}
     meta["properties"]["tasktype"]["enum"] = ["text-to-image", "image-to-image", "extra-single-image"]
+    # A deadline must be in the future, which no schema can say: narrowed to one that is.
+    meta["properties"]["deadline"] = {"type": "string", "enum": ["2099-01-01T00:00:00Z"]}
     path = tmp_path / "openapi.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path

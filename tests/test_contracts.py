@@ -10,21 +10,31 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lambda_src import contract as copy
 from lambda_src import handler
 from sdctl.contracts import tasks as contract
 
 
 def test_the_handlers_copy_of_the_task_contract_is_the_contract():
-    assert handler.TASK_TYPES == contract.TASK_TYPES
-    assert handler.ID_PATTERN.pattern == contract.ID_PATTERN.pattern
-    assert handler.PREFIX_SEGMENT.pattern == contract.PREFIX_SEGMENT.pattern
+    assert copy.TASK_TYPES == contract.TASK_TYPES
+    assert copy.ID_PATTERN.pattern == contract.ID_PATTERN.pattern
+    assert copy.PREFIX_SEGMENT.pattern == contract.PREFIX_SEGMENT.pattern
     datetime.strptime(handler._now(), contract.TIMESTAMP_FORMAT)  # the same timestamps in the store
+    assert (copy.STATES, copy.FINAL) == (contract.STATES, contract.FINAL)
+    assert (copy.TTL_MAX_SECONDS, copy.DEADLINE_POLICIES) == (contract.TTL_MAX_SECONDS, contract.DEADLINE_POLICIES)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.one_of(st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
+                 st.text(alphabet="0123456789-:TZ+. ", max_size=30), st.integers(), st.none()))
+def test_the_handler_and_the_agent_read_a_deadline_alike(value):
+    assert copy.parse_deadline(value) == contract.parse_deadline(value)
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.text(alphabet="ab./-_*'()!~ ", max_size=12))
 def test_the_handler_and_the_agent_agree_on_every_prefix(prefix):
-    assert handler._safe_prefix(prefix) == contract.is_safe_prefix(prefix)
+    assert copy.safe_prefix(prefix) == contract.is_safe_prefix(prefix)
 
 
 def test_the_other_sides_use_the_contract_itself():
@@ -46,7 +56,7 @@ def test_the_agent_refuses_a_prefix_the_api_refuses(prefix):
     from sdctl.agent.failures import PermanentFailure
     from sdctl.agent.tasks import parse_message
 
-    assert not handler._safe_prefix(prefix)
+    assert not copy.safe_prefix(prefix)
     body = json.dumps({"task": {"metadata": {"id": "t1", "runtime": "r", "prefix": prefix}, "content": {}}})
     with pytest.raises(PermanentFailure) as e:
         parse_message(body)
@@ -74,3 +84,22 @@ def test_every_stack_output_another_part_reads_is_one_the_templates_write():
     bucket = n.artifacts_bucket(cfg.stack_name, "${AWS::AccountId}", "${AWS::Region}")
     project = specs["edge"]["Resources"]["ImageBuildProject"]["Properties"]
     assert project["Source"]["Location"] == {"Fn::Sub": f"{bucket}/images/source.zip"}
+
+
+def test_the_lambda_zip_runs_on_its_own(tmp_path):
+    """What Lambda unpacks: the handler and its copy of the contract at the zip's root, imported
+    as top-level modules with no sdctl installed beside them."""
+    import io
+    import subprocess
+    import sys
+    import zipfile
+
+    from sdctl.execute.aws.artifacts import lambda_zip
+
+    zipfile.ZipFile(io.BytesIO(lambda_zip())).extractall(tmp_path)
+    probe = ("import sys; sys.modules['sdctl'] = None; import handler; "
+             "print(handler.validate({'task': {'metadata': {'id': 'a', 'runtime': 'r', 'tasktype': 'pipeline', "
+             "'ttlSeconds': 5}, 'content': {}}}, {'r': 'comfyui'})['metadata']['deadline'][-1])")
+    r = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "Z"

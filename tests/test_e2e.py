@@ -184,6 +184,27 @@ def test_a_file_resubmitted_in_part_waits_for_old_and_new_alike(local_stack):
     assert page.returncode == 0 and "no web browser found" in page.stderr  # says so instead of nothing
 
 
+def test_cancel_while_running_interrupts_the_runtime_within_seconds(local_stack):
+    """DELETE on a task the runtime is drawing (the tiny model at 512² for 40 steps takes
+    tens of seconds on these CPUs; it checks for an interrupt at every step)."""
+    cwd, state = local_stack
+    http = httpx.Client(base_url=state["gateway_url"], headers={"x-api-key": state["api_key"]}, timeout=30)
+    body = json.loads(task_line("long-1", steps=40, width=512, height=512))
+    assert http.post("/v1alpha2", json=body).status_code == 200
+    deadline = time.monotonic() + 120
+    while http.get("/v1alpha2/tasks/long-1").json()["status"] != "running":
+        assert time.monotonic() < deadline, "the task never started"
+        time.sleep(0.1)
+    asked = time.monotonic()
+    cancelled = run_json(cwd, "tasks", "cancel", "long-1")  # 202, then waits for the end
+    took = time.monotonic() - asked
+    assert cancelled["status"] == "cancelled" and took < 5, took
+    s3 = local_aws(cwd, "s3")
+    listed = s3.list_objects_v2(Bucket=state["resources"]["bucket"], Prefix="output/long-1/").get("Contents", [])
+    assert [o["Key"] for o in listed] == ["output/long-1/long-1.out"]  # no image
+    assert run_json(cwd, "tasks", "cancel", "long-1", code=1)["error"]["status"] == 409
+
+
 def test_a_killed_agent_is_restarted_and_work_continues(local_stack):
     cwd, _ = local_stack
     status = json.loads(sdctl("local", "status", "-o", "json", cwd=cwd).stdout)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -107,6 +108,15 @@ def test_comfyui_takes_pipeline_tasks(wired):
     (task(prefix="a//b"), "task.metadata.prefix"),
     (task(prefix=7), "task.metadata.prefix"),
     (task(surprise=1), "task.metadata.surprise"),
+    (task(deadline="tomorrow"), "task.metadata.deadline"),
+    (task(deadline="2099-01-01T10:00:00"), "task.metadata.deadline"),  # no offset: whose 10:00?
+    (task(deadline="2020-01-01T10:00:00Z"), "task.metadata.deadline"),  # passed
+    (task(ttlSeconds=0), "task.metadata.ttlSeconds"),
+    (task(ttlSeconds=True), "task.metadata.ttlSeconds"),
+    (task(ttlSeconds=1209601), "task.metadata.ttlSeconds"),
+    (task(ttlSeconds=60, deadline="2099-01-01T10:00:00Z"), "task.metadata.ttlSeconds"),
+    (task(ttlSeconds=60, deadlinePolicy="later"), "task.metadata.deadlinePolicy"),
+    (task(deadlinePolicy="interrupt"), "task.metadata.deadlinePolicy"),
     ({"task": {"metadata": task()["task"]["metadata"], "content": "prompt"}}, "task.content"),
     ({"task": {"metadata": task()["task"]["metadata"]}}, "task.content"),
 ])
@@ -218,17 +228,33 @@ def test_a_repeated_id_is_409_with_the_existing_state_and_runs_once(store, wired
     assert len(drain("sdruntime")) == 1  # published once
 
 
-def test_cancel_only_while_queued(store, wired):
+def test_cancel_a_queued_task_now_a_running_one_on_request_a_finished_one_never(store, wired):
     post(task(id="c-1"))
     assert call("DELETE", "c-1") == (200, {"id": "c-1", "status": "cancelled"})
     assert call("GET", "c-1")[1]["status"] == "cancelled"
     status, body = call("DELETE", "c-1")
     assert status == 409 and body["status"] == "cancelled"
-    store.update_item(TableName="tasks", Key={"id": {"S": "c-1"}}, UpdateExpression="SET #s = :r",
+    post(task(id="c-2"))
+    store.update_item(TableName="tasks", Key={"id": {"S": "c-2"}}, UpdateExpression="SET #s = :r",
                       ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":r": {"S": "running"}})
-    assert call("DELETE", "c-1")[0] == 409
+    status, body = call("DELETE", "c-2")  # the agent holding it interrupts the runtime
+    assert status == 202 and body["cancel_requested"] is True
+    record = call("GET", "c-2")[1]
+    assert record["status"] == "running" and record["cancel_requested"] is True
     assert call("GET", "nope")[0] == 404 and call("DELETE", "nope")[0] == 404
     assert call("GET", "bad id!")[0] == 400 and call("PUT", "c-1")[0] == 405
+
+
+def test_a_deadline_is_passed_on_in_utc_and_recorded(store, wired):
+    _, all_published = wired
+    assert post(task(id="d-1", deadline="2099-01-01T12:00:00+02:00", deadlinePolicy="interrupt"))[0] == 200
+    assert post(task(id="d-2", ttlSeconds=300))[0] == 200
+    sent = {m["metadata"]["id"]: m["metadata"] for m in
+            (json.loads(e["Message"]) for e in all_published()["sdruntime"])}
+    assert sent["d-1"]["deadline"] == "2099-01-01T10:00:00.000000Z" and sent["d-1"]["deadlinePolicy"] == "interrupt"
+    ttl = datetime.strptime(sent["d-2"]["deadline"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    assert 290 < (ttl - datetime.now(UTC)).total_seconds() <= 300 and "deadlinePolicy" not in sent["d-2"]
+    assert call("GET", "d-1")[1]["deadline"] == "2099-01-01T10:00:00.000000Z"
 
 
 def test_a_failed_publish_takes_the_record_back_so_the_id_can_be_retried(store, wired, monkeypatch):

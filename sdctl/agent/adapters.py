@@ -118,7 +118,7 @@ class A1111Adapter:
         try:
             r = self.http.post(path, json=payload)
         except httpx.TimeoutException:
-            self._interrupt()
+            self.interrupt()
             raise TransientFailure("runtime-timeout", f"the runtime did not answer {path} in time") from None
         except httpx.HTTPError as e:
             raise TransientFailure("runtime-unavailable", f"cannot reach the runtime: {e}") from None
@@ -137,7 +137,7 @@ class A1111Adapter:
             raise TransientFailure("runtime-bad-response", "the runtime's answer is not a JSON object")
         return body
 
-    def _interrupt(self) -> None:
+    def interrupt(self) -> None:
         try:
             self.http.post("/sdapi/v1/interrupt", timeout=5)
         except httpx.HTTPError:

@@ -91,7 +91,7 @@ class ComfyUIAdapter:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                self._interrupt()
+                self.interrupt()
                 raise TransientFailure("runtime-timeout", f"ComfyUI prompt {prompt_id} ran past the deadline")
             try:
                 frame = ws.recv(timeout=min(left, 5.0))
@@ -128,7 +128,7 @@ class ComfyUIAdapter:
                     raise PermanentFailure("pipeline-failed", f"ComfyUI prompt {prompt_id} failed", field="task.content")
                 return entry
             if time.monotonic() > deadline:
-                self._interrupt()
+                self.interrupt()
                 raise TransientFailure("runtime-timeout", f"ComfyUI prompt {prompt_id} ran past the deadline")
             time.sleep(self.poll)
 
@@ -140,7 +140,7 @@ class ComfyUIAdapter:
             raise TransientFailure("runtime-error", f"ComfyUI /view answered {r.status_code} for {image['filename']}")
         return r.content
 
-    def _interrupt(self) -> None:
+    def interrupt(self) -> None:
         try:
             self.http.post("/interrupt", timeout=5)
         except httpx.HTTPError:

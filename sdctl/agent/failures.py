@@ -3,8 +3,12 @@
     TaskFailure
     ├── TransientFailure   retry later (timeouts, 5xx, throttling, connection refused): the
     │                      message goes back to the queue; the receive count bounds retries
-    └── PermanentFailure   never retry (the runtime rejected it, unknown model, bad input):
-                           a `failed` notice, and the message is deleted
+    └── PermanentFailure   never retry (the runtime rejected it, unknown model, bad input,
+                           past its deadline while running): a `failed` notice, and the
+                           message is deleted
+
+and the two ends that are no failure: Cancelled (the caller asked while it ran) and Expired
+(its deadline passed while it was queued); each gets its notice and the message is deleted.
 
 and what a runtime call returns when it works (RuntimeOutput).
 """
@@ -36,6 +40,14 @@ class TransientFailure(TaskFailure):
 
 class PermanentFailure(TaskFailure):
     retry = False
+
+
+class Cancelled(Exception):
+    """The caller cancelled the task while the runtime ran it; the call was interrupted."""
+
+
+class Expired(Exception):
+    """The task's deadline passed before it started; it never reaches the runtime."""
 
 
 @dataclass

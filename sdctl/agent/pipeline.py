@@ -143,6 +143,9 @@ class Pipeline:
                     carry.append(more)
                     break
                 jobs.append(more)
+            jobs = [j for j in jobs if self._begin_quietly(j)]
+            if not jobs:
+                continue
             for j in jobs:
                 self.running[j.message.get("MessageId", "")] = j.message
                 if self.settings.notify_running:
@@ -197,6 +200,23 @@ class Pipeline:
                     self._release(message)
                 if not isinstance(job, Job):
                     self.heartbeat.untrack(message)
+
+    def _begin_quietly(self, job: Job) -> bool:
+        """True if the job goes to the runtime now; a job that will not (cancelled or expired
+        while it waited here) is counted and let go."""
+        try:
+            outcome = self.begin(job)
+        except Exception as e:  # an AWS hiccup: the message comes back later
+            log.warning("could not start a task; it will be retried", extra={**job.ctx, "error": str(e)})
+            self._release(job.message)
+            outcome = "retry"
+        if outcome is None:
+            return True
+        self.metrics.outcome(outcome)
+        self.heartbeat.untrack(job.message)
+        with self._count_lock:
+            self.processed += 1
+        return False
 
     def _prepare_quietly(self, message: dict) -> Job | str | None:
         try:

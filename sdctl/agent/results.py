@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 
-from sdctl.agent.failures import TaskFailure, TransientFailure
+from sdctl.agent.failures import Cancelled, Expired, TaskFailure, TransientFailure
 from sdctl.agent.stages import Job
 from sdctl.agent.tasks import notification
 from sdctl.builders.names import output_keys
@@ -19,6 +19,8 @@ class ResultSide:
     def finish(self, job: Job, result) -> str:
         """Store images and the result document, announce it, then delete the message."""
         message, task, ctx = job.message, job.task, job.ctx
+        if isinstance(result, Cancelled | Expired):
+            return self._ended(job, "cancelled" if isinstance(result, Cancelled) else "expired")
         if isinstance(result, TaskFailure):
             return self._fail(message, task, result, job.attempt, job.out_key, ctx)
         meta = task["metadata"]
@@ -46,6 +48,28 @@ class ResultSide:
         log.info("task completed", extra={**ctx, "images": len(image_keys),
                                           "seconds": document["seconds"]["total"]})
         return "completed"
+
+    def _ended(self, job: Job, status: str) -> str:
+        """Cancelled while running, or expired in the queue: no images; the `.out` document, the
+        notice and the record say which, and the message is deleted."""
+        why = ("cancelled by its caller while it ran; no images were stored" if status == "cancelled"
+               else f"its deadline {job.task['metadata'].get('deadline')} passed before it started; it never ran")
+        note = notification(job.task, status=status, bucket=self.settings.bucket, image_keys=[],
+                            output_key=job.out_key, error={"code": status, "message": why})
+        try:
+            self._put_json(job.out_key, {**note, "notification": note, "attempt": job.attempt,
+                                         "seconds": {"runtime": round(job.runtime_seconds, 3)}})
+            self._publish(note, job.task)
+        except Exception as e:
+            log.warning(f"could not report the task {status}; it will be retried", extra={**job.ctx, "error": str(e)})
+            self._release(job.message)
+            return "retry"
+        if self.store:
+            self.store.quietly(status, self.store.end, job.task["metadata"]["id"], status,
+                               seconds=job.runtime_seconds)
+        log.info(f"task {status}", extra=job.ctx)
+        self._delete(job.message)
+        return status
 
     def _fail(self, message: dict, task: dict, failure: TaskFailure, attempt: int, out_key: str, ctx: dict) -> str:
         last = attempt >= self.max_receive_count

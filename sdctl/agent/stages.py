@@ -1,6 +1,8 @@
-"""One task's stages: prepare (parse, skip what is done or cancelled, fetch inputs), execute
-(the runtime call, alone or batched with others that differ only in prompt and seed), and
-`handle`, which runs them in order. The pipeline (sdctl/agent/pipeline.py) overlaps them."""
+"""One task's stages: prepare (parse, skip what is done, cancelled or expired, fetch inputs),
+begin (the last check, then `running` in the task store), execute (the runtime call, alone or
+batched with others that differ only in prompt and seed, watched for cancel and deadline),
+and `handle`, which runs them in order. The pipeline (sdctl/agent/pipeline.py) overlaps them:
+a prefetched task stays `queued` until the runtime starts it."""
 
 from __future__ import annotations
 
@@ -9,9 +11,11 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from sdctl.agent.failures import PermanentFailure, TaskFailure
+from sdctl.agent.failures import Cancelled, Expired, PermanentFailure, TaskFailure
 from sdctl.agent.tasks import parse_message
+from sdctl.agent.watch import Watch
 from sdctl.builders.names import output_keys
+from sdctl.contracts.tasks import parse_deadline
 
 log = logging.getLogger("sdctl.agent")
 
@@ -27,17 +31,34 @@ class Job:
     ctx: dict
     content: dict = field(default_factory=dict)
     runtime_seconds: float = 0.0
+    stop_time: float = 0.0  # when its runtime call is to be interrupted (set as it starts)
 
     @property
     def out_key(self) -> str:
         meta = self.task["metadata"]
         return output_keys(meta["prefix"], meta["id"], 0)[1]
 
+    @property
+    def deadline(self) -> float | None:
+        """The task's deadline (epoch seconds), if the caller set one."""
+        at = parse_deadline(self.task["metadata"].get("deadline"))
+        return at.timestamp() if at else None
+
+    def stop_at(self, max_task_seconds: float) -> float:
+        """When a runtime call for this task must be interrupted: maxTaskSeconds from now, or
+        the deadline if that is sooner and the caller chose `deadlinePolicy: interrupt`."""
+        limit = time.time() + max_task_seconds
+        if self.task["metadata"].get("deadlinePolicy") == "interrupt" and self.deadline is not None:
+            return min(limit, self.deadline)
+        return limit
+
 
 class Stages:
     def handle(self, message: dict) -> str:
         """Process one message start to end; return what happened (for logs and tests)."""
         job = self.prepare(message)
+        if isinstance(job, Job):
+            job = self.begin(job) or job
         outcome = job if isinstance(job, str) else self.finish(job, self.execute(job))
         self.metrics.outcome(outcome)
         return outcome
@@ -74,27 +95,59 @@ class Stages:
                                        seconds=(existing.get("seconds") or {}).get("runtime", 0))
             self._delete(message)
             return "duplicate"
-        if self.store and self.store.quietly("running", self.store.start, meta["id"], attempt=attempt,
-                                             runtime=meta["runtime"]) is False:
-            log.info("task was cancelled before it ran; dropping it", extra=job.ctx)
+        state = (self.store.quietly("status", self.store.peek, meta["id"]) if self.store else None) or {}
+        if state.get("status") in ("cancelled", "expired"):
+            log.info(f"task was {state['status']} before it ran; dropping it", extra=job.ctx)
             self._delete(message)
-            return "cancelled"
+            return state["status"]
+        if job.deadline is not None and time.time() >= job.deadline:
+            return self.finish(job, Expired())
         try:
             job.content = self.fetcher.resolve_content(task["content"])
         except TaskFailure as failure:
             return self._fail(message, task, failure, attempt, job.out_key, job.ctx)
         return job
 
+    def begin(self, job: Job) -> str | None:
+        """Just before the runtime call: a task whose deadline passed while it waited here
+        expires; one cancelled meanwhile is dropped; any other is recorded `running`. Returns
+        the outcome of a task that will not run, None for one that will."""
+        meta = job.task["metadata"]
+        if job.deadline is not None and time.time() >= job.deadline:
+            return self.finish(job, Expired())
+        if self.store and self.store.quietly("running", self.store.start, meta["id"], attempt=job.attempt,
+                                             runtime=meta["runtime"]) is False:
+            log.info("task was cancelled or expired before it ran; dropping it", extra=job.ctx)
+            self._delete(job.message)
+            return "cancelled"
+        return None
+
+    def _stopped(self, job: Job, watch: Watch):
+        """What a call the watch interrupted means for this job, or None if it was not stopped."""
+        if job.ctx["task_id"] in watch.cancelled:
+            return Cancelled()
+        if watch.timed_out and time.time() >= job.stop_time:
+            return PermanentFailure("deadline", "interrupted: the task ran past its deadline "
+                                    f"(maxTaskSeconds {self.settings.max_task_seconds}, or deadlinePolicy interrupt)")
+        return None
+
     def execute(self, job: Job):
-        """The runtime call: a RuntimeOutput, or the TaskFailure that stopped it."""
+        """The runtime call: a RuntimeOutput, Cancelled, or the TaskFailure that stopped it."""
         started = self.clock()
-        try:
-            output = self.adapter.run(job.task["metadata"].get("tasktype", "text-to-image"), job.content)
-            if not output.images:
-                raise PermanentFailure("no-images", "the runtime returned no images")
-        except TaskFailure as failure:
-            return failure
+        job.stop_time = job.stop_at(self.settings.max_task_seconds)
+        with Watch(self.adapter, self.store, [job.ctx["task_id"]], stop_at=job.stop_time) as watch:
+            try:
+                output = self.adapter.run(job.task["metadata"].get("tasktype", "text-to-image"), job.content)
+            except TaskFailure as failure:
+                output = failure
         job.runtime_seconds = self.clock() - started
+        stopped = self._stopped(job, watch) if watch.fired else None
+        if stopped is not None:
+            return stopped
+        if isinstance(output, TaskFailure):
+            return output
+        if not output.images:
+            return PermanentFailure("no-images", "the runtime returned no images")
         self.metrics.ran(job.runtime_seconds)
         return output
 
@@ -104,12 +157,20 @@ class Stages:
         if len(jobs) == 1:
             return [self.execute(jobs[0])]
         started = self.clock()
-        try:
-            outputs = self.adapter.run_many([j.content for j in jobs])
-        except TaskFailure as failure:
+        for j in jobs:
+            j.stop_time = j.stop_at(self.settings.max_task_seconds)
+        with Watch(self.adapter, self.store, [j.ctx["task_id"] for j in jobs],
+                   stop_at=min(j.stop_time for j in jobs)) as watch:
+            try:
+                outputs = self.adapter.run_many([j.content for j in jobs])
+            except TaskFailure as failure:
+                outputs = failure
+        if watch.fired:  # the ones it was stopped for end here; the others run again, alone
+            return [self._stopped(j, watch) or self.execute(j) for j in jobs]
+        if isinstance(outputs, TaskFailure):
             log.warning("batched runtime call failed; running its tasks one by one",
-                        extra={"tasks": [j.ctx["task_id"] for j in jobs], "code": failure.code,
-                               "error": failure.message})
+                        extra={"tasks": [j.ctx["task_id"] for j in jobs], "code": outputs.code,
+                               "error": outputs.message})
             return [self.execute(j) for j in jobs]
         seconds = self.clock() - started
         self.metrics.ran(seconds)

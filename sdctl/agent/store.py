@@ -1,5 +1,6 @@
-"""The agent's side of the task store: it records `running`, `completed` and `failed`, and
-learns that a task was cancelled before it runs.
+"""The agent's side of the task store: it records `running` (when the runtime starts the task,
+not when the agent receives it), `completed`, `failed`, `cancelled` and `expired`, and learns
+that a task was cancelled before it runs or asked to be cancelled while it runs.
 
 The store is advisory for the agent: if DynamoDB cannot be reached the task still runs and
 its result is still stored and announced; only the recorded state lags (and says so in the log).
@@ -30,20 +31,30 @@ class TaskStore:
                                 ProjectionExpression="#s", ExpressionAttributeNames={"#s": "status"}).get("Item")
         return item["status"]["S"] if item and "status" in item else None
 
+    def peek(self, task_id: str) -> dict:
+        """The record's status and whether a cancel was asked for ({} without a record)."""
+        item = self.db.get_item(TableName=self.table, Key={"id": {"S": task_id}}, ConsistentRead=True,
+                                ProjectionExpression="#s, cancel_requested",
+                                ExpressionAttributeNames={"#s": "status"}).get("Item") or {}
+        return {"status": item.get("status", {}).get("S"),
+                "cancel_requested": item.get("cancel_requested", {}).get("BOOL", False)}
+
     def start(self, task_id: str, *, attempt: int, runtime: str) -> bool:
-        """Record that an agent has taken the task; False if it was cancelled first. A task
-        that never went through the API (published straight to SNS) gets a record here."""
+        """Record that the runtime starts the task; False if it was cancelled or expired first.
+        A task that never went through the API (published straight to SNS) gets a record here.
+        A redriven task's earlier error goes: its record tells of this attempt."""
         stamp = now()
         try:
             self.db.update_item(
                 TableName=self.table, Key={"id": {"S": task_id}},
-                ConditionExpression="attribute_not_exists(id) OR #s <> :cancelled",
+                ConditionExpression="attribute_not_exists(id) OR (#s <> :cancelled AND #s <> :expired)",
                 UpdateExpression="SET #s = :running, attempts = :attempt, started_at = :now, updated_at = :now, "
                                  "runtime = if_not_exists(runtime, :runtime), "
                                  "created_at = if_not_exists(created_at, :now), "
-                                 "expires_at = if_not_exists(expires_at, :expires)",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":cancelled": {"S": "cancelled"}, ":running": {"S": "running"},
+                                 "expires_at = if_not_exists(expires_at, :expires) REMOVE #e",
+                ExpressionAttributeNames={"#s": "status", "#e": "error"},
+                ExpressionAttributeValues={":cancelled": {"S": "cancelled"}, ":expired": {"S": "expired"},
+                                           ":running": {"S": "running"},
                                            ":attempt": {"N": str(attempt)}, ":now": {"S": stamp},
                                            ":runtime": {"S": runtime},
                                            ":expires": {"N": str(int(time.time()) + 86400 * self.ttl_days)}})
@@ -73,6 +84,16 @@ class TaskStore:
             ExpressionAttributeNames={"#s": "status", "#e": "error"},
             ExpressionAttributeValues={":failed": {"S": "failed"}, ":now": {"S": now()}, ":a": {"N": str(attempt)},
                                        ":error": {"M": {k: {"S": str(v)} for k, v in error.items()}}})
+
+    def end(self, task_id: str, status: str, *, seconds: float = 0.0) -> None:
+        """`cancelled` or `expired`: the task is over and made no images."""
+        self.db.update_item(
+            TableName=self.table, Key={"id": {"S": task_id}},
+            UpdateExpression="SET #s = :status, updated_at = :now, finished_at = :now, runtime_seconds = :seconds, "
+                             "created_at = if_not_exists(created_at, :now) REMOVE cancel_requested",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":status": {"S": status}, ":now": {"S": now()},
+                                       ":seconds": {"N": str(round(seconds, 3))}})
 
     def quietly(self, what: str, fn, *args, **kwargs):
         """Run a store update; on failure log it and carry on (the result itself is safe)."""

@@ -79,10 +79,20 @@ def list_(
 
 @app.command()
 def cancel(ctx: typer.Context, task_id: IdArg, local: LocalOpt = False, output: OutputOpt = None) -> None:
-    """Cancel a task no agent has taken yet (exit 1, with its state, if it is too late)."""
+    """Cancel a task: a queued one at once; a running one by interrupting its runtime call,
+    waiting (up to 30 s) until it has ended. Exit 1, with its state, if it finished first."""
     mode = output_mode(ctx, output)
-    result = target_for(ctx, is_local(local)).api().cancel(task_id)
-    emit_json(result) if mode == "json" else out.print(f"{task_id}: [magenta]cancelled[/]")
+    api = target_for(ctx, is_local(local)).api()
+    result = api.cancel(task_id)
+    if result.get("cancel_requested"):
+        from sdctl.cli.progress import reporting
+        from sdctl.operate import tasks
+
+        with reporting(mode, f"{task_id}: interrupting the runtime…") as report:
+            result = tasks.wait(lambda: api.task(task_id), task_id=task_id, timeout=30, report=report)
+    emit_json(result) if mode == "json" else out.print(f"{task_id}: [magenta]{result.get('status')}[/]")
+    if result.get("status") != "cancelled":
+        raise typer.Exit(1)
 
 
 @app.command()

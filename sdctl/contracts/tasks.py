@@ -24,9 +24,15 @@ PREFIX_SEGMENT = re.compile(r"^[A-Za-z0-9!_.*'()-]+$")
 PREFIX_MAX = 512
 DEFAULT_PREFIX = "output"
 
-#: Task store states, and those a task never leaves.
-STATES = ("queued", "running", "completed", "failed", "cancelled")
-FINAL = ("completed", "failed", "cancelled")
+#: Task store states, and those a task never leaves. `expired`: its deadline passed while it
+#: was still queued, so it never ran.
+STATES = ("queued", "running", "completed", "failed", "cancelled", "expired")
+FINAL = ("completed", "failed", "cancelled", "expired")
+#: metadata.ttlSeconds: at most SQS's longest retention (14 days); a task cannot wait longer.
+TTL_MAX_SECONDS = 1209600
+#: metadata.deadlinePolicy: `drop` (default) never starts a task past its deadline;
+#: `interrupt` also stops a running one at its deadline.
+DEADLINE_POLICIES = ("drop", "interrupt")
 #: The global secondary index by (status, created_at), for listings and queue views.
 STATUS_INDEX = "by-status"
 #: Timestamps in the store: ISO 8601 in UTC with microseconds, so they sort as text.
@@ -39,6 +45,18 @@ def is_safe_prefix(prefix: str) -> bool:
     if not isinstance(prefix, str) or not prefix or len(prefix) > PREFIX_MAX or prefix.startswith("/"):
         return False
     return all(p not in (".", "..") and PREFIX_SEGMENT.match(p) for p in prefix.rstrip("/").split("/"))
+
+
+def parse_deadline(value) -> datetime | None:
+    """An RFC 3339 date-time with its offset (`2026-12-02T10:00:00Z`), as an aware datetime;
+    None for anything else (no offset, not a string, not a date)."""
+    if not isinstance(value, str) or "T" not in value.upper():
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return at.astimezone(UTC) if at.tzinfo is not None else None
 
 
 def timestamp(at: datetime | None = None) -> str:

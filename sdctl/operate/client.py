@@ -156,7 +156,7 @@ def _answer(r: httpx.Response) -> dict:
         data = r.json()
     except ValueError:
         data = {"message": r.text[:300]}
-    if r.status_code != 200:
+    if not 200 <= r.status_code < 300:  # 202: a running task's cancel was accepted
         message = data.get("message", r.reason_phrase) if isinstance(data, dict) else str(data)
         hint = {403: "check the API key", 429: "the API is throttling; slow down or raise api.throttle"}.get(
             r.status_code)

@@ -24,10 +24,11 @@ def deterministic_zip(files: dict[str, bytes]) -> bytes:
 
 
 def lambda_zip() -> bytes:
-    """lambda_src/handler.py as a zip whose bytes depend only on its content."""
+    """lambda_src/handler.py and its contract.py as a zip whose bytes depend only on their content."""
     import lambda_src
 
-    return deterministic_zip({"handler.py": (Path(lambda_src.__file__).parent / "handler.py").read_bytes()})
+    here = Path(lambda_src.__file__).parent
+    return deterministic_zip({name: (here / name).read_bytes() for name in ("handler.py", "contract.py")})
 
 
 def lambda_key(data: bytes) -> str:

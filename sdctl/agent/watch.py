@@ -1,0 +1,58 @@
+"""While the runtime works on a task, stop it when it should not go on: the caller cancelled it
+(DELETE on a running task sets `cancel_requested` in the task store), its deadline passed
+under `deadlinePolicy: interrupt`, or it ran past `maxTaskSeconds`. The runtime is told to
+interrupt (`/sdapi/v1/interrupt`, ComfyUI's `/interrupt`); the call then returns and the
+stages turn it into `cancelled` or a `deadline` failure.
+
+The store is read every POLL_SECONDS per running call: one consistent GetItem, far below a
+table's capacity even with hundreds of GPUs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+log = logging.getLogger("sdctl.agent")
+
+POLL_SECONDS = 0.5
+
+
+class Watch:
+    def __init__(self, adapter, store, task_ids: list[str], *, stop_at: float | None,
+                 poll: float = POLL_SECONDS, clock=time.time):
+        self.adapter, self.store, self.task_ids = adapter, store, task_ids
+        self.stop_at, self.poll, self.clock = stop_at, poll, clock
+        self.cancelled: set[str] = set()
+        self.timed_out = False
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="watch", daemon=True)
+
+    @property
+    def fired(self) -> bool:
+        return self.timed_out or bool(self.cancelled)
+
+    def __enter__(self) -> Watch:
+        if self.store is not None or self.stop_at is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._done.wait(self.poll):
+            if self.stop_at is not None and self.clock() >= self.stop_at:
+                self.timed_out = True
+            elif self.store is not None:
+                for task_id in self.task_ids:
+                    state = self.store.quietly("cancel check", self.store.peek, task_id) or {}
+                    if state.get("cancel_requested"):
+                        self.cancelled.add(task_id)
+            if self.fired:
+                log.info("interrupting the runtime", extra={"tasks": sorted(self.cancelled) or self.task_ids,
+                                                            "why": "deadline" if self.timed_out else "cancelled"})
+                self.adapter.interrupt()
+                return
