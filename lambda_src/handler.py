@@ -37,12 +37,29 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 if __package__:  # the repository and the wheel
-    from lambda_src.contract import ID_PATTERN, TASK_TYPES, Invalid, deadline_fields, safe_prefix
-else:  # the Lambda zip: both files at its root
-    from contract import ID_PATTERN, TASK_TYPES, Invalid, deadline_fields, safe_prefix
+    from lambda_src.contract import (
+        ID_PATTERN,
+        TASK_TYPES,
+        Invalid,
+        deadline_fields,
+        safe_prefix,
+        webhook_fields,
+        webhook_message,
+    )
+else:  # the Lambda zip: its files at its root
+    from contract import (
+        ID_PATTERN,
+        TASK_TYPES,
+        Invalid,
+        deadline_fields,
+        safe_prefix,
+        webhook_fields,
+        webhook_message,
+    )
 
 SNS_MAX_BYTES = 262144
-METADATA_KEYS = {"id", "runtime", "tasktype", "prefix", "context", "deadline", "ttlSeconds", "deadlinePolicy"}
+METADATA_KEYS = {"id", "runtime", "tasktype", "prefix", "context", "deadline", "ttlSeconds", "deadlinePolicy",
+                 "webhook"}
 
 _clients: dict = {}
 PROMPT_CHARS = 500  # kept in the task record for listings and the gallery
@@ -130,6 +147,8 @@ def _record(table: str, task: dict, bucket: str) -> dict | None:
         item["seed"] = content["seed"]
     if meta.get("deadline"):
         item["deadline"] = meta["deadline"]
+    if meta.get("webhook"):
+        item["webhook"] = meta["webhook"]
     db = _client("dynamodb")
     try:
         db.put_item(TableName=table, Item=_serialise(item), ConditionExpression="attribute_not_exists(id)")
@@ -161,6 +180,7 @@ def _cancel(task_id: str):
                        ExpressionAttributeNames={"#s": "status"},
                        ExpressionAttributeValues={":queued": {"S": "queued"}, ":cancelled": {"S": "cancelled"},
                                                   ":now": {"S": _now()}})
+        _announce_cancelled(table, task_id)
         return _response(200, {"id": task_id, "status": "cancelled"})
     except db.exceptions.ConditionalCheckFailedException:
         pass
@@ -178,6 +198,20 @@ def _cancel(task_id: str):
         return _response(404, {"message": f"no task {task_id} (never submitted, or expired)", "id": task_id})
     return _response(409, {"message": f"task {task_id} is {record['status']}; only queued or running tasks "
                                       "can be cancelled", "id": task_id, "status": record["status"]})
+
+
+def _announce_cancelled(table: str, task_id: str) -> None:
+    """The `cancelled` webhook of a task cancelled while queued (no agent will announce it)."""
+    record = _load(table, task_id) or {}
+    hook = record.get("webhook")
+    if not hook or "cancelled" not in hook.get("events", []) or not os.environ.get("WEBHOOK_QUEUE_URL"):
+        return
+    bucket = os.environ.get("S3_BUCKET", "")
+    note = {"id": task_id, "runtime": record.get("runtime"), "result": False, "status": "cancelled",
+            "image_url": [], "output_url": record.get("output_url") or f"s3://{bucket}/", "context": "",
+            "error": {"code": "cancelled", "message": "cancelled by its caller before it ran"}}
+    _client("sqs").send_message(QueueUrl=os.environ["WEBHOOK_QUEUE_URL"],
+                                MessageBody=json.dumps(webhook_message(hook, note)))
 
 
 def _serialise(item: dict) -> dict:
@@ -239,6 +273,7 @@ def validate(body, runtimes: dict) -> dict:
     normalised = {"id": meta["id"], "runtime": runtime, "tasktype": tasktype,
                   "prefix": prefix.rstrip("/"), "context": meta.get("context", "")}
     normalised.update(deadline_fields(meta))
+    normalised.update(webhook_fields(meta, allow_loopback=os.environ.get("WEBHOOK_ALLOW_LOOPBACK") == "1"))
     return {"metadata": normalised, "content": content}
 
 

@@ -310,6 +310,7 @@ def test_the_cluster_endpoint_is_not_open_to_the_internet_by_default():
     cfg = parse(EXAMPLE.read_text())
     [cluster] = [s for s in stacks(cfg, deployer_cidr=lambda: "203.0.113.7/32") if s.key == "cluster"]
     outs = {"edge": {k: "x" for k in ("ResultsTopicArn", "TopicKeyArn", "OutputBucket", "TasksTableArn",
+                                      "WebhooksQueueArn",
                                       "QueueSdruntimeArn")}, "network": {"PrivateSubnetIds": "a,b"}}
     assert cluster.parameters(outs)["PublicAccessCidrs"] == "203.0.113.7/32"
     vpc = cluster.template["Resources"]["Cluster"]["Properties"]["ResourcesVpcConfig"]

@@ -65,7 +65,8 @@ def test_deploy_redeploy_update_destroy(env, tmp_path, aws, existing_vpc):
     assert {"stack:cyc-edge", "stack:cyc-cluster", "s3:cyc-output-123456789012-us-west-2", "queue:cyc-comfy"} <= gone
     assert report["stacks"] == {"cyc-cluster": "deleted", "cyc-edge": "deleted"}
     assert report["buckets"]["cyc-output-123456789012-us-west-2"] == {"deleted": True, "objects": 1}
-    assert sorted(report["queues"]) == ["cyc-comfy", "cyc-comfy-dlq", "cyc-sdruntime", "cyc-sdruntime-dlq"]
+    assert sorted(report["queues"]) == ["cyc-comfy", "cyc-comfy-dlq", "cyc-sdruntime", "cyc-sdruntime-dlq",
+                                        "cyc-webhooks", "cyc-webhooks-dlq"]
     assert aws.cloudformation.describe_stacks()["Stacks"] == []
     assert [b["Name"] for b in aws.s3.list_buckets()["Buckets"]] == ["cyc-models"]  # never touched
     assert aws.s3.get_object(Bucket="cyc-models", Key="v1-5.safetensors")["Body"].read() == b"weights"
@@ -77,7 +78,9 @@ def test_destroy_keep_data_leaves_bucket_and_queues(env, tmp_path, aws, existing
     report = json.loads(sdctl(env, tmp_path, "destroy", "--yes", "--keep-data", "-o", "json").stdout)
     assert report["buckets"] == {} and report["queues"] == []
     assert "cyc-output-123456789012-us-west-2" in [b["Name"] for b in aws.s3.list_buckets()["Buckets"]]
-    assert len(aws.sqs.list_queues(QueueNamePrefix="cyc-")["QueueUrls"]) == 4
+    kept = sorted(u.rsplit("/", 1)[1] for u in aws.sqs.list_queues(QueueNamePrefix="cyc-")["QueueUrls"])
+    assert kept == ["cyc-comfy", "cyc-comfy-dlq", "cyc-sdruntime", "cyc-sdruntime-dlq", "cyc-webhooks",
+                    "cyc-webhooks-dlq"]  # undelivered webhook events are data too
 
 
 def test_network_stack_creates_and_redeploys(env, tmp_path, aws):

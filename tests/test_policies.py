@@ -20,7 +20,11 @@ def local_documents(cfg):
                  "requests_topic_arn": "arn:aws:sns:us-west-2:123456789012:" + plan["requests_topic"],
                  "results_topic_arn": "arn:aws:sns:us-west-2:123456789012:" + plan["results_topic"],
                  "runtimes": {n: {"queue_arn": f"arn:aws:sqs:us-west-2:123456789012:{rt['queue']}"}
-                              for n, rt in plan["runtimes"].items()}}
+                              for n, rt in plan["runtimes"].items()},
+                 "webhooks": {"queue_arn": "arn:aws:sqs:us-west-2:123456789012:" + plan["webhooks"]["queue"],
+                              "dead_letter_queue_arn": "arn:aws:sqs:us-west-2:123456789012:"
+                                                       + plan["webhooks"]["dead_letter_queue"],
+                              "secret_arn": "arn:aws:secretsmanager:us-west-2:123456789012:secret:sdctl/webhooks-AbCdEf"}}
     return iam.documents(resources, region="us-west-2", account="123456789012", model_bucket=cfg.model_bucket.name)
 
 
@@ -31,7 +35,9 @@ def test_the_local_principals_hold_the_templates_documents():
     handler = templates["edge"]["Resources"]["ApiHandlerRole"]["Properties"]["Policies"][0]["PolicyDocument"]
     agent = templates["cluster"]["Resources"]["RuntimeSdruntimeRole"]["Properties"]["Policies"][0]["PolicyDocument"]
     keda = templates["cluster"]["Resources"]["KedaOperatorRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    hooks = templates["edge"]["Resources"]["WebhookDelivererRole"]["Properties"]["Policies"][0]["PolicyDocument"]
     local = local_documents(cfg)
+    assert shape(local[iam.WEBHOOKS]) == shape(hooks)
     assert shape(local[iam.HANDLER]) == shape(handler)
     assert shape(local[iam.agent("sdruntime")]) == shape(agent)
     assert shape(local[iam.KEDA]) == shape(keda)

@@ -13,6 +13,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from sdctl.agent.results import wants_webhook
 from sdctl.agent.stages import Job
 from sdctl.agent.tasks import notification
 
@@ -148,7 +149,7 @@ class Pipeline:
                 continue
             for j in jobs:
                 self.running[j.message.get("MessageId", "")] = j.message
-                if self.settings.notify_running:
+                if self.settings.notify_running or wants_webhook(j.task, "running"):
                     finishing.submit(self._announce_running, j)
             try:
                 results = self.execute_many(jobs)
@@ -231,7 +232,7 @@ class Pipeline:
                             output_key=job.out_key)
         note["attempt"] = job.attempt
         try:
-            self._publish(note, job.task)
+            self._publish(note, job.task, topic=self.settings.notify_running)
         except Exception as e:  # a lost notice must not cost the task
             log.warning("could not announce running", extra={**job.ctx, "error": str(e)})
 

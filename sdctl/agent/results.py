@@ -7,12 +7,17 @@ from __future__ import annotations
 import json
 import logging
 
+from lambda_src.contract import webhook_message
 from sdctl.agent.failures import Cancelled, Expired, TaskFailure, TransientFailure
 from sdctl.agent.stages import Job
 from sdctl.agent.tasks import notification
 from sdctl.builders.names import output_keys
 
 log = logging.getLogger("sdctl.agent")
+
+
+def wants_webhook(task: dict, status: str) -> bool:
+    return status in ((task.get("metadata") or {}).get("webhook") or {}).get("events", ())
 
 
 class ResultSide:
@@ -118,8 +123,14 @@ class ResultSide:
         self.s3.put_object(Bucket=self.settings.bucket, Key=key, ContentType="application/json",
                            Body=json.dumps(document, separators=(",", ":")).encode())
 
-    def _publish(self, note: dict, task: dict) -> None:
+    def _publish(self, note: dict, task: dict, *, topic: bool = True) -> None:
+        """The notice on the results topic, and the task's webhook event if it asked for this one."""
         if not note:
+            return
+        if wants_webhook(task, note["status"]) and self.settings.webhook_queue_url:
+            self.sqs.send_message(QueueUrl=self.settings.webhook_queue_url,
+                                  MessageBody=json.dumps(webhook_message(task["metadata"]["webhook"], note)))
+        if not topic:
             return
         self.sns.publish(
             TopicArn=self.settings.topic_arn,

@@ -35,6 +35,7 @@ class AgentSettings:
     dynamic_model: bool = False
     tasks_table: str = ""
     task_ttl_days: int = 30
+    webhook_queue_url: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> AgentSettings:
@@ -70,6 +71,7 @@ class AgentSettings:
             tasks_table=env.get("TASKS_TABLE", ""),
             task_ttl_days=_int(env, "TASK_TTL_DAYS", 30, 1, 3650),
             notify_running=env.get("NOTIFY_RUNNING", "false").lower() in ("1", "true", "yes"),
+            webhook_queue_url=env.get("WEBHOOK_QUEUE_URL", ""),
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sdctl.builders.names import LOCAL_ACCOUNT, names, visibility_timeout
+from sdctl.builders.names import LOCAL_ACCOUNT, WEBHOOK_RECEIVES, names, visibility_timeout
 from sdctl.config.model import Config
 
 
@@ -28,8 +28,13 @@ def local_plan(cfg: Config, *, visibility_seconds: int | None = None) -> dict:
         runtimes[rt.name] = {"type": rt.type, "queue": rn.queue, "dead_letter_queue": rn.dead_letter_queue,
                              "max_task_seconds": rt.max_task_seconds, "max_receive_count": rt.max_receive_count,
                              "dynamic_model": rt.dynamic_model}
+    queues.append({"name": n.webhooks_dead_letter_queue, "attributes": {"MessageRetentionPeriod": "1209600"}})
+    queues.append({"name": n.webhooks_queue, "attributes": {"VisibilityTimeout": "60", "MessageRetentionPeriod": "345600"},
+                   "dead_letter": {"queue": n.webhooks_dead_letter_queue, "maxReceiveCount": WEBHOOK_RECEIVES}})
     return {
         "region": cfg.region,
+        "webhooks": {"queue": n.webhooks_queue, "dead_letter_queue": n.webhooks_dead_letter_queue,
+                     "secret": n.webhook_secret},
         "topics": [n.requests_topic, n.results_topic],
         "queues": queues,
         "subscriptions": subscriptions,

@@ -11,6 +11,9 @@ if TYPE_CHECKING:  # the agent image imports this module without pydantic
     from sdctl.config.model import Config
 
 LOCAL_ACCOUNT = "123456789012"
+#: The webhooks queue's redrive: a safety net past the deliverer's own retries (7 of them), for
+#: an event the deliverer cannot even read.
+WEBHOOK_RECEIVES = 10
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,9 @@ class Names:
     output_bucket: str
     tasks_table: str
     runtimes: tuple[RuntimeNames, ...]
+    webhooks_queue: str = ""
+    webhooks_dead_letter_queue: str = ""
+    webhook_secret: str = ""
 
     def runtime(self, name: str) -> RuntimeNames:
         for r in self.runtimes:
@@ -48,6 +54,9 @@ def names(cfg: Config, *, account: str, region: str | None = None) -> Names:
         results_queue=f"{stack}-results",
         output_bucket=bucket,
         tasks_table=f"{stack}-tasks",
+        webhooks_queue=f"{stack}-webhooks",
+        webhooks_dead_letter_queue=f"{stack}-webhooks-dlq",
+        webhook_secret=f"{stack}/webhooks",
         runtimes=tuple(
             RuntimeNames(name=r.name, queue=f"{stack}-{r.name}", dead_letter_queue=f"{stack}-{r.name}-dlq")
             for r in cfg.runtimes

@@ -71,7 +71,8 @@ def runtime_values(cfg: Config, rt: Runtime, *, edge: dict[str, str], cluster: d
                                      bucket=edge["OutputBucket"], tasks_table=edge.get("TasksTable", ""),
                                      task_ttl_days=cfg.output.retention_days, region=region,
                                      api_base_url=f"http://127.0.0.1:{d['port']}",
-                                     visibility_seconds=AGENT_VISIBILITY_SECONDS, health_port=AGENT_HEALTH_PORT)},
+                                     visibility_seconds=AGENT_VISIBILITY_SECONDS, health_port=AGENT_HEALTH_PORT,
+                                     webhook_queue_url=edge.get("WebhooksQueueUrl", ""))},
         "aws": {"region": region, "queueUrl": edge[queue_url_key(rt.name)], "resultsTopicArn": edge["ResultsTopicArn"],
                 "outputBucket": edge["OutputBucket"], "tasksTable": edge.get("TasksTable", ""),
                 "taskTtlDays": cfg.output.retention_days},
@@ -138,7 +139,8 @@ def placeholder_outputs(cfg: Config) -> tuple[dict[str, str], dict[str, str]]:
     account, region = "123456789012", cfg.region
     edge = {"ResultsTopicArn": f"arn:aws:sns:{region}:{account}:{cfg.stack_name}-results",
             "OutputBucket": cfg.output.bucket_name or f"{cfg.stack_name}-output-{account}-{region}",
-            "TasksTable": f"{cfg.stack_name}-tasks"}
+            "TasksTable": f"{cfg.stack_name}-tasks",
+            "WebhooksQueueUrl": f"https://sqs.{region}.amazonaws.com/{account}/{cfg.stack_name}-webhooks"}
     for rt in cfg.runtimes:
         edge[queue_url_key(rt.name)] = f"https://sqs.{region}.amazonaws.com/{account}/{cfg.stack_name}-{rt.name}"
     cluster = {"KarpenterNodeRoleName": karpenter_node_role(cfg.cluster_name),

@@ -35,6 +35,9 @@ def up(
     model: Annotated[str, typer.Option(help="Model for the built-in runtime: 'tiny' or a local path.")] = "tiny",
     runtime_url: Annotated[list[str], typer.Option("--runtime-url", help="NAME=URL of a runtime you already run (repeatable).")] = [],  # noqa: B006
     visibility_seconds: Annotated[int | None, typer.Option(hidden=True, min=1)] = None,
+    allow_local_webhooks: Annotated[bool, typer.Option(
+        "--allow-local-webhooks", help="Let tasks' webhooks call http://127.0.0.1 (a receiver you run "
+                                       "here); otherwise only https URLs of public hosts.")] = False,
     iam: Annotated[bool, typer.Option("--iam/--no-iam", help="Each process signs with credentials holding only "
                                                              "its template's IAM policy, enforced (default).")] = True,
     show_key: Annotated[bool, typer.Option("--show-key", help="Print the API key once ready.")] = False,
@@ -59,13 +62,15 @@ def up(
             argv += ["--visibility-seconds", str(visibility_seconds)]
         if not iam:
             argv.append("--no-iam")
+        if allow_local_webhooks:
+            argv.append("--allow-local-webhooks")
         started = time.monotonic()
         with reporting(mode, "starting the local stack…") as report:
             state = stack.spawn_detached(argv, report=report)
         _show(state, mode, seconds=time.monotonic() - started, show_key=show_key)
         return
     stack.run(cfg, str(path), agents=agents, model=model, runtime_urls=urls,
-              visibility_seconds=visibility_seconds, enforce_iam=iam,
+              visibility_seconds=visibility_seconds, enforce_iam=iam, allow_local_webhooks=allow_local_webhooks,
               report=json_lines() if mode == "json" else Text(err))
 
 

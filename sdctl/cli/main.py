@@ -20,6 +20,7 @@ from sdctl.cli import (
     queue_cmds,
     stack_cmds,
     tasks_cmds,
+    webhooks_cmds,
 )
 from sdctl.cli.common import RUN, Output, report_error
 
@@ -69,6 +70,7 @@ ops_cmds.register(app)
 app.add_typer(local_cmds.app, name="local")
 app.add_typer(queue_cmds.app, name="queue")
 app.add_typer(tasks_cmds.app, name="tasks")
+app.add_typer(webhooks_cmds.app, name="webhooks")
 app.add_typer(ops_cmds.scale_app, name="scale")
 app.add_typer(images_cmds.app, name="images")
 app.add_typer(agent_cmds.agent_app, name="agent")

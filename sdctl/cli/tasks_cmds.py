@@ -19,14 +19,16 @@ from sdctl.cli.common import (
 
 app = typer.Typer(help="Follow and cancel tasks (from the task store).", no_args_is_help=True)
 IdArg = Annotated[str, typer.Argument(metavar="ID", help="Task id.")]
-COLOURS = {"queued": "cyan", "running": "yellow", "completed": "green", "failed": "red", "cancelled": "magenta"}
+COLOURS = {"queued": "cyan", "running": "yellow", "completed": "green", "failed": "red", "cancelled": "magenta",
+           "expired": "magenta"}
 
 
 def _show(record: dict) -> None:
     colour = COLOURS.get(record.get("status"), "white")
     out.print(f"[bold]{record['id']}[/] [{colour}]{record.get('status')}[/]  runtime {record.get('runtime', '?')}"
               f"  attempts {record.get('attempts', 0)}")
-    for key in ("created_at", "started_at", "finished_at", "runtime_seconds", "model", "prompt", "output_url"):
+    for key in ("created_at", "started_at", "finished_at", "deadline", "runtime_seconds", "model", "prompt",
+                "output_url"):
         if record.get(key) not in (None, ""):
             out.print(f"  {key}: {record[key]}", markup=False)
     for url in record.get("image_url") or []:

@@ -13,7 +13,7 @@ def environment(*, queue_url: str, results_topic_arn: str, bucket: str, region: 
                 max_task_seconds: int = 600, max_receive_count: int = 3, visibility_seconds: int = 30,
                 dynamic_model: bool = False, health_port: int = 0, prefetch: int = 1, runtime_concurrency: int = 1,
                 batch_tasks: int = 1, notify_running: bool = False,
-                input_buckets: tuple[str, ...] = ()) -> dict[str, str]:
+                input_buckets: tuple[str, ...] = (), webhook_queue_url: str = "") -> dict[str, str]:
     """Every variable the agent reads, as strings (a ConfigMap's and a process's type)."""
     env = {
         "SQS_QUEUE_URL": queue_url,
@@ -36,6 +36,8 @@ def environment(*, queue_url: str, results_topic_arn: str, bucket: str, region: 
         "BATCH_TASKS": str(batch_tasks),
         "RECEIVE_BATCH": str(min(10, max(prefetch, batch_tasks))),
         "NOTIFY_RUNNING": _bool(notify_running),
+        # Where a task's webhook events go (sdctl's deliverer signs and sends them).
+        "WEBHOOK_QUEUE_URL": webhook_queue_url,
     }
     if input_buckets:
         env["INPUT_BUCKETS"] = ",".join(input_buckets)

@@ -195,14 +195,14 @@ def destroy(ctx: Context, *, keep_data: bool, report: Report = ignore) -> dict:
         what = "deleted" if done["buckets"][bucket]["deleted"] else "absent"
         report(Event(f"s3:{bucket}", what, "ok", what))
     sqs = ctx.aws.client("sqs")
-    for rn in n.runtimes:
-        for q in (rn.queue, rn.dead_letter_queue):
-            try:
-                sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=q)["QueueUrl"])
-                done["queues"].append(q)
-                report(Event(f"queue:{q}", "deleted", "ok", "deleted"))
-            except sqs.exceptions.ClientError:
-                pass
+    kept = [q for rn in n.runtimes for q in (rn.queue, rn.dead_letter_queue)]
+    for q in [*kept, n.webhooks_queue, n.webhooks_dead_letter_queue]:
+        try:
+            sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=q)["QueueUrl"])
+            done["queues"].append(q)
+            report(Event(f"queue:{q}", "deleted", "ok", "deleted"))
+        except sqs.exceptions.ClientError:
+            pass
     dynamodb = ctx.aws.client("dynamodb")
     key_id = edge.get("TopicKeyId")
     try:

@@ -29,6 +29,7 @@ class Target:
     client_factory: Callable[[str], object] = field(repr=False)
     tasks_table: str | None = None
     queues: dict[str, dict[str, str]] = field(default_factory=dict)  # runtime -> {queue_url, dead_letter_queue_url}
+    webhooks: dict[str, str] = field(default_factory=dict)  # queue_url, dead_letter_queue_url, secret_arn
     _clients: dict = field(default_factory=dict, repr=False)
 
     def client(self, name: str):
@@ -46,6 +47,12 @@ class Target:
     def flags(self) -> str:
         """The CLI flags that reach this target again, for hints (" --local" or "")."""
         return " --local" if self.kind == "local" else ""
+
+    def require_webhooks(self) -> dict[str, str]:
+        if not self.webhooks.get("queue_url"):
+            raise SdctlError("this deployment has no webhook delivery",
+                             hint="redeploy with this sdctl version (`sdctl deploy`), or restart the local stack")
+        return self.webhooks
 
     def runtime(self, name: str | None) -> str:
         if name is None:
@@ -76,7 +83,9 @@ def local_target() -> Target:
         prefix=res["prefix"], runtimes={n: r["type"] for n, r in res["runtimes"].items()},
         client_factory=factory, tasks_table=res.get("tasks_table"),
         queues={n: {"queue_url": r["queue_url"], "dead_letter_queue_url": r["dead_letter_queue_url"]}
-                for n, r in res["runtimes"].items()})
+                for n, r in res["runtimes"].items()},
+        webhooks={k: v for k, v in (res.get("webhooks") or {}).items()
+                  if k in ("queue_url", "dead_letter_queue_url", "secret_arn")})
 
 
 def resolve_target(local: bool, *, config=None, region: str | None = None, profile: str | None = None) -> Target:
@@ -105,7 +114,10 @@ def aws_target(cfg, aws) -> Target:
     return Target(kind="aws", api_url=outs["ApiEndpoint"], api_key=deploy.api_key_value(aws, outs["ApiKeyId"]),
                   bucket=outs["OutputBucket"], prefix=cfg.output.prefix,
                   runtimes={rt.name: rt.type for rt in cfg.runtimes}, client_factory=aws.client,
-                  tasks_table=outs.get("TasksTable"), queues=queues)
+                  tasks_table=outs.get("TasksTable"), queues=queues,
+                  webhooks={"queue_url": outs.get("WebhooksQueueUrl", ""),
+                            "dead_letter_queue_url": outs.get("WebhooksDeadLetterQueueUrl", ""),
+                            "secret_arn": outs.get("WebhookSecretArn", "")})
 
 
 def new_task_id() -> str:

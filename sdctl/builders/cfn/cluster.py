@@ -61,6 +61,7 @@ def cluster_template(cfg: Config, n: Names) -> dict:
     p["TopicKeyArn"] = {"Type": "String"}
     p["OutputBucket"] = {"Type": "String"}
     p["TasksTableArn"] = {"Type": "String", "Description": "the task store"}
+    p["WebhooksQueueArn"] = {"Type": "String", "Description": "where agents send webhook events"}
     for rt in cfg.runtimes:
         p[queue_arn_key(rt.name)] = {"Type": "String", "Description": f"queue of runtime {rt.name}"}
     cluster_name = name if existing else ref("Cluster")
@@ -180,7 +181,7 @@ def cluster_template(cfg: Config, n: Names) -> dict:
         workload = policies.runtime_workload(
             queue=ref(queue_arn_key(rt.name)), output_bucket=sub("arn:${AWS::Partition}:s3:::${OutputBucket}"),
             output_objects=sub("arn:${AWS::Partition}:s3:::${OutputBucket}/*"), results_topic=ref("ResultsTopicArn"),
-            tasks_table=ref("TasksTableArn"), key=ref("TopicKeyArn"),
+            tasks_table=ref("TasksTableArn"), key=ref("TopicKeyArn"), webhooks_queue=ref("WebhooksQueueArn"),
             model_objects=sub(f"arn:${{AWS::Partition}}:s3:::{cfg.model_bucket.name}/*") if cfg.model_bucket.name
             else None)
         r[role] = {"Type": "AWS::IAM::Role", "Properties": {

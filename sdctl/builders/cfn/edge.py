@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from sdctl.builders.cfn import policies, registry
+from sdctl.builders.cfn import policies, registry, webhooks
 from sdctl.builders.cfn.base import (
     LOG_RETENTION_DAYS,
     allow,
@@ -150,6 +150,9 @@ def edge_template(cfg: Config, n: Names) -> dict:
     o["TasksTable"] = output(ref("TasksTable"))
     o["TasksTableArn"] = output(getatt("TasksTable", "Arn"))
 
+    # -- webhook delivery (queue, dead-letter queue, signing secret, deliverer) ---------------------
+    webhooks.resources(cfg, n, r, o, retain=RETAIN, deny_insecure=_deny_insecure)
+
     # -- the API handler ---------------------------------------------------------------------------
     function_name = f"{cfg.stack_name}-api"
     r["ApiHandlerLogGroup"] = {"Type": "AWS::Logs::LogGroup", "Properties": {
@@ -159,7 +162,8 @@ def edge_template(cfg: Config, n: Names) -> dict:
         "AssumeRolePolicyDocument": trust("lambda.amazonaws.com"),
         "Policies": [{"PolicyName": "publish-tasks", "PolicyDocument": policies.api_handler(
             requests_topic=ref("RequestsTopic"), tasks_table=getatt("TasksTable", "Arn"),
-            key=getatt("TopicKey", "Arn"), log_group=getatt("ApiHandlerLogGroup", "Arn"))}]}}
+            key=getatt("TopicKey", "Arn"), log_group=getatt("ApiHandlerLogGroup", "Arn"),
+            webhooks_queue=getatt("WebhooksQueue", "Arn"))}]}}
     r["ApiHandler"] = {"Type": "AWS::Lambda::Function", "DependsOn": ["ApiHandlerLogGroup"], "Properties": {
         "FunctionName": function_name,
         "Description": "sdctl: validate v1alpha2 tasks, record and publish them; task status and cancel",
@@ -171,7 +175,7 @@ def edge_template(cfg: Config, n: Names) -> dict:
             "SNS_TOPIC_ARN": ref("RequestsTopic"), "S3_BUCKET": ref("OutputBucket"),
             "RUNTIMES": json.dumps({rt.name: rt.type for rt in cfg.runtimes}, sort_keys=True),
             "DEFAULT_PREFIX": cfg.output.prefix, "TASKS_TABLE": ref("TasksTable"),
-            "TASK_TTL_DAYS": str(cfg.output.retention_days)}},
+            "TASK_TTL_DAYS": str(cfg.output.retention_days), "WEBHOOK_QUEUE_URL": ref("WebhooksQueue")}},
         "TracingConfig": {"Mode": "Active"}}}
 
     skip(r["ApiHandler"], "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_115", "CKV_AWS_173")

@@ -17,10 +17,12 @@ AGENT_QUEUE_ACTIONS = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMes
                        "sqs:GetQueueAttributes"]
 
 
-def api_handler(*, requests_topic, tasks_table, key, log_group) -> dict:
-    """The API Lambda: publish tasks, keep their records, write its logs and traces."""
+def api_handler(*, requests_topic, tasks_table, key, log_group, webhooks_queue) -> dict:
+    """The API Lambda: publish tasks, keep their records, queue the `cancelled` webhook of a
+    task cancelled while queued, write its logs and traces."""
     return policy(
         allow("sns:Publish", requests_topic),
+        allow("sqs:SendMessage", webhooks_queue),
         allow(HANDLER_TABLE_ACTIONS, tasks_table),
         allow(["kms:GenerateDataKey*", "kms:Decrypt"], key),
         allow(["logs:CreateLogStream", "logs:PutLogEvents"], log_group),
@@ -29,12 +31,14 @@ def api_handler(*, requests_topic, tasks_table, key, log_group) -> dict:
     )
 
 
-def runtime_workload(*, queue, output_bucket, output_objects, results_topic, tasks_table, key,
+def runtime_workload(*, queue, output_bucket, output_objects, results_topic, tasks_table, key, webhooks_queue,
                      model_objects=None) -> dict:
     """One runtime's pods (the queue agent beside the runtime): its own queue, the output
-    bucket, the results topic, the task store, and the model bucket read-only."""
+    bucket, the results topic, the task store, the webhooks queue (send only), and the model
+    bucket read-only."""
     statements = [
         allow(AGENT_QUEUE_ACTIONS, queue),
+        allow("sqs:SendMessage", webhooks_queue),
         allow(["s3:PutObject", "s3:GetObject"], output_objects),
         allow("s3:ListBucket", output_bucket),
         allow("sns:Publish", results_topic),
@@ -44,6 +48,19 @@ def runtime_workload(*, queue, output_bucket, output_objects, results_topic, tas
     if model_objects is not None:
         statements.append(allow("s3:GetObject", model_objects))
     return policy(*statements)
+
+
+def webhook_deliverer(*, queue, dead_letter_queue, secret, key, log_group) -> dict:
+    """The webhook Lambda: take events from its queue (and delay their retries), park the
+    undeliverable ones in the dead-letter queue, read the signing secret, write its logs."""
+    return policy(
+        allow(AGENT_QUEUE_ACTIONS, queue),
+        allow("sqs:SendMessage", dead_letter_queue),
+        allow("secretsmanager:GetSecretValue", secret),
+        allow(["kms:GenerateDataKey*", "kms:Decrypt"], key),
+        allow(["logs:CreateLogStream", "logs:PutLogEvents"], log_group),
+        allow(["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "*"),
+    )
 
 
 def keda_operator(queues: list) -> dict:

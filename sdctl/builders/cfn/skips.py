@@ -10,10 +10,11 @@ SKIPS: dict[str, str] = {
                   "would need a second bucket. Use CloudTrail S3 data events when an audit trail is required.",
     "CKV_AWS_21": "Results are written under keys derived from the task id and expire after retentionDays; "
                   "versions would keep every retried write and double storage.",
-    "CKV_AWS_116": "The handler is invoked synchronously by API Gateway; a Lambda dead-letter queue only "
-                   "applies to asynchronous invocations. Tasks themselves have SQS dead-letter queues.",
-    "CKV_AWS_117": "The handler only calls SNS; putting it in the VPC would add NAT or endpoint cost and "
-                   "cold-start latency without reducing exposure.",
+    "CKV_AWS_116": "The API handler is invoked synchronously by API Gateway and the webhook deliverer by an "
+                   "SQS event source; a Lambda dead-letter queue only applies to asynchronous invocations. "
+                   "Tasks and webhook events have SQS dead-letter queues.",
+    "CKV_AWS_117": "The handler calls only AWS APIs and the deliverer must reach public webhook URLs; in the "
+                   "VPC they would need NAT or endpoints, cost and cold-start latency, and no less exposure.",
     "CKV_AWS_115": "Reserved concurrency is taken from the account pool (new accounts have 10); the API's "
                    "usage plan throttle already bounds the handler's concurrency.",
     "CKV_AWS_173": "The handler's environment holds only resource names and ARNs, no secrets.",

@@ -50,7 +50,8 @@ def stacks(cfg: Config, *, code: tuple[str, str] = ("", ""), admin_principal: st
     def cluster_params(outs: dict[str, dict[str, str]]) -> dict[str, str]:
         edge = outs["edge"]
         params = {"ResultsTopicArn": edge["ResultsTopicArn"], "TopicKeyArn": edge["TopicKeyArn"],
-                  "OutputBucket": edge["OutputBucket"], "TasksTableArn": edge["TasksTableArn"]}
+                  "OutputBucket": edge["OutputBucket"], "TasksTableArn": edge["TasksTableArn"],
+                  "WebhooksQueueArn": edge["WebhooksQueueArn"]}
         for rt in cfg.runtimes:
             params[queue_arn_key(rt.name)] = edge[queue_arn_key(rt.name)]
         if not cfg.cluster.existing:
@@ -70,5 +71,5 @@ def placeholder_outputs(cfg: Config) -> dict[str, dict[str, str]]:
     """Outputs to show parameters with before anything is deployed (for synth)."""
     return {"network": {"PrivateSubnetIds": "<network.PrivateSubnetIds>"},
             "edge": {k: f"<edge.{k}>" for k in
-                     ["ResultsTopicArn", "TopicKeyArn", "OutputBucket", "TasksTableArn",
+                     ["ResultsTopicArn", "TopicKeyArn", "OutputBucket", "TasksTableArn", "WebhooksQueueArn",
                       *[queue_arn_key(rt.name) for rt in cfg.runtimes]]}}

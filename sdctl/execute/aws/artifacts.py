@@ -28,7 +28,8 @@ def lambda_zip() -> bytes:
     import lambda_src
 
     here = Path(lambda_src.__file__).parent
-    return deterministic_zip({name: (here / name).read_bytes() for name in ("handler.py", "contract.py")})
+    files = ("handler.py", "webhooks.py", "contract.py")
+    return deterministic_zip({name: (here / name).read_bytes() for name in files})
 
 
 def lambda_key(data: bytes) -> str:

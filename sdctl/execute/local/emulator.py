@@ -8,9 +8,10 @@ templates grant that component. moto authorizes such calls with a basic evaluato
 differs from AWS in ways that would deny what AWS allows, so this module corrects them before
 serving, and changes nothing else:
 
-- moto authorizes SNS and DynamoDB calls against the resource "*", so a statement naming a
-  topic or table ARN (as sdctl's least-privilege policies do) never matches. AWS authorizes
-  Publish against the topic and item calls against the table: the ARN is computed here.
+- moto authorizes SNS, DynamoDB and Secrets Manager calls against the resource "*", so a
+  statement naming a topic, table or secret ARN (as sdctl's least-privilege policies do)
+  never matches. AWS authorizes Publish against the topic, item calls against the table and
+  GetSecretValue against the secret: the ARN is computed here.
 - moto asks for `sqs:ChangeMessageVisibilityBatch` (and `DeleteMessageBatch`,
   `SendMessageBatch`, `sns:PublishBatch`), which are not IAM actions: AWS authorizes each
   batch call with the single call's permission (SQS Developer Guide, "Amazon SQS API
@@ -22,6 +23,7 @@ tests/test_aws_rules.py cover what those decide on AWS.
 
 from __future__ import annotations
 
+import json
 import sys
 
 #: Batch calls and the IAM action AWS authorizes them with.
@@ -34,6 +36,7 @@ BATCH_ACTIONS = {"sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibilit
 def aws_like_authorization() -> None:
     from moto.dynamodb.responses import DynamoHandler
     from moto.iam.access_control import IAMRequest
+    from moto.secretsmanager.responses import SecretsManagerResponse
     from moto.sns.responses import SNSResponse
     from moto.utilities.utils import get_partition
 
@@ -49,7 +52,17 @@ def aws_like_authorization() -> None:
             return "*"
         return f"arn:{get_partition(self.region)}:dynamodb:{self.region}:{self.current_account}:table/{table}"
 
+    def secret_resource(self) -> str:
+        secret_id = (json.loads(self.body) if self.body else {}).get("SecretId") or ""
+        if secret_id.startswith("arn:"):
+            return secret_id
+        try:  # a name: AWS authorizes against the secret's full ARN (with its random suffix)
+            return self.backend.describe_secret(secret_id).arn if secret_id else "*"
+        except Exception:  # an unknown secret: the call itself answers ResourceNotFound
+            return "*"
+
     SNSResponse._determine_resource = topic_resource
+    SecretsManagerResponse._determine_resource = secret_resource
     DynamoHandler._determine_resource = table_resource
 
     original_init = IAMRequest.__init__

@@ -6,6 +6,7 @@ policy is the very document the CloudFormation templates grant that component on
     api-handler   the gateway's Lambda handler: policies.api_handler
     agent-<rt>    each runtime's queue agents: policies.runtime_workload
     keda          what KEDA's operator would read: policies.keda_operator
+    webhooks      the webhook deliverer: policies.webhook_deliverer
 
 Provisioning runs before enforcement starts (moto's reset-auth with 0: every later request
 is authenticated and authorized). A missing permission then fails a local test instead of a
@@ -19,6 +20,7 @@ from sdctl.builders.cfn import policies
 OPERATOR = "operator"
 HANDLER = "api-handler"
 KEDA = "keda"
+WEBHOOKS = "webhooks"
 
 
 def agent(runtime: str) -> str:
@@ -30,18 +32,23 @@ def documents(resources: dict, *, region: str, account: str, model_bucket: str |
     table = f"arn:aws:dynamodb:{region}:{account}:table/{resources['tasks_table']}"
     key = f"arn:aws:kms:{region}:{account}:key/local-stack-has-no-key"
     bucket = f"arn:aws:s3:::{resources['bucket']}"
+    hooks = resources["webhooks"]
     docs = {
         OPERATOR: {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]},
         HANDLER: policies.api_handler(
             requests_topic=resources["requests_topic_arn"], tasks_table=table, key=key,
-            log_group=f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/local-api"),
+            log_group=f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/local-api",
+            webhooks_queue=hooks["queue_arn"]),
+        WEBHOOKS: policies.webhook_deliverer(
+            queue=hooks["queue_arn"], dead_letter_queue=hooks["dead_letter_queue_arn"], secret=hooks["secret_arn"],
+            key=key, log_group=f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/local-webhooks"),
         KEDA: policies.keda_operator([rt["queue_arn"] for rt in resources["runtimes"].values()]),
     }
     for name, rt in resources["runtimes"].items():
         docs[agent(name)] = policies.runtime_workload(
             queue=rt["queue_arn"], output_bucket=bucket, output_objects=f"{bucket}/*",
             results_topic=resources["results_topic_arn"], tasks_table=table, key=key,
-            model_objects=f"arn:aws:s3:::{model_bucket}/*" if model_bucket else None)
+            webhooks_queue=hooks["queue_arn"], model_objects=f"arn:aws:s3:::{model_bucket}/*" if model_bucket else None)
     return docs
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 
-def provision(plan: dict, *, sns, sqs, s3, dynamodb=None) -> dict:
+def provision(plan: dict, *, sns, sqs, s3, dynamodb=None, secretsmanager=None) -> dict:
     topic_arns = {t: sns.create_topic(Name=t)["TopicArn"] for t in plan["topics"]}
     queue_urls: dict[str, str] = {}
     queue_arns: dict[str, str] = {}
@@ -30,7 +30,16 @@ def provision(plan: dict, *, sns, sqs, s3, dynamodb=None) -> dict:
                          CreateBucketConfiguration={"LocationConstraint": plan["region"]})
     if dynamodb is not None:
         create_tasks_table(dynamodb, plan["tasks_table"])
+    webhooks = None
+    if secretsmanager is not None and plan.get("webhooks"):
+        hooks = plan["webhooks"]
+        secret = secretsmanager.create_secret(Name=hooks["secret"], SecretString=json.dumps(
+            {"current": new_webhook_secret(), "previous": None, "rotated_at": 0}))["ARN"]
+        webhooks = {"queue_url": queue_urls[hooks["queue"]], "queue_arn": queue_arns[hooks["queue"]],
+                    "dead_letter_queue_url": queue_urls[hooks["dead_letter_queue"]],
+                    "dead_letter_queue_arn": queue_arns[hooks["dead_letter_queue"]], "secret_arn": secret}
     return {
+        "webhooks": webhooks,
         "bucket": plan["bucket"],
         "tasks_table": plan["tasks_table"] if dynamodb is not None else None,
         "task_ttl_days": plan["task_ttl_days"],
@@ -44,6 +53,14 @@ def provision(plan: dict, *, sns, sqs, s3, dynamodb=None) -> dict:
             for name, rt in plan["runtimes"].items()
         },
     }
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks secret: `whsec_` and 24 random bytes in base64."""
+    import base64
+    import secrets
+
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 def create_tasks_table(dynamodb, name: str) -> None:

@@ -41,7 +41,7 @@ def base_env(region: str) -> dict[str, str]:
 
 
 def local_clients(aws_url: str, region: str, credentials: dict[str, str] | None = None,
-                  services: tuple[str, ...] = ("sns", "sqs", "s3", "dynamodb")):
+                  services: tuple[str, ...] = ("sns", "sqs", "s3", "dynamodb", "secretsmanager")):
     """Clients for the emulator, signed with `credentials` (an AWS_ACCESS_KEY_ID /
     AWS_SECRET_ACCESS_KEY pair; the state's operator by default for the CLI)."""
     import boto3
@@ -65,14 +65,17 @@ def grant_least_privilege(cfg: Config, resources: dict, aws_url: str) -> dict[st
 
 def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, agents: int, model: str,
                   runtime_urls: dict[str, str], env: dict[str, str],
-                  credentials: dict[str, dict[str, str]] | None = None) -> list[ProcSpec]:
-    """The gateway, one runtime per configured runtime (unless given a URL) and the agents,
-    each signing with its own credentials where the stack enforces IAM."""
+                  credentials: dict[str, dict[str, str]] | None = None,
+                  allow_local_webhooks: bool = False) -> list[ProcSpec]:
+    """The gateway, the webhook deliverer, one runtime per configured runtime (unless given a
+    URL) and the agents, each signing with its own credentials where the stack enforces IAM."""
     from sdctl.execute.local import iam
 
     py = sys.executable
     credentials = credentials or {}
     specs = []
+    hooks = resources["webhooks"]
+    loopback = "1" if allow_local_webhooks else "0"
     port = free_port()
     specs.append(ProcSpec(
         role="gateway", name="gateway", argv=[py, "-m", "sdctl.execute.local.gateway"], port=port,
@@ -81,8 +84,15 @@ def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, a
                  GATEWAY_PORT=str(port),
                  SNS_TOPIC_ARN=resources["requests_topic_arn"], S3_BUCKET=resources["bucket"],
                  DEFAULT_PREFIX=resources["prefix"], TASKS_TABLE=resources.get("tasks_table") or "",
-                 TASK_TTL_DAYS=str(resources["task_ttl_days"]),
+                 TASK_TTL_DAYS=str(resources["task_ttl_days"]), WEBHOOK_QUEUE_URL=hooks["queue_url"],
+                 WEBHOOK_ALLOW_LOOPBACK=loopback,
                  RUNTIMES=json.dumps({r.name: r.type for r in cfg.runtimes}))))
+    specs.append(ProcSpec(  # what the Lambda event source and the deliverer function do on AWS
+        role="webhooks", name="webhooks", argv=[py, "-m", "sdctl.execute.local.webhooks"],
+        env=dict(env, **credentials.get(iam.WEBHOOKS, {}), AWS_ENDPOINT_URL=aws_url,
+                 WEBHOOK_QUEUE_URL=hooks["queue_url"], WEBHOOK_DLQ_URL=hooks["dead_letter_queue_url"],
+                 WEBHOOK_SECRET_ARN=hooks["secret_arn"], WEBHOOK_ALLOW_LOOPBACK=loopback,
+                 WEBHOOK_SECRET_CACHE_SECONDS="1")))
     for rt in cfg.runtimes:
         url = runtime_urls.get(rt.name)
         if url is None:
@@ -102,6 +112,7 @@ def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, a
             rt, queue_url=r["queue_url"], results_topic_arn=resources["results_topic_arn"],
             bucket=resources["bucket"], tasks_table=resources.get("tasks_table") or "",
             task_ttl_days=resources["task_ttl_days"], region=cfg.region, api_base_url=url,
+            webhook_queue_url=hooks["queue_url"],
             # A short window: a killed agent's task is back on the queue in seconds.
             visibility_seconds=6)
         for i in range(agents):
@@ -114,7 +125,7 @@ def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, a
 
 def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
         runtime_urls: dict[str, str] | None = None, visibility_seconds: int | None = None,
-        enforce_iam: bool = True, report: Report = ignore) -> None:
+        enforce_iam: bool = True, allow_local_webhooks: bool = False, report: Report = ignore) -> None:
     """Run the local stack in this process until SIGTERM/SIGINT. Writes state as it goes."""
     existing = st.read()
     if existing and st.pid_alive(existing.get("supervisor_pid")) and existing["supervisor_pid"] != os.getpid():
@@ -153,11 +164,13 @@ def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
             credentials = grant_least_privilege(cfg, resources, aws_url)
         api_key = secrets.token_urlsafe(24)
         specs = process_specs(cfg, resources, aws_url=aws_url, api_key=api_key, agents=agents, model=model,
-                              runtime_urls=runtime_urls or {}, env=env, credentials=credentials)
+                              runtime_urls=runtime_urls or {}, env=env, credentials=credentials,
+                              allow_local_webhooks=allow_local_webhooks)
         children = [sup.start(s) for s in specs]
         gateway = children[0]
         state.update(gateway_url=gateway.spec.url, api_key=api_key, resources=resources,
-                     processes=sup.describe(), iam_enforced=enforce_iam, credentials=credentials or {})
+                     processes=sup.describe(), iam_enforced=enforce_iam, credentials=credentials or {},
+                     local_webhooks=allow_local_webhooks)
         st.write(state)
         for child in children:
             if child.spec.url:

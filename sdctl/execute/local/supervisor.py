@@ -15,7 +15,7 @@ from sdctl.contracts.events import Event
 from sdctl.errors import LocalStackError
 
 #: Stop order: consumers first, the emulator last.
-STOP_ORDER = ("agent", "gateway", "runtime", "aws")
+STOP_ORDER = ("agent", "gateway", "webhooks", "runtime", "aws")
 
 
 @dataclass
