@@ -17,6 +17,7 @@ TASK_TYPES = {
 }
 STATES = ("queued", "running", "completed", "failed", "cancelled", "expired")
 FINAL = ("completed", "failed", "cancelled", "expired")
+STATUS_INDEX = "by-status"
 TTL_MAX_SECONDS = 1209600
 DEADLINE_POLICIES = ("drop", "interrupt")
 

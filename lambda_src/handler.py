@@ -39,6 +39,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 if __package__:  # the repository and the wheel
     from lambda_src.contract import (
         ID_PATTERN,
+        STATUS_INDEX,
         TASK_TYPES,
         Invalid,
         deadline_fields,
@@ -49,6 +50,7 @@ if __package__:  # the repository and the wheel
 else:  # the Lambda zip: its files at its root
     from contract import (
         ID_PATTERN,
+        STATUS_INDEX,
         TASK_TYPES,
         Invalid,
         deadline_fields,
@@ -163,10 +165,35 @@ def _load(table: str, task_id: str) -> dict | None:
 
 
 def _get(task_id: str):
-    record = _load(os.environ["TASKS_TABLE"], task_id)
+    table = os.environ["TASKS_TABLE"]
+    record = _load(table, task_id)
     if record is None:
         return _response(404, {"message": f"no task {task_id} (never submitted, or expired)", "id": task_id})
+    if record.get("status") == "queued" and record.get("created_at"):
+        record["queue"] = _position(table, record)
     return _response(200, record)
+
+
+def _position(table: str, record: dict) -> dict:
+    """An estimate for a queued task: how many of its runtime's queued tasks are older (one
+    page of the status index: "at least" beyond it), and an ETA from the rate its runtime
+    finished tasks submitted in the last 10 minutes."""
+    db = _client("dynamodb")
+
+    def count(status: str, condition: str, at: str) -> tuple[int, bool]:
+        page = db.query(TableName=table, IndexName=STATUS_INDEX, Select="COUNT",
+                        KeyConditionExpression=f"#s = :s AND created_at {condition} :at",
+                        FilterExpression="runtime = :rt", ExpressionAttributeNames={"#s": "status"},
+                        ExpressionAttributeValues={":s": {"S": status}, ":at": {"S": at},
+                                                   ":rt": {"S": record.get("runtime", "")}})
+        return page["Count"], "LastEvaluatedKey" in page
+
+    ahead, more = count("queued", "<", record["created_at"])
+    since = datetime.fromtimestamp(time.time() - 600, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    done, _ = count("completed", ">=", since)
+    rate = done / 600
+    return {"position": ahead + 1, "at_least": more,
+            "eta_seconds": round((ahead + 1) / rate, 1) if rate > 0 else None}
 
 
 def _cancel(task_id: str):

@@ -146,6 +146,7 @@ def flaky_runtime():
         state["calls"] += 1
         state["prompts"].append((await request.json()).get("prompt"))
         state["in_flight"] += 1
+        state["started"] = time.monotonic()
         state["most_in_flight"] = max(state["most_in_flight"], state["in_flight"])
         stop["event"] = stop["event"] or asyncio.Event()
         try:
@@ -164,6 +165,14 @@ def flaky_runtime():
     async def options(request):
         return JSONResponse({"sd_model_checkpoint": "stub"})
 
+    async def progress(request):
+        """A1111's answer: ten steps spread over the call's delay."""
+        if not state["in_flight"] or not state["delay"]:
+            return JSONResponse({"progress": 0, "eta_relative": 0, "state": {"sampling_step": 0, "sampling_steps": 0}})
+        done = min(1.0, (time.monotonic() - state["started"]) / state["delay"])
+        return JSONResponse({"progress": done, "eta_relative": state["delay"] * (1 - done),
+                             "state": {"sampling_step": int(done * 10), "sampling_steps": 10}})
+
     async def interrupt(request):
         state["interrupts"] += 1
         if stop["event"] is not None:
@@ -172,7 +181,8 @@ def flaky_runtime():
 
     app = Starlette(routes=[Route("/sdapi/v1/txt2img", txt2img, methods=["POST"]),
                             Route("/sdapi/v1/options", options),
-                            Route("/sdapi/v1/interrupt", interrupt, methods=["POST"])])
+                            Route("/sdapi/v1/interrupt", interrupt, methods=["POST"]),
+                            Route("/sdapi/v1/progress", progress)])
     with ServerThread(app) as server:
         server.state = state
         yield server
@@ -644,3 +654,23 @@ def test_deadline_policy_interrupt_stops_a_running_task_at_its_deadline(stack, f
     assert until_received(agent, seconds=15) == ["failed"]
     assert flaky_runtime.state["interrupts"] == 1 and record(store, "slow")["error"]["code"] == "deadline"
     assert keys(stack) == ["output/slow/slow.out"] and queue_counts(stack) == (0, 0)
+
+
+def test_a_running_tasks_progress_is_in_its_record_at_most_once_a_second(stack, flaky_runtime, store):
+    flaky_runtime.state["delay"] = 3.0
+    agent = make_agent(stack, flaky_runtime.url)
+    agent.store = store
+    queued(store, "steps")
+    send(stack, task_id="steps")
+    thread, box = in_thread(lambda: until_received(agent))
+    seen = []
+    while thread.is_alive():
+        rec = record(store, "steps")
+        if rec.get("progress") and (not seen or seen[-1] != rec["progress"]):
+            seen.append(rec["progress"])
+        time.sleep(0.05)
+    assert box["result"] == ["completed"]
+    assert 2 <= len(seen) <= 4  # a 3 s call, one write a second at most
+    steps = [p["step"] for p in seen]
+    assert steps == sorted(steps) and all(p["steps"] == 10 and 0 <= p["percent"] <= 100 for p in seen)
+    assert "progress" not in record(store, "steps")  # a finished task has none

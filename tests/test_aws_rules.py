@@ -154,6 +154,68 @@ def test_publishers_and_writers_may_use_the_key_that_encrypts_what_they_write(bu
                                                                                      "TopicKeyArn")
 
 
+def test_queries_of_an_index_are_allowed_on_the_index(built):
+    """DynamoDB authorizes Query on a global secondary index against the index's ARN
+    (`<table ARN>/index/<name>`), not the table's (DynamoDB Developer Guide, "Using IAM
+    policy conditions for fine-grained access control"); moto authorizes it against "*"."""
+    _, _, templates, _ = built
+    handler = resources(templates, "AWS::IAM::Role")["ApiHandlerRole"]
+    grants = [st["Resource"] for st in statements(handler) if "dynamodb:Query" in st["Action"]]
+    assert grants == [[{"Fn::Sub": "${TasksTable.Arn}/index/by-status"}]]
+
+
+def test_an_sqs_event_source_fits_its_queue_and_its_role(built):
+    """CreateEventSourceMapping fails when the queue's visibility timeout is shorter than the
+    function's timeout, and the execution role needs sqs:ReceiveMessage, DeleteMessage and
+    GetQueueAttributes on the queue (Lambda Developer Guide, "Using Lambda with Amazon SQS":
+    configuring a queue, execution role permissions). ReportBatchItemFailures is the only
+    FunctionResponseTypes value. moto creates the mapping without these checks."""
+    _, _, templates, _ = built
+    r, roles = resources(templates), resources(templates, "AWS::IAM::Role")
+    mappings = resources(templates, "AWS::Lambda::EventSourceMapping")
+    assert mappings
+    for lid, m in mappings.items():
+        [fn] = referenced(m["Properties"]["FunctionName"])
+        [queue] = referenced(m["Properties"]["EventSourceArn"])
+        assert r[queue]["Properties"]["VisibilityTimeout"] >= r[fn]["Properties"]["Timeout"], lid
+        assert m["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        [role] = referenced(r[fn]["Properties"]["Role"])
+        for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                       "sqs:ChangeMessageVisibility"):  # the last: the deliverer delays its retries
+            assert allows(roles[role], action, queue), f"{role} lacks {action} on {queue}"
+
+
+def test_secrets_the_stack_deletes_have_no_fixed_name(built):
+    """A deleted secret is only scheduled for deletion (7 to 30 days of recovery window), and
+    its name stays taken meanwhile: CreateSecret with it fails ("You can't create this secret
+    because a secret with this name is already scheduled for deletion"; Secrets Manager User
+    Guide, "Delete an AWS Secrets Manager secret"). So a stack created again after `sdctl
+    destroy` would fail on a named secret; moto frees the name at once. The deliverer reads
+    the secret through the stack's output, its ARN."""
+    _, _, templates, _ = built
+    secrets = resources(templates, "AWS::SecretsManager::Secret")
+    assert secrets
+    for lid, secret in secrets.items():
+        assert "Name" not in secret["Properties"] or secret.get("DeletionPolicy") == "Retain", lid
+
+
+def test_senders_of_webhook_events_may_send_to_the_webhooks_queue(built):
+    """Agents and the API handler queue webhook events with sqs:SendMessage; the deliverer
+    parks undeliverable ones in the dead-letter queue and reads the secret (with kms:Decrypt on
+    its key: Secrets Manager User Guide, "Secret encryption and decryption")."""
+    _, _, templates, _ = built
+    roles = resources(templates, "AWS::IAM::Role")
+    r = resources(templates)
+    assert allows(roles["ApiHandlerRole"], "sqs:SendMessage", "WebhooksQueue")
+    for lid, role in roles.items():
+        if lid.startswith("Runtime") and lid.endswith("Role"):
+            assert allows(role, "sqs:SendMessage", "WebhooksQueueArn"), lid
+    deliverer = roles["WebhookDelivererRole"]
+    [key] = referenced(r["WebhookSecret"]["Properties"]["KmsKeyId"])
+    assert allows(deliverer, "sqs:SendMessage", "WebhooksDeadLetterQueue")
+    assert allows(deliverer, "secretsmanager:GetSecretValue", "WebhookSecret") and allows(deliverer, "kms:Decrypt", key)
+
+
 def test_key_policies_name_the_services_that_use_the_key(built):
     """CloudWatch Logs can use a customer managed key for a log group only when the key
     policy allows the logs.<region>.amazonaws.com principal (CloudWatch Logs User Guide,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -217,6 +218,35 @@ def test_cancel_while_running_interrupts_the_runtime_within_seconds(local_stack)
         assert time.monotonic() < deadline, "the second task never started"
         time.sleep(0.1)
     assert run_json(cwd, "tasks", "cancel", "long-2")["status"] == "cancelled"
+
+
+def test_generate_on_a_terminal_shows_one_live_line_with_the_steps(local_stack):
+    """Through a pseudo-terminal, as a user sees it: the task's line goes from queued to a bar of
+    its steps to done, then the PNG's path."""
+    import pty
+
+    cwd, _ = local_stack
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: sdctl on the terminal's end
+        os.chdir(cwd)
+        os.execv(sys.executable, [sys.executable, "-m", "sdctl", "generate", "a fox on a terminal", "--local",
+                                  "--steps", "40", "--width", "256", "--height", "256", "--seed", "5"])
+    seen = b""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    _, status = os.waitpid(pid, 0)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace"))  # the terminal's escapes
+    assert os.waitstatus_to_exitcode(status) == 0, text[-2000:]
+    steps = re.findall(r"(\d+)/40 steps", text)
+    assert len(set(steps)) >= 2, text[-2000:]  # the bar moved while the runtime drew
+    assert "done" in text and re.search(r"outputs/\S+\.png", text)
 
 
 def test_a_killed_agent_is_restarted_and_work_continues(local_stack):

@@ -245,6 +245,17 @@ def test_cancel_a_queued_task_now_a_running_one_on_request_a_finished_one_never(
     assert call("GET", "bad id!")[0] == 400 and call("PUT", "c-1")[0] == 405
 
 
+def test_a_queued_task_says_its_place_in_line(store, wired):
+    for i in range(3):
+        post(task(id=f"line-{i}"))
+    assert call("GET", "line-2")[1]["queue"] == {"position": 3, "at_least": False, "eta_seconds": None}
+    store.update_item(TableName="tasks", Key={"id": {"S": "line-0"}}, UpdateExpression="SET #s = :c",
+                      ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":c": {"S": "completed"}})
+    place = call("GET", "line-2")[1]["queue"]
+    assert place["position"] == 2 and place["eta_seconds"] == 1200.0  # 1 done in 10 min: 2 take ~20 min
+    assert "queue" not in call("GET", "line-0")[1]
+
+
 def test_a_deadline_is_passed_on_in_utc_and_recorded(store, wired):
     _, all_published = wired
     assert post(task(id="d-1", deadline="2099-01-01T12:00:00+02:00", deadlinePolicy="interrupt"))[0] == 200

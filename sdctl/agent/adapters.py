@@ -43,6 +43,21 @@ class A1111Adapter:
         except httpx.HTTPError:
             return False
 
+    def progress(self) -> dict | None:
+        """Where the call in flight is (`/sdapi/v1/progress`): step k of N, percent, ETA; None
+        when the runtime says nothing useful."""
+        try:
+            body = self.http.get("/sdapi/v1/progress", params={"skip_current_image": "true"}, timeout=2).json()
+            state = body.get("state") or {}
+            steps = int(state.get("sampling_steps") or 0)
+            if steps <= 0:
+                return None
+            return {"step": int(state.get("sampling_step") or 0), "steps": steps,
+                    "percent": round(float(body.get("progress") or 0) * 100, 1),
+                    "eta_seconds": round(float(body.get("eta_relative") or 0), 1)}
+        except (httpx.HTTPError, ValueError, TypeError, AttributeError):
+            return None
+
     def run(self, tasktype: str, content: dict) -> RuntimeOutput:
         endpoint = self.ENDPOINTS.get(tasktype)
         if endpoint is None:

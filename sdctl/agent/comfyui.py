@@ -140,6 +140,10 @@ class ComfyUIAdapter:
             raise TransientFailure("runtime-error", f"ComfyUI /view answered {r.status_code} for {image['filename']}")
         return r.content
 
+    def progress(self) -> dict | None:
+        """ComfyUI reports progress on the websocket the run follows; not read here yet."""
+        return None
+
     def interrupt(self) -> None:
         try:
             self.http.post("/interrupt", timeout=5)

@@ -13,9 +13,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from sdctl.agent.results import wants_webhook
 from sdctl.agent.stages import Job
-from sdctl.agent.tasks import notification
+from sdctl.agent.tasks import notification, wants_webhook
 
 log = logging.getLogger("sdctl.agent")
 

@@ -10,14 +10,10 @@ import logging
 from lambda_src.contract import webhook_message
 from sdctl.agent.failures import Cancelled, Expired, TaskFailure, TransientFailure
 from sdctl.agent.stages import Job
-from sdctl.agent.tasks import notification
+from sdctl.agent.tasks import notification, wants_webhook
 from sdctl.builders.names import output_keys
 
 log = logging.getLogger("sdctl.agent")
-
-
-def wants_webhook(task: dict, status: str) -> bool:
-    return status in ((task.get("metadata") or {}).get("webhook") or {}).get("events", ())
 
 
 class ResultSide:

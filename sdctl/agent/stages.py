@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from sdctl.agent.failures import Cancelled, Expired, PermanentFailure, TaskFailure
-from sdctl.agent.tasks import parse_message
+from sdctl.agent.tasks import notification, parse_message, wants_webhook
 from sdctl.agent.watch import Watch
 from sdctl.builders.names import output_keys
 from sdctl.contracts.tasks import parse_deadline
@@ -122,6 +122,19 @@ class Stages:
             return "cancelled"
         return None
 
+    def _progress(self, job: Job, seen: dict) -> None:
+        """A running task's progress: in its record (GET shows it) and, if asked, its webhook."""
+        if self.store:
+            self.store.quietly("progress", self.store.progress, job.ctx["task_id"], seen)
+        if wants_webhook(job.task, "progress") and self.settings.webhook_queue_url:
+            from lambda_src.contract import webhook_message
+
+            note = notification(job.task, status="progress", bucket=self.settings.bucket, image_keys=[],
+                                output_key=job.out_key)
+            note["progress"] = seen
+            self.sqs.send_message(QueueUrl=self.settings.webhook_queue_url, MessageBody=json.dumps(
+                webhook_message(job.task["metadata"]["webhook"], note, step=seen["step"])))
+
     def _stopped(self, job: Job, watch: Watch):
         """What a call the watch interrupted means for this job, or None if it was not stopped."""
         if job.ctx["task_id"] in watch.cancelled:
@@ -135,7 +148,8 @@ class Stages:
         """The runtime call: a RuntimeOutput, Cancelled, or the TaskFailure that stopped it."""
         started = self.clock()
         job.stop_time = job.stop_at(self.settings.max_task_seconds)
-        with Watch(self.adapter, self.store, [job.ctx["task_id"]], stop_at=job.stop_time) as watch:
+        with Watch(self.adapter, self.store, [job.ctx["task_id"]], stop_at=job.stop_time,
+                   on_progress=lambda seen: self._progress(job, seen)) as watch:
             try:
                 output = self.adapter.run(job.task["metadata"].get("tasktype", "text-to-image"), job.content)
             except TaskFailure as failure:

@@ -68,29 +68,43 @@ class TaskStore:
                   ":output": {"S": note.get("output_url", "")}, ":seconds": {"N": str(round(seconds, 3))}}
         expression = "SET #s = :completed, updated_at = :now, finished_at = :now, image_url = :images, " \
                      "output_url = :output, runtime_seconds = :seconds"
+        remove = " REMOVE progress"
         if isinstance(seed, int) and seed >= 0:  # the seed actually used (a request may ask for -1: random)
             values[":seed"] = {"N": str(seed)}
             expression += ", seed = :seed"
         if note.get("model"):
             values[":model"] = {"S": str(note["model"])}
             expression += ", model = :model"
-        self.db.update_item(TableName=self.table, Key={"id": {"S": task_id}}, UpdateExpression=expression,
+        self.db.update_item(TableName=self.table, Key={"id": {"S": task_id}}, UpdateExpression=expression + remove,
                             ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues=values)
 
     def fail(self, task_id: str, error: dict, *, attempt: int) -> None:
         self.db.update_item(
             TableName=self.table, Key={"id": {"S": task_id}},
-            UpdateExpression="SET #s = :failed, updated_at = :now, finished_at = :now, #e = :error, attempts = :a",
+            UpdateExpression="SET #s = :failed, updated_at = :now, finished_at = :now, #e = :error, attempts = :a "
+                             "REMOVE progress",
             ExpressionAttributeNames={"#s": "status", "#e": "error"},
             ExpressionAttributeValues={":failed": {"S": "failed"}, ":now": {"S": now()}, ":a": {"N": str(attempt)},
                                        ":error": {"M": {k: {"S": str(v)} for k, v in error.items()}}})
+
+    def progress(self, task_id: str, seen: dict) -> None:
+        """Step k of N, percent and ETA of a running task (written at most once a second)."""
+        try:
+            self.db.update_item(
+                TableName=self.table, Key={"id": {"S": task_id}}, ConditionExpression="#s = :running",
+                UpdateExpression="SET progress = :p, updated_at = :now", ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":running": {"S": "running"}, ":now": {"S": now()}, ":p": {"M": {
+                    "step": {"N": str(seen["step"])}, "steps": {"N": str(seen["steps"])},
+                    "percent": {"N": str(seen["percent"])}, "eta_seconds": {"N": str(seen["eta_seconds"])}}}})
+        except self.db.exceptions.ConditionalCheckFailedException:
+            pass  # it ended meanwhile
 
     def end(self, task_id: str, status: str, *, seconds: float = 0.0) -> None:
         """`cancelled` or `expired`: the task is over and made no images."""
         self.db.update_item(
             TableName=self.table, Key={"id": {"S": task_id}},
             UpdateExpression="SET #s = :status, updated_at = :now, finished_at = :now, runtime_seconds = :seconds, "
-                             "created_at = if_not_exists(created_at, :now) REMOVE cancel_requested",
+                             "created_at = if_not_exists(created_at, :now) REMOVE cancel_requested, progress",
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={":status": {"S": status}, ":now": {"S": now()},
                                        ":seconds": {"N": str(round(seconds, 3))}})

@@ -56,3 +56,8 @@ def notification(task: dict, *, status: str, bucket: str, image_keys: list[str],
     if error:
         note["error"] = error
     return note
+
+
+def wants_webhook(task: dict, status: str) -> bool:
+    """Whether the task's webhook asked for this event."""
+    return status in ((task.get("metadata") or {}).get("webhook") or {}).get("events", ())

@@ -1,4 +1,6 @@
-"""While the runtime works on a task, stop it when it should not go on: the caller cancelled it
+"""While the runtime works on a task, report how far it is (at most once a second: step k of
+N, percent, ETA, to the task store and the task's `progress` webhook), and stop it when it
+should not go on: the caller cancelled it
 (DELETE on a running task sets `cancel_requested` in the task store), its deadline passed
 under `deadlinePolicy: interrupt`, or it ran past `maxTaskSeconds`. The runtime is told to
 interrupt (`/sdapi/v1/interrupt`, ComfyUI's `/interrupt`); the call then returns and the
@@ -16,13 +18,18 @@ import time
 log = logging.getLogger("sdctl.agent")
 
 POLL_SECONDS = 0.5
+#: At most one progress write (task store, webhook) per second per call.
+PROGRESS_SECONDS = 1.0
 
 
 class Watch:
     def __init__(self, adapter, store, task_ids: list[str], *, stop_at: float | None,
-                 poll: float = POLL_SECONDS, clock=time.time):
+                 poll: float = POLL_SECONDS, clock=time.time, on_progress=None):
         self.adapter, self.store, self.task_ids = adapter, store, task_ids
         self.stop_at, self.poll, self.clock = stop_at, poll, clock
+        self.on_progress = on_progress if hasattr(adapter, "progress") else None
+        self._last_progress: tuple | None = None
+        self._next_progress = 0.0
         self.cancelled: set[str] = set()
         self.timed_out = False
         self._done = threading.Event()
@@ -33,7 +40,7 @@ class Watch:
         return self.timed_out or bool(self.cancelled)
 
     def __enter__(self) -> Watch:
-        if self.store is not None or self.stop_at is not None:
+        if self.store is not None or self.stop_at is not None or self.on_progress is not None:
             self._thread.start()
         return self
 
@@ -42,8 +49,22 @@ class Watch:
         if self._thread.is_alive():
             self._thread.join()
 
+    def _report_progress(self) -> None:
+        now = time.monotonic()
+        if self.on_progress is None or now < self._next_progress:
+            return
+        self._next_progress = now + PROGRESS_SECONDS
+        seen = self.adapter.progress()
+        if seen and (seen["step"], seen["steps"]) != self._last_progress:
+            self._last_progress = (seen["step"], seen["steps"])
+            try:
+                self.on_progress(seen)
+            except Exception as e:  # progress is a courtesy: never the task's failure
+                log.warning("could not record progress", extra={"tasks": self.task_ids, "error": str(e)})
+
     def _run(self) -> None:
         while not self._done.wait(self.poll):
+            self._report_progress()
             if self.stop_at is not None and self.clock() >= self.stop_at:
                 self.timed_out = True
             elif self.store is not None:

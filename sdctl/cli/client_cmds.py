@@ -23,15 +23,37 @@ from sdctl.cli.common import (
 OutOpt = Annotated[Path, typer.Option("--out", help="Folder to write images into.")]
 
 
-def _wait_and_download(target, task_id: str, prefix: str, timeout: float, out_dir: Path, mode) -> tuple[dict, list[Path]]:
-    from sdctl.operate import client
+def _wait_and_download(target, task_id: str, prefix: str, timeout: float, out_dir: Path, mode,
+                       cancel_on_exit: bool = False) -> tuple[dict, list[Path]]:
+    """Follow the task (its live line: place in line, steps, done) until its result is stored,
+    then download its images. Ctrl-C asks whether to cancel it (or cancels with
+    --cancel-on-exit) and exits 130; the task otherwise keeps running."""
+    import sys
+
+    from sdctl.cli.progress import reporting, task_lines
+    from sdctl.operate import client, tasks
 
     s3 = target.s3()
-    from sdctl.cli.progress import reporting
-
-    with reporting(mode, f"waiting for task {task_id}…") as report:
-        doc = client.wait_result(s3, target.bucket, prefix, task_id, timeout=timeout, report=report,
-                                 flags=target.flags)
+    try:
+        if target.tasks_table:  # the record says where the task is, step by step
+            api = target.api()
+            with task_lines(mode) as report:
+                record = tasks.wait(lambda: api.task(task_id), task_id=task_id, timeout=timeout, report=report)
+            if record.get("status") == "cancelled":  # perhaps while queued: then nothing was stored
+                client.finished({**record, "error": record.get("error") or {"code": "cancelled",
+                                                                              "message": "cancelled by its caller"}})
+        with reporting(mode, f"waiting for task {task_id}…") as report:
+            doc = client.wait_result(s3, target.bucket, prefix, task_id, timeout=timeout, report=report,
+                                     flags=target.flags)
+    except KeyboardInterrupt:
+        ask = not cancel_on_exit and sys.stdin.isatty()
+        if cancel_on_exit or (ask and typer.confirm(f"\ncancel task {task_id}?", default=False, err=True)):
+            answer = target.api().cancel(task_id)
+            err.print(f"task {task_id}: " + ("cancelling (its runtime call is interrupted)"
+                                              if answer.get("cancel_requested") else "cancelled"))
+        else:
+            err.print(f"task {task_id} keeps going; fetch it later with `sdctl fetch {task_id}{target.flags}`")
+        raise
     client.finished(doc)
     return doc, client.download(s3, doc.get("image_url", []), out_dir)
 
@@ -52,11 +74,14 @@ def register(app: typer.Typer) -> None:
         task_id: Annotated[str | None, typer.Option("--id", help="Task id (default: a new UUID).")] = None,
         wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the images.")] = True,
         timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait.")] = 300,
+        cancel_on_exit: Annotated[bool, typer.Option("--cancel-on-exit",
+                                                     help="Ctrl-C cancels the task instead of asking.")] = False,
         out_dir: OutOpt = Path("outputs"),
         local: LocalOpt = False,
         output: OutputOpt = None,
     ) -> None:
-        """Make images from a prompt: submit a text-to-image task, wait, download the PNGs."""
+        """Make images from a prompt: submit a text-to-image task, follow it (place in line,
+        steps), download the PNGs."""
         from sdctl.errors import UsageError
         from sdctl.operate import client
 
@@ -76,7 +101,7 @@ def register(app: typer.Typer) -> None:
             result["status"] = "queued"
             _print(result, mode, lambda: out.print(f"queued {task_id} → {accepted['output_location']}"))
             return
-        doc, files = _wait_and_download(target, task_id, prefix, timeout, out_dir, mode)
+        doc, files = _wait_and_download(target, task_id, prefix, timeout, out_dir, mode, cancel_on_exit)
         result.update(status=doc["status"], files=[str(p) for p in files], seed=doc.get("info", {}).get("seed"),
                       seconds=round(time.monotonic() - started, 3))
 

@@ -63,6 +63,65 @@ def reporting(mode: Output, title: str) -> Iterator[Report]:
         yield Text(err, status)
 
 
+class TaskLine:
+    """One live line per task on a terminal: queued (place in line) → running (a bar of its
+    steps) → storing → done. Without a terminal, a plain line per change."""
+
+    def __init__(self, console=err):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.console = console
+        self.live = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TextColumn("steps"), TimeElapsedColumn(), console=console)
+        self.rows: dict[str, int] = {}
+
+    def __enter__(self) -> TaskLine:
+        if self.console.is_terminal:
+            self.live.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.live.stop()
+
+    def __call__(self, event: Event) -> None:
+        name = event.source.split(":", 1)[-1]
+        if not self.console.is_terminal:
+            self.console.print(f"{escape(name)}: {escape(event.message)}")
+            return
+        if name not in self.rows:
+            self.rows[name] = self.live.add_task(name, total=None)
+        row = self.rows[name]
+        progress = (event.data or {}).get("progress") or {}
+        if progress:
+            self.live.update(row, total=progress["steps"], completed=progress["step"])
+        if event.status == "completed":
+            task = self.live.tasks[self.rows[name]]
+            self.live.update(row, completed=task.total or 1, total=task.total or 1)
+        if event.status == "completed":
+            what = "done"
+        elif progress and event.message.startswith("running"):
+            what = "running"  # the bar, its count and the time say the rest
+        else:
+            what = event.message
+        self.live.update(row, description=escape(f"{name[:12]}: {what}"))
+
+
+@contextmanager
+def task_lines(mode: Output) -> Iterator[Report]:
+    """The presenter of a task's lifecycle: live lines, or JSON lines under --output json."""
+    if mode == Output.json:
+        yield json_lines()
+        return
+    with TaskLine(err) as line:
+        yield line
+
+
 def tee(*reports: Report) -> Report:
     """One report that hands every event to each of `reports` (a progress bar and a presenter)."""
     def report(event: Event) -> None:

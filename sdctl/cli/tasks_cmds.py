@@ -110,9 +110,9 @@ def wait(
 
     mode = output_mode(ctx, output)
     api = target_for(ctx, is_local(local)).api()
-    from sdctl.cli.progress import reporting
+    from sdctl.cli.progress import task_lines
 
-    with reporting(mode, f"{task_id}: …") as report:
+    with task_lines(mode) as report:
         record = tasks.wait(lambda: api.task(task_id), task_id=task_id, timeout=timeout, report=report)
     emit_json(record) if mode == "json" else _show(record)
     if record.get("status") != "completed":

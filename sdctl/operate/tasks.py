@@ -113,24 +113,41 @@ def _plain(value):
     return value
 
 
+def describe(record: dict) -> str:
+    """One line for a task's state: its place in line, its steps, or how it ended."""
+    status = str(record.get("status"))
+    place, progress = record.get("queue") or {}, record.get("progress") or {}
+    if status == "queued" and place:
+        where = f"{'at least ' if place.get('at_least') else ''}#{place['position']} in line"
+        eta = f", ~{place['eta_seconds']:.0f} s" if place.get("eta_seconds") is not None else ""
+        return f"queued ({where}{eta})"
+    if status == "running" and progress:
+        if progress["step"] >= progress["steps"]:
+            return "storing"
+        return (f"running: step {progress['step']}/{progress['steps']} ({progress['percent']:.0f}%), "
+                f"~{progress['eta_seconds']:.0f} s left")
+    return status
+
+
 def wait(get: Callable[[], dict], *, task_id: str, timeout: float,
          report: Report = ignore, sleep: Callable[[float], None] = time.sleep,
-         clock: Callable[[], float] = time.monotonic) -> dict:
-    """Poll a task's record until it is completed, failed or cancelled."""
-    start, delay, last = clock(), 0.2, None
+         clock: Callable[[], float] = time.monotonic, poll: float = 0.25) -> dict:
+    """Poll a task's record until it ends; report every change a user would see (status, place
+    in line, steps) as an Event whose data is the record."""
+    start, last = clock(), None
     while True:
         record = get()
-        if record.get("status") != last:
-            last = record.get("status")
-            report(Event(f"task:{task_id}", str(last), "ok" if last == "completed" else
-                         ("error" if last in FINAL else "progress"), last, record))
-        if last in FINAL:
+        status, line = record.get("status"), describe(record)
+        if line != last:
+            last = line
+            report(Event(f"task:{task_id}", line, "ok" if status == "completed" else
+                         ("error" if status in FINAL else "progress"), status, record))
+        if status in FINAL:
             return record
         if clock() - start > timeout:
-            raise WaitTimeout(f"task {task_id} is still {last} after {timeout:.0f}s",
+            raise WaitTimeout(f"task {task_id} is still {status} after {timeout:.0f}s",
                               hint=f"keep waiting with `sdctl tasks wait {task_id}`")
-        sleep(delay)
-        delay = min(delay * 1.5, 2.0)
+        sleep(poll)
 
 
 def require_store(target) -> str:

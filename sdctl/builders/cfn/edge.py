@@ -162,6 +162,7 @@ def edge_template(cfg: Config, n: Names) -> dict:
         "AssumeRolePolicyDocument": trust("lambda.amazonaws.com"),
         "Policies": [{"PolicyName": "publish-tasks", "PolicyDocument": policies.api_handler(
             requests_topic=ref("RequestsTopic"), tasks_table=getatt("TasksTable", "Arn"),
+            status_index=sub(f"${{TasksTable.Arn}}/index/{STATUS_INDEX}"),
             key=getatt("TopicKey", "Arn"), log_group=getatt("ApiHandlerLogGroup", "Arn"),
             webhooks_queue=getatt("WebhooksQueue", "Arn"))}]}}
     r["ApiHandler"] = {"Type": "AWS::Lambda::Function", "DependsOn": ["ApiHandlerLogGroup"], "Properties": {

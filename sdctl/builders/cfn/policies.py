@@ -17,13 +17,15 @@ AGENT_QUEUE_ACTIONS = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMes
                        "sqs:GetQueueAttributes"]
 
 
-def api_handler(*, requests_topic, tasks_table, key, log_group, webhooks_queue) -> dict:
-    """The API Lambda: publish tasks, keep their records, queue the `cancelled` webhook of a
-    task cancelled while queued, write its logs and traces."""
+def api_handler(*, requests_topic, tasks_table, status_index, key, log_group, webhooks_queue) -> dict:
+    """The API Lambda: publish tasks, keep their records, count a queued task's place in line
+    (Query on the status index: AWS authorizes it against the index's own ARN), queue the
+    `cancelled` webhook of a task cancelled while queued, write its logs and traces."""
     return policy(
         allow("sns:Publish", requests_topic),
         allow("sqs:SendMessage", webhooks_queue),
         allow(HANDLER_TABLE_ACTIONS, tasks_table),
+        allow("dynamodb:Query", status_index),
         allow(["kms:GenerateDataKey*", "kms:Decrypt"], key),
         allow(["logs:CreateLogStream", "logs:PutLogEvents"], log_group),
         # TracingConfig Active: Lambda checks at CreateFunction that the role may send traces.

@@ -10,8 +10,9 @@ serving, and changes nothing else:
 
 - moto authorizes SNS, DynamoDB and Secrets Manager calls against the resource "*", so a
   statement naming a topic, table or secret ARN (as sdctl's least-privilege policies do)
-  never matches. AWS authorizes Publish against the topic, item calls against the table and
-  GetSecretValue against the secret: the ARN is computed here.
+  never matches. AWS authorizes Publish against the topic, item calls against the table, an
+  index Query against the index, and GetSecretValue against the secret: the ARN is computed
+  here.
 - moto asks for `sqs:ChangeMessageVisibilityBatch` (and `DeleteMessageBatch`,
   `SendMessageBatch`, `sns:PublishBatch`), which are not IAM actions: AWS authorizes each
   batch call with the single call's permission (SQS Developer Guide, "Amazon SQS API
@@ -47,10 +48,14 @@ def aws_like_authorization() -> None:
         return self._get_param("TopicArn") or self._get_param("TargetArn") or "*"
 
     def table_resource(self) -> str:
-        table = (self.body or {}).get("TableName") if isinstance(self.body, dict) else None
+        body = self.body if isinstance(self.body, dict) else {}
+        table = body.get("TableName")
         if not table:
             return "*"
-        return f"arn:{get_partition(self.region)}:dynamodb:{self.region}:{self.current_account}:table/{table}"
+        arn = f"arn:{get_partition(self.region)}:dynamodb:{self.region}:{self.current_account}:table/{table}"
+        # A Query or Scan of an index is authorized against the index (DynamoDB Developer Guide,
+        # "Using IAM policy conditions for fine-grained access control": index ARNs).
+        return f"{arn}/index/{body['IndexName']}" if body.get("IndexName") else arn
 
     def secret_resource(self) -> str:
         secret_id = (json.loads(self.body) if self.body else {}).get("SecretId") or ""

@@ -16,6 +16,7 @@ production task.
 from __future__ import annotations
 
 from sdctl.builders.cfn import policies
+from sdctl.contracts.tasks import STATUS_INDEX
 
 OPERATOR = "operator"
 HANDLER = "api-handler"
@@ -37,6 +38,7 @@ def documents(resources: dict, *, region: str, account: str, model_bucket: str |
         OPERATOR: {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]},
         HANDLER: policies.api_handler(
             requests_topic=resources["requests_topic_arn"], tasks_table=table, key=key,
+            status_index=f"{table}/index/{STATUS_INDEX}",
             log_group=f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/local-api",
             webhooks_queue=hooks["queue_arn"]),
         WEBHOOKS: policies.webhook_deliverer(
