@@ -111,13 +111,14 @@ def test_tasks_batched_into_one_pipeline_call_come_back_as_each_alone(api, tiny_
     alone = [txt2img(api, **r).json()["images"][0] for r in reqs]
     calls = []
     pipe = tiny_engine.pipe
-    with mock.patch.object(tiny_engine, "pipe", side_effect=lambda *a, **kw: calls.append(a) or pipe(*a, **kw),
-                           wraps=pipe) as wrapped:
+    with mock.patch.object(tiny_engine, "pipe", side_effect=lambda *a, **kw: calls.append(kw["prompt"]) or
+                           pipe(*a, **kw), wraps=pipe) as wrapped:
         wrapped.components, wrapped.scheduler = pipe.components, pipe.scheduler
+        wrapped.tokenizer, wrapped.text_encoder = pipe.tokenizer, pipe.text_encoder
         r = api.post("/sdctl/v1/txt2img-batch", json={"requests": reqs})
     assert r.status_code == 200, r.text
     results = r.json()["results"]
-    assert len(calls) == 1 and calls[0][0] == [q["prompt"] for q in reqs]
+    assert calls == [[q["prompt"] for q in reqs]]  # one call, every prompt
     for req, result, single in zip(reqs, results, alone, strict=True):
         assert json.loads(result["info"])["seed"] == req["seed"] and result["parameters"]["prompt"] == req["prompt"]
         a, b = decode(result["images"][0]), decode(single)
@@ -135,3 +136,20 @@ def test_tasks_batched_into_one_pipeline_call_come_back_as_each_alone(api, tiny_
 def test_a_batch_with_mixed_settings_is_refused_naming_the_request(api, reqs, word):
     r = api.post("/sdctl/v1/txt2img-batch", json={"requests": reqs})
     assert r.status_code == 422 and word in r.json()["detail"]
+
+
+def test_a_prompt_longer_than_clips_window_is_read_to_its_end(api):
+    """AUTOMATIC1111 reads long prompts in chunks of 75 tokens; so does the built-in runtime.
+    The tiny model's tokenizer makes a token of each character but spaces: two prompts that
+    differ only after their 80th token must make different images (cut at 77, they did not)."""
+    head = "a red fox in a snowy forest at dawn, soft light, detailed fur, wide shot, mist, pine trees, golden hour, "
+    assert len(head.replace(" ", "")) > 77
+    one = txt2img(api, prompt=head + "with a crow").json()
+    other = txt2img(api, prompt=head + "with a hare").json()
+    assert one["images"][0] != other["images"][0]
+    info = json.loads(one["info"])
+    assert info["prompt_tokens"] == len((head + "with a crow").replace(" ", ""))
+    again = txt2img(api, prompt=head + "with a crow", negative_prompt="blurry").json()
+    assert again["images"][0] != one["images"][0]  # a short negative prompt is padded to the same chunks
+    short = txt2img(api).json()  # a prompt that fits is encoded as before (the pipeline's own way)
+    assert json.loads(short["info"])["prompt_tokens"] == len("aredfox")

@@ -12,6 +12,7 @@ from pathlib import Path
 from PIL import Image
 
 from sdctl.runtime.models import TINY, load_pipeline
+from sdctl.runtime.prompts import chunked_embeds, token_count
 
 SAMPLERS = {
     "Euler": "EulerDiscreteScheduler",
@@ -156,8 +157,13 @@ class Engine:
                          "strength": p["strength"]}
             pipe.scheduler = scheduler
             per_prompt = 1 if isinstance(prompt, list) else len(seeds)
+            prompts = prompt if isinstance(prompt, list) else [prompt]
+            negatives = negative if isinstance(negative, list) else [negative or ""] * len(prompts)
+            embeds = chunked_embeds(pipe, prompts, negatives)  # None: all fit CLIP's 77 tokens
+            text = {"prompt": prompt, "negative_prompt": negative} if embeds is None else \
+                {"prompt_embeds": embeds[0], "negative_prompt_embeds": embeds[1]}
             try:
-                out = pipe(prompt, negative_prompt=negative, num_inference_steps=p["steps"],
+                out = pipe(**text, num_inference_steps=p["steps"],
                            guidance_scale=p["cfg"], num_images_per_prompt=per_prompt,
                            generator=[torch.Generator("cpu").manual_seed(x) for x in seeds],
                            callback_on_step_end=self._on_step, **extra)
@@ -170,6 +176,7 @@ class Engine:
     def _info(self, p: dict, seeds: list[int], made: int) -> dict:
         return {
             "prompt": p["prompt"], "negative_prompt": p["negative"], "seed": p["seed"], "all_seeds": seeds[:made],
+            "prompt_tokens": token_count(self.pipe, p["prompt"]),  # over 75: encoded in chunks, none cut
             "all_prompts": [p["prompt"]] * made, "steps": p["steps"], "cfg_scale": p["cfg"],
             "width": p["width"], "height": p["height"], "sampler_name": p["sampler"], "sd_model_name": self.model,
             "sd_model_hash": None, "index_of_first_image": 0, "interrupted": self._interrupt,
