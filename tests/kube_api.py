@@ -38,6 +38,8 @@ RESOURCES = {
     "apps/v1": [("deployments", "Deployment", True), ("replicasets", "ReplicaSet", True)],
     "networking.k8s.io/v1": [("networkpolicies", "NetworkPolicy", True)],
     "policy/v1": [("poddisruptionbudgets", "PodDisruptionBudget", True)],
+    "rbac.authorization.k8s.io/v1": [("clusterroles", "ClusterRole", False),
+                                     ("clusterrolebindings", "ClusterRoleBinding", False)],
     "keda.sh/v1alpha1": [("scaledobjects", "ScaledObject", True),
                          ("triggerauthentications", "TriggerAuthentication", True)],
     "karpenter.sh/v1": [("nodepools", "NodePool", False), ("nodeclaims", "NodeClaim", False)],

@@ -93,6 +93,11 @@ def app(objects: dict, logs: dict | None = None) -> Starlette:
     async def nodes(request: Request):
         return listing("Node", objects.get("nodes", []), request)
 
+    async def node(request: Request):
+        name = request.path_params["name"]
+        found = next((n for n in objects.get("nodes", []) if n["metadata"]["name"] == name), None)
+        return JSONResponse(found) if found else _missing("nodes", name)
+
     return Starlette(routes=[
         Route("/version", version),
         Route("/version/", version),
@@ -102,6 +107,7 @@ def app(objects: dict, logs: dict | None = None) -> Starlette:
         Route("/api/v1/namespaces/{ns}/pods/{name}/log", pod_log),
         Route("/apis/karpenter.sh/v1/nodeclaims", nodeclaims),
         Route("/api/v1/nodes", nodes),
+        Route("/api/v1/nodes/{name}", node),
     ])
 
 

@@ -106,11 +106,14 @@ def test_success_writes_exact_keys_and_the_contract_notification(stack, tiny_run
     assert keys(stack) == ["output/t-1/t-1-1.png", "output/t-1/t-1-2.png", "output/t-1/t-1.out"]
     bucket = stack["bucket"]
     [note] = notifications(stack)
+    gpu_seconds = note.pop("gpu_seconds")
     assert note == {
         "id": "t-1", "runtime": "sdruntime", "result": True, "status": "completed",
         "image_url": [f"s3://{bucket}/output/t-1/t-1-1.png", f"s3://{bucket}/output/t-1/t-1-2.png"],
         "output_url": f"s3://{bucket}/output/t-1/t-1.out", "context": {"user": "u1"}, "model": "tiny",
+        "cost_usd": None,  # no node here to price
     }
+    assert 0 < gpu_seconds < 60
     png = stack["aws"].s3.get_object(Bucket=bucket, Key="output/t-1/t-1-1.png")["Body"].read()
     assert Image.open(io.BytesIO(png)).size == (64, 64)
     out = json.loads(stack["aws"].s3.get_object(Bucket=bucket, Key="output/t-1/t-1.out")["Body"].read())
@@ -674,3 +677,37 @@ def test_a_running_tasks_progress_is_in_its_record_at_most_once_a_second(stack, 
     steps = [p["step"] for p in seen]
     assert steps == sorted(steps) and all(p["steps"] == 10 and 0 <= p["percent"] <= 100 for p in seen)
     assert "progress" not in record(store, "steps")  # a finished task has none
+
+
+def test_a_task_on_a_priced_node_carries_its_cost(stack, flaky_runtime, store, tmp_path):
+    """The agent's node, read as on EKS: its labels from the Kubernetes API (the replay server
+    of tests/kube_replay.py, serving the recorded Karpenter node: a spot g5.xlarge)."""
+    from sdctl.agent import cost
+    from tests.kube_replay import app, scenario
+
+    objs = scenario("steady")["objects"]
+    node = objs["nodes"][0]["metadata"]["name"]
+    with ServerThread(app(objs)) as api:
+        per_second = cost.price_per_second(
+            {"NODE_NAME": node, "GPU_PRICES": json.dumps({"g5.xlarge": {"spot": 0.4125, "on-demand": 1.006}})},
+            labels=lambda name: cost.node_labels(name, api=api.url, token="replay", ca=False))
+    assert per_second == pytest.approx(0.4125 / 3600)
+    flaky_runtime.state["delay"] = 0.5
+    agent = make_agent(stack, flaky_runtime.url)
+    agent.store, agent.price_per_second = store, per_second
+    queued(store, "priced")
+    send(stack, task_id="priced")
+    assert until_received(agent) == ["completed"]
+    [note] = notifications(stack)
+    assert note["gpu_seconds"] >= 0.5 and note["cost_usd"] == pytest.approx(note["gpu_seconds"] * per_second, abs=1e-6)
+    rec = record(store, "priced")
+    assert float(rec["cost_usd"]) == pytest.approx(note["cost_usd"]) and float(rec["gpu_seconds"]) == note["gpu_seconds"]
+
+
+def test_without_a_node_or_a_price_the_cost_is_unknown():
+    from sdctl.agent import cost
+
+    assert cost.price_per_second({}) is None
+    unlisted = cost.price_per_second({"NODE_NAME": "n", "GPU_PRICES": "{}"},
+                                     labels=lambda name: {"node.kubernetes.io/instance-type": "p5.48xlarge"})
+    assert unlisted is None and cost.cost_usd(2.0, None) is None

@@ -134,7 +134,7 @@ def test_every_rendered_object_validates(rendered):
             else:
                 kubernetes_validate.validate(obj, versions.KUBERNETES + ".0", strict=True)
     assert seen == {"ServiceAccount", "ConfigMap", "Deployment", "PersistentVolume", "PersistentVolumeClaim",
-                    "NetworkPolicy", *crd_kinds}
+                    "NetworkPolicy", "ClusterRole", "ClusterRoleBinding", *crd_kinds}
 
 
 def test_trigger_metadata_are_strings_and_carry_scale_on_in_flight(rendered):
@@ -383,3 +383,27 @@ def test_manifest_diff_names_what_an_upgrade_changes(rendered):
     assert set(rows) == {("change", "ScaledObject"), ("add", "NetworkPolicy"), ("remove", "Secret")}
     assert "-  maxReplicaCount: 3" in rows[("change", "ScaledObject")]["diff"]
     assert "+  maxReplicaCount: 7" in rows[("change", "ScaledObject")]["diff"]
+
+
+def test_only_the_agent_holds_a_kubernetes_token_and_it_may_only_read_nodes(helm, tmp_path):
+    """The agent prices each task by its node (sdctl/agent/cost.py); that needs a token, which
+    the pod does not mount by default. The token goes to the agent container alone, and its
+    role can `get` nodes and nothing else."""
+    rel = runtime_releases(EXAMPLE.read_text())[0]
+    objs = render(helm, rel, tmp_path)
+    [dep] = [o for o in objs if o["kind"] == "Deployment"]
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    mounts = {c["name"]: [m["mountPath"] for m in c.get("volumeMounts", [])] for c in pod["containers"]}
+    token = "/var/run/secrets/kubernetes.io/serviceaccount"
+    assert token in mounts["agent"] and token not in mounts["runtime"]
+    agent = next(c for c in pod["containers"] if c["name"] == "agent")
+    assert {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}} in agent["env"]
+    [role] = [o for o in objs if o["kind"] == "ClusterRole"]
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}]
+    [binding] = [o for o in objs if o["kind"] == "ClusterRoleBinding"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": pod["serviceAccountName"],
+                                    "namespace": rel.namespace}]
+    prices = json.loads(next(o for o in objs if o["kind"] == "ConfigMap")["data"]["GPU_PRICES"])
+    assert set(prices) == {"g5.xlarge", "g5.2xlarge", "g6.xlarge", "g6.2xlarge"}
+    assert prices["g5.2xlarge"] == {"spot": 0.4968, "on-demand": 1.212}  # the cost model's table

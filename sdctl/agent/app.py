@@ -52,4 +52,8 @@ def build(settings: AgentSettings):
 
         store = TaskStore(session.client("dynamodb", endpoint_url=settings.endpoint_url, config=cfg),
                           settings.tasks_table, settings.task_ttl_days)
-    return Agent(settings, adapter=adapter, store=store, **clients)
+    from sdctl.agent.cost import price_per_second
+
+    agent = Agent(settings, adapter=adapter, store=store, **clients)
+    agent.price_per_second = price_per_second()
+    return agent

@@ -8,6 +8,7 @@ import json
 import logging
 
 from lambda_src.contract import webhook_message
+from sdctl.agent.cost import cost_usd
 from sdctl.agent.failures import Cancelled, Expired, TaskFailure, TransientFailure
 from sdctl.agent.stages import Job
 from sdctl.agent.tasks import notification, wants_webhook
@@ -28,6 +29,7 @@ class ResultSide:
         image_keys, out_key = output_keys(meta["prefix"], meta["id"], len(result.images))
         note = notification(task, status="completed", bucket=self.settings.bucket, image_keys=image_keys,
                             output_key=out_key, model=result.model)
+        note.update(gpu_seconds=round(job.gpu_seconds, 3), cost_usd=cost_usd(job.gpu_seconds, self.price_per_second))
         document = {**note, "parameters": result.parameters, "info": result.info,
                     "seconds": {"runtime": round(job.runtime_seconds, 3),
                                 "total": round(self.clock() - job.received, 3)},

@@ -31,6 +31,7 @@ class Job:
     ctx: dict
     content: dict = field(default_factory=dict)
     runtime_seconds: float = 0.0
+    gpu_seconds: float = 0.0  # its share of the runtime call (all of it, unless batched)
     stop_time: float = 0.0  # when its runtime call is to be interrupted (set as it starts)
 
     @property
@@ -154,7 +155,7 @@ class Stages:
                 output = self.adapter.run(job.task["metadata"].get("tasktype", "text-to-image"), job.content)
             except TaskFailure as failure:
                 output = failure
-        job.runtime_seconds = self.clock() - started
+        job.runtime_seconds = job.gpu_seconds = self.clock() - started
         stopped = self._stopped(job, watch) if watch.fired else None
         if stopped is not None:
             return stopped
@@ -190,7 +191,7 @@ class Stages:
         self.metrics.ran(seconds)
         results = []
         for j, output in zip(jobs, outputs, strict=True):
-            j.runtime_seconds = seconds
+            j.runtime_seconds, j.gpu_seconds = seconds, seconds / len(jobs)
             results.append(output if output.images else PermanentFailure("no-images", "the runtime returned no images"))
         return results
 

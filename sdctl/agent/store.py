@@ -75,6 +75,12 @@ class TaskStore:
         if note.get("model"):
             values[":model"] = {"S": str(note["model"])}
             expression += ", model = :model"
+        if note.get("gpu_seconds") is not None:
+            values[":gpu"] = {"N": str(note["gpu_seconds"])}
+            expression += ", gpu_seconds = :gpu"
+        if note.get("cost_usd") is not None:
+            values[":cost"] = {"N": str(note["cost_usd"])}
+            expression += ", cost_usd = :cost"
         self.db.update_item(TableName=self.table, Key={"id": {"S": task_id}}, UpdateExpression=expression + remove,
                             ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues=values)
 

@@ -38,6 +38,7 @@ class Agent(Pipeline, Stages, ResultSide, QueueSide):
         self.sns = sns
         self.adapter = adapter
         self.clock = clock
+        self.price_per_second: float | None = None  # this node's, when known (sdctl/agent/cost.py)
         self.stopping = threading.Event()
         self.processed = 0
         self._claimed = 0

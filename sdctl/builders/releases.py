@@ -56,6 +56,27 @@ def _image(ref: str) -> dict:
     return {"repository": repo, "tag": tag, "pullPolicy": "IfNotPresent"}
 
 
+def gpu_prices(rt: Runtime, region: str) -> dict[str, dict[str, float]]:
+    """USD per hour of each instance type the runtime's nodes may be, by capacity type, from
+    sdctl's price table (the cost model's): the agent prices each task with it."""
+    from sdctl.builders.cost import Assumptions, gpu_price, prices_for
+    from sdctl.errors import UsageError
+
+    try:
+        prices = prices_for(region)
+    except UsageError:  # no table for this region: results carry cost_usd null
+        return {}
+    out: dict[str, dict[str, float]] = {}
+    for instance in rt.nodes.instance_types:
+        for capacity in rt.nodes.capacity_types:
+            try:
+                out.setdefault(instance, {})[capacity] = gpu_price(Assumptions(instance=instance, capacity=capacity),
+                                                                   prices)[0]
+            except UsageError:
+                continue
+    return out
+
+
 def runtime_values(cfg: Config, rt: Runtime, *, edge: dict[str, str], cluster: dict[str, str], account: str,
                    region: str, subnet_ids: list[str] | None = None) -> dict:
     d = RUNTIME_DEFAULTS[rt.type]
@@ -72,7 +93,9 @@ def runtime_values(cfg: Config, rt: Runtime, *, edge: dict[str, str], cluster: d
                                      task_ttl_days=cfg.output.retention_days, region=region,
                                      api_base_url=f"http://127.0.0.1:{d['port']}",
                                      visibility_seconds=AGENT_VISIBILITY_SECONDS, health_port=AGENT_HEALTH_PORT,
-                                     webhook_queue_url=edge.get("WebhooksQueueUrl", ""))},
+                                     webhook_queue_url=edge.get("WebhooksQueueUrl", ""),
+                                     gpu_prices=gpu_prices(rt, region)),
+                  "nodeReader": True},
         "aws": {"region": region, "queueUrl": edge[queue_url_key(rt.name)], "resultsTopicArn": edge["ResultsTopicArn"],
                 "outputBucket": edge["OutputBucket"], "tasksTable": edge.get("TasksTable", ""),
                 "taskTtlDays": cfg.output.retention_days},

@@ -97,3 +97,6 @@ def register(app: typer.Typer) -> None:
         if measured_from:
             err.print(f"[dim]measured: {measured_from['seconds_per_image']} s per image over "
                       f"{measured_from['images']} image(s) in the task store[/]")
+            if measured_from.get("cost_usd_per_image") is not None:
+                err.print(f"[dim]measured: ${measured_from['cost_usd_per_image']:.6f} per image as its "
+                          f"{measured_from['priced_tasks']} priced task(s) recorded it[/]")

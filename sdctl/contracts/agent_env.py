@@ -13,7 +13,8 @@ def environment(*, queue_url: str, results_topic_arn: str, bucket: str, region: 
                 max_task_seconds: int = 600, max_receive_count: int = 3, visibility_seconds: int = 30,
                 dynamic_model: bool = False, health_port: int = 0, prefetch: int = 1, runtime_concurrency: int = 1,
                 batch_tasks: int = 1, notify_running: bool = False,
-                input_buckets: tuple[str, ...] = (), webhook_queue_url: str = "") -> dict[str, str]:
+                input_buckets: tuple[str, ...] = (), webhook_queue_url: str = "",
+                gpu_prices: dict | None = None) -> dict[str, str]:
     """Every variable the agent reads, as strings (a ConfigMap's and a process's type)."""
     env = {
         "SQS_QUEUE_URL": queue_url,
@@ -41,6 +42,10 @@ def environment(*, queue_url: str, results_topic_arn: str, bucket: str, region: 
     }
     if input_buckets:
         env["INPUT_BUCKETS"] = ",".join(input_buckets)
+    if gpu_prices:  # USD per hour by instance type and capacity type: prices each task
+        import json
+
+        env["GPU_PRICES"] = json.dumps(gpu_prices, sort_keys=True, separators=(",", ":"))
     return env
 
 

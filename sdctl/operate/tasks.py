@@ -159,9 +159,16 @@ def require_store(target) -> str:
 def measured_seconds_per_image(dynamodb, table: str, *, since: str | None, sample: int = 1000) -> dict:
     """Runtime seconds per image over recent completed tasks (for `sdctl cost --measured`)."""
     rows = list_tasks(dynamodb, table, status="completed", since=since, limit=sample)
-    images = sum(len(t.get("image_url") or []) for t in rows if t.get("runtime_seconds") is not None)
-    seconds = sum(float(t["runtime_seconds"]) for t in rows if t.get("runtime_seconds") is not None)
+    timed = [t for t in rows if t.get("runtime_seconds") is not None]
+    images = sum(len(t.get("image_url") or []) for t in timed)
+    # A batched call's seconds are shared: each task's own share is its gpu_seconds.
+    seconds = sum(float(t.get("gpu_seconds", t["runtime_seconds"])) for t in timed)
     if not images:
         raise SdctlError("no completed tasks with timings in the task store" + (f" since {since}" if since else ""),
                          hint="run some tasks first, or pass --seconds-per-image")
-    return {"seconds_per_image": round(seconds / images, 4), "tasks": len(rows), "images": images}
+    priced = [t for t in timed if t.get("cost_usd") is not None]
+    priced_images = sum(len(t.get("image_url") or []) for t in priced)
+    return {"seconds_per_image": round(seconds / images, 4), "tasks": len(rows), "images": images,
+            # What the tasks themselves say they cost (their node's price times their GPU seconds).
+            "cost_usd_per_image": round(sum(float(t["cost_usd"]) for t in priced) / priced_images, 6)
+            if priced_images else None, "priced_tasks": len(priced)}

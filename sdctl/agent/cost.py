@@ -1,0 +1,57 @@
+"""What a task cost: its GPU seconds times the price per second of the node it ran on.
+
+On EKS the chart gives the agent its node's name (the downward API's spec.nodeName), a
+Kubernetes token that may only `get` nodes, and the price per hour of each instance type its
+NodePool may launch, on demand and spot, from sdctl's price table (GPU_PRICES). The agent
+reads its node's `node.kubernetes.io/instance-type` and `karpenter.sh/capacity-type` labels
+once, at start. The price is the price table's (a spot price is its estimate, not the hour's
+market price); without a node (the local stack) or a price, `cost_usd` is null.
+
+A batched runtime call's seconds are shared evenly by the tasks in it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger("sdctl.agent")
+
+SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+def node_labels(name: str, *, api: str | None = None, token: str | None = None, ca: str | bool = True) -> dict:
+    """The labels of node `name`, read from the Kubernetes API with the pod's token."""
+    import httpx
+
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    api = api or f"https://{host}:{port}"
+    token = token or (SERVICE_ACCOUNT / "token").read_text().strip()
+    if ca is True and (SERVICE_ACCOUNT / "ca.crt").exists():
+        ca = str(SERVICE_ACCOUNT / "ca.crt")
+    r = httpx.get(f"{api}/api/v1/nodes/{name}", headers={"Authorization": f"Bearer {token}"}, verify=ca, timeout=5)
+    r.raise_for_status()
+    return r.json()["metadata"].get("labels") or {}
+
+
+def price_per_second(env: dict | None = None, *, labels=node_labels) -> float | None:
+    """USD per second of this agent's node, or None where it cannot be known."""
+    env = os.environ if env is None else env
+    node, table = env.get("NODE_NAME"), env.get("GPU_PRICES")
+    if not node or not table:
+        return None
+    try:
+        found = labels(node)
+        per_hour = json.loads(table)[found["node.kubernetes.io/instance-type"]][
+            found.get("karpenter.sh/capacity-type", "on-demand")]
+    except Exception as e:  # noqa: BLE001 - a cost is a courtesy; the task never waits for it
+        log.warning("no price for this node; results carry cost_usd null", extra={"node": node, "error": str(e)})
+        return None
+    log.info("node price", extra={"node": node, "per_hour": per_hour})
+    return float(per_hour) / 3600
+
+
+def cost_usd(gpu_seconds: float, per_second: float | None) -> float | None:
+    return None if per_second is None else round(gpu_seconds * per_second, 6)
