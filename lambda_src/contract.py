@@ -18,6 +18,8 @@ TASK_TYPES = {
 STATES = ("queued", "running", "completed", "failed", "cancelled", "expired")
 FINAL = ("completed", "failed", "cancelled", "expired")
 STATUS_INDEX = "by-status"
+PRIORITIES = ("high", "normal", "low")
+DEFAULT_PRIORITY = "normal"
 TTL_MAX_SECONDS = 1209600
 DEADLINE_POLICIES = ("drop", "interrupt")
 

@@ -38,7 +38,9 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 if __package__:  # the repository and the wheel
     from lambda_src.contract import (
+        DEFAULT_PRIORITY,
         ID_PATTERN,
+        PRIORITIES,
         STATUS_INDEX,
         TASK_TYPES,
         Invalid,
@@ -49,7 +51,9 @@ if __package__:  # the repository and the wheel
     )
 else:  # the Lambda zip: its files at its root
     from contract import (
+        DEFAULT_PRIORITY,
         ID_PATTERN,
+        PRIORITIES,
         STATUS_INDEX,
         TASK_TYPES,
         Invalid,
@@ -61,7 +65,7 @@ else:  # the Lambda zip: its files at its root
 
 SNS_MAX_BYTES = 262144
 METADATA_KEYS = {"id", "runtime", "tasktype", "prefix", "context", "deadline", "ttlSeconds", "deadlinePolicy",
-                 "webhook"}
+                 "webhook", "priority"}
 
 _clients: dict = {}
 PROMPT_CHARS = 500  # kept in the task record for listings and the gallery
@@ -97,8 +101,11 @@ def _submit(event):
     task = validate(_body(event), _runtimes())
     meta = task["metadata"]
     message = json.dumps(task, separators=(",", ":"))
-    attributes = {"runtime": {"DataType": "String", "StringValue": meta["runtime"]}}
-    size = len(message.encode("utf-8")) + len("runtime") + len("String") + len(meta["runtime"].encode())
+    attributes = {"runtime": {"DataType": "String", "StringValue": meta["runtime"]},
+                  # Which of the runtime's queues (lanes) it goes to; SNS filters on it.
+                  "priority": {"DataType": "String", "StringValue": meta.get("priority", DEFAULT_PRIORITY)}}
+    size = len(message.encode("utf-8")) + sum(len(k) + len("String") + len(v["StringValue"].encode())
+                                               for k, v in attributes.items())
     if size > SNS_MAX_BYTES:
         raise Invalid("task", f"task is {size} bytes; the limit is {SNS_MAX_BYTES} (256 KiB). "
                               "Pass large inputs as s3:// URLs instead of inline data")
@@ -151,6 +158,7 @@ def _record(table: str, task: dict, bucket: str) -> dict | None:
         item["deadline"] = meta["deadline"]
     if meta.get("webhook"):
         item["webhook"] = meta["webhook"]
+    item["priority"] = meta.get("priority", DEFAULT_PRIORITY)
     db = _client("dynamodb")
     try:
         db.put_item(TableName=table, Item=_serialise(item), ConditionExpression="attribute_not_exists(id)")
@@ -299,6 +307,10 @@ def validate(body, runtimes: dict) -> dict:
         raise Invalid("task.content", "'task.content' must be an object (the runtime's request)")
     normalised = {"id": meta["id"], "runtime": runtime, "tasktype": tasktype,
                   "prefix": prefix.rstrip("/"), "context": meta.get("context", "")}
+    if "priority" in meta:
+        if meta["priority"] not in PRIORITIES:
+            raise Invalid("task.metadata.priority", f"task.metadata.priority must be one of {', '.join(PRIORITIES)}")
+        normalised["priority"] = meta["priority"]
     normalised.update(deadline_fields(meta))
     normalised.update(webhook_fields(meta, allow_loopback=os.environ.get("WEBHOOK_ALLOW_LOOPBACK") == "1"))
     return {"metadata": normalised, "content": content}

@@ -47,7 +47,9 @@ def make_agent(stack, runtime_url: str, visibility: int = 30, batches: bool = Fa
     settings = AgentSettings(queue_url=rt["queue_url"], topic_arn=stack["results_topic_arn"],
                              bucket=stack["bucket"], runtime_name="sdruntime", runtime_type="sdwebui",
                              api_base_url=runtime_url + "/sdapi/v1/", region="us-west-2",
-                             wait_seconds=1, max_receive_count=99, visibility_seconds=visibility, **settings)
+                             wait_seconds=1, max_receive_count=99, visibility_seconds=visibility,
+                             lane_urls=tuple((p, rt["lanes"][p]["queue_url"]) for p in ("high", "normal", "low")),
+                             **settings)
     aws = stack["aws"]
     agent = Agent(settings, sqs=aws.sqs, s3=aws.s3, sns=aws.sns,
                   adapter=A1111Adapter(runtime_url, timeout=30, batches=batches))
@@ -56,13 +58,16 @@ def make_agent(stack, runtime_url: str, visibility: int = 30, batches: bool = Fa
     return agent
 
 
-def send(stack, task_id="t-1", meta: dict | None = None, **content):
+def send(stack, task_id="t-1", meta: dict | None = None, priority: str | None = None, **content):
     body = {"prompt": "a fox", "steps": 2, "width": 64, "height": 64, "seed": 3}
     body.update(content)
     task = {"metadata": {"id": task_id, "runtime": "sdruntime", "tasktype": "text-to-image",
                          "prefix": "output", "context": {"user": "u1"}, **(meta or {})}, "content": body}
+    attributes = {"runtime": {"DataType": "String", "StringValue": "sdruntime"}}
+    if priority:  # what the API handler adds; a task published without one lands in the normal lane
+        attributes["priority"] = {"DataType": "String", "StringValue": priority}
     stack["aws"].sns.publish(TopicArn=stack["requests_topic_arn"], Message=json.dumps(task),
-                             MessageAttributes={"runtime": {"DataType": "String", "StringValue": "sdruntime"}})
+                             MessageAttributes=attributes)
 
 
 def once(agent) -> list[str]:
@@ -711,3 +716,28 @@ def test_without_a_node_or_a_price_the_cost_is_unknown():
     unlisted = cost.price_per_second({"NODE_NAME": "n", "GPU_PRICES": "{}"},
                                      labels=lambda name: {"node.kubernetes.io/instance-type": "p5.48xlarge"})
     assert unlisted is None and cost.cost_usd(2.0, None) is None
+
+
+def test_high_priority_tasks_sent_after_a_backlog_of_low_ones_start_first(stack, flaky_runtime):
+    agent = make_agent(stack, flaky_runtime.url)
+    for i in range(5):
+        send(stack, task_id=f"low-{i}", priority="low", prompt=f"low {i}")
+    send(stack, task_id="plain", prompt="plain")  # no priority at all: the normal lane
+    for i in range(5):
+        send(stack, task_id=f"high-{i}", priority="high", prompt=f"high {i}")
+    agent.run(max_tasks=11)
+    order = [p.split()[0] for p in flaky_runtime.state["prompts"]]
+    assert order == ["high"] * 5 + ["plain"] + ["low"] * 5
+    assert queue_counts(stack) == (0, 0)
+
+
+def test_a_steady_stream_of_high_tasks_does_not_starve_the_low_lane(stack, flaky_runtime):
+    from sdctl.agent.sqs import STARVATION_LIMIT
+
+    agent = make_agent(stack, flaky_runtime.url)
+    send(stack, task_id="low", priority="low", prompt="low")
+    for i in range(STARVATION_LIMIT + 5):
+        send(stack, task_id=f"high-{i}", priority="high", prompt=f"high {i}")
+    agent.run(max_tasks=STARVATION_LIMIT + 6)
+    order = [p.split()[0] for p in flaky_runtime.state["prompts"]]
+    assert order.index("low") <= STARVATION_LIMIT  # one receive in STARVATION_LIMIT asks the lower lanes first

@@ -315,6 +315,23 @@ LIMITS = {  # resource type -> (property, most characters, pattern or None); eac
 }
 
 
+def test_the_largest_config_fits_cloudformations_template_limits():
+    """A template may hold at most 500 resources, 200 outputs and 200 parameters, and its body
+    at most 1 MB from S3 (CloudFormation User Guide, "CloudFormation quotas"); moto checks
+    none. The largest config sdctl accepts, 16 runtimes, must fit in each stack."""
+    runtimes = "\n".join(f"  - {{name: r{i}, type: diffusers}}" for i in range(16))
+    cfg = parse(f"stackName: big\nruntimes:\n{runtimes}\n")
+    for spec in stacks(cfg, code=("b", "k"), admin_principal="arn:aws:iam::1:role/x"):
+        t = spec.template
+        assert len(t["Resources"]) <= 500 and len(t.get("Outputs", {})) <= 200, spec.key
+        assert len(t.get("Parameters", {})) <= 200 and len(json.dumps(t)) <= 1_000_000, spec.key
+    from sdctl.errors import ConfigError
+
+    with pytest.raises(ConfigError) as e:  # a 17th is refused before anything is built
+        parse(f"stackName: big\nruntimes:\n{runtimes}\n  - {{name: r16, type: diffusers}}\n")
+    assert "at most 16 items" in e.value.problems[0]["message"]
+
+
 def test_names_fit_their_limits(built):
     """Each name against its documented length and character limit (CloudFormation resource
     reference of each type), with the longest region name and a 12-digit account: moto
@@ -372,7 +389,7 @@ def test_the_cluster_endpoint_is_not_open_to_the_internet_by_default():
     cfg = parse(EXAMPLE.read_text())
     [cluster] = [s for s in stacks(cfg, deployer_cidr=lambda: "203.0.113.7/32") if s.key == "cluster"]
     outs = {"edge": {k: "x" for k in ("ResultsTopicArn", "TopicKeyArn", "OutputBucket", "TasksTableArn",
-                                      "WebhooksQueueArn",
+                                      "WebhooksQueueArn", "QueueSdruntimeHighArn", "QueueSdruntimeLowArn",
                                       "QueueSdruntimeArn")}, "network": {"PrivateSubnetIds": "a,b"}}
     assert cluster.parameters(outs)["PublicAccessCidrs"] == "203.0.113.7/32"
     vpc = cluster.template["Resources"]["Cluster"]["Properties"]["ResourcesVpcConfig"]
@@ -458,6 +475,17 @@ def test_every_image_a_release_runs_is_one_sdctl_builds_or_the_users_own(built):
         assert repo in repos, uri
         key = next(k for k, (name, _) in images.IMAGES.items() if images.repository_name(cfg.stack_name, name) == repo)
         assert key in images.needed(cfg)  # and publish builds it by default
+
+
+def test_one_subscription_per_topic_and_queue(built):
+    """SNS keeps one subscription per topic, protocol and endpoint: Subscribe with the same
+    endpoint returns the existing one (SNS API Reference, Subscribe), so a second
+    AWS::SNS::Subscription of a queue would replace the first one's filter, and deleting either
+    removes both. Routing that needs two conditions uses `$or` in one filter policy."""
+    _, _, templates, _ = built
+    seen = [json.dumps([s["Properties"]["TopicArn"], s["Properties"]["Protocol"], s["Properties"]["Endpoint"]],
+                       sort_keys=True) for s in resources(templates, "AWS::SNS::Subscription").values()]
+    assert len(seen) == len(set(seen))
 
 
 def test_queues_accept_messages_from_the_topic_that_feeds_them(built):

@@ -50,19 +50,25 @@ def test_templates_match_their_snapshots(key):
     assert text == path.read_text()
 
 
-def test_each_runtime_gets_a_filtered_queue_with_a_dead_letter_queue():
+def test_each_runtime_gets_a_filtered_queue_with_a_dead_letter_queue_per_priority_lane():
     edge = build(TWO_RUNTIMES)["edge"]
     r = edge["Resources"]
     subs = resources(edge, "AWS::SNS::Subscription")
-    assert {json.dumps(s["Properties"]["FilterPolicy"]) for s in subs.values()} == {
-        '{"runtime": ["fast"]}', '{"runtime": ["comfy"]}'}
+    routes = {(s["Properties"]["Endpoint"]["Fn::GetAtt"][0], json.dumps(s["Properties"]["FilterPolicy"]))
+              for s in subs.values()}
+    untagged = [{"priority": ["normal"]}, {"priority": [{"exists": False}]}]  # no priority: the normal lane
+    assert routes == {(f"Queue{rt}{lane}", json.dumps({"runtime": [name], **match}))
+                      for rt, name in (("Fast", "fast"), ("Comfy", "comfy"))
+                      for lane, match in (("High", {"priority": ["high"]}), ("", {"$or": untagged}),
+                                          ("Low", {"priority": ["low"]}))}
     assert all(s["Properties"]["FilterPolicyScope"] == "MessageAttributes" for s in subs.values())
     fast = r["QueueFast"]["Properties"]
     assert fast["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": ["DeadLetterQueueFast", "Arn"]},
                                      "maxReceiveCount": 4}
     assert fast["VisibilityTimeout"] == 180  # maxTaskSeconds + 60
     assert r["QueueComfy"]["Properties"]["RedrivePolicy"]["maxReceiveCount"] == 3
-    for q in ("QueueFast", "QueueComfy", "DeadLetterQueueFast"):
+    assert r["QueueFastHigh"]["Properties"]["QueueName"] == "demo-fast-high"
+    for q in ("QueueFast", "QueueComfy", "DeadLetterQueueFast", "QueueFastLow", "DeadLetterQueueFastLow"):
         assert r[q]["DeletionPolicy"] == "Retain" and r[q]["Properties"]["SqsManagedSseEnabled"] is True
 
 
@@ -121,13 +127,14 @@ def test_workload_roles_are_scoped_to_their_own_queue():
     cluster = build(TWO_RUNTIMES)["cluster"]
     fast = cluster["Resources"]["RuntimeFastRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     sqs = next(s for s in fast if "sqs:ReceiveMessage" in s["Action"])
-    assert sqs["Resource"] == [{"Ref": "QueueFastArn"}]
+    assert sqs["Resource"] == [{"Ref": "QueueFastHighArn"}, {"Ref": "QueueFastArn"}, {"Ref": "QueueFastLowArn"}]
     assert any(s["Resource"] == [{"Fn::Sub": "arn:${AWS::Partition}:s3:::my-models/*"}] for s in fast)
     ident = cluster["Resources"]["RuntimeComfyIdentity"]["Properties"]
     assert (ident["Namespace"], ident["ServiceAccount"]) == ("art", "sd-comfy")
     keda = cluster["Resources"]["KedaOperatorRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     assert keda == [{"Effect": "Allow", "Action": ["sqs:GetQueueAttributes"],
-                     "Resource": [{"Ref": "QueueFastArn"}, {"Ref": "QueueComfyArn"}]}]
+                     "Resource": [{"Ref": f"Queue{rt}{lane}Arn"} for rt in ("Fast", "Comfy")
+                                  for lane in ("High", "", "Low")]}]
 
 
 def test_cluster_uses_access_entries_without_creator_admin():

@@ -139,10 +139,19 @@ def test_every_rendered_object_validates(rendered):
 
 def test_trigger_metadata_are_strings_and_carry_scale_on_in_flight(rendered):
     [so] = by_kind(rendered["full/alpha"], "ScaledObject")
-    [trigger] = so["spec"]["triggers"]
-    assert trigger["type"] == "aws-sqs-queue"
-    assert all(isinstance(v, str) for v in trigger["metadata"].values())
-    assert trigger["metadata"]["scaleOnInFlight"] == "false" and trigger["metadata"]["queueLength"] == "2"
+    triggers = so["spec"]["triggers"]
+    assert [t["name"] for t in triggers] == ["high", "normal", "low"]  # one per priority lane
+    assert [t["metadata"]["queueURL"].rsplit("/", 1)[1] for t in triggers] == [
+        "full-alpha-high", "full-alpha", "full-alpha-low"]
+    trigger = triggers[1]
+    for t in triggers:
+        assert t["type"] == "aws-sqs-queue"
+        assert all(isinstance(v, str) for v in t["metadata"].values())
+        assert t["metadata"]["scaleOnInFlight"] == "false" and t["metadata"]["queueLength"] == "2"
+    # KEDA scales on the lanes' sum; low tasks alone neither scale up from zero nor hold it up.
+    modifiers = so["spec"]["advanced"]["scalingModifiers"]
+    assert modifiers["formula"] == "high + normal > 0 ? high + normal + low : 0"
+    assert (modifiers["target"], modifiers["metricType"]) == ("2", "AverageValue")
     assert "scaleOnInFlight" not in so["spec"]
     assert (so["spec"]["minReplicaCount"], so["spec"]["maxReplicaCount"]) == (1, 7)
     assert (so["spec"]["cooldownPeriod"], so["spec"]["pollingInterval"]) == (300, 5)
@@ -268,7 +277,8 @@ def test_agent_config_points_at_the_runtime_and_its_queue(rendered):
 def test_release_specs_for_the_example_config():
     cfg = parse(EXAMPLE.read_text())
     edge = {"ResultsTopicArn": "arn:aws:sns:us-west-2:1:r", "OutputBucket": "out", "TasksTable": "sdctl-tasks",
-            "QueueSdruntimeUrl": "https://sqs.us-west-2.amazonaws.com/1/sdctl-sdruntime"}
+            **{f"QueueSdruntime{lane}Url": f"https://sqs.us-west-2.amazonaws.com/1/sdctl-sdruntime{suffix}"
+               for lane, suffix in (("", ""), ("High", "-high"), ("Low", "-low"))}}
     cluster = {"KarpenterNodeRoleName": "KarpenterNodeRole-sdctl", "InterruptionQueueName": "sdctl-karpenter"}
     rels = releases(cfg, edge=edge, cluster=cluster, account="111122223333", region="us-west-2")
     assert [(r.name, r.namespace, r.version) for r in rels] == [
@@ -280,7 +290,9 @@ def test_release_specs_for_the_example_config():
     v = rels[3].values
     assert v["aws"] == {"region": "us-west-2", "queueUrl": edge["QueueSdruntimeUrl"],
                         "resultsTopicArn": "arn:aws:sns:us-west-2:1:r", "outputBucket": "out",
-                        "tasksTable": "sdctl-tasks", "taskTtlDays": 30}
+                        "tasksTable": "sdctl-tasks", "taskTtlDays": 30,
+                        "lanes": {"high": edge["QueueSdruntimeHighUrl"], "normal": edge["QueueSdruntimeUrl"],
+                                  "low": edge["QueueSdruntimeLowUrl"]}}
     assert v["runtime"]["image"]["repository"] == "111122223333.dkr.ecr.us-west-2.amazonaws.com/sdctl/sdwebui"
     assert v["nodes"]["nodeRole"] == "KarpenterNodeRole-sdctl"
 

@@ -20,6 +20,10 @@ import pytest
 from sdctl.execute.aws.cloudformation import Deployer, DeployFailed
 from tests.helpers import CONFIG, sdctl, write_config
 
+#: Every runtime's queue and dead-letter queue in each priority lane (normal keeps the old name).
+LANE_QUEUES = [f"cyc-{rt}{lane}{dlq}" for rt in ("comfy", "sdruntime") for lane in ("", "-high", "-low")
+                  for dlq in ("", "-dlq")]
+
 
 def test_deploy_redeploy_update_destroy(env, tmp_path, aws, existing_vpc):
     write_config(tmp_path, *existing_vpc)
@@ -65,8 +69,7 @@ def test_deploy_redeploy_update_destroy(env, tmp_path, aws, existing_vpc):
     assert {"stack:cyc-edge", "stack:cyc-cluster", "s3:cyc-output-123456789012-us-west-2", "queue:cyc-comfy"} <= gone
     assert report["stacks"] == {"cyc-cluster": "deleted", "cyc-edge": "deleted"}
     assert report["buckets"]["cyc-output-123456789012-us-west-2"] == {"deleted": True, "objects": 1}
-    assert sorted(report["queues"]) == ["cyc-comfy", "cyc-comfy-dlq", "cyc-sdruntime", "cyc-sdruntime-dlq",
-                                        "cyc-webhooks", "cyc-webhooks-dlq"]
+    assert sorted(report["queues"]) == sorted([*LANE_QUEUES, "cyc-webhooks", "cyc-webhooks-dlq"])
     assert aws.cloudformation.describe_stacks()["Stacks"] == []
     assert [b["Name"] for b in aws.s3.list_buckets()["Buckets"]] == ["cyc-models"]  # never touched
     assert aws.s3.get_object(Bucket="cyc-models", Key="v1-5.safetensors")["Body"].read() == b"weights"
@@ -79,8 +82,7 @@ def test_destroy_keep_data_leaves_bucket_and_queues(env, tmp_path, aws, existing
     assert report["buckets"] == {} and report["queues"] == []
     assert "cyc-output-123456789012-us-west-2" in [b["Name"] for b in aws.s3.list_buckets()["Buckets"]]
     kept = sorted(u.rsplit("/", 1)[1] for u in aws.sqs.list_queues(QueueNamePrefix="cyc-")["QueueUrls"])
-    assert kept == ["cyc-comfy", "cyc-comfy-dlq", "cyc-sdruntime", "cyc-sdruntime-dlq", "cyc-webhooks",
-                    "cyc-webhooks-dlq"]  # undelivered webhook events are data too
+    assert kept == sorted([*LANE_QUEUES, "cyc-webhooks", "cyc-webhooks-dlq"])  # undelivered webhooks are data too
 
 
 def test_network_stack_creates_and_redeploys(env, tmp_path, aws):
@@ -230,4 +232,5 @@ def test_a_template_over_51200_bytes_goes_through_the_artifacts_bucket(env, tmp_
     assert out["stacks"] == {"big-edge": "deployed"}
     keys = [o["Key"] for o in aws.s3.list_objects_v2(Bucket="big-artifacts-123456789012-us-west-2")["Contents"]]
     assert "templates/big-edge.json" in keys
-    assert len([u for u in aws.sqs.list_queues(QueueNamePrefix="big-r")["QueueUrls"] if not u.endswith("-dlq")]) == 16
+    queues = [u for u in aws.sqs.list_queues(QueueNamePrefix="big-r")["QueueUrls"] if not u.endswith("-dlq")]
+    assert len(queues) == 16 * 3  # three priority lanes each

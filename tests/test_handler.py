@@ -108,6 +108,7 @@ def test_comfyui_takes_pipeline_tasks(wired):
     (task(prefix="a//b"), "task.metadata.prefix"),
     (task(prefix=7), "task.metadata.prefix"),
     (task(surprise=1), "task.metadata.surprise"),
+    (task(priority="urgent"), "task.metadata.priority"),
     (task(deadline="tomorrow"), "task.metadata.deadline"),
     (task(deadline="2099-01-01T10:00:00"), "task.metadata.deadline"),  # no offset: whose 10:00?
     (task(deadline="2020-01-01T10:00:00Z"), "task.metadata.deadline"),  # passed
@@ -147,7 +148,9 @@ def test_message_over_the_sns_limit_is_rejected(wired):
 def test_a_message_just_under_the_limit_is_accepted(wired):
     drain, _ = wired
     body = task()
-    size = len(json.dumps(body["task"], separators=(",", ":"))) + len("runtime") + len("String") + len("sdruntime")
+    # SNS counts the message and its attributes: runtime=sdruntime and priority=normal.
+    attributes = len("runtime") + len("String") + len("sdruntime") + len("priority") + len("String") + len("normal")
+    size = len(json.dumps(body["task"], separators=(",", ":"))) + attributes
     body["task"]["content"]["pad"] = "x" * (262144 - size - len(',"pad":""'))
     assert post(body)[0] == 200
     assert len(drain("sdruntime")) == 1
@@ -243,6 +246,17 @@ def test_cancel_a_queued_task_now_a_running_one_on_request_a_finished_one_never(
     assert record["status"] == "running" and record["cancel_requested"] is True
     assert call("GET", "nope")[0] == 404 and call("DELETE", "nope")[0] == 404
     assert call("GET", "bad id!")[0] == 400 and call("PUT", "c-1")[0] == 405
+
+
+def test_the_priority_rides_as_an_attribute_that_routes_the_task_to_its_lane(wired):
+    _, all_published = wired
+    assert post(task(id="p-high", priority="high"))[0] == 200
+    assert post(task(id="p-plain"))[0] == 200  # a guidance client's: normal
+    [high, plain] = all_published()["sdruntime"]
+    assert high["MessageAttributes"]["priority"] == {"Type": "String", "Value": "high"}
+    assert json.loads(high["Message"])["metadata"]["priority"] == "high"
+    assert plain["MessageAttributes"]["priority"] == {"Type": "String", "Value": "normal"}
+    assert "priority" not in json.loads(plain["Message"])["metadata"]  # the guidance's task, unchanged
 
 
 def test_a_queued_task_says_its_place_in_line(store, wired):

@@ -19,7 +19,9 @@ def local_documents(cfg):
     resources = {"tasks_table": plan["tasks_table"], "bucket": plan["bucket"],
                  "requests_topic_arn": "arn:aws:sns:us-west-2:123456789012:" + plan["requests_topic"],
                  "results_topic_arn": "arn:aws:sns:us-west-2:123456789012:" + plan["results_topic"],
-                 "runtimes": {n: {"queue_arn": f"arn:aws:sqs:us-west-2:123456789012:{rt['queue']}"}
+                 "runtimes": {n: {"queue_arn": f"arn:aws:sqs:us-west-2:123456789012:{rt['queue']}",
+                                  "lanes": {p: {"queue_arn": f"arn:aws:sqs:us-west-2:123456789012:{lane['queue']}"}
+                                            for p, lane in rt["lanes"].items()}}
                               for n, rt in plan["runtimes"].items()},
                  "webhooks": {"queue_arn": "arn:aws:sqs:us-west-2:123456789012:" + plan["webhooks"]["queue"],
                               "dead_letter_queue_arn": "arn:aws:sqs:us-west-2:123456789012:"

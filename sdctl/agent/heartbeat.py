@@ -17,17 +17,19 @@ log = logging.getLogger("sdctl.agent")
 class Heartbeat:
     def __init__(self, sqs, queue_url: str, window: int):
         self.sqs = sqs
-        self.queue_url = queue_url
+        self.queue_url = queue_url  # messages that do not say which queue they came from
         self.window = window
         self.interval = max(window / 3, 0.5)
-        self._receipts: dict[str, str] = {}
+        self._receipts: dict[str, tuple[str, str]] = {}  # message id -> (queue URL, receipt handle)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def track(self, message: dict) -> None:
+        from sdctl.agent.sqs import queue_of
+
         with self._lock:
-            self._receipts[message["MessageId"]] = message["ReceiptHandle"]
+            self._receipts[message["MessageId"]] = (queue_of(message, self.queue_url), message["ReceiptHandle"])
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
             self._thread.start()
@@ -36,10 +38,12 @@ class Heartbeat:
         with self._lock:
             self._receipts.pop(message["MessageId"], None)
 
-    def held(self) -> list[str]:
-        """Receipt handles of every message being kept invisible now."""
+    def held(self) -> list[dict]:
+        """Every message being kept invisible now, as much of it as a release needs."""
+        from sdctl.agent.sqs import QUEUE
+
         with self._lock:
-            return list(self._receipts.values())
+            return [{"ReceiptHandle": receipt, QUEUE: queue} for queue, receipt in self._receipts.values()]
 
     def stop(self) -> None:
         self._stop.set()
@@ -47,13 +51,20 @@ class Heartbeat:
     def beat(self) -> None:
         """Extend every tracked message's window: one batch call per ten messages."""
         with self._lock:
-            receipts = list(self._receipts.items())
+            held = list(self._receipts.items())
+        by_queue: dict[str, list[tuple[str, str]]] = {}
+        for message_id, (queue, receipt) in held:
+            by_queue.setdefault(queue, []).append((message_id, receipt))
+        for queue, receipts in by_queue.items():
+            self._beat(queue, receipts)
+
+    def _beat(self, queue: str, receipts: list[tuple[str, str]]) -> None:
         for i in range(0, len(receipts), 10):
             chunk = receipts[i:i + 10]
             entries = [{"Id": str(n), "ReceiptHandle": receipt, "VisibilityTimeout": self.window}
                        for n, (_, receipt) in enumerate(chunk)]
             try:
-                resp = self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)
+                resp = self.sqs.change_message_visibility_batch(QueueUrl=queue, Entries=entries)
             except Exception as e:  # the next beat tries again; the window still has 2/3 left
                 log.warning("could not extend visibility", extra={"messages": len(chunk), "error": str(e)})
                 continue

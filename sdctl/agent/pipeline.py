@@ -56,8 +56,8 @@ class Pipeline:
         import os
 
         self.heartbeat.stop()
-        for receipt in self.heartbeat.held():
-            self._release({"ReceiptHandle": receipt})
+        for held in self.heartbeat.held():
+            self._release(held)
         log.warning("exiting without finishing; held messages returned to the queue", extra={"why": why})
         logging.shutdown()
         os._exit(0)
@@ -112,8 +112,8 @@ class Pipeline:
                 runner.join()
             finishing.shutdown(wait=True)  # started tasks are stored, announced and deleted
             # Whatever is still held (prefetched, or taken but not started) goes back at once.
-            for receipt in self.heartbeat.held():
-                self._release({"ReceiptHandle": receipt})
+            for held in self.heartbeat.held():
+                self._release(held)
             self.heartbeat.stop()
 
     def _run_tasks(self, ready: queue.Queue, finishing: ThreadPoolExecutor, max_tasks: int | None) -> None:

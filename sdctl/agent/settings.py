@@ -36,6 +36,12 @@ class AgentSettings:
     tasks_table: str = ""
     task_ttl_days: int = 30
     webhook_queue_url: str = ""
+    lane_urls: tuple[tuple[str, str], ...] = ()  # (priority, queue URL), highest first
+
+    @property
+    def lanes(self) -> tuple[tuple[str, str], ...]:
+        """The queues to drain, highest priority first (only the one queue before lanes)."""
+        return self.lane_urls or (("normal", self.queue_url),)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> AgentSettings:
@@ -72,6 +78,9 @@ class AgentSettings:
             task_ttl_days=_int(env, "TASK_TTL_DAYS", 30, 1, 3650),
             notify_running=env.get("NOTIFY_RUNNING", "false").lower() in ("1", "true", "yes"),
             webhook_queue_url=env.get("WEBHOOK_QUEUE_URL", ""),
+            lane_urls=tuple((p, url) for p, url in (("high", env.get("SQS_QUEUE_URL_HIGH")),
+                                                     ("normal", env["SQS_QUEUE_URL"]),
+                                                     ("low", env.get("SQS_QUEUE_URL_LOW"))) if url),
         )
 
 

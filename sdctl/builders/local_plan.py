@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import json
 
-from sdctl.builders.names import LOCAL_ACCOUNT, WEBHOOK_RECEIVES, names, visibility_timeout
+from sdctl.builders.names import (
+    LOCAL_ACCOUNT,
+    WEBHOOK_RECEIVES,
+    lane_filter,
+    names,
+    visibility_timeout,
+)
 from sdctl.config.model import Config
 
 
@@ -14,18 +20,20 @@ def local_plan(cfg: Config, *, visibility_seconds: int | None = None) -> dict:
     subscriptions = [{"topic": n.results_topic, "queue": n.results_queue, "filter": None}]
     runtimes = {}
     for rt, rn in zip(cfg.runtimes, n.runtimes, strict=True):
-        queues.append({"name": rn.dead_letter_queue, "attributes": {"MessageRetentionPeriod": "1209600"}})
-        queues.append({
-            "name": rn.queue,
-            "attributes": {
-                "VisibilityTimeout": str(visibility_seconds or visibility_timeout(rt.max_task_seconds)),
-                "MessageRetentionPeriod": "1209600",
-            },
-            "dead_letter": {"queue": rn.dead_letter_queue, "maxReceiveCount": rt.max_receive_count},
-        })
-        subscriptions.append({"topic": n.requests_topic, "queue": rn.queue,
-                              "filter": json.dumps({"runtime": [rt.name]})})
+        for priority, queue, dead_letter_queue in rn.lanes():
+            queues.append({"name": dead_letter_queue, "attributes": {"MessageRetentionPeriod": "1209600"}})
+            queues.append({
+                "name": queue,
+                "attributes": {
+                    "VisibilityTimeout": str(visibility_seconds or visibility_timeout(rt.max_task_seconds)),
+                    "MessageRetentionPeriod": "1209600",
+                },
+                "dead_letter": {"queue": dead_letter_queue, "maxReceiveCount": rt.max_receive_count},
+            })
+            subscriptions.append({"topic": n.requests_topic, "queue": queue,  # as the edge stack routes them
+                                  "filter": json.dumps(lane_filter(rt.name, priority))})
         runtimes[rt.name] = {"type": rt.type, "queue": rn.queue, "dead_letter_queue": rn.dead_letter_queue,
+                             "lanes": {p: {"queue": q, "dead_letter_queue": d} for p, q, d in rn.lanes()},
                              "max_task_seconds": rt.max_task_seconds, "max_receive_count": rt.max_receive_count,
                              "dynamic_model": rt.dynamic_model}
     queues.append({"name": n.webhooks_dead_letter_queue, "attributes": {"MessageRetentionPeriod": "1209600"}})

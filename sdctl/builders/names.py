@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sdctl.contracts.tasks import PRIORITIES
+
 if TYPE_CHECKING:  # the agent image imports this module without pydantic
     from sdctl.config.model import Config
 
@@ -19,8 +21,18 @@ WEBHOOK_RECEIVES = 10
 @dataclass(frozen=True)
 class RuntimeNames:
     name: str
-    queue: str
+    queue: str  # the normal lane: the name every sdctl version gave the runtime's queue
     dead_letter_queue: str
+
+    def lane(self, priority: str) -> tuple[str, str]:
+        """The queue and dead-letter queue of one priority lane."""
+        if priority == "normal":
+            return self.queue, self.dead_letter_queue
+        return f"{self.queue}-{priority}", f"{self.queue}-{priority}-dlq"
+
+    def lanes(self) -> list[tuple[str, str, str]]:
+        """(priority, queue, dead-letter queue), highest priority first."""
+        return [(p, *self.lane(p)) for p in PRIORITIES]
 
 
 @dataclass(frozen=True)
@@ -70,25 +82,36 @@ def logical_id(*parts: str) -> str:
 
 
 # -- the stacks' outputs and parameters that other parts read by key (written once, here) ----------
-def queue_ids(runtime: str) -> tuple[str, str]:
-    """The logical ids of a runtime's queue and its dead-letter queue."""
-    base = logical_id(runtime)
+def queue_ids(runtime: str, priority: str = "normal") -> tuple[str, str]:
+    """The logical ids of a runtime's queue of one priority lane and its dead-letter queue (the
+    normal lane keeps the ids every sdctl version used)."""
+    base = logical_id(runtime) + ("" if priority == "normal" else logical_id(priority))
     return f"Queue{base}", f"DeadLetterQueue{base}"
 
 
-def queue_url_key(runtime: str) -> str:
-    """The edge stack's output with the runtime's queue URL."""
-    return f"{queue_ids(runtime)[0]}Url"
+def lane_filter(runtime: str, priority: str) -> dict:
+    """The SNS filter policy of a runtime's lane: how a task reaches it. The normal lane also
+    takes tasks published with no priority at all (every guidance client's): `$or` of the
+    value and the attribute's absence (SNS Developer Guide, "AND/OR logic"). One policy per
+    queue: SNS keeps one subscription per topic and endpoint, so a second would replace it."""
+    if priority == "normal":
+        return {"runtime": [runtime], "$or": [{"priority": ["normal"]}, {"priority": [{"exists": False}]}]}
+    return {"runtime": [runtime], "priority": [priority]}
 
 
-def dead_letter_url_key(runtime: str) -> str:
-    """The edge stack's output with the runtime's dead-letter queue URL."""
-    return f"{queue_ids(runtime)[1]}Url"
+def queue_url_key(runtime: str, priority: str = "normal") -> str:
+    """The edge stack's output with the URL of the runtime's queue of that lane."""
+    return f"{queue_ids(runtime, priority)[0]}Url"
 
 
-def queue_arn_key(runtime: str) -> str:
-    """The edge stack's output (and the cluster stack's parameter) with the queue's ARN."""
-    return f"{queue_ids(runtime)[0]}Arn"
+def dead_letter_url_key(runtime: str, priority: str = "normal") -> str:
+    """The edge stack's output with the URL of that lane's dead-letter queue."""
+    return f"{queue_ids(runtime, priority)[1]}Url"
+
+
+def queue_arn_key(runtime: str, priority: str = "normal") -> str:
+    """The edge stack's output (and the cluster stack's parameter) with that lane's queue ARN."""
+    return f"{queue_ids(runtime, priority)[0]}Arn"
 
 
 def runtime_role_id(runtime: str) -> str:

@@ -15,6 +15,7 @@ from sdctl.builders.names import (
 )
 from sdctl.config.model import Config, Runtime
 from sdctl.contracts.agent_env import for_runtime
+from sdctl.contracts.tasks import PRIORITIES
 
 #: The agent's /healthz, /readyz and /metrics/ port, and its visibility window per heartbeat.
 AGENT_HEALTH_PORT = 8081
@@ -94,16 +95,19 @@ def runtime_values(cfg: Config, rt: Runtime, *, edge: dict[str, str], cluster: d
                                      api_base_url=f"http://127.0.0.1:{d['port']}",
                                      visibility_seconds=AGENT_VISIBILITY_SECONDS, health_port=AGENT_HEALTH_PORT,
                                      webhook_queue_url=edge.get("WebhooksQueueUrl", ""),
-                                     gpu_prices=gpu_prices(rt, region)),
+                                     gpu_prices=gpu_prices(rt, region),
+                                     lane_urls={p: edge[queue_url_key(rt.name, p)] for p in PRIORITIES}),
                   "nodeReader": True},
         "aws": {"region": region, "queueUrl": edge[queue_url_key(rt.name)], "resultsTopicArn": edge["ResultsTopicArn"],
+                "lanes": {p: edge[queue_url_key(rt.name, p)] for p in PRIORITIES},
                 "outputBucket": edge["OutputBucket"], "tasksTable": edge.get("TasksTable", ""),
                 "taskTtlDays": cfg.output.retention_days},
         "maxTaskSeconds": rt.max_task_seconds,
         "serviceAccount": {"name": runtime_service_account(rt.name)},
         "scaling": {"queueLength": rt.scaling.queue_length, "minReplicas": rt.scaling.min_replicas,
                     "maxReplicas": rt.scaling.max_replicas, "cooldownSeconds": rt.scaling.cooldown_seconds,
-                    "pollingSeconds": rt.scaling.polling_seconds, "scaleOnInFlight": rt.scaling.scale_on_in_flight},
+                    "pollingSeconds": rt.scaling.polling_seconds, "scaleOnInFlight": rt.scaling.scale_on_in_flight,
+                    "lowScalesFromZero": rt.scaling.low_scales_from_zero},
         "nodes": {"enabled": True, "clusterName": cfg.cluster_name, "nodeRole": cluster["KarpenterNodeRoleName"],
                   "instanceTypes": list(rt.nodes.instance_types), "capacityTypes": list(rt.nodes.capacity_types),
                   "gpuLimit": rt.nodes.gpu_limit, "consolidateAfter": rt.nodes.consolidate_after,
@@ -165,7 +169,10 @@ def placeholder_outputs(cfg: Config) -> tuple[dict[str, str], dict[str, str]]:
             "TasksTable": f"{cfg.stack_name}-tasks",
             "WebhooksQueueUrl": f"https://sqs.{region}.amazonaws.com/{account}/{cfg.stack_name}-webhooks"}
     for rt in cfg.runtimes:
-        edge[queue_url_key(rt.name)] = f"https://sqs.{region}.amazonaws.com/{account}/{cfg.stack_name}-{rt.name}"
+        for priority in PRIORITIES:
+            lane = "" if priority == "normal" else f"-{priority}"
+            edge[queue_url_key(rt.name, priority)] = \
+                f"https://sqs.{region}.amazonaws.com/{account}/{cfg.stack_name}-{rt.name}{lane}"
     cluster = {"KarpenterNodeRoleName": karpenter_node_role(cfg.cluster_name),
                "InterruptionQueueName": f"{cfg.cluster_name}-karpenter"}
     return edge, cluster

@@ -105,7 +105,12 @@ def scale_status(
         while True:
             report = []
             for rt in chosen:
-                depth = queues.depth(sqs, target.queues[rt.name]["queue_url"])
+                lanes = {p: queues.depth(sqs, lane["queue_url"])
+                         for p, lane in queues.lanes_of(target.queues[rt.name]).items()}
+                depth = {k: sum(d[k] for d in lanes.values()) for k in ("visible", "in_flight", "delayed")}
+                if not rt.scaling.low_scales_from_zero and "low" in lanes and \
+                        depth["visible"] + depth["in_flight"] == lanes["low"]["visible"] + lanes["low"]["in_flight"]:
+                    depth = {k: 0 for k in depth}  # what KEDA's formula sees: low tasks alone do not count
                 objs = scale.collect(api, release=release_name(rt.name), namespace=rt.namespace)
                 report.append(verdicts.explain(rt.name, depth, objs, queue_length=rt.scaling.queue_length,
                                             min_replicas=rt.scaling.min_replicas,

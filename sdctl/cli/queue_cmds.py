@@ -29,7 +29,10 @@ def _table(rows: list[dict]):
         table.add_column(name, no_wrap=True, justify="left" if name == "runtime" else "right")
     for r in rows:
         dlq = f"[red]{r['dead_letter']}[/]" if r["dead_letter"] else "0"
-        table.add_row(r["runtime"], str(r["visible"]), str(r["in_flight"]), str(r["delayed"]), dlq,
+        high, low = (r["lanes"].get(p, {}).get("visible", 0) for p in ("high", "low"))
+        # Waiting tasks by lane (high/normal/low) when any is outside the normal lane.
+        waiting = str(r["visible"]) + (f" ({high}/{r['visible'] - high - low}/{low})" if high or low else "")
+        table.add_row(r["runtime"], waiting, str(r["in_flight"]), str(r["delayed"]), dlq,
                       num(r["oldest_age_s"], " s"), num(r["arrivals_per_min"]), num(r["completions_per_min"]))
     return table
 
@@ -57,8 +60,7 @@ def watch(
     sqs, db = target.client("sqs"), target.client("dynamodb") if target.tasks_table else None
 
     def snap() -> list[dict]:
-        return [queues.snapshot(sqs, db, target.tasks_table, n, q["queue_url"], q["dead_letter_queue_url"])
-                for n, q in selected.items()]
+        return [queues.snapshot(sqs, db, target.tasks_table, n, q) for n, q in selected.items()]
 
     if once or mode == "json":
         rows = snap()
@@ -86,8 +88,13 @@ def redrive(
     mode = output_mode(ctx, output)
     target = target_for(ctx, is_local(local))
     sqs = target.client("sqs")
-    report = {name: queues.redrive(sqs, q["dead_letter_queue_url"], q["queue_url"], limit=limit)
-              for name, q in _selected(target, runtime).items()}
+    report = {}
+    for name, q in _selected(target, runtime).items():
+        lanes = {p: queues.redrive(sqs, lane["dead_letter_queue_url"], lane["queue_url"], limit=limit)
+                 for p, lane in queues.lanes_of(q).items()}  # each lane's back to its own queue
+        moved = [r["moved"] for r in lanes.values()]
+        report[name] = {"moved": None if None in moved else sum(moved), "method": lanes["normal"]["method"],
+                        "lanes": lanes}
     if mode == "json":
         emit_json(report)
     else:
@@ -114,7 +121,7 @@ def purge(
     q = _selected(target, runtime)[runtime]
     confirm(ctx, f"Delete every message in runtime {runtime}'s queue?", yes=yes)
     db = target.client("dynamodb") if target.tasks_table else None
-    report = queues.purge(target.client("sqs"), db, target.tasks_table, runtime, q["queue_url"])
+    report = queues.purge(target.client("sqs"), db, target.tasks_table, runtime, q)
     if mode == "json":
         emit_json(report)
     else:

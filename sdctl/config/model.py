@@ -86,6 +86,8 @@ class Scaling(Model):
     cooldown_seconds: Annotated[int, Field(ge=0, le=86400)] = 60
     polling_seconds: Annotated[int, Field(ge=1, le=3600)] = 1
     scale_on_in_flight: bool = True
+    #: Whether low-priority tasks alone scale the runtime up from zero (and keep it up).
+    low_scales_from_zero: bool = False
 
     @model_validator(mode="after")
     def _min_le_max(self) -> Scaling:
@@ -210,7 +212,9 @@ class Config(Model):
     model_bucket: ModelBucket = ModelBucket()
     network: Network = Network()
     cluster: Cluster = Cluster()
-    runtimes: Annotated[list[Runtime], Field(min_length=1)]
+    # At most 16: with three priority lanes each, more would pass CloudFormation's 200 outputs
+    # per template (tests/test_aws_rules.py checks the largest config against its limits).
+    runtimes: Annotated[list[Runtime], Field(min_length=1, max_length=16)]
 
     @field_validator("runtimes")
     @classmethod

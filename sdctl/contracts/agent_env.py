@@ -14,7 +14,7 @@ def environment(*, queue_url: str, results_topic_arn: str, bucket: str, region: 
                 dynamic_model: bool = False, health_port: int = 0, prefetch: int = 1, runtime_concurrency: int = 1,
                 batch_tasks: int = 1, notify_running: bool = False,
                 input_buckets: tuple[str, ...] = (), webhook_queue_url: str = "",
-                gpu_prices: dict | None = None) -> dict[str, str]:
+                gpu_prices: dict | None = None, lane_urls: dict[str, str] | None = None) -> dict[str, str]:
     """Every variable the agent reads, as strings (a ConfigMap's and a process's type)."""
     env = {
         "SQS_QUEUE_URL": queue_url,
@@ -40,6 +40,9 @@ def environment(*, queue_url: str, results_topic_arn: str, bucket: str, region: 
         # Where a task's webhook events go (sdctl's deliverer signs and sends them).
         "WEBHOOK_QUEUE_URL": webhook_queue_url,
     }
+    for priority, url in sorted((lane_urls or {}).items()):  # the other lanes' queues, drained first/last
+        if priority != "normal":
+            env[f"SQS_QUEUE_URL_{priority.upper()}"] = url
     if input_buckets:
         env["INPUT_BUCKETS"] = ",".join(input_buckets)
     if gpu_prices:  # USD per hour by instance type and capacity type: prices each task

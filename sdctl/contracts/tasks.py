@@ -28,6 +28,10 @@ DEFAULT_PREFIX = "output"
 #: was still queued, so it never ran.
 STATES = ("queued", "running", "completed", "failed", "cancelled", "expired")
 FINAL = ("completed", "failed", "cancelled", "expired")
+#: metadata.priority: one queue (a lane) per priority per runtime; agents drain them in this
+#: order. A task without one (every guidance client's) is `normal`.
+PRIORITIES = ("high", "normal", "low")
+DEFAULT_PRIORITY = "normal"
 #: metadata.ttlSeconds: at most SQS's longest retention (14 days); a task cannot wait longer.
 TTL_MAX_SECONDS = 1209600
 #: metadata.deadlinePolicy: `drop` (default) never starts a task past its deadline;

@@ -195,7 +195,7 @@ def destroy(ctx: Context, *, keep_data: bool, report: Report = ignore) -> dict:
         what = "deleted" if done["buckets"][bucket]["deleted"] else "absent"
         report(Event(f"s3:{bucket}", what, "ok", what))
     sqs = ctx.aws.client("sqs")
-    kept = [q for rn in n.runtimes for q in (rn.queue, rn.dead_letter_queue)]
+    kept = [q for rn in n.runtimes for _, queue, dlq in rn.lanes() for q in (queue, dlq)]
     for q in [*kept, n.webhooks_queue, n.webhooks_dead_letter_queue]:
         try:
             sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=q)["QueueUrl"])

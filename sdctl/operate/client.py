@@ -82,7 +82,9 @@ def local_target() -> Target:
         kind="local", api_url=state["gateway_url"], api_key=state["api_key"], bucket=res["bucket"],
         prefix=res["prefix"], runtimes={n: r["type"] for n, r in res["runtimes"].items()},
         client_factory=factory, tasks_table=res.get("tasks_table"),
-        queues={n: {"queue_url": r["queue_url"], "dead_letter_queue_url": r["dead_letter_queue_url"]}
+        queues={n: {"queue_url": r["queue_url"], "dead_letter_queue_url": r["dead_letter_queue_url"],
+                    "lanes": {p: {"queue_url": lane["queue_url"], "dead_letter_queue_url": lane["dead_letter_queue_url"]}
+                              for p, lane in (r.get("lanes") or {}).items()}}
                 for n, r in res["runtimes"].items()},
         webhooks={k: v for k, v in (res.get("webhooks") or {}).items()
                   if k in ("queue_url", "dead_letter_queue_url", "secret_arn")})
@@ -102,6 +104,7 @@ def resolve_target(local: bool, *, config=None, region: str | None = None, profi
 def aws_target(cfg, aws) -> Target:
     """The deployed API and bucket, from the edge stack's outputs."""
     from sdctl.builders.names import dead_letter_url_key, queue_url_key
+    from sdctl.contracts.tasks import PRIORITIES
     from sdctl.execute import deploy
 
     ctx = deploy.context(cfg, aws)
@@ -110,7 +113,11 @@ def aws_target(cfg, aws) -> Target:
         raise SdctlError(f"stack {ctx.stack_name('edge')} is not deployed (or has no API outputs)",
                          hint="run `sdctl deploy` first, or use --local")
     queues = {rt.name: {"queue_url": outs.get(queue_url_key(rt.name), ""),
-                        "dead_letter_queue_url": outs.get(dead_letter_url_key(rt.name), "")} for rt in cfg.runtimes}
+                        "dead_letter_queue_url": outs.get(dead_letter_url_key(rt.name), ""),
+                        "lanes": {p: {"queue_url": outs[queue_url_key(rt.name, p)],
+                                      "dead_letter_queue_url": outs.get(dead_letter_url_key(rt.name, p), "")}
+                                  for p in PRIORITIES if queue_url_key(rt.name, p) in outs}}
+              for rt in cfg.runtimes}
     return Target(kind="aws", api_url=outs["ApiEndpoint"], api_key=deploy.api_key_value(aws, outs["ApiKeyId"]),
                   bucket=outs["OutputBucket"], prefix=cfg.output.prefix,
                   runtimes={rt.name: rt.type for rt in cfg.runtimes}, client_factory=aws.client,

@@ -47,15 +47,25 @@ def depth(sqs, url: str) -> dict:
 
 
 
-def snapshot(sqs, dynamodb, table: str | None, runtime: str, queue_url: str, dlq_url: str, *,
+def lanes_of(queues: dict) -> dict[str, dict]:
+    """A runtime's queues by priority lane (a deployment from before lanes has only one)."""
+    return queues.get("lanes") or {"normal": {"queue_url": queues["queue_url"],
+                                              "dead_letter_queue_url": queues["dead_letter_queue_url"]}}
+
+
+def snapshot(sqs, dynamodb, table: str | None, runtime: str, queues: dict, *,
              now: float | None = None, window: float = 60.0) -> dict:
-    """One runtime's queue at a glance: depths from SQS; the oldest queued task's age and the
-    arrival and completion rates (per minute, over the last `window` seconds) from the task store."""
+    """One runtime's queues at a glance: depths from SQS, summed over its priority lanes and
+    per lane; the oldest queued task's age and the arrival and completion rates (per minute,
+    over the last `window` seconds) from the task store."""
     import time
 
     now = time.time() if now is None else now
-    row = {"runtime": runtime, **depth(sqs, queue_url), "dead_letter": depth(sqs, dlq_url)["visible"],
-           "oldest_age_s": None, "arrivals_per_min": None, "completions_per_min": None}
+    per_lane = {p: {**depth(sqs, lane["queue_url"]), "dead_letter": depth(sqs, lane["dead_letter_queue_url"])["visible"]}
+                for p, lane in lanes_of(queues).items()}
+    row = {"runtime": runtime, **{k: sum(v[k] for v in per_lane.values())
+                                  for k in ("visible", "in_flight", "delayed", "dead_letter")},
+           "lanes": per_lane, "oldest_age_s": None, "arrivals_per_min": None, "completions_per_min": None}
     if table:
         row.update(_store_view(dynamodb, table, runtime, now, window))
     return row
@@ -105,10 +115,11 @@ def _store_view(dynamodb, table: str, runtime: str, now: float, window: float) -
             "completions_per_min": round(completions * per_min, 1)}
 
 
-def purge(sqs, dynamodb, table: str | None, runtime: str, queue_url: str) -> dict:
-    """Delete every message in the runtime's queue; mark its queued tasks cancelled in the
-    store, so no record claims a task that will never run."""
-    sqs.purge_queue(QueueUrl=queue_url)
+def purge(sqs, dynamodb, table: str | None, runtime: str, queues: dict) -> dict:
+    """Delete every message in the runtime's queues (every lane); mark its queued tasks
+    cancelled in the store, so no record claims a task that will never run."""
+    for lane in lanes_of(queues).values():
+        sqs.purge_queue(QueueUrl=lane["queue_url"])
     marked = 0
     if table:
         for page in dynamodb.get_paginator("query").paginate(

@@ -29,6 +29,7 @@ from sdctl.builders.names import (
     runtime_service_account,
 )
 from sdctl.config.model import Config
+from sdctl.contracts.tasks import PRIORITIES
 
 INTERRUPTION_EVENTS = [
     ("HealthEvent", "aws.health", "AWS Health Event"),
@@ -63,7 +64,8 @@ def cluster_template(cfg: Config, n: Names) -> dict:
     p["TasksTableArn"] = {"Type": "String", "Description": "the task store"}
     p["WebhooksQueueArn"] = {"Type": "String", "Description": "where agents send webhook events"}
     for rt in cfg.runtimes:
-        p[queue_arn_key(rt.name)] = {"Type": "String", "Description": f"queue of runtime {rt.name}"}
+        for priority in PRIORITIES:
+            p[queue_arn_key(rt.name, priority)] = {"Type": "String", "Description": f"queue of runtime {rt.name}"}
     cluster_name = name if existing else ref("Cluster")
 
     if not existing:
@@ -168,7 +170,7 @@ def cluster_template(cfg: Config, n: Names) -> dict:
     r["KarpenterIdentity"] = _pod_identity(cluster_name, "kube-system", "karpenter", "KarpenterControllerRole")
 
     # -- KEDA -----------------------------------------------------------------------------------------
-    queue_arns = [ref(queue_arn_key(rt.name)) for rt in cfg.runtimes]
+    queue_arns = [ref(queue_arn_key(rt.name, pr)) for rt in cfg.runtimes for pr in PRIORITIES]
     r["KedaOperatorRole"] = {"Type": "AWS::IAM::Role", "Properties": {
         "AssumeRolePolicyDocument": PODS_TRUST,
         "Policies": [{"PolicyName": "read-queue-depth",
@@ -179,7 +181,7 @@ def cluster_template(cfg: Config, n: Names) -> dict:
     for rt in cfg.runtimes:
         role = runtime_role_id(rt.name)
         workload = policies.runtime_workload(
-            queue=ref(queue_arn_key(rt.name)), output_bucket=sub("arn:${AWS::Partition}:s3:::${OutputBucket}"),
+            queue=[ref(queue_arn_key(rt.name, pr)) for pr in PRIORITIES], output_bucket=sub("arn:${AWS::Partition}:s3:::${OutputBucket}"),
             output_objects=sub("arn:${AWS::Partition}:s3:::${OutputBucket}/*"), results_topic=ref("ResultsTopicArn"),
             tasks_table=ref("TasksTableArn"), key=ref("TopicKeyArn"), webhooks_queue=ref("WebhooksQueueArn"),
             model_objects=sub(f"arn:${{AWS::Partition}}:s3:::{cfg.model_bucket.name}/*") if cfg.model_bucket.name

@@ -22,7 +22,7 @@ from sdctl.builders.cfn.base import (
     trust,
 )
 from sdctl.builders.cfn.skips import skip
-from sdctl.builders.names import Names, queue_ids, visibility_timeout
+from sdctl.builders.names import Names, lane_filter, queue_ids, visibility_timeout
 from sdctl.config.model import Config
 from sdctl.contracts.tasks import STATUS_INDEX
 
@@ -89,36 +89,37 @@ def edge_template(cfg: Config, n: Names) -> dict:
         o[f"{logical}Arn"] = output(ref(logical))
     o["TopicKeyArn"] = output(getatt("TopicKey", "Arn"))
 
-    # -- one queue (+ dead-letter queue) per runtime --------------------------------------------
+    # -- per runtime, one queue (+ dead-letter queue) per priority lane --------------------------
     for rt, rn in zip(cfg.runtimes, n.runtimes, strict=True):
-        q, dlq = queue_ids(rt.name)
-        r[dlq] = {"Type": "AWS::SQS::Queue", **RETAIN, "Properties": {
-            "QueueName": rn.dead_letter_queue, "MessageRetentionPeriod": 1209600, "SqsManagedSseEnabled": True}}
-        skip(r[dlq], "CKV_AWS_27")
-        r[q] = {"Type": "AWS::SQS::Queue", **RETAIN, "Properties": {
-            "QueueName": rn.queue,
-            "VisibilityTimeout": visibility_timeout(rt.max_task_seconds),
-            "MessageRetentionPeriod": 1209600,
-            "ReceiveMessageWaitTimeSeconds": 20,
-            "SqsManagedSseEnabled": True,
-            "RedrivePolicy": {"deadLetterTargetArn": getatt(dlq, "Arn"), "maxReceiveCount": rt.max_receive_count}}}
-        skip(r[q], "CKV_AWS_27")
-        r[f"{q}Policy"] = {"Type": "AWS::SQS::QueuePolicy", "Properties": {
-            "Queues": [ref(q)],
-            "PolicyDocument": policy(
-                allow("sqs:SendMessage", getatt(q, "Arn"), Sid="FromRequestsTopic",
-                      Principal={"Service": "sns.amazonaws.com"},
-                      Condition={"ArnEquals": {"aws:SourceArn": ref("RequestsTopic")}}),
-                _deny_insecure("sqs:*", getatt(q, "Arn")),
-            )}}
-        r[f"{q}Subscription"] = {"Type": "AWS::SNS::Subscription", "Properties": {
-            "TopicArn": ref("RequestsTopic"), "Protocol": "sqs", "Endpoint": getatt(q, "Arn"),
-            "FilterPolicyScope": "MessageAttributes", "FilterPolicy": {"runtime": [rt.name]},
-            "RawMessageDelivery": False}}
-        o[f"{q}Url"] = output(ref(q), f"queue of runtime {rt.name}")
-        o[f"{q}Arn"] = output(getatt(q, "Arn"))
-        o[f"{dlq}Url"] = output(ref(dlq), f"dead-letter queue of runtime {rt.name}")
-        o[f"{dlq}Arn"] = output(getatt(dlq, "Arn"))
+        for priority, queue_name, dlq_name in rn.lanes():
+            q, dlq = queue_ids(rt.name, priority)
+            r[dlq] = {"Type": "AWS::SQS::Queue", **RETAIN, "Properties": {
+                "QueueName": dlq_name, "MessageRetentionPeriod": 1209600, "SqsManagedSseEnabled": True}}
+            skip(r[dlq], "CKV_AWS_27")
+            r[q] = {"Type": "AWS::SQS::Queue", **RETAIN, "Properties": {
+                "QueueName": queue_name,
+                "VisibilityTimeout": visibility_timeout(rt.max_task_seconds),
+                "MessageRetentionPeriod": 1209600,
+                "ReceiveMessageWaitTimeSeconds": 20,
+                "SqsManagedSseEnabled": True,
+                "RedrivePolicy": {"deadLetterTargetArn": getatt(dlq, "Arn"), "maxReceiveCount": rt.max_receive_count}}}
+            skip(r[q], "CKV_AWS_27")
+            r[f"{q}Policy"] = {"Type": "AWS::SQS::QueuePolicy", "Properties": {
+                "Queues": [ref(q)],
+                "PolicyDocument": policy(
+                    allow("sqs:SendMessage", getatt(q, "Arn"), Sid="FromRequestsTopic",
+                          Principal={"Service": "sns.amazonaws.com"},
+                          Condition={"ArnEquals": {"aws:SourceArn": ref("RequestsTopic")}}),
+                    _deny_insecure("sqs:*", getatt(q, "Arn")),
+                )}}
+            r[f"{q}Subscription"] = {"Type": "AWS::SNS::Subscription", "Properties": {
+                "TopicArn": ref("RequestsTopic"), "Protocol": "sqs", "Endpoint": getatt(q, "Arn"),
+                "FilterPolicyScope": "MessageAttributes", "FilterPolicy": lane_filter(rt.name, priority),
+                "RawMessageDelivery": False}}
+            lane = "" if priority == "normal" else f" ({priority} priority)"
+            o[f"{q}Url"] = output(ref(q), f"queue of runtime {rt.name}{lane}")
+            o[f"{q}Arn"] = output(getatt(q, "Arn"))
+            o[f"{dlq}Url"] = output(ref(dlq), f"dead-letter queue of runtime {rt.name}{lane}")
 
     # -- output bucket ---------------------------------------------------------------------------
     r["OutputBucket"] = {"Type": "AWS::S3::Bucket", **RETAIN, "Properties": {

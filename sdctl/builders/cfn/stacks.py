@@ -10,6 +10,7 @@ from sdctl.builders.cfn.edge import edge_template
 from sdctl.builders.cfn.network import network_parameters, network_template
 from sdctl.builders.names import names, queue_arn_key
 from sdctl.config.model import Config
+from sdctl.contracts.tasks import PRIORITIES
 
 
 @dataclass
@@ -53,7 +54,8 @@ def stacks(cfg: Config, *, code: tuple[str, str] = ("", ""), admin_principal: st
                   "OutputBucket": edge["OutputBucket"], "TasksTableArn": edge["TasksTableArn"],
                   "WebhooksQueueArn": edge["WebhooksQueueArn"]}
         for rt in cfg.runtimes:
-            params[queue_arn_key(rt.name)] = edge[queue_arn_key(rt.name)]
+            for priority in PRIORITIES:
+                params[queue_arn_key(rt.name, priority)] = edge[queue_arn_key(rt.name, priority)]
         if not cfg.cluster.existing:
             params["AdminPrincipalArn"] = cfg.cluster.admin_principal_arn or (
                 admin_principal() if callable(admin_principal) else admin_principal)
@@ -72,4 +74,4 @@ def placeholder_outputs(cfg: Config) -> dict[str, dict[str, str]]:
     return {"network": {"PrivateSubnetIds": "<network.PrivateSubnetIds>"},
             "edge": {k: f"<edge.{k}>" for k in
                      ["ResultsTopicArn", "TopicKeyArn", "OutputBucket", "TasksTableArn", "WebhooksQueueArn",
-                      *[queue_arn_key(rt.name) for rt in cfg.runtimes]]}}
+                      *[queue_arn_key(rt.name, pr) for rt in cfg.runtimes for pr in PRIORITIES]]}}

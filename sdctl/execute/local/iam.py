@@ -28,6 +28,11 @@ def agent(runtime: str) -> str:
     return f"agent-{runtime}"
 
 
+def lanes(rt: dict) -> dict:
+    """A provisioned runtime's queues by priority lane (only the normal one before lanes)."""
+    return rt.get("lanes") or {"normal": {"queue_arn": rt["queue_arn"]}}
+
+
 def documents(resources: dict, *, region: str, account: str, model_bucket: str | None = None) -> dict[str, dict]:
     """Principal -> policy document, from what provisioning created. Pure."""
     table = f"arn:aws:dynamodb:{region}:{account}:table/{resources['tasks_table']}"
@@ -44,11 +49,12 @@ def documents(resources: dict, *, region: str, account: str, model_bucket: str |
         WEBHOOKS: policies.webhook_deliverer(
             queue=hooks["queue_arn"], dead_letter_queue=hooks["dead_letter_queue_arn"], secret=hooks["secret_arn"],
             key=key, log_group=f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/local-webhooks"),
-        KEDA: policies.keda_operator([rt["queue_arn"] for rt in resources["runtimes"].values()]),
+        KEDA: policies.keda_operator([lane["queue_arn"] for rt in resources["runtimes"].values()
+                                      for lane in lanes(rt).values()]),
     }
     for name, rt in resources["runtimes"].items():
         docs[agent(name)] = policies.runtime_workload(
-            queue=rt["queue_arn"], output_bucket=bucket, output_objects=f"{bucket}/*",
+            queue=[lane["queue_arn"] for lane in lanes(rt).values()], output_bucket=bucket, output_objects=f"{bucket}/*",
             results_topic=resources["results_topic_arn"], tasks_table=table, key=key,
             webhooks_queue=hooks["queue_arn"], model_objects=f"arn:aws:s3:::{model_bucket}/*" if model_bucket else None)
     return docs

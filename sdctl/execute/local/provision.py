@@ -49,7 +49,11 @@ def provision(plan: dict, *, sns, sqs, s3, dynamodb=None, secretsmanager=None) -
         "results_queue_url": queue_urls[plan["results_queue"]],
         "runtimes": {
             name: {**rt, "queue_url": queue_urls[rt["queue"]], "dead_letter_queue_url": queue_urls[rt["dead_letter_queue"]],
-                   "queue_arn": queue_arns[rt["queue"]], "dead_letter_queue_arn": queue_arns[rt["dead_letter_queue"]]}
+                   "queue_arn": queue_arns[rt["queue"]], "dead_letter_queue_arn": queue_arns[rt["dead_letter_queue"]],
+                   "lanes": {p: {"queue_url": queue_urls[lane["queue"]], "queue_arn": queue_arns[lane["queue"]],
+                                 "dead_letter_queue_url": queue_urls[lane["dead_letter_queue"]],
+                                 "dead_letter_queue_arn": queue_arns[lane["dead_letter_queue"]]}
+                             for p, lane in rt["lanes"].items()}}
             for name, rt in plan["runtimes"].items()
         },
     }

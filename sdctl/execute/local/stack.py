@@ -113,6 +113,7 @@ def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, a
             bucket=resources["bucket"], tasks_table=resources.get("tasks_table") or "",
             task_ttl_days=resources["task_ttl_days"], region=cfg.region, api_base_url=url,
             webhook_queue_url=hooks["queue_url"],
+            lane_urls={p: lane["queue_url"] for p, lane in r["lanes"].items()},
             # A short window: a killed agent's task is back on the queue in seconds.
             visibility_seconds=6)
         for i in range(agents):
