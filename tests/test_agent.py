@@ -741,3 +741,16 @@ def test_a_steady_stream_of_high_tasks_does_not_starve_the_low_lane(stack, flaky
     agent.run(max_tasks=STARVATION_LIMIT + 6)
     order = [p.split()[0] for p in flaky_runtime.state["prompts"]]
     assert order.index("low") <= STARVATION_LIMIT  # one receive in STARVATION_LIMIT asks the lower lanes first
+
+
+def test_a_prefetched_low_task_gives_way_to_a_high_one_that_arrives_later(stack, flaky_runtime):
+    flaky_runtime.state["delay"] = 1.0
+    agent = make_agent(stack, flaky_runtime.url)
+    send(stack, task_id="low-0", priority="low", prompt="low 0")
+    send(stack, task_id="low-1", priority="low", prompt="low 1")
+    thread, _ = in_thread(lambda: agent.run(max_tasks=3))
+    assert wait_for(lambda: flaky_runtime.state["calls"] == 1 and queue_counts(stack, "queue_url") == (0, 0))
+    assert wait_for(lambda: len(agent.heartbeat.held()) == 2)  # low-0 on the runtime, low-1 held behind it
+    send(stack, task_id="high", priority="high", prompt="high")
+    thread.join(30)
+    assert flaky_runtime.state["prompts"] == ["low 0", "high", "low 1"]

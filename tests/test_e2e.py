@@ -220,6 +220,31 @@ def test_cancel_while_running_interrupts_the_runtime_within_seconds(local_stack)
     assert run_json(cwd, "tasks", "cancel", "long-2")["status"] == "cancelled"
 
 
+def test_a_task_whose_deadline_passes_in_the_queue_expires_unrun(local_stack):
+    """Behind a slow task, a task with ttlSeconds 1 waits past its deadline: it ends `expired`,
+    never started (no started_at, no image), and the runtime moves on."""
+    cwd, state = local_stack
+    http = httpx.Client(base_url=state["gateway_url"], headers={"x-api-key": state["api_key"]}, timeout=30)
+    assert http.post("/v1alpha2", json=json.loads(task_line("blocker", steps=150, width=256, height=256))).is_success
+    deadline = time.monotonic() + 120
+    while http.get("/v1alpha2/tasks/blocker").json()["status"] != "running":
+        assert time.monotonic() < deadline, "the blocker never started"
+        time.sleep(0.1)
+    late = json.loads(task_line("late"))
+    late["task"]["metadata"]["ttlSeconds"] = 1
+    assert http.post("/v1alpha2", json=late).is_success
+    time.sleep(1.5)  # its deadline passes while the blocker runs
+    assert http.delete("/v1alpha2/tasks/blocker").status_code == 202
+    deadline = time.monotonic() + 60
+    while (record := http.get("/v1alpha2/tasks/late").json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert record["status"] == "expired" and "started_at" not in record
+    s3 = local_aws(cwd, "s3")
+    listed = s3.list_objects_v2(Bucket=state["resources"]["bucket"], Prefix="output/late/").get("Contents", [])
+    assert [o["Key"] for o in listed] == ["output/late/late.out"]
+
+
 def test_generate_on_a_terminal_shows_one_live_line_with_the_steps(local_stack):
     """Through a pseudo-terminal, as a user sees it: the task's line goes from queued to a bar of
     its steps to done, then the PNG's path."""

@@ -126,11 +126,13 @@ class Pipeline:
             elif not self._claim(max_tasks):
                 break
             else:
-                try:
-                    job = ready.get(timeout=0.2)
-                except queue.Empty:
-                    self._claim(None, release=True)
-                    continue
+                job = self._higher_first(ready)
+                if job is None:
+                    try:
+                        job = ready.get(timeout=0.2)
+                    except queue.Empty:
+                        self._claim(None, release=True)
+                        continue
             jobs = [job]
             key = self._batch_key(job)
             while key is not None and len(jobs) < self.settings.batch_tasks and self._claim(max_tasks):
@@ -200,6 +202,33 @@ class Pipeline:
                     self._release(message)
                 if not isinstance(job, Job):
                     self.heartbeat.untrack(message)
+
+    def _higher_first(self, ready: queue.Queue) -> Job | None:
+        """A task held here (prefetched) from a lower lane lets a higher-priority one that has
+        arrived since run first: the runner takes the higher one from its queue and the held
+        task stays next in line. The prefetcher does not poll while the line is full, so the
+        two do not race for it."""
+        from sdctl.agent.sqs import OVERTAKE_AFTER_SECONDS, QUEUE
+
+        with ready.mutex:
+            held = ready.queue[0] if ready.queue else None
+        lanes = [url for _, url in self.settings.lanes]
+        mine = held.message.get(QUEUE) if held is not None else None
+        if mine not in lanes[1:] or self.clock() - held.received < OVERTAKE_AFTER_SECONDS:
+            return None
+        for url in lanes[:lanes.index(mine)]:
+            for message in self.receive_from(url, wait=0, count=1):
+                higher = self._prepare_quietly(message)
+                if isinstance(higher, Job):
+                    log.info("a higher-priority task goes before a waiting one",
+                             extra={"task_id": higher.ctx["task_id"], "waiting": held.ctx["task_id"]})
+                    return higher
+                if isinstance(higher, str):
+                    self.metrics.outcome(higher)
+                else:
+                    self._release(message)
+                self.heartbeat.untrack(message)
+        return None
 
     def _begin_quietly(self, job: Job) -> bool:
         """True if the job goes to the runtime now; a job that will not (cancelled or expired

@@ -18,6 +18,8 @@ log = logging.getLogger("sdctl.agent")
 
 LANE_WAIT_SECONDS = 1
 STARVATION_LIMIT = 20
+#: A prefetched task older than this checks the higher lanes before it starts (and gives way).
+OVERTAKE_AFTER_SECONDS = 0.05
 QUEUE = "_sdctl_queue_url"  # where a received message came from (not an SQS field)
 
 
@@ -48,32 +50,38 @@ class QueueSide:
             return lanes[1:] + lanes[:1]  # the lower lanes first, this once
         return lanes
 
+    def receive_from(self, url: str, *, wait: int, count: int) -> list[dict]:
+        """Up to `count` messages from one lane's queue, each tracked and tagged with its queue;
+        [] after a failure (logged, with a pause)."""
+        try:
+            resp = self.sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=count,
+                WaitTimeSeconds=wait,
+                VisibilityTimeout=self.settings.visibility_seconds,
+                MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+            )
+        except Exception as e:  # network or throttling: back off and try again
+            log.warning("receive failed; retrying", extra={"error": str(e), "queue_url": url})
+            self.stopping.wait(1.0)
+            return []
+        messages = resp.get("Messages", [])
+        for m in messages:
+            m[QUEUE] = url
+            self.heartbeat.track(m)
+        return messages
+
     def receive(self) -> list[dict]:
         order = self.lane_order()
-        for i, (priority, url) in enumerate(order):
+        for i, (_, url) in enumerate(order):
             last = i == len(order) - 1
             wait = self.settings.wait_seconds if len(order) == 1 else (
                 min(self.settings.wait_seconds, LANE_WAIT_SECONDS) if last else 0)
-            try:
-                resp = self.sqs.receive_message(
-                    QueueUrl=url,
-                    MaxNumberOfMessages=self.settings.batch_size,
-                    WaitTimeSeconds=wait,
-                    VisibilityTimeout=self.settings.visibility_seconds,
-                    MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
-                )
-            except Exception as e:  # network or throttling: back off and try again
-                log.warning("receive failed; retrying", extra={"error": str(e), "lane": priority})
-                self.stopping.wait(1.0)
-                return []
-            messages = resp.get("Messages", [])
+            messages = self.receive_from(url, wait=wait, count=self.settings.batch_size)
             if not messages:
                 continue
             top = order[0][0] == self.settings.lanes[0][0]
             self._served_high = getattr(self, "_served_high", 0) + 1 if top and i == 0 else 0
-            for m in messages:
-                m[QUEUE] = url
-                self.heartbeat.track(m)
             return messages
         return []
 
