@@ -18,6 +18,8 @@ TASK_TYPES = {
 STATES = ("queued", "running", "completed", "failed", "cancelled", "expired")
 FINAL = ("completed", "failed", "cancelled", "expired")
 STATUS_INDEX = "by-status"
+METADATA_KEYS = {"id", "runtime", "tasktype", "prefix", "context", "deadline", "ttlSeconds", "deadlinePolicy",
+                 "webhook", "priority"}
 PRIORITIES = ("high", "normal", "low")
 DEFAULT_PRIORITY = "normal"
 TTL_MAX_SECONDS = 1209600
@@ -172,3 +174,54 @@ def webhook_message(hook: dict, note: dict, *, step: int | None = None) -> dict:
     return {"id": webhook_event_id(note["id"], note["status"], step), "url": hook["url"],
             "payload": {"type": f"task.{note['status']}",
                         "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "data": note}}
+
+
+def validate(body, runtimes: dict, *, default_prefix: str = "output", allow_loopback: bool = False) -> dict:
+    """Check a request body against the wire contract; return the normalised task. Every
+    problem is an Invalid naming the field."""
+    if not isinstance(body, dict):
+        raise Invalid("body", "the body must be a JSON object")
+    task = body.get("task")
+    if not isinstance(task, dict):
+        raise Invalid("task", "'task' must be an object with 'metadata' and 'content'")
+    unknown = sorted(set(task) - {"metadata", "content"})
+    if unknown:
+        raise Invalid(f"task.{unknown[0]}", f"unknown field task.{unknown[0]}")
+    meta = task.get("metadata")
+    if not isinstance(meta, dict):
+        raise Invalid("task.metadata", "'task.metadata' must be an object")
+    unknown = sorted(set(meta) - METADATA_KEYS)
+    if unknown:
+        raise Invalid(f"task.metadata.{unknown[0]}", f"unknown field task.metadata.{unknown[0]}")
+    for key in ("id", "runtime"):
+        value = meta.get(key)
+        if not isinstance(value, str) or not ID_PATTERN.match(value):
+            raise Invalid(f"task.metadata.{key}",
+                          f"task.metadata.{key} must be 1-64 letters, digits, '-' or '_'")
+    runtime = meta["runtime"]
+    if runtime not in runtimes:
+        known = ", ".join(sorted(runtimes)) or "none"
+        raise Invalid("task.metadata.runtime", f"unknown runtime {runtime!r}; deployed: {known}")
+    allowed = TASK_TYPES.get(runtimes[runtime], ())
+    tasktype = meta.get("tasktype")
+    if tasktype not in allowed:
+        raise Invalid("task.metadata.tasktype",
+                      f"task.metadata.tasktype must be one of {', '.join(allowed)} "
+                      f"for a {runtimes[runtime]} runtime")
+    prefix = meta.get("prefix", default_prefix)
+    if not isinstance(prefix, str) or not safe_prefix(prefix):
+        raise Invalid("task.metadata.prefix",
+                      "task.metadata.prefix must be a relative S3 key prefix: segments of "
+                      "letters, digits and !_.*'()- separated by '/', no '.' or '..', no leading '/'")
+    content = task.get("content")
+    if not isinstance(content, dict):
+        raise Invalid("task.content", "'task.content' must be an object (the runtime's request)")
+    normalised = {"id": meta["id"], "runtime": runtime, "tasktype": tasktype,
+                  "prefix": prefix.rstrip("/"), "context": meta.get("context", "")}
+    if "priority" in meta:
+        if meta["priority"] not in PRIORITIES:
+            raise Invalid("task.metadata.priority", f"task.metadata.priority must be one of {', '.join(PRIORITIES)}")
+        normalised["priority"] = meta["priority"]
+    normalised.update(deadline_fields(meta))
+    normalised.update(webhook_fields(meta, allow_loopback=allow_loopback))
+    return {"metadata": normalised, "content": content}

@@ -40,32 +40,22 @@ if __package__:  # the repository and the wheel
     from lambda_src.contract import (
         DEFAULT_PRIORITY,
         ID_PATTERN,
-        PRIORITIES,
         STATUS_INDEX,
-        TASK_TYPES,
         Invalid,
-        deadline_fields,
-        safe_prefix,
-        webhook_fields,
         webhook_message,
     )
+    from lambda_src.contract import validate as contract_validate
 else:  # the Lambda zip: its files at its root
     from contract import (
         DEFAULT_PRIORITY,
         ID_PATTERN,
-        PRIORITIES,
         STATUS_INDEX,
-        TASK_TYPES,
         Invalid,
-        deadline_fields,
-        safe_prefix,
-        webhook_fields,
         webhook_message,
     )
+    from contract import validate as contract_validate
 
 SNS_MAX_BYTES = 262144
-METADATA_KEYS = {"id", "runtime", "tasktype", "prefix", "context", "deadline", "ttlSeconds", "deadlinePolicy",
-                 "webhook", "priority"}
 
 _clients: dict = {}
 PROMPT_CHARS = 500  # kept in the task record for listings and the gallery
@@ -267,53 +257,10 @@ def _number(value):
 
 
 def validate(body, runtimes: dict) -> dict:
-    """Check a request body against the wire contract; return the normalised task."""
-    if not isinstance(body, dict):
-        raise Invalid("body", "the body must be a JSON object")
-    task = body.get("task")
-    if not isinstance(task, dict):
-        raise Invalid("task", "'task' must be an object with 'metadata' and 'content'")
-    unknown = sorted(set(task) - {"metadata", "content"})
-    if unknown:
-        raise Invalid(f"task.{unknown[0]}", f"unknown field task.{unknown[0]}")
-    meta = task.get("metadata")
-    if not isinstance(meta, dict):
-        raise Invalid("task.metadata", "'task.metadata' must be an object")
-    unknown = sorted(set(meta) - METADATA_KEYS)
-    if unknown:
-        raise Invalid(f"task.metadata.{unknown[0]}", f"unknown field task.metadata.{unknown[0]}")
-    for key in ("id", "runtime"):
-        value = meta.get(key)
-        if not isinstance(value, str) or not ID_PATTERN.match(value):
-            raise Invalid(f"task.metadata.{key}",
-                          f"task.metadata.{key} must be 1-64 letters, digits, '-' or '_'")
-    runtime = meta["runtime"]
-    if runtime not in runtimes:
-        known = ", ".join(sorted(runtimes)) or "none"
-        raise Invalid("task.metadata.runtime", f"unknown runtime {runtime!r}; deployed: {known}")
-    allowed = TASK_TYPES.get(runtimes[runtime], ())
-    tasktype = meta.get("tasktype")
-    if tasktype not in allowed:
-        raise Invalid("task.metadata.tasktype",
-                      f"task.metadata.tasktype must be one of {', '.join(allowed)} "
-                      f"for a {runtimes[runtime]} runtime")
-    prefix = meta.get("prefix", os.environ.get("DEFAULT_PREFIX", "output"))
-    if not isinstance(prefix, str) or not safe_prefix(prefix):
-        raise Invalid("task.metadata.prefix",
-                      "task.metadata.prefix must be a relative S3 key prefix: segments of "
-                      "letters, digits and !_.*'()- separated by '/', no '.' or '..', no leading '/'")
-    content = task.get("content")
-    if not isinstance(content, dict):
-        raise Invalid("task.content", "'task.content' must be an object (the runtime's request)")
-    normalised = {"id": meta["id"], "runtime": runtime, "tasktype": tasktype,
-                  "prefix": prefix.rstrip("/"), "context": meta.get("context", "")}
-    if "priority" in meta:
-        if meta["priority"] not in PRIORITIES:
-            raise Invalid("task.metadata.priority", f"task.metadata.priority must be one of {', '.join(PRIORITIES)}")
-        normalised["priority"] = meta["priority"]
-    normalised.update(deadline_fields(meta))
-    normalised.update(webhook_fields(meta, allow_loopback=os.environ.get("WEBHOOK_ALLOW_LOOPBACK") == "1"))
-    return {"metadata": normalised, "content": content}
+    """Check a request body against the wire contract (contract.validate) with this
+    deployment's default prefix and webhook rule; return the normalised task."""
+    return contract_validate(body, runtimes, default_prefix=os.environ.get("DEFAULT_PREFIX", "output"),
+                             allow_loopback=os.environ.get("WEBHOOK_ALLOW_LOOPBACK") == "1")
 
 
 def _body(event):
