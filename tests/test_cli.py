@@ -135,3 +135,16 @@ def test_no_color_prints_no_escape_codes(tmp_path):
     r = subprocess.run([sys.executable, "-m", "sdctl", "--no-color", "cost", "-c", str(EXAMPLE)],
                        capture_output=True, text=True, env={**__import__("os").environ, "FORCE_COLOR": "1"})
     assert r.returncode == 0 and "\x1b[" not in r.stdout and "g5.xlarge" in r.stdout
+
+
+def test_help_imports_no_heavy_library():
+    """`sdctl --help` is typed often and by CI scripts: it must not pay for pydantic, the AWS
+    SDK, the Kubernetes client, httpx, YAML or torch (bench/cli_start.py times it)."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "sdctl", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0
+    imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
+    heavy = {"pydantic", "boto3", "botocore", "kubernetes", "httpx", "yaml", "torch", "diffusers", "pyhelm3", "moto"}
+    assert not {m.split(".")[0] for m in imported} & heavy

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from sdctl.cli.common import ConfigOpt, OutputOpt, config_arg, emit_json, out, output_mode
-from sdctl.config.loader import example_text
 
 
 def _guided() -> str:
@@ -68,6 +67,8 @@ def register(app: typer.Typer) -> None:
         elif guided:
             text = _guided()
         else:
+            from sdctl.config.loader import example_text
+
             text = example_text()
         parse(text)  # never write a config sdctl would refuse
         tmp = path.with_name(path.name + ".part")
