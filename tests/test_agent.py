@@ -246,8 +246,25 @@ def test_settings_from_environment_name_what_is_missing():
     assert "SNS_TOPIC_ARN" in e.value.message and "API_BASE_URL" in e.value.message
     s = AgentSettings.from_env({"SQS_QUEUE_URL": "q", "SNS_TOPIC_ARN": "t", "S3_BUCKET": "b",
                                 "RUNTIME_NAME": "r", "RUNTIME_TYPE": "sdwebui", "API_BASE_URL": "http://x",
-                                "AWS_DEFAULT_REGION": "eu-west-1", "AWS_ENDPOINT_URL": "http://m"})
-    assert s.region == "eu-west-1" and s.endpoint_url == "http://m"
+                                "AWS_DEFAULT_REGION": "eu-west-1"})
+    assert s.region == "eu-west-1"
+
+
+def test_the_agents_clients_honour_per_service_endpoints(monkeypatch):
+    """The SDKs' standard endpoint configuration: AWS_ENDPOINT_URL for every service, and
+    AWS_ENDPOINT_URL_<SERVICE> above it for one (botocore resolves both; sdctl passes none)."""
+    from sdctl.agent.app import build
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:2")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    s = AgentSettings.from_env({"SQS_QUEUE_URL": "q", "SNS_TOPIC_ARN": "t", "S3_BUCKET": "b", "RUNTIME_NAME": "r",
+                                "RUNTIME_TYPE": "sdwebui", "API_BASE_URL": "http://x", "TASKS_TABLE": "tasks"})
+    agent = build(s)
+    assert agent.sqs.meta.endpoint_url == "http://127.0.0.1:2"
+    assert agent.sns.meta.endpoint_url == agent.s3.meta.endpoint_url == "http://127.0.0.1:1"
+    assert agent.store.db.meta.endpoint_url == "http://127.0.0.1:1"
 
 
 def test_heartbeat_keeps_a_long_task_from_a_second_agent(stack, flaky_runtime):

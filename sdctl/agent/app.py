@@ -42,15 +42,16 @@ def build(settings: AgentSettings):
     session = boto3.session.Session(region_name=settings.region)
     cfg = BotoConfig(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=20,
                      read_timeout=settings.wait_seconds + 10)
-    clients = {name: session.client(name, endpoint_url=settings.endpoint_url, config=cfg)
-               for name in ("sqs", "s3", "sns")}
+    # No endpoint_url here: botocore itself reads AWS_ENDPOINT_URL and the per-service
+    # AWS_ENDPOINT_URL_<SERVICE> (and the config file's), the SDKs' standard configuration.
+    clients = {name: session.client(name, config=cfg) for name in ("sqs", "s3", "sns")}
     adapter = adapter_for(settings.runtime_type, settings.api_base_url,
                           timeout=settings.max_task_seconds, dynamic_model=settings.dynamic_model)
     store = None
     if settings.tasks_table:
         from sdctl.agent.store import TaskStore
 
-        store = TaskStore(session.client("dynamodb", endpoint_url=settings.endpoint_url, config=cfg),
+        store = TaskStore(session.client("dynamodb", config=cfg),
                           settings.tasks_table, settings.task_ttl_days)
     from sdctl.agent.cost import price_per_second
 

@@ -19,7 +19,6 @@ class AgentSettings:
     runtime_type: str
     api_base_url: str
     region: str
-    endpoint_url: str | None = None
     max_task_seconds: int = 600
     max_receive_count: int = 3
     wait_seconds: int = 20
@@ -61,7 +60,6 @@ class AgentSettings:
             runtime_type=runtime_type,
             api_base_url=env["API_BASE_URL"],
             region=env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or "us-west-2",
-            endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
             max_task_seconds=_int(env, "MAX_TASK_SECONDS", 600, 1),
             max_receive_count=_int(env, "MAX_RECEIVE_COUNT", 3, 1),
             wait_seconds=_int(env, "WAIT_SECONDS", 20, 0, 20),
