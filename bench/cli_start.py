@@ -42,10 +42,10 @@ def main() -> None:
     args = parser.parse_args()
     cwd = Path(tempfile.mkdtemp(prefix="sdctl-start-"))
     shutil.copy(ROOT / "sdctl.example.yaml", cwd / "sdctl.yaml")
-    base = median_seconds(COMMANDS["python -c pass"], cwd, args.runs)
+    medians = {name: median_seconds(argv, cwd, args.runs) for name, argv in COMMANDS.items()}
+    base = medians["python -c pass"]
     print(f"{'command':28} {'median':>9} {'x python':>9}")
-    for name, argv in COMMANDS.items():
-        m = median_seconds(argv, cwd, args.runs)
+    for name, m in medians.items():
         print(f"{name:28} {m * 1000:7.0f}ms {m / base:8.1f}x")
 
 

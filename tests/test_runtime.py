@@ -153,3 +153,34 @@ def test_a_prompt_longer_than_clips_window_is_read_to_its_end(api):
     assert again["images"][0] != one["images"][0]  # a short negative prompt is padded to the same chunks
     short = txt2img(api).json()  # a prompt that fits is encoded as before (the pipeline's own way)
     assert json.loads(short["info"])["prompt_tokens"] == len("aredfox")
+
+
+def test_the_runtime_reports_its_start_phases_and_how_it_runs(api, tiny_engine):
+    """/readyz: ready only once loaded and warmed up, with each phase's seconds (a cold start's
+    budget, as `sdctl scale status` and the logs show it) and the device recipe."""
+    body = api.get("/readyz").json()
+    assert body["status"] == "ready" and set(body["start_seconds"]) == {"import", "model_load", "warm_up"}
+    assert all(v >= 0 for v in body["start_seconds"].values())
+    assert body["accel"] == {"device": "cpu", "dtype": "float32", "channels_last": False, "compile": False}
+    assert next(tiny_engine.pipe.unet.parameters()).dtype.__repr__() == "torch.float32"
+
+
+@pytest.mark.parametrize("device,bf16,compile_,expected", [
+    ("cuda", True, False, ("bfloat16", True, False)),   # A10G, L4, L40S
+    ("cuda", False, True, ("float16", True, True)),     # T4 (g4dn), with SD_COMPILE=1
+    ("cpu", False, True, ("float32", False, False)),    # compile and half precision only on a GPU
+])
+def test_the_pipeline_recipe_follows_the_device(device, bf16, compile_, expected):
+    from sdctl.runtime import accel
+
+    p = accel.plan(device, bf16=bf16, compile_requested=compile_)
+    assert (p.dtype, p.channels_last, p.compile) == expected
+
+
+def test_large_images_decode_in_tiles(api, tiny_engine):
+    from sdctl.runtime import accel
+
+    accel.tile_for(tiny_engine.pipe, 1536, 512)
+    assert tiny_engine.pipe.vae.use_tiling is True
+    txt2img(api)  # a small one switches tiling off again
+    assert tiny_engine.pipe.vae.use_tiling is False

@@ -50,17 +50,30 @@ class Progress:
 class Engine:
     """Holds the pipeline; serialises generations behind one lock."""
 
-    def __init__(self, model: str = TINY, *, models_dir: str | None = None, device: str | None = None):
+    def __init__(self, model: str = TINY, *, models_dir: str | None = None, device: str | None = None,
+                 warm_up: bool = True):
+        started = time.monotonic()
         import torch
 
+        from sdctl.runtime import accel
+
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.accel = accel.plan(self.device, bf16=self.device.startswith("cuda") and torch.cuda.is_bf16_supported())
+        #: How long each start phase took, in seconds (logged, and in /readyz).
+        self.phases: dict[str, float] = {"import": round(time.monotonic() - started, 3)}
         self.models_dir = Path(models_dir) if models_dir else None
         self.lock = threading.Lock()
         self.progress = Progress()
         self._interrupt = False
         self.model = ""
         self.pipe = None
+        t = time.monotonic()
         self.load(model)
+        self.phases["model_load"] = round(time.monotonic() - t, 3)
+        if warm_up:  # the first render pays for kernel choice (and compilation): not a task
+            t = time.monotonic()
+            self.txt2img({"prompt": "warm-up", "steps": 1, "width": 64, "height": 64, "seed": 0})
+            self.phases["warm_up"] = round(time.monotonic() - t, 3)
 
     # -- models -------------------------------------------------------------------
     def available(self) -> list[str]:
@@ -83,7 +96,9 @@ class Engine:
 
     def load(self, model: str) -> None:
         with self.lock:
-            pipe = load_pipeline(model).to(self.device)
+            from sdctl.runtime import accel
+
+            pipe = accel.apply(load_pipeline(model), self.accel)
             pipe.set_progress_bar_config(disable=True)
             self.pipe = pipe
             self.model = Path(model).name if model != TINY else TINY
@@ -156,6 +171,9 @@ class Engine:
                 extra = {"image": init_image.convert("RGB").resize((p["width"], p["height"])),
                          "strength": p["strength"]}
             pipe.scheduler = scheduler
+            from sdctl.runtime.accel import tile_for
+
+            tile_for(pipe, p["width"], p["height"])
             per_prompt = 1 if isinstance(prompt, list) else len(seeds)
             prompts = prompt if isinstance(prompt, list) else [prompt]
             negatives = negative if isinstance(negative, list) else [negative or ""] * len(prompts)

@@ -139,6 +139,12 @@ def create_app(engine: Engine) -> Starlette:
     async def ping(request: Request):
         return JSONResponse({"status": "ok", "model": title()})
 
+    async def ready(request: Request):
+        """Ready (the port opens only after load and warm-up), with how long each start phase
+        took and how the pipeline runs (device, dtype, recipes)."""
+        return JSONResponse({"status": "ready", "model": title(), "start_seconds": engine.phases,
+                             "accel": engine.accel.to_dict()})
+
     routes = [
         Route("/sdapi/v1/txt2img", txt2img, methods=["POST"]),
         Route("/sdapi/v1/img2img", img2img, methods=["POST"]),
@@ -150,6 +156,7 @@ def create_app(engine: Engine) -> Starlette:
         Route("/sdapi/v1/interrupt", interrupt, methods=["POST"]),
         Route("/sdapi/v1/memory", memory, methods=["GET"]),
         Route("/internal/ping", ping, methods=["GET"]),
+        Route("/readyz", ready, methods=["GET"]),
         Route("/sdctl/v1/txt2img-batch", txt2img_batch, methods=["POST"]),
     ]
 
@@ -202,5 +209,10 @@ def serve(model: str, host: str, port: int, models_dir: str | None = None) -> No
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import json
+    import sys
+
     engine = Engine(model, models_dir=models_dir)
+    print(json.dumps({"msg": "runtime ready", "model": engine.model, "start_seconds": engine.phases,
+                      "accel": engine.accel.to_dict()}), file=sys.stderr, flush=True)
     uvicorn.run(create_app(engine), host=host, port=port, log_level="warning", access_log=False)
