@@ -419,3 +419,23 @@ def test_only_the_agent_holds_a_kubernetes_token_and_it_may_only_read_nodes(helm
     prices = json.loads(next(o for o in objs if o["kind"] == "ConfigMap")["data"]["GPU_PRICES"])
     assert set(prices) == {"g5.xlarge", "g5.2xlarge", "g6.xlarge", "g6.2xlarge"}
     assert prices["g5.2xlarge"] == {"spot": 0.4968, "on-demand": 1.212}  # the cost model's table
+
+
+def test_gpu_nodes_pull_images_with_soci_onto_the_instance_store(helm, tmp_path):
+    """Cold start: Bottlerocket's SOCI snapshotter in parallel-pull-unpack mode, with the NVMe
+    instance store bound as RAID0 (the guidance's EC2NodeClass does the same); the settings are
+    Bottlerocket TOML (settings.container-runtime, settings.container-runtime-plugins)."""
+    import tomllib
+
+    rel = runtime_releases(EXAMPLE.read_text())[0]
+    [nodeclass] = [o for o in render(helm, rel, tmp_path) if o["kind"] == "EC2NodeClass"]
+    assert nodeclass["spec"]["instanceStorePolicy"] == "RAID0"
+    settings = tomllib.loads(nodeclass["spec"]["userData"])["settings"]
+    assert settings["container-runtime"]["snapshotter"] == "soci"
+    assert settings["container-runtime-plugins"]["soci-snapshotter"]["pull-mode"] == "parallel-pull-unpack"
+    assert "snapshotID" not in nodeclass["spec"]["blockDeviceMappings"][1]["ebs"]  # the snapshot cache is opt-in
+
+    rel.values["nodes"].update(fastPull=False, imageCacheSnapshotId="snap-0123456789abcdef0")
+    [nodeclass] = [o for o in render(helm, rel, tmp_path) if o["kind"] == "EC2NodeClass"]
+    assert "userData" not in nodeclass["spec"] and "instanceStorePolicy" not in nodeclass["spec"]
+    assert nodeclass["spec"]["blockDeviceMappings"][1]["ebs"]["snapshotID"] == "snap-0123456789abcdef0"

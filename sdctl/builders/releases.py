@@ -112,6 +112,7 @@ def runtime_values(cfg: Config, rt: Runtime, *, edge: dict[str, str], cluster: d
                   "instanceTypes": list(rt.nodes.instance_types), "capacityTypes": list(rt.nodes.capacity_types),
                   "gpuLimit": rt.nodes.gpu_limit, "consolidateAfter": rt.nodes.consolidate_after,
                   "dataVolumeGi": rt.nodes.volume_size_gi, "amiAlias": versions.BOTTLEROCKET_ALIAS,
+                  "fastPull": rt.nodes.fast_pull, "imageCacheSnapshotId": rt.nodes.image_cache_snapshot_id or "",
                   "subnetIds": list(subnet_ids or []),
                   "tags": {"sdctl:stack": cfg.stack_name}},
         "models": {"enabled": bool(cfg.model_bucket.name), "bucket": cfg.model_bucket.name or "none",

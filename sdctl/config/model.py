@@ -116,6 +116,11 @@ class Nodes(Model):
     gpu_limit: Annotated[int, Field(ge=1, le=10000)] = 100
     consolidate_after: Annotated[str, Field(pattern=DURATION)] = "60s"
     volume_size_gi: Annotated[int, Field(ge=20, le=16384)] = 150
+    #: Pull images with Bottlerocket's SOCI snapshotter in parallel-pull mode, onto the NVMe
+    #: instance store bound as RAID0 for containerd, kubelet and SOCI.
+    fast_pull: bool = True
+    #: An EBS snapshot holding the runtime's image, restored as the data volume (opt-in).
+    image_cache_snapshot_id: Annotated[str | None, Field(pattern=r"^snap-[0-9a-f]{8,17}$")] = None
 
     @field_validator("capacity_types", "instance_types")
     @classmethod
