@@ -175,3 +175,31 @@ def test_gpu_quota_verdicts():
     assert status == "warn" and "2 node(s)" in detail and code in fix
     assert doctor.quota_verdict(name, code, 64, 8, 32, "g5.2xlarge")[0] == "ok"
     assert doctor.quota_verdict(name, code, None, 8, 32, "g5.2xlarge")[0] == "warn"
+
+
+def test_a_cold_start_is_split_into_its_phases():
+    """A pod that waited for a node Karpenter launched: the objects as EKS 1.35 and Karpenter
+    1.14 write them (hand-written with the timestamps a real g5 start shows: ~40 s to launch,
+    ~50 s for the node to register and initialize, ~60 s to pull the runtime image, ~30 s for
+    the model to load)."""
+    pod = {"metadata": {"name": "sd-sdruntime-abc", "creationTimestamp": "2026-11-20T10:00:00Z",
+                        "labels": {"app.kubernetes.io/instance": "sd-sdruntime"}},
+           "spec": {"nodeName": "ip-10-0-1-2.us-west-2.compute.internal"},
+           "status": {"phase": "Running", "conditions": [
+               {"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-11-20T10:01:35Z"},
+               {"type": "Ready", "status": "True", "lastTransitionTime": "2026-11-20T10:03:05Z"}],
+               "containerStatuses": [{"name": "runtime", "ready": True,
+                                      "state": {"running": {"startedAt": "2026-11-20T10:02:35Z"}}}]}}
+    claim = {"metadata": {"name": "sd-sdruntime-x1", "creationTimestamp": "2026-11-20T10:00:03Z"},
+             "status": {"nodeName": "ip-10-0-1-2.us-west-2.compute.internal", "conditions": [
+                 {"type": "Launched", "status": "True", "lastTransitionTime": "2026-11-20T10:00:43Z"},
+                 {"type": "Initialized", "status": "True", "lastTransitionTime": "2026-11-20T10:01:33Z"}]}}
+    assert scale.start_phases(pod, [claim]) == {
+        "pod": "sd-sdruntime-abc", "node_launch_s": 40.0, "node_start_s": 50.0, "scheduled_after_s": 95.0,
+        "image_pull_s": 60.0, "model_load_s": 30.0, "total_s": 185.0}
+    starting = {**pod, "status": {"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "False", "lastTransitionTime": "2026-11-20T10:00:00Z"}]}}
+    assert scale.start_phases(starting, [claim])["image_pull_s"] is None  # not reached yet
+    r = scale.explain("sdruntime", {"visible": 1}, {"pods": [pod], "nodeclaims": [claim]}, queue_length=1,
+                      min_replicas=0, max_replicas=5, now=datetime(2026, 11, 20, 10, 5, tzinfo=UTC))
+    assert [s["pod"] for s in r["starts"]] == ["sd-sdruntime-abc"]

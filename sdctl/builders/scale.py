@@ -65,6 +65,45 @@ def _pod(p: dict) -> dict:
             "message": sched.get("message") if sched.get("status") == "False" else None}
 
 
+def _at(stamp: str | None) -> datetime | None:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else None
+
+
+def _between(a: datetime | None, b: datetime | None) -> float | None:
+    return round((b - a).total_seconds(), 1) if a and b and b >= a else None
+
+
+def start_phases(pod: dict, claims: list[dict]) -> dict:
+    """Where a pod's cold start went, from the objects' own timestamps: the NodeClaim's launch
+    (created → Launched) and its node's start (Launched → Initialized), the wait to be
+    scheduled, the image pull (scheduled → the runtime container started; it includes the
+    pull and unpack), and the model load (started → Ready, the runtime's readiness). A phase
+    not reached yet (or not seen) is None."""
+    conds = _conditions(pod)
+    created = _at(pod["metadata"].get("creationTimestamp"))
+    scheduled = _at(conds.get("PodScheduled", {}).get("lastTransitionTime")) \
+        if conds.get("PodScheduled", {}).get("status") == "True" else None
+    ready = _at(conds.get("Ready", {}).get("lastTransitionTime")) if conds.get("Ready", {}).get("status") == "True" \
+        else None
+    runtime = next((c for c in (pod.get("status") or {}).get("containerStatuses") or [] if c.get("name") == "runtime"),
+                   {})
+    started = _at(((runtime.get("state") or {}).get("running") or {}).get("startedAt"))
+    node = (pod.get("spec") or {}).get("nodeName")
+    claim = next((c for c in claims if (c.get("status") or {}).get("nodeName") == node), None) if node else None
+    launched = initialized = claimed = None
+    if claim:
+        cc = _conditions(claim)
+        claimed = _at(claim["metadata"].get("creationTimestamp"))
+        launched = _at(cc.get("Launched", {}).get("lastTransitionTime")) if cc.get("Launched", {}).get(
+            "status") == "True" else None
+        initialized = _at(cc.get("Initialized", {}).get("lastTransitionTime")) if cc.get("Initialized", {}).get(
+            "status") == "True" else None
+    return {"pod": pod["metadata"]["name"], "node_launch_s": _between(claimed, launched),
+            "node_start_s": _between(launched, initialized), "scheduled_after_s": _between(created, scheduled),
+            "image_pull_s": _between(scheduled, started), "model_load_s": _between(started, ready),
+            "total_s": _between(created, ready)}
+
+
 def explain(runtime: str, queue: dict, objs: dict, *, queue_length: int, min_replicas: int, max_replicas: int,
             scale_on_in_flight: bool = True, now: datetime | None = None) -> dict:
     """The chain of cause and effect for one runtime, and a verdict."""
@@ -88,7 +127,11 @@ def explain(runtime: str, queue: dict, objs: dict, *, queue_length: int, min_rep
                                                       "message": so_conds.get("Ready", {}).get("message")},
              "deployment": None if not dep else {"desired": desired, "ready": ready},
              "pods": {"running": sum(1 for p in pods if p["phase"] == "Running"), "pending": pending},
-             "nodeclaims": claims, "nodes": nodes}
+             "nodeclaims": claims, "nodes": nodes,
+             # Cold starts of pods that are starting or started in the last 15 minutes.
+             "starts": [start_phases(p, objs.get("nodeclaims", [])) for p in objs.get("pods", [])
+                        if not p["metadata"].get("deletionTimestamp")
+                        and (_age(p["metadata"].get("creationTimestamp"), now) or 0) < 900]}
     return {"runtime": runtime, **chain, "verdict": _verdict(chain, pending, claims, nodes, wanted, desired, ready,
                                                             depth)}
 

@@ -73,6 +73,13 @@ def _chain_text(r: dict) -> None:
     for n in r["nodes"]:
         out.print(f"  node {n['name']}: {n['instance_type']} {n['capacity']} {n['zone']} {human(n['age_s'])} "
                   f"{'ready' if n['ready'] else 'not ready'}", markup=False)
+    for st in r.get("starts", []):
+        phases = [f"{label} {human(st[key])}" for key, label in (
+            ("node_launch_s", "node launch"), ("node_start_s", "node start"), ("image_pull_s", "image pull"),
+            ("model_load_s", "model load")) if st.get(key) is not None]
+        if phases:
+            total = f" = {human(st['total_s'])} to ready" if st.get("total_s") is not None else " (starting)"
+            out.print(f"  start of {st['pod']}: " + ", ".join(phases) + total, markup=False)
     out.print(f"  [bold]→ {r['verdict']}[/]")
 
 
