@@ -62,3 +62,45 @@ def test_json_lines_write_one_object_per_event_with_every_key():
 def test_an_event_with_an_unknown_level_is_refused():
     with pytest.raises(ValueError, match="'loud' is not one of"):
         Event("x", "y", "loud")
+
+
+def test_waiting_on_a_task_reports_each_change_and_rides_out_throttling():
+    """`sdctl tasks wait` / `generate`: one event per change a user sees (place in line, steps,
+    the end); a 429 from the API's usage plan is waited out, not an error; a queued task is
+    polled once a second, a running one four times a second."""
+    from sdctl.errors import ApiError
+    from sdctl.operate import tasks
+
+    answers = iter([
+        {"status": "queued", "queue": {"position": 2, "at_least": False, "eta_seconds": 20.0}},
+        ApiError(429, "Too Many Requests"), ApiError(429, "Too Many Requests"),
+        {"status": "running", "progress": {"step": 3, "steps": 20, "percent": 15.0, "eta_seconds": 4.0}},
+        {"status": "running", "progress": {"step": 3, "steps": 20, "percent": 15.0, "eta_seconds": 4.0}},
+        {"status": "running", "progress": {"step": 20, "steps": 20, "percent": 100.0, "eta_seconds": 0.0}},
+        {"status": "completed"},
+    ])
+
+    def get():
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    slept, events = [], []
+    record = tasks.wait(get, task_id="t1", timeout=60, report=events.append, sleep=slept.append,
+                        clock=lambda: 0.0)
+    assert record["status"] == "completed"
+    assert [e.message for e in events] == ["queued (#2 in line, ~20 s)",
+                                           "running: step 3/20 (15%), ~4 s left", "storing", "completed"]
+    assert slept == [1.0, 1.0, 2.0, 0.25, 0.25, 0.25]  # queued, two backoffs, then running
+
+
+def test_an_api_error_other_than_throttling_ends_the_wait():
+    from sdctl.errors import ApiError
+    from sdctl.operate import tasks
+
+    def get():
+        raise ApiError(403, "Forbidden")
+
+    with pytest.raises(ApiError, match="403"):
+        tasks.wait(get, task_id="t1", timeout=60, sleep=lambda s: None, clock=lambda: 0.0)

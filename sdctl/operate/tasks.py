@@ -134,9 +134,18 @@ def wait(get: Callable[[], dict], *, task_id: str, timeout: float,
          clock: Callable[[], float] = time.monotonic, poll: float = 0.25) -> dict:
     """Poll a task's record until it ends; report every change a user would see (status, place
     in line, steps) as an Event whose data is the record."""
-    start, last = clock(), None
+    from sdctl.errors import ApiError
+
+    start, last, busy = clock(), None, 0.0
     while True:
-        record = get()
+        try:
+            record = get()
+        except ApiError as e:
+            if e.status != 429:
+                raise
+            busy = min(max(busy * 2, 1.0), 10.0)  # throttled: the usage plan's rate, shared with others
+            sleep(busy)
+            continue
         status, line = record.get("status"), describe(record)
         if line != last:
             last = line
@@ -147,7 +156,7 @@ def wait(get: Callable[[], dict], *, task_id: str, timeout: float,
         if clock() - start > timeout:
             raise WaitTimeout(f"task {task_id} is still {status} after {timeout:.0f}s",
                               hint=f"keep waiting with `sdctl tasks wait {task_id}`")
-        sleep(poll)
+        sleep(poll if status == "running" else max(poll, 1.0))  # steps move fast; a queue slowly
 
 
 def require_store(target) -> str:
