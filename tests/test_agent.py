@@ -380,6 +380,9 @@ def test_sigterm_past_the_grace_period_returns_the_task_unfinished(stack, flaky_
     assert time.monotonic() - started < 4
     assert notifications(stack) == []
     assert queue_counts(stack) == (1, 0)  # visible again at once, for another agent
+    import httpx
+
+    httpx.post(f"{flaky_runtime.url}/sdapi/v1/interrupt")  # end the abandoned call: the stub can stop
 
 
 def test_pipelined_run_completes_every_task_once(stack, flaky_runtime):

@@ -324,8 +324,8 @@ def test_a_wait_longer_than_a_token_lives_keeps_its_credentials(tmp_path, monkey
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
-    # 4 s stands for EKS's 15 minutes; each exec-plugin token is a second or two old when used.
-    app, seen = eks_like_api(token_life=4, ready_after=9)
+    # 3 s stands for EKS's 15 minutes; each exec-plugin token is about a second old when used.
+    app, seen = eks_like_api(token_life=3, ready_after=6.5)
     with ServerThread(app) as server:
         if user == "exec plugin":
             creds = eks.exec_user("c", "us-west-2", command=[sys.executable, "-m", "sdctl"])
