@@ -68,7 +68,7 @@ class TaskStore:
                   ":output": {"S": note.get("output_url", "")}, ":seconds": {"N": str(round(seconds, 3))}}
         expression = "SET #s = :completed, updated_at = :now, finished_at = :now, image_url = :images, " \
                      "output_url = :output, runtime_seconds = :seconds"
-        remove = " REMOVE progress"
+        remove = " REMOVE progress, cancel_requested"  # a cancel that came too late is moot
         if isinstance(seed, int) and seed >= 0:  # the seed actually used (a request may ask for -1: random)
             values[":seed"] = {"N": str(seed)}
             expression += ", seed = :seed"
@@ -88,7 +88,7 @@ class TaskStore:
         self.db.update_item(
             TableName=self.table, Key={"id": {"S": task_id}},
             UpdateExpression="SET #s = :failed, updated_at = :now, finished_at = :now, #e = :error, attempts = :a "
-                             "REMOVE progress",
+                             "REMOVE progress, cancel_requested",
             ExpressionAttributeNames={"#s": "status", "#e": "error"},
             ExpressionAttributeValues={":failed": {"S": "failed"}, ":now": {"S": now()}, ":a": {"N": str(attempt)},
                                        ":error": {"M": {k: {"S": str(v)} for k, v in error.items()}}})
