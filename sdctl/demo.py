@@ -15,8 +15,15 @@ PROMPT = "a red fox in fresh snow, watercolor"
 
 
 def sdctl(*args: str, capture: bool = False) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sdctl", *args], check=True, text=True,
-                          stdout=subprocess.PIPE if capture else None)
+    """Run sdctl; with `capture`, keep its stdout (the JSON result) and its stderr (the JSON
+    progress lines, shown only if the command fails)."""
+    r = subprocess.run([sys.executable, "-m", "sdctl", *args], text=True,
+                       stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE if capture else None)
+    if r.returncode != 0:
+        if capture:
+            sys.stderr.write(r.stderr[-4000:])
+        raise subprocess.CalledProcessError(r.returncode, r.args, r.stdout, r.stderr)
+    return r
 
 
 def main() -> int:
