@@ -136,3 +136,16 @@ def checkov_binary() -> str:
     if not Path(found).exists():
         pytest.fail("checkov is not installed: `make tools` installs it into .tools/ (CI does this)")
     return found
+
+
+def wait_for(predicate, seconds: float = 30.0) -> bool:
+    """Poll `predicate` until it holds (True) or `seconds` pass (False): a wait on a condition,
+    never a fixed sleep."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False

@@ -26,6 +26,7 @@ from sdctl.builders.local_plan import local_plan
 from sdctl.config import parse
 from sdctl.execute.local.provision import provision
 from tests.conftest import ServerThread
+from tests.helpers import wait_for
 
 CONFIG = "runtimes:\n  - name: sdruntime\n    type: sdwebui\n    maxReceiveCount: 2\n"
 
@@ -337,15 +338,6 @@ def agent_process(stack, runtime_url: str, **env) -> subprocess.Popen:
              RUNTIME_TYPE="sdwebui", API_BASE_URL=runtime_url, WAIT_SECONDS="20", VISIBILITY_SECONDS="10", **env)
     return subprocess.Popen([sys.executable, "-m", "sdctl", "agent", "run"], env=e, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-
-
-def wait_for(predicate, seconds=15.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_sigterm_while_idle_exits_at_once_despite_the_long_poll(stack, flaky_runtime):

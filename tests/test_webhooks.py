@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from lambda_src import contract
 from tests.conftest import EXAMPLE, ServerThread
+from tests.helpers import wait_for
 
 VECTOR = {"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "id": "msg_p5jXN8AQM9LWM0D4loKWxJek",
           "timestamp": 1614265330, "body": b'{"test": 2432232314}',
@@ -207,15 +208,6 @@ def submit(state, task_id: str, url: str, events=None) -> None:
     assert r.status_code == 200, r.text
 
 
-def wait_for(predicate, seconds=60.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 @pytest.mark.e2e
 def test_deliveries_are_signed_retried_after_5xx_and_deduplicable(hook_stack):
     from tests.helpers import run_json
@@ -226,7 +218,7 @@ def test_deliveries_are_signed_retried_after_5xx_and_deduplicable(hook_stack):
     with ServerThread(receiver.app) as server:
         submit(state, "wh-1", f"{server.url}/hook", events=["running", "completed"])
         assert wait_for(lambda: any(json.loads(d["body"])["type"] == "task.completed" for d in receiver.deliveries
-                                    if receiver.deliveries.index(d) >= 2))
+                                    if receiver.deliveries.index(d) >= 2), 60)
         time.sleep(1.5)  # nothing more comes once every event is answered 2xx
     seen = {}
     for d in receiver.deliveries:
