@@ -438,6 +438,85 @@ def test_node_images_are_pinned_and_drains_end(rendered):
             assert bound > pod["spec"]["terminationGracePeriodSeconds"]
 
 
+def test_a_composite_scaling_formula_names_only_named_triggers(rendered):
+    """KEDA's admission webhook rejects a ScaledObject whose `advanced.scalingModifiers` has a
+    formula without a `target`, a trigger without a unique `name`, or a formula that names a
+    trigger that is not there; `metricType` is AverageValue or Value (KEDA docs, "Scaling
+    Modifiers"). No KEDA runs here: the CRD schema cannot say any of this."""
+    words = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+    for runtime, objs in rendered.items():
+        for so in (o for o in objs if o["kind"] == "ScaledObject"):
+            modifiers = so["spec"].get("advanced", {}).get("scalingModifiers")
+            if not modifiers:
+                continue
+            names = [t.get("name") for t in so["spec"]["triggers"]]
+            assert all(names) and len(set(names)) == len(names), runtime
+            assert set(words.findall(modifiers["formula"])) <= set(names), modifiers["formula"]
+            assert float(modifiers["target"]) > 0 and modifiers.get("metricType", "AverageValue") in (
+                "AverageValue", "Value")
+
+
+def test_projected_tokens_live_long_enough_and_name_the_cluster_ca(rendered):
+    """A projected serviceAccountToken's expirationSeconds must be at least 600 (the API server
+    rejects the pod: Kubernetes docs, "Configure Service Accounts for Pods", service account
+    token volume projection); the cluster CA is published to every namespace as the ConfigMap
+    kube-root-ca.crt, key ca.crt (Kubernetes docs, "Managing Service Accounts", root CA
+    publisher)."""
+    found = 0
+    for runtime, objs in rendered.items():
+        for d in (o for o in objs if o["kind"] == "Deployment"):
+            for volume in d["spec"]["template"]["spec"].get("volumes", []):
+                for source in (volume.get("projected") or {}).get("sources", []):
+                    if "serviceAccountToken" in source:
+                        found += 1
+                        assert source["serviceAccountToken"].get("expirationSeconds", 3600) >= 600, runtime
+                    if "configMap" in source:
+                        assert source["configMap"]["name"] == "kube-root-ca.crt"
+                        assert [i["key"] for i in source["configMap"]["items"]] == ["ca.crt"]
+    assert found
+
+
+def test_cluster_scoped_names_are_valid_and_unique_per_release(rendered):
+    """ClusterRoles and ClusterRoleBindings share one cluster-wide namespace: their names must
+    be DNS subdomains of at most 253 characters (Kubernetes docs, "Object Names and IDs") and
+    must not collide between two releases of the same name in different namespaces."""
+    subdomain = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    for objs in rendered.values():
+        for o in (o for o in objs if o["kind"] in ("ClusterRole", "ClusterRoleBinding")):
+            name = o["metadata"]["name"]
+            assert len(name) <= 253 and subdomain.match(name), name
+            assert o["metadata"].get("namespace") is None
+            [ns] = {x["metadata"]["namespace"] for x in objs if x["kind"] == "Deployment"}
+            assert ns in name  # the namespace is part of it
+
+
+def test_sns_filter_policies_fit_amazon_sns_limits(built):
+    """A filter policy may have at most 5 keys and at most 150 combinations of values (the
+    product of each key's array length, per `$or` branch); `$or` needs at least two branches
+    (SNS Developer Guide, "Filter policy constraints", "AND/OR logic"). moto checks neither."""
+    _, _, templates, _ = built
+
+    def branches(policy: dict) -> list[dict]:
+        if "$or" not in policy:
+            return [policy]
+        assert len(policy["$or"]) >= 2
+        rest = {k: v for k, v in policy.items() if k != "$or"}
+        return [{**rest, **b} for branch in policy["$or"] for b in branches(branch)]
+
+    policies = [s["Properties"]["FilterPolicy"] for s in resources(templates, "AWS::SNS::Subscription").values()
+                if "FilterPolicy" in s["Properties"]]
+    assert policies
+    for policy in policies:
+        keys, combinations = set(), 0
+        for branch in branches(policy):
+            keys |= set(branch)
+            n = 1
+            for values in branch.values():
+                n *= len(values)
+            combinations += n
+        assert len(keys) <= 5 and combinations <= 150, policy
+
+
 def test_keda_owns_the_replicas_of_what_it_scales(rendered):
     """KEDA creates an HPA for a ScaledObject's target; a manifest that also sets
     spec.replicas fights it on every apply (KEDA docs, "Scaling Deployments"; Kubernetes docs,
