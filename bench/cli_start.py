@@ -1,5 +1,7 @@
 """How long a user waits for sdctl to start: the median of N runs of each command, next to
-`python -c pass` (the interpreter alone) and `python -c "import typer"`, in the same run.
+`python -c pass` (the interpreter alone), `python -c "import typer"` and the floor every
+command with options pays for its libraries (Typer parses options through pydantic, and the
+output is rich), in the same run.
 
     python bench/cli_start.py [--runs 7]
 """
@@ -19,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = {
     "python -c pass": [sys.executable, "-c", "pass"],
     "python -c 'import typer'": [sys.executable, "-c", "import typer"],
+    "libraries' floor": [sys.executable, "-c", "import typer._adapters, rich.console"],
     "sdctl --help": [sys.executable, "-m", "sdctl", "--help"],
     "sdctl validate": [sys.executable, "-m", "sdctl", "validate"],
     "sdctl cost": [sys.executable, "-m", "sdctl", "cost"],

@@ -146,5 +146,25 @@ def test_help_imports_no_heavy_library():
     r = subprocess.run([sys.executable, "-X", "importtime", "-m", "sdctl", "--help"], capture_output=True, text=True)
     assert r.returncode == 0
     imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
-    heavy = {"pydantic", "boto3", "botocore", "kubernetes", "httpx", "yaml", "torch", "diffusers", "pyhelm3", "moto"}
+    heavy = {"pydantic", "boto3", "botocore", "kubernetes", "httpx", "yaml", "torch", "diffusers", "pyhelm3", "moto",
+             "rich", "markdown_it"}
     assert not {m.split(".")[0] for m in imported} & heavy
+    assert not {m for m in imported if m.endswith("_cmds")}, "a command module was imported for --help"
+
+
+def test_every_command_is_listed_with_its_own_help():
+    """`sdctl --help` lists commands from a table (sdctl/cli/main.py COMMANDS) so that it needs
+    none of their modules; each line must say what the command's own help says, and each
+    command must be reachable by its name."""
+    from sdctl.cli.lazy import load
+    from sdctl.cli.main import COMMANDS
+
+    for name, entry in COMMANDS.items():
+        command = load(name, entry.spec)
+        assert command.name == name
+        assert entry.help == command.get_short_help_str(limit=10_000), name
+
+
+def test_an_unknown_command_is_a_usage_error_with_a_suggestion():
+    r = cli("valdate")
+    assert r.returncode == 2 and "validate" in r.stderr

@@ -21,7 +21,7 @@ MB_PER_GB = 1024 * 1024  # the guidance's KB -> GB conversion (150 KB x 1M = 143
 def price_book() -> dict:
     import yaml
 
-    return yaml.safe_load(PRICES.read_text())
+    return yaml.load(PRICES.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
 
 
 def prices_for(region: str) -> dict:

@@ -6,8 +6,10 @@ from typing import Annotated
 
 import typer
 
-agent_app = typer.Typer(help="The queue agent that runs beside each runtime.", no_args_is_help=True)
-runtime_app = typer.Typer(help="sdctl's built-in AUTOMATIC1111-compatible runtime.", no_args_is_help=True)
+from sdctl.cli.lazy import group_app
+
+agent_app = group_app("The queue agent that runs beside each runtime.")
+runtime_app = group_app("sdctl's built-in AUTOMATIC1111-compatible runtime.")
 
 
 @agent_app.command("run")

@@ -5,21 +5,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-
-class Output(StrEnum):
-    text = "text"
-    json = "json"
-
-
-# What the error printer needs to know about the running command.
-RUN = {"output": Output.text}
+from sdctl.cli.output import RUN, Output  # noqa: F401  (re-exported: commands import them from here)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Config file [env SDCTL_CONFIG; default ./sdctl.yaml].", show_default=False)]
 OutputOpt = Annotated[Output | None, typer.Option("--output", "-o", help="text or json (for scripts and CI).", show_default=False)]

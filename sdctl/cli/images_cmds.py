@@ -15,8 +15,9 @@ from sdctl.cli.common import (
     out,
     output_mode,
 )
+from sdctl.cli.lazy import group_app
 
-app = typer.Typer(help="Container images: build and push without a local Docker.", no_args_is_help=True)
+app = group_app("Container images: build and push without a local Docker.")
 
 
 @app.command()

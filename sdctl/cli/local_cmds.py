@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 
 from sdctl.cli.common import ConfigOpt, OutputOpt, config_arg, emit_json, err, out, output_mode
+from sdctl.cli.lazy import group_app
 
-app = typer.Typer(help="Run the image service on this machine (moto as AWS, CPU runtime).",
-                  no_args_is_help=True)
+app = group_app("Run the image service on this machine (moto as AWS, CPU runtime).")
 
 
 def _runtime_urls(values: list[str]) -> dict[str, str]:

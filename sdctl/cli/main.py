@@ -2,32 +2,78 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
-import typer
+# pydantic looks for plugins in every installed distribution's entry points the first time a
+# model is built (20-60 ms here); the CLI uses none. A user's own setting wins.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
-from sdctl import __version__
-from sdctl.cli import (
-    agent_cmds,
-    client_cmds,
-    config_cmds,
-    cost_cmds,
-    deploy_cmds,
-    images_cmds,
-    local_cmds,
-    ops_cmds,
-    queue_cmds,
-    stack_cmds,
-    tasks_cmds,
-    webhooks_cmds,
-)
-from sdctl.cli.common import RUN, Output, report_error
+import typer  # noqa: E402
+
+from sdctl import __version__  # noqa: E402
+from sdctl.cli.lazy import Lazy, lazy_group  # noqa: E402
+from sdctl.cli.output import RUN, Output  # noqa: E402
+
+#: Every command, in the order `sdctl --help` lists them. Each module is imported only when
+#: its command runs (sdctl/cli/lazy.py); tests/test_cli.py keeps these lines equal to the
+#: commands' own help.
+COMMANDS = {
+    "init": Lazy("sdctl.cli.config_cmds:register",
+                 "Write a documented sdctl.yaml to start from (or convert the guidance's, or ask)."),
+    "validate": Lazy("sdctl.cli.config_cmds:register",
+                     "Check the config file; report every problem with its field path and line (exit 2)."),
+    "synth": Lazy("sdctl.cli.deploy_cmds:register",
+                  "Write every CloudFormation template (no AWS access needed) for review and GitOps."),
+    "plan": Lazy("sdctl.cli.deploy_cmds:register", "Show what deploy would change (change sets, never executed)."),
+    "deploy": Lazy("sdctl.cli.deploy_cmds:register",
+                   "Create or update the stacks in order (change set, review, confirm, execute), then install "
+                   "Karpenter, KEDA and one release per runtime and wait until they are ready."),
+    "destroy": Lazy("sdctl.cli.deploy_cmds:register",
+                    "Delete the stacks in reverse order, then the output and artifacts buckets (unless --keep-data)."),
+    "doctor": Lazy("sdctl.cli.stack_cmds:register",
+                   "Check the tools, the config, the AWS credentials and GPU quotas, and the cluster (Karpenter, "
+                   "KEDA, each runtime's ScaledObject, chart versions); each says how to fix it."),
+    "kubeconfig": Lazy("sdctl.cli.stack_cmds:register",
+                       "Credentials for the EKS cluster without the aws CLI: a kubeconfig whose user runs "
+                       "`sdctl kubeconfig --token` for a fresh token on each use."),
+    "status": Lazy("sdctl.cli.stack_cmds:register", "Stacks with their status and outputs."),
+    "generate": Lazy("sdctl.cli.client_cmds:register",
+                     "Make images from a prompt: submit a text-to-image task, follow it (place in line, steps), "
+                     "download the PNGs."),
+    "submit": Lazy("sdctl.cli.client_cmds:register",
+                   "Send raw tasks as they are written: one (.json), or many at once (.jsonl) with a progress bar, "
+                   "backoff on throttling and a summary (exit 1 if any was rejected, or with --wait did not "
+                   "complete)."),
+    "fetch": Lazy("sdctl.cli.client_cmds:register",
+                  "Download a finished task's images (exit 1 if it failed or is not finished)."),
+    "cost": Lazy("sdctl.cli.cost_cmds:register",
+                 "Monthly cost from the config: GPU hours, EKS, system nodes, NAT, API Gateway, Lambda, SNS, SQS, "
+                 "the task store and S3, with the price table's date, and the cost per image."),
+    "gallery": Lazy("sdctl.cli.ops_cmds:register",
+                    "Write a self-contained HTML page of recent results: a thumbnail grid with prompt, seed, "
+                    "runtime and seconds, each linking to the full-size image."),
+    "logs": Lazy("sdctl.cli.ops_cmds:register",
+                 "A runtime's (or its agent's) logs: from its pods, or on the local stack from the processes' "
+                 "log files."),
+    "local": Lazy("sdctl.cli.local_cmds:app", "Run the image service on this machine (moto as AWS, CPU runtime)."),
+    "queue": Lazy("sdctl.cli.queue_cmds:app", "Look at and manage the runtimes' queues."),
+    "tasks": Lazy("sdctl.cli.tasks_cmds:app", "Follow and cancel tasks (from the task store)."),
+    "webhooks": Lazy("sdctl.cli.webhooks_cmds:app",
+                     "Signed webhook deliveries (Standard Webhooks): secret, failures, replay, verify."),
+    "scale": Lazy("sdctl.cli.ops_cmds:scale_app", "Scaling: from queue depth to GPU nodes."),
+    "images": Lazy("sdctl.cli.images_cmds:app", "Container images: build and push without a local Docker."),
+    "agent": Lazy("sdctl.cli.agent_cmds:agent_app", "The queue agent that runs beside each runtime."),
+    "runtime": Lazy("sdctl.cli.agent_cmds:runtime_app", "sdctl's built-in AUTOMATIC1111-compatible runtime."),
+}
 
 app = typer.Typer(
     name="sdctl",
     help="Deploy and operate an asynchronous Stable Diffusion image service on AWS, or run it locally.",
     no_args_is_help=True,
+    cls=lazy_group(COMMANDS),
+    rich_markup_mode=None,
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -61,21 +107,6 @@ def root(
         plain_text()
 
 
-config_cmds.register(app)
-deploy_cmds.register(app)
-stack_cmds.register(app)
-client_cmds.register(app)
-cost_cmds.register(app)
-ops_cmds.register(app)
-app.add_typer(local_cmds.app, name="local")
-app.add_typer(queue_cmds.app, name="queue")
-app.add_typer(tasks_cmds.app, name="tasks")
-app.add_typer(webhooks_cmds.app, name="webhooks")
-app.add_typer(ops_cmds.scale_app, name="scale")
-app.add_typer(images_cmds.app, name="images")
-app.add_typer(agent_cmds.agent_app, name="agent")
-app.add_typer(agent_cmds.runtime_app, name="runtime")
-
 
 def main() -> None:
     """The one error boundary: whatever a user can cause or meet ends as one line and a hint
@@ -101,11 +132,15 @@ def main() -> None:
     except KeyboardInterrupt:
         raise SystemExit(130) from None
     except SdctlError as e:
+        from sdctl.cli.common import report_error
+
         raise SystemExit(report_error(e)) from None
     except Exception as e:
         translated = translate(e)
         if translated is None:
             raise
+        from sdctl.cli.common import report_error
+
         raise SystemExit(report_error(translated)) from None
     raise SystemExit(code or 0)
 
@@ -122,22 +157,18 @@ def _json_requested() -> bool:
 
 
 def _usage_error(e) -> int:
-    """Click's own usage errors (`--width 0`) in the output the user asked for."""
+    """Click's own usage errors (`--width 0`) in the output the user asked for; a group typed
+    alone (`sdctl tasks`) prints its help."""
     from typer._click.exceptions import NoArgsIsHelpError
 
     from sdctl.errors import UsageError
 
-    if isinstance(e, NoArgsIsHelpError):  # `sdctl` or `sdctl tasks` alone: the help, as before
-        from typer import rich_utils
+    if _json_requested() and not isinstance(e, NoArgsIsHelpError):
+        from sdctl.cli.common import report_error
 
-        rich_utils.rich_format_error(e)
-        return e.exit_code
-    if _json_requested():
         RUN["output"] = Output.json
         return report_error(UsageError(e.format_message(), hint=_usage_hint(e)))
-    from typer import rich_utils
-
-    rich_utils.rich_format_error(e)
+    e.show()
     return e.exit_code
 
 

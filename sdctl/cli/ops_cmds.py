@@ -24,8 +24,9 @@ from sdctl.cli.common import (
     output_mode,
     target_for,
 )
+from sdctl.cli.lazy import group_app
 
-scale_app = typer.Typer(help="Scaling: from queue depth to GPU nodes.", no_args_is_help=True)
+scale_app = group_app("Scaling: from queue depth to GPU nodes.")
 KubeconfigOpt = Annotated[Path | None, typer.Option("--kubeconfig", exists=True, dir_okay=False,
                                                     help="Use this kubeconfig instead of asking EKS.")]
 

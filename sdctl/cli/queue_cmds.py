@@ -7,8 +7,9 @@ from typing import Annotated
 import typer
 
 from sdctl.cli.common import LocalOpt, OutputOpt, emit_json, is_local, out, output_mode, target_for
+from sdctl.cli.lazy import group_app
 
-app = typer.Typer(help="Look at and manage the runtimes' queues.", no_args_is_help=True)
+app = group_app("Look at and manage the runtimes' queues.")
 RuntimeOpt = Annotated[str | None, typer.Option(help="Only this runtime (default: all).")]
 
 

@@ -16,8 +16,9 @@ from sdctl.cli.common import (
     output_mode,
     target_for,
 )
+from sdctl.cli.lazy import group_app
 
-app = typer.Typer(help="Follow and cancel tasks (from the task store).", no_args_is_help=True)
+app = group_app("Follow and cancel tasks (from the task store).")
 IdArg = Annotated[str, typer.Argument(metavar="ID", help="Task id.")]
 COLOURS = {"queued": "cyan", "running": "yellow", "completed": "green", "failed": "red", "cancelled": "magenta",
            "expired": "magenta"}

@@ -10,9 +10,9 @@ from typing import Annotated
 import typer
 
 from sdctl.cli.common import LocalOpt, OutputOpt, emit_json, is_local, out, output_mode, target_for
+from sdctl.cli.lazy import group_app
 
-app = typer.Typer(help="Signed webhook deliveries (Standard Webhooks): secret, failures, replay, verify.",
-                  no_args_is_help=True)
+app = group_app("Signed webhook deliveries (Standard Webhooks): secret, failures, replay, verify.")
 
 
 @app.command()

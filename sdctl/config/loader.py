@@ -104,10 +104,15 @@ def _summary(source: str, problems: list[dict]) -> str:
     return f"{source}: {n} problem{'s' if n != 1 else ''} found"
 
 
+#: libyaml's parser when PyYAML was built with it (every wheel on PyPI is): 10x faster than
+#: the pure-Python one, with the same marks (lines) and the same safe constructors.
+SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read_yaml(text: str) -> tuple[Any, dict[Path_, int], list[dict]]:
     """Parse YAML and remember the line of every key and list item."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=SafeLoader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark
         line = mark.line + 1 if mark else None
@@ -117,7 +122,7 @@ def _read_yaml(text: str) -> tuple[Any, dict[Path_, int], list[dict]]:
     lines: dict[Path_, int] = {(): node.start_mark.line + 1}
     problems: list[dict] = []
     _walk(node, (), lines, problems)
-    data = yaml.safe_load(text)
+    data = yaml.load(text, Loader=SafeLoader)  # noqa: S506 (a safe loader)
     return data, lines, problems
 
 
