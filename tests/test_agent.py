@@ -623,8 +623,9 @@ def test_a_task_whose_deadline_passes_in_the_queue_expires_without_a_runtime_cal
 
 def test_prefetched_tasks_stay_queued_until_the_runtime_starts_them(stack, flaky_runtime, store):
     """One agent, three tasks: only the one the runtime works on is `running`; the one held
-    behind it is `queued`, and cancelling it (the handler's conditional update) drops it
-    without a runtime call."""
+    behind it is `queued`, and cancelling it (the handler's conditional update) drops it: the
+    agent records `running` beside the runtime call, not before it, so the call for the
+    cancelled task is interrupted at once and leaves no image, notice or record change."""
     flaky_runtime.state["delay"] = 1.5
     agent = make_agent(stack, flaky_runtime.url, prefetch=2)
     agent.store = store
@@ -640,7 +641,8 @@ def test_prefetched_tasks_stay_queued_until_the_runtime_starts_them(stack, flaky
                          UpdateExpression="SET #s = :c", ExpressionAttributeNames={"#s": "status"},
                          ExpressionAttributeValues={":q": {"S": "queued"}, ":c": {"S": "cancelled"}})
     thread.join(30)
-    assert flaky_runtime.state["calls"] == 2 and f"fox {waiting[-1]}" not in flaky_runtime.state["prompts"]
+    assert flaky_runtime.state["interrupts"] == 1
+    assert not [k for k in keys(stack) if f"/{waiting}/" in k]
     assert record(store, waiting)["status"] == "cancelled" and queue_counts(stack) == (0, 0)
     assert sorted(n["id"] for n in all_notifications(stack)) == sorted({"q-0", "q-1", "q-2"} - {waiting})
 
@@ -766,3 +768,32 @@ def test_a_prefetched_low_task_gives_way_to_a_high_one_that_arrives_later(stack,
     send(stack, task_id="high", priority="high", prompt="high")
     thread.join(30)
     assert flaky_runtime.state["prompts"] == ["low 0", "high", "low 1"]
+
+
+def test_finished_messages_are_deleted_ten_to_a_call_and_none_is_left_behind(stack):
+    """sdctl/agent/deletes.py: 23 finished messages go in three DeleteMessageBatch calls (ten,
+    ten, then the rest once they have lingered), and the queue ends empty."""
+    from sdctl.agent.deletes import Deletes
+
+    sqs, url = stack["aws"].sqs, stack["runtimes"]["sdruntime"]["queue_url"]
+    for i in range(23):
+        send(stack, task_id=f"d-{i}")
+    got = []
+    while len(got) < 23:
+        got += sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60).get("Messages", [])
+    deletes = Deletes(sqs, linger=0.2)
+    for m in got:
+        deletes.add(url, m["ReceiptHandle"])
+    assert wait_for(lambda: queue_counts(stack) == (0, 0))
+    assert deletes.calls == 3
+
+
+def test_a_fast_runtime_gets_about_a_second_of_work_per_receive(stack):
+    agent = make_agent(stack, "http://127.0.0.1:9")
+    assert agent.receive_count() == 1  # nothing known yet: one at a time
+    for _ in range(20):
+        agent._paced(0.05)
+    assert agent.receive_count() == 10
+    for _ in range(40):
+        agent._paced(2.0)
+    assert agent.receive_count() == 1

@@ -50,6 +50,11 @@ class Expired(Exception):
     """The task's deadline passed before it started; it never reaches the runtime."""
 
 
+class Refused(Exception):
+    """The task store refused to record the task `running`: it was cancelled (or expired)
+    before the runtime started it. Its call, sent alongside, was interrupted; nothing is kept."""
+
+
 @dataclass
 class RuntimeOutput:
     images: list[bytes]

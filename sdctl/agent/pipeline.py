@@ -111,7 +111,9 @@ class Pipeline:
             for runner in runners:  # each finishes its call (the grace timer bounds this)
                 runner.join()
             finishing.shutdown(wait=True)  # started tasks are stored, announced and deleted
+            self.finish_polls()  # a lane's long poll still in flight brings its messages here
             # Whatever is still held (prefetched, or taken but not started) goes back at once.
+            self.deletes.flush()  # finished tasks' messages go before anything is handed back
             for held in self.heartbeat.held():
                 self._release(held)
             self.heartbeat.stop()

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 from lambda_src.contract import webhook_message
 from sdctl.agent.cost import cost_usd
-from sdctl.agent.failures import Cancelled, Expired, TaskFailure, TransientFailure
+from sdctl.agent.failures import Cancelled, Expired, Refused, TaskFailure, TransientFailure
 from sdctl.agent.stages import Job
 from sdctl.agent.tasks import notification, wants_webhook
 from sdctl.builders.names import output_keys
@@ -21,6 +22,10 @@ class ResultSide:
     def finish(self, job: Job, result) -> str:
         """Store images and the result document, announce it, then delete the message."""
         message, task, ctx = job.message, job.task, job.ctx
+        if isinstance(result, Refused):
+            log.info("task was cancelled or expired before it ran; dropping it", extra=ctx)
+            self._delete(message)
+            return "cancelled"
         if isinstance(result, Cancelled | Expired):
             return self._ended(job, "cancelled" if isinstance(result, Cancelled) else "expired")
         if isinstance(result, TaskFailure):
@@ -37,6 +42,8 @@ class ResultSide:
         try:
             for key, png in zip(image_keys, result.images, strict=True):
                 self.s3.put_object(Bucket=self.settings.bucket, Key=key, Body=png, ContentType="image/png")
+            job.marks["stored"] = time.time()  # the document itself is the last write
+            document["timeline"] = {k: round(v, 3) for k, v in job.marks.items()}
             self._put_json(out_key, document)
             self._publish(note, task)
         except Exception as e:

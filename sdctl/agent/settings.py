@@ -22,7 +22,7 @@ class AgentSettings:
     max_task_seconds: int = 600
     max_receive_count: int = 3
     wait_seconds: int = 20
-    batch_size: int = 1
+    batch_size: int = 0  # RECEIVE_BATCH; 0: about a second of work (sdctl/agent/sqs.py)
     prefetch: int = 1
     runtime_concurrency: int = 1
     batch_tasks: int = 1
@@ -63,7 +63,7 @@ class AgentSettings:
             max_task_seconds=_int(env, "MAX_TASK_SECONDS", 600, 1),
             max_receive_count=_int(env, "MAX_RECEIVE_COUNT", 3, 1),
             wait_seconds=_int(env, "WAIT_SECONDS", 20, 0, 20),
-            batch_size=_int(env, "RECEIVE_BATCH", 1, 1, 10),
+            batch_size=_int(env, "RECEIVE_BATCH", 0, 1, 10),
             prefetch=_int(env, "PREFETCH", 1, 1, 10),
             runtime_concurrency=_int(env, "RUNTIME_CONCURRENCY", 1, 1, 8),
             batch_tasks=_int(env, "BATCH_TASKS", 1, 1, 16),

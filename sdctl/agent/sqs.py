@@ -3,20 +3,28 @@ backoff), and read the queue's redrive policy. The visibility heartbeat for held
 sdctl/agent/heartbeat.py.
 
 A runtime has one queue per priority lane (high, normal, low). Each receive asks the lanes in
-priority order and takes from the first that has work; only the last one asked waits (a
-long poll of at most LANE_WAIT_SECONDS, so a high task arriving meanwhile waits no longer).
-So lower lanes never starve under a steady stream of higher ones, every STARVATION_LIMIT-th
-receive in a row served by a higher lane asks the lower lanes first. Each message remembers
-its queue: deletes, releases and heartbeats go to the queue it came from."""
+priority order (no waiting) and takes from the first that has work. When none has, every
+lane is long-polled at once (each for at most LANE_WAIT_SECONDS, from a small pool), so a
+task arriving on any lane is taken the moment it lands, not after a poll of another lane
+runs out; what a lane's poll brings after the first answer is kept for the next receive,
+highest lane first. So lower lanes never starve under a steady stream of higher ones, once
+STARVATION_LIMIT tasks in a row came from the highest lane the next receive asks the lower
+lanes first.
+Each message remembers its queue: deletes, releases and heartbeats go to the queue it came
+from."""
 
 from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for_any
 
 log = logging.getLogger("sdctl.agent")
 
 LANE_WAIT_SECONDS = 1
+#: With RECEIVE_BATCH unset, a receive takes about this many seconds of work.
+AHEAD_SECONDS = 1.0
 STARVATION_LIMIT = 20
 #: A prefetched task older than this checks the higher lanes before it starts (and gives way).
 OVERTAKE_AFTER_SECONDS = 0.05
@@ -73,21 +81,77 @@ class QueueSide:
 
     def receive(self) -> list[dict]:
         order = self.lane_order()
-        for i, (_, url) in enumerate(order):
-            last = i == len(order) - 1
-            wait = self.settings.wait_seconds if len(order) == 1 else (
-                min(self.settings.wait_seconds, LANE_WAIT_SECONDS) if last else 0)
-            messages = self.receive_from(url, wait=wait, count=self.settings.batch_size)
-            if not messages:
+        if len(order) == 1:
+            return self.receive_from(order[0][1], wait=self.settings.wait_seconds, count=self.receive_count())
+        polls: dict[str, Future] = self.__dict__.setdefault("_lane_polls", {})
+        brought = self._polled(order)
+        if brought:
+            return self._served(order, brought)
+        for _, url in order:  # a quick look, highest lane first; a lane being long-polled is watched already
+            if url in polls:
                 continue
-            top = order[0][0] == self.settings.lanes[0][0]
-            self._served_high = getattr(self, "_served_high", 0) + 1 if top and i == 0 else 0
-            return messages
-        return []
+            messages = self.receive_from(url, wait=0, count=self.receive_count())
+            if messages:
+                return self._served(order, messages)
+        if "_lane_pool" not in self.__dict__:
+            self._lane_pool = ThreadPoolExecutor(max_workers=len(order), thread_name_prefix="lane-poll")
+        wait = min(self.settings.wait_seconds, LANE_WAIT_SECONDS)
+        for _, url in order:
+            if url not in polls and not self.stopping.is_set():
+                try:
+                    polls[url] = self._lane_pool.submit(self.receive_from, url, wait=wait,
+                                                        count=self.receive_count())
+                except RuntimeError:  # the pool was shut down: the agent is stopping
+                    return []
+        if polls:
+            wait_for_any(list(polls.values()), timeout=wait + 5, return_when=FIRST_COMPLETED)
+        return self._served(order, self._polled(order))
+
+    def _polled(self, order: list[tuple[str, str]]) -> list[dict]:
+        """What the lanes' finished long polls brought, highest lane first."""
+        polls: dict[str, Future] = self.__dict__.get("_lane_polls", {})
+        brought = []
+        for _, url in order:
+            poll = polls.get(url)
+            if poll is not None and poll.done():
+                del polls[url]
+                brought += poll.result()
+        rank = {url: i for i, (_, url) in enumerate(self.settings.lanes)}
+        return sorted(brought, key=lambda m: rank.get(m.get(QUEUE), 0))
+
+    def finish_polls(self) -> None:
+        """At shutdown: wait for the lanes' long polls still in flight (at most LANE_WAIT_SECONDS),
+        so what they bring is held, and so released, rather than taken after the agent let go."""
+        polls: dict[str, Future] = self.__dict__.get("_lane_polls", {})
+        for poll in list(polls.values()):
+            poll.result()
+        polls.clear()
+        if "_lane_pool" in self.__dict__:
+            self._lane_pool.shutdown(wait=True)
+            del self._lane_pool
+
+    def _served(self, order: list[tuple[str, str]], messages: list[dict]) -> list[dict]:
+        if messages:
+            top = messages[0].get(QUEUE) == self.settings.lanes[0][1] and order[0][0] == self.settings.lanes[0][0]
+            self._served_high = getattr(self, "_served_high", 0) + len(messages) if top else 0
+        return messages
 
     def _delete(self, message: dict) -> None:
-        self.sqs.delete_message(QueueUrl=queue_of(message, self.settings.queue_url),
-                                ReceiptHandle=message["ReceiptHandle"])
+        """The task is done: its message goes in the next delete batch (sdctl/agent/deletes.py)."""
+        self.deletes.add(queue_of(message, self.settings.queue_url), message["ReceiptHandle"])
+
+    def receive_count(self) -> int:
+        """How many messages one receive asks for: RECEIVE_BATCH if set; else about a second of
+        work at the runtime's recent pace (one at a time for tasks of a second or more, up to
+        ten for turbo models), so a fast runtime costs fewer calls and a slow one never holds
+        tasks that another agent could start sooner."""
+        if self.settings.batch_size:
+            return self.settings.batch_size
+        pace = getattr(self, "_runtime_pace", None)
+        count = 1 if not pace else max(1, min(10, int(AHEAD_SECONDS / pace)))
+        if len(self.settings.lanes) > 1:  # no more than the starvation guard lets the top lane have
+            count = max(1, min(count, STARVATION_LIMIT - getattr(self, "_served_high", 0)))
+        return count
 
     def _release(self, message: dict, delay: int = 0) -> None:
         try:

@@ -1,8 +1,9 @@
 """One task's stages: prepare (parse, skip what is done, cancelled or expired, fetch inputs),
-begin (the last check, then `running` in the task store), execute (the runtime call, alone or
-batched with others that differ only in prompt and seed, watched for cancel and deadline),
-and `handle`, which runs them in order. The pipeline (sdctl/agent/pipeline.py) overlaps them:
-a prefetched task stays `queued` until the runtime starts it."""
+begin (the last deadline check), execute (the runtime call, alone or batched with others
+that differ only in prompt and seed, with `running` recorded in the task store beside it,
+watched for cancel and deadline), and `handle`, which runs them in order. The pipeline
+(sdctl/agent/pipeline.py) overlaps them: a prefetched task stays `queued` until the runtime
+starts it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from sdctl.agent.failures import Cancelled, Expired, PermanentFailure, TaskFailure
+from sdctl.agent.failures import Cancelled, Expired, PermanentFailure, Refused, TaskFailure
 from sdctl.agent.tasks import notification, parse_message, wants_webhook
 from sdctl.agent.watch import Watch
 from sdctl.builders.names import output_keys
@@ -33,6 +34,10 @@ class Job:
     runtime_seconds: float = 0.0
     gpu_seconds: float = 0.0  # its share of the runtime call (all of it, unless batched)
     stop_time: float = 0.0  # when its runtime call is to be interrupted (set as it starts)
+    #: Wall-clock marks (epoch seconds) of its way through this agent, kept in the result
+    #: document as `timeline` so a slow task shows which hop was slow: sent (into its queue,
+    #: by SQS), received, started and ran (the runtime call), stored (images and document).
+    marks: dict = field(default_factory=dict)
 
     @property
     def out_key(self) -> str:
@@ -61,6 +66,7 @@ class Stages:
         if isinstance(job, Job):
             job = self.begin(job) or job
         outcome = job if isinstance(job, str) else self.finish(job, self.execute(job))
+        self.deletes.flush()  # one task at a time: its message goes now
         self.metrics.outcome(outcome)
         return outcome
 
@@ -79,28 +85,23 @@ class Stages:
             return "unreadable"
         meta = task["metadata"]
         job = Job(message=message, task=task, attempt=attempt, received=self.clock(),
-                  ctx={"task_id": meta["id"], "attempt": attempt})
+                  ctx={"task_id": meta["id"], "attempt": attempt}, marks={"received": time.time()})
         sent = message.get("Attributes", {}).get("SentTimestamp")
         if sent:
-            self.metrics.queue_wait.observe(max(0.0, time.time() - int(sent) / 1000))
-        existing = self._existing_result(job.out_key)
-        if existing is not None and existing.get("status") == "completed":
-            note = existing.get("notification") or {}
-            if self.store and self.store.quietly("status", self.store.status, meta["id"]) == "completed":
-                log.info("result already stored and announced; dropping the repeat", extra=job.ctx)
-            else:  # stored, but maybe never announced (crash between upload and publish)
-                log.info("result already stored; republishing its notification", extra=job.ctx)
-                self._publish(note, task)
-                if self.store:
-                    self.store.quietly("completed", self.store.complete, meta["id"], note,
-                                       seconds=(existing.get("seconds") or {}).get("runtime", 0))
-            self._delete(message)
-            return "duplicate"
+            job.marks["sent"] = int(sent) / 1000
+            self.metrics.queue_wait.observe(max(0.0, job.marks["received"] - job.marks["sent"]))
         state = (self.store.quietly("status", self.store.peek, meta["id"]) if self.store else None) or {}
         if state.get("status") in ("cancelled", "expired"):
             log.info(f"task was {state['status']} before it ran; dropping it", extra=job.ctx)
             self._delete(message)
             return state["status"]
+        # An earlier attempt may have stored (and announced) the result: ask S3, unless this is
+        # the first delivery and the store says `queued`, so no attempt has begun (a store that
+        # cannot be read counts as unknown, and S3 is asked). One call fewer on the usual path.
+        if not self.store or attempt > 1 or state.get("status") != "queued":
+            existing = self._existing_result(job.out_key)
+            if existing is not None and existing.get("status") == "completed":
+                return self._repeat(job, existing, state.get("status"))
         if job.deadline is not None and time.time() >= job.deadline:
             return self.finish(job, Expired())
         try:
@@ -109,19 +110,38 @@ class Stages:
             return self._fail(message, task, failure, attempt, job.out_key, job.ctx)
         return job
 
+    def _repeat(self, job: Job, existing: dict, recorded: str | None) -> str:
+        """A task whose result is stored already: announce it if that may not have happened
+        (a crash between upload and publish), then drop the repeat."""
+        meta = job.task["metadata"]
+        if recorded == "completed":
+            log.info("result already stored and announced; dropping the repeat", extra=job.ctx)
+        else:
+            log.info("result already stored; republishing its notification", extra=job.ctx)
+            self._publish(existing.get("notification") or {}, job.task)
+            if self.store:
+                self.store.quietly("completed", self.store.complete, meta["id"], existing.get("notification") or {},
+                                   seconds=(existing.get("seconds") or {}).get("runtime", 0))
+        self._delete(job.message)
+        return "duplicate"
+
     def begin(self, job: Job) -> str | None:
         """Just before the runtime call: a task whose deadline passed while it waited here
-        expires; one cancelled meanwhile is dropped; any other is recorded `running`. Returns
-        the outcome of a task that will not run, None for one that will."""
-        meta = job.task["metadata"]
+        expires. Returns the outcome of a task that will not run, None for one that will."""
         if job.deadline is not None and time.time() >= job.deadline:
             return self.finish(job, Expired())
-        if self.store and self.store.quietly("running", self.store.start, meta["id"], attempt=job.attempt,
-                                             runtime=meta["runtime"]) is False:
-            log.info("task was cancelled or expired before it ran; dropping it", extra=job.ctx)
-            self._delete(job.message)
-            return "cancelled"
         return None
+
+    def _record_start(self, jobs: list[Job]) -> set[str]:
+        """`running` in the task store for each job, as its runtime call starts (on the watch's
+        thread); the ids the store refused because they were cancelled or expired first."""
+        refused = set()
+        for job in jobs:
+            meta = job.task["metadata"]
+            if self.store and self.store.quietly("running", self.store.start, meta["id"], attempt=job.attempt,
+                                                 runtime=meta["runtime"]) is False:
+                refused.add(meta["id"])
+        return refused
 
     def _progress(self, job: Job, seen: dict) -> None:
         """A running task's progress: in its record (GET shows it) and, if asked, its webhook."""
@@ -138,6 +158,8 @@ class Stages:
 
     def _stopped(self, job: Job, watch: Watch):
         """What a call the watch interrupted means for this job, or None if it was not stopped."""
+        if job.ctx["task_id"] in watch.refused:
+            return Refused()
         if job.ctx["task_id"] in watch.cancelled:
             return Cancelled()
         if watch.timed_out and time.time() >= job.stop_time:
@@ -148,14 +170,17 @@ class Stages:
     def execute(self, job: Job):
         """The runtime call: a RuntimeOutput, Cancelled, or the TaskFailure that stopped it."""
         started = self.clock()
+        job.marks["started"] = time.time()
         job.stop_time = job.stop_at(self.settings.max_task_seconds)
         with Watch(self.adapter, self.store, [job.ctx["task_id"]], stop_at=job.stop_time,
-                   on_progress=lambda seen: self._progress(job, seen)) as watch:
+                   on_progress=lambda seen: self._progress(job, seen),
+                   starting=(lambda: self._record_start([job])) if self.store else None) as watch:
             try:
                 output = self.adapter.run(job.task["metadata"].get("tasktype", "text-to-image"), job.content)
             except TaskFailure as failure:
                 output = failure
         job.runtime_seconds = job.gpu_seconds = self.clock() - started
+        job.marks["ran"] = time.time()
         stopped = self._stopped(job, watch) if watch.fired else None
         if stopped is not None:
             return stopped
@@ -163,8 +188,14 @@ class Stages:
             return output
         if not output.images:
             return PermanentFailure("no-images", "the runtime returned no images")
+        self._paced(job.runtime_seconds)
         self.metrics.ran(job.runtime_seconds)
         return output
+
+    def _paced(self, seconds_per_task: float) -> None:
+        """The runtime's recent seconds per task (a moving average), for receive_count."""
+        pace = getattr(self, "_runtime_pace", None)
+        self._runtime_pace = seconds_per_task if pace is None else 0.8 * pace + 0.2 * seconds_per_task
 
     def execute_many(self, jobs: list[Job]) -> list:
         """Run several batchable tasks in one runtime call, split back per task. If the batched
@@ -173,9 +204,11 @@ class Stages:
             return [self.execute(jobs[0])]
         started = self.clock()
         for j in jobs:
+            j.marks["started"] = time.time()
             j.stop_time = j.stop_at(self.settings.max_task_seconds)
         with Watch(self.adapter, self.store, [j.ctx["task_id"] for j in jobs],
-                   stop_at=min(j.stop_time for j in jobs)) as watch:
+                   stop_at=min(j.stop_time for j in jobs),
+                   starting=(lambda: self._record_start(jobs)) if self.store else None) as watch:
             try:
                 outputs = self.adapter.run_many([j.content for j in jobs])
             except TaskFailure as failure:
@@ -188,10 +221,13 @@ class Stages:
                                "error": outputs.message})
             return [self.execute(j) for j in jobs]
         seconds = self.clock() - started
+        self._paced(seconds / len(jobs))
         self.metrics.ran(seconds)
         results = []
+        ran = time.time()
         for j, output in zip(jobs, outputs, strict=True):
             j.runtime_seconds, j.gpu_seconds = seconds, seconds / len(jobs)
+            j.marks["ran"] = ran
             results.append(output if output.images else PermanentFailure("no-images", "the runtime returned no images"))
         return results
 

@@ -7,7 +7,12 @@ interrupt (`/sdapi/v1/interrupt`, ComfyUI's `/interrupt`); the call then returns
 stages turn it into `cancelled` or a `deadline` failure.
 
 The store is read every POLL_SECONDS per running call: one consistent GetItem, far below a
-table's capacity even with hundreds of GPUs."""
+table's capacity even with hundreds of GPUs.
+
+`starting`, when given, runs first on the watch's thread, beside the runtime call rather than
+before it (a task store write is one AWS round trip the runtime would otherwise sit idle
+for): it records the tasks `running` and returns the ids the store refused (cancelled or
+expired meanwhile), whose call is then interrupted at once."""
 
 from __future__ import annotations
 
@@ -24,23 +29,26 @@ PROGRESS_SECONDS = 1.0
 
 class Watch:
     def __init__(self, adapter, store, task_ids: list[str], *, stop_at: float | None,
-                 poll: float = POLL_SECONDS, clock=time.time, on_progress=None):
+                 poll: float = POLL_SECONDS, clock=time.time, on_progress=None, starting=None):
         self.adapter, self.store, self.task_ids = adapter, store, task_ids
         self.stop_at, self.poll, self.clock = stop_at, poll, clock
         self.on_progress = on_progress if hasattr(adapter, "progress") else None
         self._last_progress: tuple | None = None
         self._next_progress = 0.0
+        self.starting = starting
         self.cancelled: set[str] = set()
+        self.refused: set[str] = set()
         self.timed_out = False
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="watch", daemon=True)
 
     @property
     def fired(self) -> bool:
-        return self.timed_out or bool(self.cancelled)
+        return self.timed_out or bool(self.cancelled) or bool(self.refused)
 
     def __enter__(self) -> Watch:
-        if self.store is not None or self.stop_at is not None or self.on_progress is not None:
+        if (self.store is not None or self.stop_at is not None or self.on_progress is not None
+                or self.starting is not None):
             self._thread.start()
         return self
 
@@ -63,6 +71,13 @@ class Watch:
                 log.warning("could not record progress", extra={"tasks": self.task_ids, "error": str(e)})
 
     def _run(self) -> None:
+        if self.starting is not None:
+            self.refused = set(self.starting())
+            if self.refused:
+                log.info("interrupting the runtime", extra={"tasks": sorted(self.refused),
+                                                            "why": "cancelled before it started"})
+                self.adapter.interrupt()
+                return
         while not self._done.wait(self.poll):
             self._report_progress()
             if self.stop_at is not None and self.clock() >= self.stop_at:

@@ -46,6 +46,9 @@ class Agent(Pipeline, Stages, ResultSide, QueueSide):
         self.max_receive_count = settings.max_receive_count
         self.has_dead_letter_queue = False
         self.heartbeat = Heartbeat(sqs, settings.queue_url, settings.visibility_seconds)
+        from sdctl.agent.deletes import Deletes
+
+        self.deletes = Deletes(sqs)
         self.running: dict[str, dict] = {}  # message id -> message, for tasks on the runtime now
         from sdctl.agent.observe import Metrics
 

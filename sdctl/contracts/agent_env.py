@@ -35,7 +35,9 @@ def environment(*, queue_url: str, results_topic_arn: str, bucket: str, region: 
         "PREFETCH": str(prefetch),
         "RUNTIME_CONCURRENCY": str(runtime_concurrency),
         "BATCH_TASKS": str(batch_tasks),
-        "RECEIVE_BATCH": str(min(10, max(prefetch, batch_tasks))),
+        # Unset ("") lets the agent take about a second of work per receive; a larger
+        # prefetch or batch asks for at least that many.
+        "RECEIVE_BATCH": str(min(10, max(prefetch, batch_tasks))) if max(prefetch, batch_tasks) > 1 else "",
         "NOTIFY_RUNNING": _bool(notify_running),
         # Where a task's webhook events go (sdctl's deliverer signs and sends them).
         "WEBHOOK_QUEUE_URL": webhook_queue_url,
