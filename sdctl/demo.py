@@ -1,4 +1,5 @@
-"""`make demo`: start the local stack, generate one image, print its path, stop the stack.
+"""`make demo`: start the local stack, generate one image, print its path, stop the stack (a
+stack the user had already started is used and left running, with its tasks).
 
 Runs the real CLI as a user would, so the demo proves what the README promises.
 """
@@ -29,14 +30,16 @@ def sdctl(*args: str, capture: bool = False) -> subprocess.CompletedProcess:
 def main() -> int:
     config = "sdctl.yaml" if Path("sdctl.yaml").exists() else "sdctl.example.yaml"
     started = time.monotonic()
-    sdctl("local", "up", "--detach", "-c", config)
+    up = json.loads(sdctl("local", "up", "--detach", "-c", config, "-o", "json", capture=True).stdout)
+    ours = not up.get("already_running")
     try:
         t = time.monotonic()
         result = json.loads(sdctl("generate", PROMPT, "--local", "--seed", "42", "--out", "outputs",
                                   "--output", "json", capture=True).stdout)
         generate_seconds = time.monotonic() - t
     finally:
-        sdctl("local", "down")
+        if ours:
+            sdctl("local", "down")
     path = Path(result["files"][0]).absolute()
     with open(path, "rb") as f:
         if f.read(8) != b"\x89PNG\r\n\x1a\n":

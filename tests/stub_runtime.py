@@ -3,8 +3,9 @@
     python -m tests.stub_runtime PORT LATENCY
 
 It answers txt2img after LATENCY seconds with a tiny PNG, except that a prompt starting
-with "flaky" fails with 500 on 30 % of calls and "always-fail" fails every time, and counts
-its calls per prompt (GET /calls).
+with "flaky" fails with 500 on 30 % of calls and "always-fail" fails every time, one starting
+with "crash" kills the process mid-call (a poison task), and counts its calls per prompt
+(GET /calls).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import base64
 import io
 import json
+import os
 import random
 import sys
 from collections import Counter
@@ -37,6 +39,8 @@ def app(latency: float) -> Starlette:
         body = await request.json()
         prompt = body.get("prompt", "")
         calls[prompt] += 1
+        if prompt.startswith("crash"):
+            os._exit(1)
         async with lock:
             await asyncio.sleep(latency)
         if prompt.startswith("always-fail") or (prompt.startswith("flaky") and random.random() < 0.3):

@@ -182,8 +182,8 @@ class Pipeline:
             # Poll only with room to put what comes: a message taken while the queue is full
             # would sit in this thread's hands, and a long poll in flight at shutdown could
             # take back a message the agent had just returned.
-            while ready.full() and not self.stopping.is_set():
-                self.stopping.wait(0.005)
+            while (ready.full() or self.runtime_down.is_set()) and not self.stopping.is_set():
+                self.stopping.wait(0.005)  # no new task while the line is full or the runtime is down
             if self.stopping.is_set():
                 break
             for message in self.receive():

@@ -86,7 +86,8 @@ class ResultSide:
         if isinstance(failure, TransientFailure) and not last:
             log.warning("transient failure; the task will be retried",
                         extra={**ctx, "code": failure.code, "error": failure.message})
-            self._release(message, delay=min(2 ** attempt, 60))
+            # A runtime that just came back is ready now: no backoff for the task it dropped.
+            self._release(message, delay=0 if failure.code == "runtime-restarted" else min(2 ** attempt, 60))
             return "retry"
         note = notification(task, status="failed", bucket=self.settings.bucket, image_keys=[],
                             output_key=out_key, error=failure.to_dict())

@@ -12,7 +12,14 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from sdctl.agent.failures import Cancelled, Expired, PermanentFailure, Refused, TaskFailure
+from sdctl.agent.failures import (
+    Cancelled,
+    Expired,
+    PermanentFailure,
+    Refused,
+    TaskFailure,
+    TransientFailure,
+)
 from sdctl.agent.tasks import notification, parse_message, wants_webhook
 from sdctl.agent.watch import Watch
 from sdctl.builders.names import output_keys
@@ -181,6 +188,8 @@ class Stages:
                 output = failure
         job.runtime_seconds = job.gpu_seconds = self.clock() - started
         job.marks["ran"] = time.time()
+        if isinstance(output, TaskFailure) and output.code == "runtime-unavailable":
+            output = self._runtime_went_away(job, output)
         stopped = self._stopped(job, watch) if watch.fired else None
         if stopped is not None:
             return stopped
@@ -191,6 +200,27 @@ class Stages:
         self._paced(job.runtime_seconds)
         self.metrics.ran(job.runtime_seconds)
         return output
+
+    def _runtime_went_away(self, job: Job, failure: TaskFailure) -> TaskFailure:
+        """The runtime could not be reached for this task: if it is down (a crash, an OOM kill,
+        a container restart reloading the model), stop taking tasks, keep this one and wait
+        for the runtime to be ready again (no longer than the task may run), and only then
+        give the task back for its next attempt. So a restart costs one attempt, not all of
+        them, and a task that kills the runtime every time still reaches the dead-letter queue
+        after its receive count, one crash per attempt."""
+        if self.adapter.ready():
+            return failure  # a one-off connection error: the usual retry
+        log.warning("the runtime went away during a task; holding it until the runtime is ready again",
+                    extra={**job.ctx, "error": failure.message})
+        self.runtime_down.set()
+        try:
+            back = self.wait_for_runtime(timeout=max(1.0, job.stop_time - time.time()))
+        finally:
+            self.runtime_down.clear()
+        if not back:
+            return failure
+        return TransientFailure("runtime-restarted", "the runtime restarted while it worked on this task "
+                                f"({failure.message}); the task runs again")
 
     def _paced(self, seconds_per_task: float) -> None:
         """The runtime's recent seconds per task (a moving average), for receive_count."""

@@ -68,7 +68,8 @@ class TaskStore:
                   ":output": {"S": note.get("output_url", "")}, ":seconds": {"N": str(round(seconds, 3))}}
         expression = "SET #s = :completed, updated_at = :now, finished_at = :now, image_url = :images, " \
                      "output_url = :output, runtime_seconds = :seconds"
-        remove = " REMOVE progress, cancel_requested"  # a cancel that came too late is moot
+        # A cancel that came too late is moot; an earlier attempt's error (a redriven task) is past.
+        remove = " REMOVE progress, cancel_requested, #e"
         if isinstance(seed, int) and seed >= 0:  # the seed actually used (a request may ask for -1: random)
             values[":seed"] = {"N": str(seed)}
             expression += ", seed = :seed"
@@ -82,7 +83,7 @@ class TaskStore:
             values[":cost"] = {"N": str(note["cost_usd"])}
             expression += ", cost_usd = :cost"
         self.db.update_item(TableName=self.table, Key={"id": {"S": task_id}}, UpdateExpression=expression + remove,
-                            ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues=values)
+                            ExpressionAttributeNames={"#s": "status", "#e": "error"}, ExpressionAttributeValues=values)
 
     def fail(self, task_id: str, error: dict, *, attempt: int) -> None:
         self.db.update_item(

@@ -40,6 +40,7 @@ class Agent(Pipeline, Stages, ResultSide, QueueSide):
         self.clock = clock
         self.price_per_second: float | None = None  # this node's, when known (sdctl/agent/cost.py)
         self.stopping = threading.Event()
+        self.runtime_down = threading.Event()  # set while a runner waits for a restarted runtime
         self.processed = 0
         self._claimed = 0
         self._count_lock = threading.Lock()

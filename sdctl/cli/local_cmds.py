@@ -66,7 +66,7 @@ def up(
             argv.append("--allow-local-webhooks")
         started = time.monotonic()
         with reporting(mode, "starting the local stack…") as report:
-            state = stack.spawn_detached(argv, report=report)
+            state = stack.spawn_detached(argv, report=report, agents=agents)
         _show(state, mode, seconds=time.monotonic() - started, show_key=show_key)
         return
     stack.run(cfg, str(path), agents=agents, model=model, runtime_urls=urls,
@@ -93,15 +93,28 @@ def status(
     output: OutputOpt = None,
     show_key: Annotated[bool, typer.Option("--show-key", help="Print the API key (text and JSON).")] = False,
 ) -> None:
-    """Show the local stack: URLs, API key, resources and processes (exit 1 if not running)."""
+    """Show the local stack: URLs, API key, resources and processes (exit 1 unless it is ready
+    with every process alive)."""
     from sdctl.errors import LocalStackError
     from sdctl.execute.local import state as st
 
     mode = output_mode(ctx, output)
     state = st.read()
-    if not state or not st.pid_alive(state.get("supervisor_pid")):
+    if not state:
         raise LocalStackError("the local stack is not running", hint="start it with `sdctl local up --detach`")
+    if state.get("status") == "failed":
+        raise LocalStackError(f"the local stack failed: {state.get('error', 'see its logs')}",
+                              hint=(state.get("hint") or "") + "\nstart it again with `sdctl local up --detach`")
+    if not st.pid_alive(state.get("supervisor_pid")):
+        left = sum(st.pid_alive(p.get("pid")) for p in state.get("processes", []))
+        raise LocalStackError(
+            f"the local stack's supervisor (pid {state.get('supervisor_pid')}) is not running"
+            + (f"; {left} of its processes still are, unmanaged" if left else ""),
+            hint="`sdctl local up --detach` stops them and starts a new stack; `sdctl local down` just stops them")
     _show(state, mode, show_key=show_key)
+    dead = [p["name"] for p in state.get("processes", []) if not st.pid_alive(p.get("pid"))]
+    if state.get("status") != "ready" or dead:
+        raise typer.Exit(1)
 
 
 def _key(key: str, show: bool) -> str:

@@ -132,10 +132,16 @@ def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
     if existing and st.pid_alive(existing.get("supervisor_pid")) and existing["supervisor_pid"] != os.getpid():
         raise LocalStackError(f"a local stack is already running (pid {existing['supervisor_pid']})",
                               hint="stop it with `sdctl local down`")
-    stopping = {"flag": False}
+    if existing and existing.get("supervisor_pid") != os.getpid():
+        clean_leftovers(existing, report)
+    stopping = {"flag": False, "ready": False}
 
     def on_signal(signum, frame):
+        # Before the stack is ready, stop at once (the finally below tears down what started);
+        # once it serves, finish the current poll and stop.
         stopping["flag"] = True
+        if not stopping["ready"]:
+            raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -177,8 +183,9 @@ def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
             if child.spec.url:
                 report(Event(f"local:{child.spec.name}", f"waiting for {child.spec.name}", "progress", "starting"))
                 sup.wait_ready(child, 300)
-        state.update(status="ready", ready_at=time.time(), processes=sup.describe())
+        state.update(status="ready", ready_at=time.time(), processes=sup.describe(), agents=agents)
         st.write(state)
+        stopping["ready"] = True
         report(Event("local", f"ready: gateway {gateway.spec.url}", "ok", "ready", {"gateway_url": gateway.spec.url}))
         while not stopping["flag"]:
             events = sup.poll()
@@ -230,15 +237,38 @@ def require_extras(cfg: Config, runtime_urls: dict[str, str]) -> None:
                 "  (or pass --runtime-url NAME=URL for a runtime you already run)" if "tiny" in extras else ""))
 
 
-def spawn_detached(argv: list[str], timeout: float = 600, report: Report = ignore) -> dict:
-    """Start `sdctl local up` (without --detach) in the background; return its state once ready."""
+def clean_leftovers(state: dict, report: Report = ignore) -> int:
+    """Stop the processes a state file names whose supervisor is gone (killed, or the machine
+    slept through its death): they would hold ports and memory that nothing manages."""
+    killed = 0
+    for p in state.get("processes", []):
+        if st.pid_alive(p.get("pid")) and _ours(p["pid"]):
+            os.kill(p["pid"], signal.SIGKILL)
+            killed += 1
+    if killed:
+        report(Event("local", f"stopped {killed} process(es) left by a supervisor that is gone", "warning"))
+    return killed
+
+
+def spawn_detached(argv: list[str], timeout: float = 600, report: Report = ignore, *,
+                   agents: int | None = None) -> dict:
+    """Start `sdctl local up` (without --detach) in the background; return its state once ready.
+    A stack already running is returned as it is (`already_running`), unless it was asked for
+    with a different number of agents, which it cannot change while it runs."""
     existing = st.read()
     if existing and st.pid_alive(existing.get("supervisor_pid")):
         if existing.get("status") == "ready":
+            running = existing.get("agents")
+            if agents is not None and running is not None and running != agents:
+                raise LocalStackError(
+                    f"a local stack is already running with --agents {running}; --agents {agents} was not applied",
+                    hint=f"`sdctl local down`, then `sdctl local up --detach --agents {agents}`")
             existing["already_running"] = True
             return existing
         raise LocalStackError(f"a local stack is already {existing.get('status')} "
                               f"(pid {existing['supervisor_pid']})", hint="stop it with `sdctl local down`")
+    if existing:
+        clean_leftovers(existing, report)
     st.remove()
     log_dir = st.state_dir() / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -279,11 +309,7 @@ def down(timeout: float = 30) -> dict:
             time.sleep(0.1)
         if st.pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
-    leftovers = 0
-    for p in state.get("processes", []):
-        if st.pid_alive(p.get("pid")) and _ours(p["pid"]):
-            os.kill(p["pid"], signal.SIGKILL)
-            leftovers += 1
+    leftovers = clean_leftovers(state)
     st.remove()
     return {"stopped": True, "supervisor_pid": pid, "killed_leftovers": leftovers}
 
