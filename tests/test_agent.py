@@ -14,6 +14,8 @@ import subprocess
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
@@ -797,3 +799,61 @@ def test_a_fast_runtime_gets_about_a_second_of_work_per_receive(stack):
     for _ in range(40):
         agent._paced(2.0)
     assert agent.receive_count() == 1
+
+
+_text = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=200)  # what SQS accepts in a body
+_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(allow_nan=False),
+                                 _text),
+                       lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                               st.dictionaries(_text, inner, max_size=3)), max_leaves=8)
+_meta = st.fixed_dictionaries({}, optional={k: st.one_of(_values, st.just("sdruntime"), st.just("t-1"))
+                                            for k in ("id", "runtime", "prefix", "tasktype", "deadline",
+                                                      "deadlinePolicy", "priority", "webhook", "context")})
+GARBAGE = st.one_of(
+    _text,                                                                     # not JSON
+    _values.map(json.dumps),                                                   # JSON of any shape
+    st.one_of(_text, _values.map(json.dumps)).map(                             # an SNS envelope around anything
+        lambda m: json.dumps({"Type": "Notification", "Message": m})),
+    st.tuples(_meta, _values).map(lambda mc: json.dumps({"metadata": mc[0], "content": mc[1]})),  # wrong types
+    st.just("x" * 262_000),                                                    # 256 KiB of garbage
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=GARBAGE)
+def test_a_malformed_message_never_stops_the_agent_and_ends_failed_or_dead_lettered(stack, flaky_runtime, body):
+    """Whatever a queue message holds, handling it returns an outcome (never an exception):
+    `unreadable` (left for the dead-letter queue), `failed` (with its notice), or the task
+    ran; and the next well-formed task still completes."""
+    agent = make_agent(stack, flaky_runtime.url)
+    agent.max_receive_count = 2  # the queue's own redrive policy says 2 (CONFIG)
+    sqs, url = stack["aws"].sqs, stack["runtimes"]["sdruntime"]["queue_url"]
+    while notifications(stack):  # earlier examples' notices
+        pass
+    sent = sqs.send_message(QueueUrl=url, MessageBody=body)["MessageId"]
+    outcome = None
+    deadline = time.monotonic() + 20
+    while outcome is None and time.monotonic() < deadline:
+        for m in agent.receive():
+            result = agent.handle(m)  # earlier examples' returned garbage comes back too: all is handled
+            assert isinstance(result, str)
+            if m["MessageId"] == sent:
+                outcome = result
+    assert outcome in ("unreadable", "failed", "completed", "expired", "duplicate"), outcome
+    if outcome == "failed":
+        seen, batch = [], notifications(stack)
+        while batch:
+            seen, batch = seen + batch, notifications(stack)
+        assert any(n["status"] == "failed" for n in seen)
+    after = f"after-{sent[:8]}"
+    send(stack, task_id=after)
+    deadline = time.monotonic() + 20
+    while not record_completed(stack, after):
+        assert time.monotonic() < deadline, "the agent stopped serving after a malformed message"
+        for m in agent.receive():
+            agent.handle(m)
+    agent.heartbeat.stop()
+
+
+def record_completed(stack, task_id: str) -> bool:
+    return any(k.endswith(f"{task_id}.out") for k in keys(stack))

@@ -117,6 +117,10 @@ def _read_yaml(text: str) -> tuple[Any, dict[Path_, int], list[dict]]:
         mark = e.problem_mark
         line = mark.line + 1 if mark else None
         return None, {}, [{"path": "", "line": line, "message": f"invalid YAML: {e.problem}"}]
+    except yaml.YAMLError as e:  # e.g. a control character: the reader stops before any mark
+        line = text.count("\n", 0, getattr(e, "position", 0) or 0) + 1
+        reason = getattr(e, "reason", None) or str(e).splitlines()[0]
+        return None, {}, [{"path": "", "line": line, "message": f"invalid YAML: {reason}"}]
     if node is None:
         return None, {}, []
     lines: dict[Path_, int] = {(): node.start_mark.line + 1}
