@@ -28,6 +28,7 @@ the runtime within seconds (202); a finished one answers 409 with its status.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import time
@@ -35,6 +36,8 @@ from datetime import UTC, datetime
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 if __package__:  # the repository and the wheel
     from lambda_src.contract import (
@@ -56,6 +59,14 @@ else:  # the Lambda zip: its files at its root
     from contract import validate as contract_validate
 
 SNS_MAX_BYTES = 262144
+#: Each AWS call gives up in seconds, so a brownout answers 503 well inside API Gateway's 29 s
+#: integration timeout (which would answer 504 with no word on whether the task was taken).
+AWS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"})
+RETRY_AFTER_SECONDS = 2
+#: What AWS answers when it is overloaded or briefly unable: the caller should come back.
+UNAVAILABLE_CODES = {"ThrottlingException", "Throttling", "ThrottledException", "ProvisionedThroughputExceededException",
+                     "RequestLimitExceeded", "ServiceUnavailable", "InternalError", "InternalFailure",
+                     "InternalServerError", "KMSThrottlingException", "TransactionInProgressException"}
 
 _clients: dict = {}
 PROMPT_CHARS = 500  # kept in the task record for listings and the gallery
@@ -85,6 +96,15 @@ def handler(event, context):
         return _response(404, {"message": f"no route for {resource}"})
     except Invalid as e:
         return _response(400, {"message": e.message, "field": e.field})
+    except (BotoCoreError, ClientError) as e:
+        code = e.response.get("Error", {}).get("Code", "") if isinstance(e, ClientError) else type(e).__name__
+        status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) if isinstance(e, ClientError) else 0
+        if isinstance(e, BotoCoreError) or code in UNAVAILABLE_CODES or status >= 500:
+            print(json.dumps({"level": "warning", "msg": "AWS unavailable; answering 503", "error": str(e)}))
+            return _response(503, {"message": "the service is briefly unavailable; nothing was queued that a "
+                                              "retry with the same id would repeat: retry it", "retryable": True},
+                             {"Retry-After": str(RETRY_AFTER_SECONDS)})
+        raise
 
 
 def _submit(event):
@@ -101,9 +121,11 @@ def _submit(event):
                               "Pass large inputs as s3:// URLs instead of inline data")
     bucket = os.environ.get("S3_BUCKET", "")
     table = os.environ.get("TASKS_TABLE")
+    digest = hashlib.sha256(message.encode()).hexdigest()
     if table:
-        existing = _record(table, task, bucket)
-        if existing is not None:
+        existing = _record(table, task, bucket, digest)
+        retry = existing is not None and existing.get("publishing") and existing.get("request_hash") == digest
+        if existing is not None and not retry:
             return _response(409, {"message": f"task {meta['id']} already exists ({existing.get('status')}); "
                                               "use a new id to run it again",
                                    "id": meta["id"], "status": existing.get("status")})
@@ -117,6 +139,8 @@ def _submit(event):
                                             ExpressionAttributeNames={"#s": "status"},
                                             ExpressionAttributeValues={":queued": {"S": "queued"}})
         raise
+    if table:  # published: a later POST of this id is a 409 again
+        _client("dynamodb").update_item(TableName=table, Key=_key(meta["id"]), UpdateExpression="REMOVE publishing")
     return _response(200, {
         "id": meta["id"],
         "runtime": meta["runtime"],
@@ -132,14 +156,22 @@ def _key(task_id: str) -> dict:
     return {"id": {"S": task_id}}
 
 
-def _record(table: str, task: dict, bucket: str) -> dict | None:
-    """Write the `queued` record unless the id exists; return the existing record if it does."""
+def _record(table: str, task: dict, bucket: str, digest: str) -> dict | None:
+    """Write the `queued` record unless the id exists; return the existing record if it does.
+
+    The record is `publishing` (with the request's hash) until the publish is known to have
+    happened. If AWS failed in between so that neither the publish nor taking the record back
+    is known to have worked, the same request sent again is published again rather than
+    refused, so a retry after a 503 always succeeds; if the first publish had gone through
+    after all, the agent drops the second copy as a repeat (sdctl/agent/stages.py). Any
+    other reuse of an id is a 409."""
     meta, content = task["metadata"], task["content"]
     now = _now()
     item = {"id": meta["id"], "status": "queued", "runtime": meta["runtime"], "tasktype": meta["tasktype"],
             "prefix": meta["prefix"], "created_at": now, "updated_at": now, "attempts": 0,
             "output_url": f"s3://{bucket}/{meta['prefix']}/{meta['id']}/{meta['id']}.out",
-            "expires_at": int(time.time()) + 86400 * int(os.environ.get("TASK_TTL_DAYS", "30"))}
+            "expires_at": int(time.time()) + 86400 * int(os.environ.get("TASK_TTL_DAYS", "30")),
+            "request_hash": digest, "publishing": True}
     if isinstance(content.get("prompt"), str):
         item["prompt"] = content["prompt"][:PROMPT_CHARS]
     if isinstance(content.get("seed"), int):
@@ -167,6 +199,8 @@ def _get(task_id: str):
     record = _load(table, task_id)
     if record is None:
         return _response(404, {"message": f"no task {task_id} (never submitted, or expired)", "id": task_id})
+    record.pop("request_hash", None)  # the handler's own bookkeeping
+    record.pop("publishing", None)
     if record.get("status") == "queued" and record.get("created_at"):
         record["queue"] = _position(table, record)
     return _response(200, record)
@@ -284,7 +318,7 @@ def _runtimes() -> dict:
 
 def _client(name: str):
     if name not in _clients:
-        _clients[name] = boto3.client(name)
+        _clients[name] = boto3.client(name, config=AWS_CONFIG)
     return _clients[name]
 
 

@@ -293,3 +293,62 @@ def test_a_failed_publish_takes_the_record_back_so_the_id_can_be_retried(store, 
 
 def test_without_a_task_store_status_is_501(wired):
     assert call("GET", "x")[0] == 501
+
+
+def test_a_frozen_aws_is_a_fast_503_and_the_same_request_then_succeeds_once(monkeypatch):
+    """A brownout: the AWS endpoint stops answering (a moto server of its own, SIGSTOPped).
+    POST answers 503 with Retry-After well inside API Gateway's 29 s, nothing is queued twice,
+    and once AWS answers again the same request is accepted and published exactly once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import boto3
+
+    from sdctl.execute.local.provision import create_tasks_table
+    from tests.conftest import free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        kw = dict(endpoint_url=url, region_name="us-west-2", aws_access_key_id="x", aws_secret_access_key="x")
+        sqs, sns, db = boto3.client("sqs", **kw), boto3.client("sns", **kw), boto3.client("dynamodb", **kw)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                topic = sns.create_topic(Name="requests")["TopicArn"]
+                break
+            except Exception:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        queue = sqs.create_queue(QueueName="q")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+        create_tasks_table(db, "tasks")
+        for k, v in {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+                     "AWS_DEFAULT_REGION": "us-west-2", "SNS_TOPIC_ARN": topic, "S3_BUCKET": "out",
+                     "RUNTIMES": json.dumps(RUNTIMES), "TASKS_TABLE": "tasks"}.items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setattr(api, "_clients", {})
+
+        os.kill(server.pid, signal.SIGSTOP)
+        asked = time.monotonic()
+        resp = api.handler({"httpMethod": "POST", "resource": "/v1alpha2", "path": "/v1alpha2",
+                            "body": json.dumps(task(id="brown"))}, None)
+        took = time.monotonic() - asked
+        assert resp["statusCode"] == 503 and resp["headers"]["Retry-After"] and took < 25
+        assert json.loads(resp["body"])["retryable"] is True
+
+        os.kill(server.pid, signal.SIGCONT)
+        status, body = post(task(id="brown"))
+        assert status == 200, body
+        assert post(task(id="brown"))[0] == 409  # published now: a repeat is refused again
+        got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        assert len(got) == 1
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+        server.terminate()
