@@ -352,3 +352,30 @@ def test_a_frozen_aws_is_a_fast_503_and_the_same_request_then_succeeds_once(monk
     finally:
         os.kill(server.pid, signal.SIGCONT)
         server.terminate()
+
+
+def test_the_local_gateway_throttles_like_a_usage_plan_before_the_handler_runs():
+    """sdctl/execute/local/gateway.py with the example's throttle shape (burst, then rate per
+    second) on a clock the test moves; the handler here only counts calls: what is measured
+    is the gateway's answer, 429 with API Gateway's body, and that a throttled request never
+    reaches the function."""
+    from starlette.testclient import TestClient
+
+    from sdctl.execute.local.gateway import TokenBucket, create_app
+
+    now = [0.0]
+    calls = []
+
+    def counting_handler(event, context):
+        calls.append(event["httpMethod"])
+        return {"statusCode": 200, "body": "{}"}
+
+    app = create_app("k", counting_handler, throttle=TokenBucket(rate=2, burst=5, clock=lambda: now[0]))
+    with TestClient(app) as client:
+        answers = [client.post("/v1alpha2", headers={"x-api-key": "k"}, content="{}") for _ in range(7)]
+        assert [a.status_code for a in answers] == [200] * 5 + [429] * 2
+        assert answers[-1].json() == {"message": "Too Many Requests"} and len(calls) == 5
+        now[0] += 0.5  # half a second at 2 per second: one more
+        assert [client.post("/v1alpha2", headers={"x-api-key": "k"}, content="{}").status_code
+                for _ in range(2)] == [200, 429]
+        assert client.post("/v1alpha2", headers={"x-api-key": "wrong"}, content="{}").status_code == 403

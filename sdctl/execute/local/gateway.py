@@ -1,5 +1,11 @@
-"""A local stand-in for API Gateway: checks x-api-key, builds a REST proxy event and calls
-the Lambda handler in-process (moto cannot invoke Lambda without Docker)."""
+"""A local stand-in for API Gateway: checks x-api-key, enforces the usage plan's throttle,
+builds a REST proxy event and calls the Lambda handler in-process (moto cannot invoke Lambda
+without Docker).
+
+The throttle is API Gateway's token bucket (API Gateway Developer Guide, "Throttle API
+requests for better throughput"): `burstLimit` requests at once, refilled at `rateLimit` per
+second; a request over it gets 429 `{"message": "Too Many Requests"}`, the body API Gateway
+sends, before the handler runs."""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ import asyncio
 import base64
 import hmac
 import os
+import threading
+import time
 import uuid
 
 from starlette.applications import Starlette
@@ -49,11 +57,30 @@ def proxy_event(request: Request, body: bytes, stage: str, api_key: str | None) 
     }
 
 
-def create_app(api_key: str, handler, *, stage: str = "local") -> Starlette:
+class TokenBucket:
+    def __init__(self, rate: float, burst: int, clock=time.monotonic):
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self.tokens, self.at = float(burst), clock()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            now = self.clock()
+            self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+            self.at = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return True
+            return False
+
+
+def create_app(api_key: str, handler, *, stage: str = "local", throttle: TokenBucket | None = None) -> Starlette:
     async def api(request: Request):
         given = request.headers.get("x-api-key", "")
         if not hmac.compare_digest(given.encode(), api_key.encode()):
             return JSONResponse({"message": "Forbidden"}, status_code=403)
+        if throttle is not None and not throttle.take():
+            return JSONResponse({"message": "Too Many Requests"}, status_code=429)
         body = await request.body()
         if len(body) > MAX_BODY:
             return JSONResponse({"message": "Request Too Long"}, status_code=413)
@@ -82,7 +109,11 @@ def main() -> None:
 
     from lambda_src import handler
 
-    app = create_app(os.environ["GATEWAY_API_KEY"], handler.handler, stage=os.environ.get("GATEWAY_STAGE", "local"))
+    throttle = None
+    if os.environ.get("GATEWAY_RATE"):
+        throttle = TokenBucket(float(os.environ["GATEWAY_RATE"]), int(os.environ.get("GATEWAY_BURST") or 1))
+    app = create_app(os.environ["GATEWAY_API_KEY"], handler.handler, stage=os.environ.get("GATEWAY_STAGE", "local"),
+                     throttle=throttle)
     uvicorn.run(app, host="127.0.0.1", port=int(os.environ["GATEWAY_PORT"]), log_level="warning")
 
 

@@ -85,7 +85,8 @@ def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, a
                  SNS_TOPIC_ARN=resources["requests_topic_arn"], S3_BUCKET=resources["bucket"],
                  DEFAULT_PREFIX=resources["prefix"], TASKS_TABLE=resources.get("tasks_table") or "",
                  TASK_TTL_DAYS=str(resources["task_ttl_days"]), WEBHOOK_QUEUE_URL=hooks["queue_url"],
-                 WEBHOOK_ALLOW_LOOPBACK=loopback,
+                 WEBHOOK_ALLOW_LOOPBACK=loopback, GATEWAY_RATE=str(cfg.api.throttle.rate_limit),
+                 GATEWAY_BURST=str(cfg.api.throttle.burst_limit),
                  RUNTIMES=json.dumps({r.name: r.type for r in cfg.runtimes}))))
     specs.append(ProcSpec(  # what the Lambda event source and the deliverer function do on AWS
         role="webhooks", name="webhooks", argv=[py, "-m", "sdctl.execute.local.webhooks"],
