@@ -94,7 +94,8 @@ def status(
     show_key: Annotated[bool, typer.Option("--show-key", help="Print the API key (text and JSON).")] = False,
 ) -> None:
     """Show the local stack: URLs, API key, resources and processes (exit 1 unless it is ready
-    with every process alive)."""
+    with its emulator and gateway alive; a dead agent or runtime shows in the table while the
+    supervisor restarts it)."""
     from sdctl.errors import LocalStackError
     from sdctl.execute.local import state as st
 
@@ -112,7 +113,8 @@ def status(
             + (f"; {left} of its processes still are, unmanaged" if left else ""),
             hint="`sdctl local up --detach` stops them and starts a new stack; `sdctl local down` just stops them")
     _show(state, mode, show_key=show_key)
-    dead = [p["name"] for p in state.get("processes", []) if not st.pid_alive(p.get("pid"))]
+    dead = [p["name"] for p in state.get("processes", [])
+            if p.get("role") in ("aws", "gateway") and not st.pid_alive(p.get("pid"))]
     if state.get("status") != "ready" or dead:
         raise typer.Exit(1)
 
