@@ -819,7 +819,7 @@ GARBAGE = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(derandomize=True, max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=GARBAGE)
 def test_a_malformed_message_never_stops_the_agent_and_ends_failed_or_dead_lettered(stack, flaky_runtime, body):
     """Whatever a queue message holds, handling it returns an outcome (never an exception):

@@ -113,6 +113,7 @@ def _read_yaml(text: str) -> tuple[Any, dict[Path_, int], list[dict]]:
     """Parse YAML and remember the line of every key and list item."""
     try:
         node = yaml.compose(text, Loader=SafeLoader)
+        data = yaml.load(text, Loader=SafeLoader) if node is not None else None  # noqa: S506 (a safe loader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark
         line = mark.line + 1 if mark else None
@@ -126,7 +127,6 @@ def _read_yaml(text: str) -> tuple[Any, dict[Path_, int], list[dict]]:
     lines: dict[Path_, int] = {(): node.start_mark.line + 1}
     problems: list[dict] = []
     _walk(node, (), lines, problems)
-    data = yaml.load(text, Loader=SafeLoader)  # noqa: S506 (a safe loader)
     return data, lines, problems
 
 
