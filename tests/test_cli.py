@@ -147,6 +147,7 @@ def test_help_imports_no_heavy_library():
     assert r.returncode == 0
     imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
     heavy = {"pydantic", "boto3", "botocore", "kubernetes", "httpx", "yaml", "torch", "diffusers", "pyhelm3", "moto",
+             "numba", "numpy", "matplotlib",
              "rich", "markdown_it"}
     assert not {m.split(".")[0] for m in imported} & heavy
     assert not {m for m in imported if m.endswith("_cmds")}, "a command module was imported for --help"

@@ -51,6 +51,9 @@ COMMANDS = {
     "cost": Lazy("sdctl.cli.cost_cmds:register",
                  "Monthly cost from the config: GPU hours, EKS, system nodes, NAT, API Gateway, Lambda, SNS, SQS, "
                  "the task store and S3, with the price table's date, and the cost per image."),
+    "simulate": Lazy("sdctl.cli.simulate_cmds:register",
+                     "Simulate a traffic pattern against the config before deploying it: queue, KEDA, HPA, pods, "
+                     "Karpenter, GPU nodes; prints wait and end-to-end p50/p95/p99, GPU node-hours and cost."),
     "gallery": Lazy("sdctl.cli.ops_cmds:register",
                     "Write a self-contained HTML page of recent results: a thumbnail grid with prompt, seed, "
                     "runtime and seconds, each linking to the full-size image."),
