@@ -106,7 +106,7 @@ def test_fixed_replicas_under_poisson_arrivals_match_erlang_c_within_five_percen
     mean = 1.5
     lam = rho * servers / mean
     k = Knobs(min_replicas=servers, max_replicas=servers, service_dist="exponential", seconds_per_image=mean,
-              warm=True, seed=11)
+              warm=True, seed=11, agent_overhead_seconds=0)
     duration = 2_000_000 / lam
     arrivals = traffic.generate(traffic.Profile(rate=lam), duration, np.random.default_rng(5))
     r = sim.simulate(k, arrivals, duration=duration)
@@ -157,7 +157,7 @@ def test_cost_is_node_hours_times_the_price_and_on_demand_is_billed_as_such():
 
 def test_batching_with_a_speedup_cuts_gpu_seconds_per_image():
     arrivals = np.sort(np.random.default_rng(9).uniform(0, 3600, 7200))
-    base = Knobs(min_replicas=1, max_replicas=1, service_dist="fixed", seconds_per_image=0.45)
+    base = Knobs(min_replicas=1, max_replicas=1, service_dist="fixed", seconds_per_image=0.45, agent_overhead_seconds=0)
     one = sim.simulate(base, arrivals, duration=3600)
     four = sim.simulate(kn.with_overrides(base, {"batch_tasks": "4", "batch_speedup": "1.5"}), arrivals,
                         duration=3600)

@@ -46,6 +46,7 @@ class Knobs:
     seconds_per_image: float = 1.5
     service_cv: float = 0.25  # coefficient of variation of render time (0: every image the same)
     service_dist: str = "lognormal"  # lognormal | exponential | fixed
+    agent_overhead_seconds: float = 0.02  # the runtime idles this long between two calls
     batch_tasks: int = 1
     batch_speedup: float = 1.0  # images/s of a full batch over batch 1
     deadline_seconds: float = math.inf  # tasks still queued after this expire
@@ -76,7 +77,8 @@ SOURCES = {
     "spot_interruptions_per_node_hour": "assumed 0 (pass a rate to see interruptions)",
     "spot_notice_seconds": "EC2 spot interruption notice",
     "seconds_per_image": "the cost model's default, or --measured from the task store",
-    "service_cv": "assumed", "service_dist": "assumed", "batch_tasks": "agent.batchTasks",
+    "service_cv": "assumed", "service_dist": "assumed",
+    "agent_overhead_seconds": "bench/agent_throughput.py: the runtime's idle time between calls", "batch_tasks": "agent.batchTasks",
     "batch_speedup": "assumed 1 (no gain) until measured", "deadline_seconds": "none",
     "warm": "min replicas are up at the start", "seed": "random seed",
 }
@@ -149,6 +151,8 @@ def _check(k: Knobs) -> None:
     for name in ("queue_length", "seconds_per_image", "pull_mb_per_s", "batch_speedup"):
         if getattr(k, name) <= 0:
             raise UsageError(f"{name} must be > 0")
+    if k.agent_overhead_seconds < 0:
+        raise UsageError("agent_overhead_seconds must be >= 0")
     if k.max_replicas < max(1, k.min_replicas):
         raise UsageError("max_replicas must be >= min_replicas and >= 1")
     if not 0 <= k.spot_fraction <= 1:

@@ -40,12 +40,13 @@ def simulate(k: Knobs, arrivals: np.ndarray, *, duration: float, services: np.nd
     n = int(arrivals.shape[0])
     if services is None:
         services = kn.service_times(k, n, rng)
+    services = np.asarray(services, dtype=np.float64) + k.agent_overhead_seconds
     tail = (k.cooldown_seconds + k.hpa_down_window_seconds + min(k.consolidate_after_seconds, 86400)
             + k.cold_start_seconds() + 600)
     horizon = max(duration, float(arrivals[-1]) if n else 0.0) + tail
     sample = max(1, int(horizon // timeline_points))
     wait, e2e, c, timeline = engine.run(np.ascontiguousarray(arrivals, dtype=np.float64),
-                                        np.ascontiguousarray(services, dtype=np.float64),
+                                        np.ascontiguousarray(services),
                                         kn.vector(k, horizon, sample))
     served = wait[~np.isnan(wait)]
     done = e2e[~np.isnan(e2e)]
