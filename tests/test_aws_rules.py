@@ -581,3 +581,35 @@ def test_queues_accept_messages_from_the_topic_that_feeds_them(built):
                    and "sqs:SendMessage" in st["Action"] and referenced(sub["Properties"]["TopicArn"])
                    <= referenced(st.get("Condition", {})) for p in policies
                    for st in p["Properties"]["PolicyDocument"]["Statement"]), lid
+
+
+def test_a_nat_instance_is_one_that_ec2_and_vpc_routing_accept(built):
+    """EC2 and VPC rules for a NAT instance, none of which moto checks:
+    - a route's InstanceId works only for an instance with exactly one network interface
+      (EC2 API Reference, CreateRoute: "the operation fails if you specify an instance ID
+      unless exactly one network interface is attached");
+    - forwarding needs the source/destination check off (VPC user guide, NAT instances);
+    - the AMI's architecture must match the instance type's (RunInstances fails otherwise):
+      the arm64 Amazon Linux 2023 parameter goes with a Graviton type;
+    - the recover alarm action exists only for StatusCheckFailed_System on supported types
+      (EC2 user guide, "Recover your instance"; T4g, C6g/C7g, M6g/M7g are);
+    - a security group's GroupDescription allows only a-zA-Z0-9. _-:/()#,@[]+=&;{}!$*."""
+    name, cfg, templates, _ = built
+    net = templates.get("network")
+    if net is None or cfg.network.nat != "instance":
+        assert not resources(templates, "AWS::EC2::Instance")
+        return
+    r = net["Resources"]
+    nat = r["NatInstance"]["Properties"]
+    assert len(nat["NetworkInterfaces"]) == 1 and nat["NetworkInterfaces"][0]["DeviceIndex"] == "0"
+    assert nat["SourceDestCheck"] is False
+    assert "arm64" in nat["ImageId"] and nat["InstanceType"].split(".")[0] in ("t4g", "c6g", "c7g", "m6g", "m7g")
+    alarm = r["NatInstanceRecovery"]["Properties"]
+    assert alarm["MetricName"] == "StatusCheckFailed_System" and alarm["Namespace"] == "AWS/EC2"
+    assert re.fullmatch(r"[a-zA-Z0-9. _\-:/()#,@\[\]+=&;{}!$*]*",
+                        r["NatInstanceSecurityGroup"]["Properties"]["GroupDescription"])
+    # every private route table reaches it; none still points at a NAT gateway
+    for n in (1, 2, 3):
+        route = r[f"PrivateRoute{n}"]["Properties"]
+        assert route == {"RouteTableId": {"Ref": f"PrivateRouteTable{n}"}, "DestinationCidrBlock": "0.0.0.0/0",
+                         "InstanceId": {"Ref": "NatInstance"}}

@@ -54,7 +54,7 @@ def test_usage_errors_honour_output_json(tmp_path, where):
 def test_no_color_env_means_no_escape_codes(tmp_path):
     env = dict(os.environ, NO_COLOR="1", FORCE_COLOR="1")
     r = run("-c", str(EXAMPLE), "cost", cwd=tmp_path, env=env, code=0)
-    assert "\x1b[" not in r.stdout and "g5.xlarge" in r.stdout
+    assert "\x1b[" not in r.stdout and "g6.xlarge" in r.stdout
     r = run("validate", cwd=tmp_path, env=env, code=2)
     assert "\x1b[" not in r.stderr
 

@@ -158,10 +158,21 @@ def test_karpenter_condition_keys_carry_the_literal_cluster_name():
 
 
 def test_network_zones_tags_and_nat_options():
-    one = build()["network"]["Resources"]
+    lean = build()["network"]["Resources"]
+    one = build("profile: ha\nruntimes: [{name: a, type: sdwebui}]\n")["network"]["Resources"]
     per_zone = build(TWO_RUNTIMES)["network"]["Resources"]
     assert len(resources({"Resources": one}, "AWS::EC2::NatGateway")) == 1
     assert len(resources({"Resources": per_zone}, "AWS::EC2::NatGateway")) == 3
+    # lean: no NAT gateway; every private route goes through the one NAT instance
+    assert not resources({"Resources": lean}, "AWS::EC2::NatGateway")
+    assert not resources({"Resources": lean}, "AWS::EC2::EIP")
+    nat = lean["NatInstance"]["Properties"]
+    assert nat["SourceDestCheck"] is False and nat["MetadataOptions"]["HttpTokens"] == "required"
+    assert nat["NetworkInterfaces"][0]["AssociatePublicIpAddress"] is True
+    assert all(lean[f"PrivateRoute{n}"]["Properties"]["InstanceId"] == {"Ref": "NatInstance"} for n in (1, 2, 3))
+    ingress = lean["NatInstanceSecurityGroup"]["Properties"]["SecurityGroupIngress"]
+    assert {(r["IpProtocol"], r["CidrIp"]) for r in ingress} == {(p, "10.0.0.0/16") for p in ("tcp", "udp", "icmp")}
+    assert "ec2:recover" in json.dumps(lean["NatInstanceRecovery"])
     private = [one[f"PrivateSubnet{n}"]["Properties"] for n in (1, 2, 3)]
     assert all({"Key": "karpenter.sh/discovery", "Value": {"Ref": "ClusterName"}} in p["Tags"] for p in private)
     assert [p["CidrBlock"] for p in private] == ["10.0.96.0/19", "10.0.128.0/19", "10.0.160.0/19"]

@@ -134,7 +134,7 @@ def test_init_guided_asks_four_questions_on_a_terminal(tmp_path):
 def test_no_color_prints_no_escape_codes(tmp_path):
     r = subprocess.run([sys.executable, "-m", "sdctl", "--no-color", "cost", "-c", str(EXAMPLE)],
                        capture_output=True, text=True, env={**__import__("os").environ, "FORCE_COLOR": "1"})
-    assert r.returncode == 0 and "\x1b[" not in r.stdout and "g5.xlarge" in r.stdout
+    assert r.returncode == 0 and "\x1b[" not in r.stdout and "g6.xlarge" in r.stdout
 
 
 def test_help_imports_no_heavy_library():

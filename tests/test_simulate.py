@@ -201,6 +201,8 @@ def test_a_trace_in_csv_or_jsonl_gives_relative_arrivals_and_render_seconds():
     assert t.tolist() == [0.0, 5.0] and s.tolist() == [1.5, 2.0]
     t, s = traffic.parse_trace('{"t": 100}\n{"t": 103.5}\n')
     assert t.tolist() == [0.0, 3.5] and s is None
+    t, _ = traffic.parse_trace('{"t": 1, "runtime": "a"}\n{"t": 2, "runtime": "b"}\n{"t": 4}\n', runtime="b")
+    assert t.tolist() == [0.0, 2.0]  # runtime a's row is another runtime's traffic
 
 
 @pytest.mark.parametrize(("text", "message"), [

@@ -57,6 +57,9 @@ class Assumptions:
     sqs_requests_per_task: float = 2
     nat_gateways: int = 0
     nat_kb_per_task: float = 0  # the agent's SQS/SNS/DynamoDB traffic, if it crosses the NAT
+    nat_instances: int = 0
+    nat_instance_type: str = "t4g.nano"
+    public_ipv4: int = 0  # addresses held all month (NAT gateways' and NAT instances')
     store_writes_per_task: float = 0  # DynamoDB write units, index updates included
     store_reads_per_task: float = 0
     store_kb_per_task: float = 1
@@ -87,6 +90,46 @@ def gpu_price(a: Assumptions, prices: dict) -> tuple[float, str]:
 def _unknown(instance: str, prices: dict) -> UsageError:
     return UsageError(f"no price for instance type {instance}",
                       hint=f"known: {', '.join(prices['ec2_on_demand_per_hour'])}; or pass --price-per-hour")
+
+
+#: Lines billed by the hour whether or not any image is made.
+FIXED_DIMENSIONS = ("system nodes", "NAT gateway hours", "NAT instance", "public IPv4")
+
+
+def cheapest_instance(types: list[str], capacity: str, prices: dict) -> str:
+    """The listed GPU type with the lowest price for this capacity type: what Karpenter's
+    allocation prefers (lowest-price for on-demand, price-capacity-optimized for spot, which
+    favours the cheapest pools that have capacity). Unknown types are passed over; with none
+    known, the first is returned (and pricing it names the problem)."""
+    def price(t: str) -> float | None:
+        try:
+            return gpu_price(Assumptions(instance=t, capacity=capacity), prices)[0]
+        except UsageError:
+            return None
+
+    known = [(price(t), i, t) for i, t in enumerate(types)]
+    known = [k for k in known if k[0] is not None]
+    return min(known)[2] if known else types[0]
+
+
+def price_performance(types: list[str], capacity: str, seconds_per_image: float, prices: dict) -> list[dict]:
+    """Each listed GPU type's price, cost per 1000 images at the given seconds per image, and
+    the seconds per image at which it would cost the same per image as the cheapest: a type
+    that renders faster than its break-even is the cheaper one. sdctl has no speed figures of
+    its own for these GPUs; measure yours (`sdctl cost --measured` on each type)."""
+    rows = []
+    for t in types:
+        try:
+            p, source = gpu_price(Assumptions(instance=t, capacity=capacity), prices)
+        except UsageError:
+            continue
+        rows.append({"instance": t, "usd_per_hour": p, "source": source,
+                     "usd_per_1000_images": round(p * seconds_per_image / 3.6, 4)})
+    if rows:
+        best = min(r["usd_per_hour"] for r in rows)
+        for r in rows:
+            r["break_even_seconds_per_image"] = round(seconds_per_image * best / r["usd_per_hour"], 3)
+    return rows
 
 
 def line(service: str, dimension: str, quantity: float, unit: float, note: str = "") -> dict:
@@ -150,9 +193,18 @@ def estimate(a: Assumptions, prices: dict) -> dict:
             line("Amazon VPC", "NAT data processed, GB", tasks * a.nat_kb_per_task / MB_PER_GB,
                  prices["nat_gateway_per_gb"], "the agents' SQS/SNS calls; S3 and DynamoDB use gateway endpoints"),
         ]
+    if a.nat_instances:
+        nat_price = prices["ec2_on_demand_per_hour"].get(a.nat_instance_type)
+        if nat_price is None:
+            raise _unknown(a.nat_instance_type, prices)
+        lines.append(line("Amazon EC2", f"{a.nat_instance_type} NAT instance, hours", a.nat_instances * hours,
+                          nat_price, "no per-GB processing charge"))
+    if a.public_ipv4 and "public_ipv4_per_hour" in prices:
+        lines.append(line("Amazon VPC", "public IPv4 address hours", a.public_ipv4 * hours,
+                          prices["public_ipv4_per_hour"], "the NAT's address"))
     total = round(sum(x["total"] for x in lines), 2)
     variable = round(sum(x["total"] for x in lines if x["service"] not in ("Amazon EKS",)
-                         and "system nodes" not in x["dimension"] and "NAT gateway hours" not in x["dimension"]), 2)
+                         and not any(k in x["dimension"] for k in FIXED_DIMENSIONS)), 2)
     return {"lines": lines, "total": total, "variable": variable, "fixed": round(total - variable, 2),
             "per_image": round(total / a.images, 6) if a.images else None,
             "per_1000_images": round(total / a.images * 1000, 4) if a.images else None,
@@ -176,18 +228,24 @@ def guidance_prices() -> dict:
 
 
 def sdctl_assumptions(cfg, **overrides) -> Assumptions:
-    """What the config deploys: its first runtime's first instance type and capacity type,
-    its system nodes and NAT gateways, an arm64 Lambda and the task store."""
+    """What the config deploys: its first runtime's cheapest listed GPU type (what Karpenter
+    launches) with its first capacity type, its system nodes and NAT, an arm64 Lambda and the
+    task store."""
     rt = cfg.runtimes[0]
-    nat = 0 if cfg.network.vpc_id else (3 if cfg.network.nat_per_zone else 1)
+    own_vpc = not cfg.network.vpc_id
+    gateways = (3 if cfg.network.nat_per_zone else 1) if own_vpc and cfg.network.nat == "gateway" else 0
+    instances = 1 if own_vpc and cfg.network.nat == "instance" else 0
+    capacity = overrides.get("capacity") or rt.nodes.capacity_types[0]
     base = Assumptions(
-        instance=rt.nodes.instance_types[0], capacity=rt.nodes.capacity_types[0],
+        instance=cheapest_instance(rt.nodes.instance_types, capacity, prices_for(cfg.region)) if cfg.region
+        in price_book() else rt.nodes.instance_types[0], capacity=capacity,
         images_per_task=1, retention_days=cfg.output.retention_days,
         system_nodes=0 if cfg.cluster.existing else cfg.cluster.system_nodes.count,
         system_instance=cfg.cluster.system_nodes.instance_types[0], eks_clusters=0 if cfg.cluster.existing else 1,
         lambda_mb=256, lambda_ms=100, lambda_arch="arm64",
         # SNS delivery, receive, delete, and about one batched heartbeat per task
-        sqs_requests_per_task=3.2, nat_gateways=nat, nat_kb_per_task=20,
+        sqs_requests_per_task=3.2, nat_gateways=gateways, nat_kb_per_task=20 if gateways else 0,
+        nat_instances=instances, nat_instance_type=cfg.network.nat_instance_type, public_ipv4=gateways + instances,
         store_writes_per_task=8, store_reads_per_task=2)
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 

@@ -32,6 +32,42 @@ def _table(title: str, lines: list[dict], total: float, extra: dict | None = Non
     return table
 
 
+def _compare(profiles: dict, current: str):
+    from rich.table import Table
+
+    names = list(profiles)
+    table = Table("service", "dimension", *(f"{n} USD / month" + (" (this file)" if n == current else "")
+                                            for n in names),
+                  title="This config under each profile", title_justify="left")
+    keys: list[tuple[str, str]] = []
+    by = {}
+    for n in names:
+        for x in profiles[n]["lines"]:
+            k = (x["service"], x["dimension"])
+            if k not in keys:
+                keys.append(k)
+            by[(n, k)] = x["total"]
+    for k in keys:
+        table.add_row(*k, *(f"{by[(n, k)]:,.2f}" if (n, k) in by else "-" for n in names))
+    table.add_section()
+    table.add_row("[bold]total[/]", "", *(f"[bold]{profiles[n]['total']:,.2f}[/]" for n in names))
+    table.add_row("fixed (idle)", "", *(f"{profiles[n]['fixed']:,.2f}" for n in names))
+    return table
+
+
+def _price_performance(rows: list[dict], a):
+    from rich.table import Table
+
+    table = Table("GPU type", f"{a.capacity} USD / hour", f"USD / 1000 images at {a.seconds_per_image:g} s",
+                  "cheapest if it renders in", title="Price per image of each listed GPU type",
+                  title_justify="left", caption="sdctl has no speed figures for these GPUs: measure each "
+                  "(`sdctl cost --measured`); a type is the cheaper one when it renders faster than the last column.")
+    for r in rows:
+        table.add_row(r["instance"], f"{r['usd_per_hour']:.4f}", f"{r['usd_per_1000_images']:.4f}",
+                      f"<= {r['break_even_seconds_per_image']:g} s")
+    return table
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def cost(
@@ -46,6 +82,9 @@ def register(app: typer.Typer) -> None:
         since: Annotated[str, typer.Option(help="With --measured: tasks since (15m, 2h, 7d).")] = "7d",
         guidance: Annotated[bool, typer.Option("--guidance", help="Reproduce the guidance's table, show what it "
                                                                  "leaves out, and compare with sdctl.")] = False,
+        compare: Annotated[bool, typer.Option("--compare", help="This config under each profile (lean, ha) side "
+                                                               "by side, and each listed GPU type's price per "
+                                                               "image.")] = False,
         config: ConfigOpt = None,
         local: LocalOpt = False,
         output: OutputOpt = None,
@@ -73,8 +112,21 @@ def register(app: typer.Typer) -> None:
         report = {"estimate": ours, "measured": measured_from}
         if guidance:
             report["guidance"] = model.compare_guidance()
+        if compare:
+            report["profiles"] = {}
+            for name in ("lean", "ha"):
+                other = cfg.with_profile(name)
+                pa = model.sdctl_assumptions(other, images=images, seconds_per_image=secs, instance=instance,
+                                             capacity=capacity, gpu_price_per_hour=price_per_hour)
+                report["profiles"][name] = model.estimate(pa, model.prices_for(cfg.region))
+            rt = cfg.runtimes[0]
+            report["price_performance"] = model.price_performance(rt.nodes.instance_types, a.capacity,
+                                                                  a.seconds_per_image, model.prices_for(cfg.region))
         if mode == "json":
             return emit_json(report)
+        if compare:
+            out.print(_compare(report["profiles"], cfg.profile))
+            out.print(_price_performance(report["price_performance"], a))
         if guidance:
             g = report["guidance"]
             theirs = g["theirs"]

@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
         = 0.0,
         burst: Annotated[list[str] | None, typer.Option(help="COUNT@HH:MM: that many tasks at that time each day, "
                                                              "at the API's throttle rate (repeatable).")] = None,
-        trace: Annotated[Path | None, typer.Option(help="Arrivals from a CSV or JSONL file (time[, seconds]).",
+        trace: Annotated[Path | None, typer.Option(help="Arrivals from a CSV or JSONL file (time[, seconds, runtime]).",
                                                    exists=True, dir_okay=False)] = None,
         duration: Annotated[str, typer.Option(help="Simulated time: 90m, 24h, 30d.")] = "24h",
         runtime: Annotated[str | None, typer.Option(help="Runtime to simulate [the config's first].")] = None,
@@ -89,7 +89,7 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"--duration {duration} must be more than 0 and at most 90d")
         services = None
         if trace:
-            arrivals, services = traffic.parse_trace(trace.read_text(), trace.name)
+            arrivals, services = traffic.parse_trace(trace.read_text(), trace.name, runtime=rt.name)
             span = max(span, float(arrivals[-1]) + 1) if arrivals.size else span
         else:
             profile = traffic.Profile(rate=traffic.parse_rate(rate) if rate else 0.0, diurnal=diurnal,
@@ -103,7 +103,7 @@ def register(app: typer.Typer) -> None:
         def one(knobs):
             return sim.simulate(knobs, arrivals, duration=span, services=services, pricing=pricing)
 
-        report = {"runtime": rt.name, "instance": rt.nodes.instance_types[0], "knobs": sim.knob_table(k)}
+        report = {"runtime": rt.name, "instance": pricing["instance"], "knobs": sim.knob_table(k)}
         if sweep:
             rows = sim.sweep(k, sweep, one)
             report["sweep"] = [{"setting": r["setting"], **_brief(r["result"])} for r in rows]
@@ -152,15 +152,16 @@ def _brief(r: dict) -> dict:
 
 
 def _print(report: dict, result: dict) -> None:
-    from rich.table import Table
+    from rich.table import Column, Table
 
     knobs = Table("knob", "value", "from", title="What was modelled", title_justify="left")
     for row in report["knobs"]:
         knobs.add_row(row["knob"], str(row["value"]), row["source"])
     out.print(knobs)
     if "sweep" in report:
-        t = Table("setting", "wait p50", "p95", "p99", "e2e p95", "lost", "GPU h", "USD/month",
-                  title="Sweep", title_justify="left")
+        t = Table("wait p50", "p95", "p99", "e2e p95", "lost", "GPU h", "USD/month",
+                  title="Sweep (wait and end to end in seconds)", title_justify="left")
+        t.columns.insert(0, Column("setting", overflow="fold", min_width=24))
         for row in report["sweep"]:
             t.add_row(", ".join(f"{k}={v}" for k, v in row["setting"].items()), _s(row["wait_p50"]),
                       _s(row["wait_p95"]), _s(row["wait_p99"]), _s(row["e2e_p95"]),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from sdctl.contracts.tasks import TASK_TYPES
@@ -137,10 +137,19 @@ class Network(Model):
     vpc_id: Annotated[str | None, Field(pattern=r"^vpc-[0-9a-f]{8,17}$")] = None
     private_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = []
     cidr: Annotated[str, Field(pattern=r"^(\d{1,3}\.){3}\d{1,3}/16$")] = "10.0.0.0/16"
+    #: How the private subnets reach the internet: a managed NAT gateway, or one small EC2
+    #: NAT instance. Unset: the profile's choice (lean: instance, ha: gateway).
+    nat: Literal["gateway", "instance"] | None = None
+    nat_instance_type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")] = "t4g.nano"
     nat_per_zone: bool = False
 
     @model_validator(mode="after")
     def _existing_needs_subnets(self) -> Network:
+        if self.nat == "instance" and self.nat_per_zone:
+            raise ValueError("natPerZone needs nat: gateway (a NAT instance is one per VPC)")
+        if self.nat == "instance" and not self.nat_instance_type.startswith(("t4g.", "c7g.", "c6g.", "m7g.", "m6g.")):
+            raise ValueError(f"natInstanceType {self.nat_instance_type} is not a Graviton (arm64) type; the NAT "
+                             "instance runs the arm64 Amazon Linux 2023 image")
         if self.vpc_id and len(self.private_subnet_ids) < 2:
             raise ValueError("an existing vpcId needs at least two privateSubnetIds")
         if self.private_subnet_ids and not self.vpc_id:
@@ -149,11 +158,21 @@ class Network(Model):
 
 
 class SystemNodes(Model):
-    """The small managed node group for Karpenter, KEDA and CoreDNS."""
+    """The small managed node group for Karpenter, KEDA and CoreDNS. Unset fields take the
+    profile's values (lean: one t4g.medium; ha: two m7g.large)."""
 
-    instance_types: Annotated[list[str], Field(min_length=1)] = ["m7g.large"]
-    count: Annotated[int, Field(ge=1, le=10)] = 2
+    instance_types: Annotated[list[str] | None, Field(min_length=1)] = None
+    count: Annotated[int | None, Field(ge=1, le=10)] = None
     arm64: bool = True
+
+
+#: What `profile` sets where the config leaves a field out. `lean` halves the fixed monthly
+#: cost; `ha` is the shape that survives a zone outage and a system node loss (sdctl.example.yaml
+#: lists the trade-offs; `sdctl cost --compare` prints both).
+PROFILES: dict[str, dict] = {
+    "lean": {"nat": "instance", "system_instance_types": ["t4g.medium"], "system_count": 1},
+    "ha": {"nat": "gateway", "system_instance_types": ["m7g.large"], "system_count": 2},
+}
 
 
 class Cluster(Model):
@@ -211,6 +230,8 @@ class Config(Model):
     """The whole `sdctl.yaml`."""
 
     stack_name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,23}$")] = "sdctl"
+    #: lean (default) or ha: the defaults for the NAT and the system nodes (see PROFILES).
+    profile: Literal["lean", "ha"] = "lean"
     region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")] = "us-west-2"
     api: Api = Api()
     output: Output = Output()
@@ -220,6 +241,8 @@ class Config(Model):
     # At most 16: with three priority lanes each, more would pass CloudFormation's 200 outputs
     # per template (tests/test_aws_rules.py checks the largest config against its limits).
     runtimes: Annotated[list[Runtime], Field(min_length=1, max_length=16)]
+    #: Paths whose values came from the profile, not from the file.
+    _from_profile: set[str] = PrivateAttr(default_factory=set)
 
     @field_validator("runtimes")
     @classmethod
@@ -229,6 +252,17 @@ class Config(Model):
         if dupes:
             raise ValueError(f"runtime names must be unique; repeated: {', '.join(dupes)}")
         return v
+
+    @model_validator(mode="after")
+    def _apply_profile(self) -> Config:
+        apply_profile(self, self.profile)
+        return self
+
+    def with_profile(self, profile: str) -> Config:
+        """This config under another profile: what the file sets stays, the rest follows it."""
+        other = self.model_copy(deep=True)
+        apply_profile(other, profile, force=True)
+        return other
 
     def runtime(self, name: str) -> Runtime:
         for r in self.runtimes:
@@ -246,3 +280,23 @@ class Config(Model):
     @property
     def default_runtime(self) -> Runtime:
         return self.runtimes[0]
+
+
+def apply_profile(cfg: Config, profile: str, *, force: bool = False) -> None:
+    """Fill from the profile what the file leaves out or sets to null. With ``force`` (another
+    profile for the same file), what an earlier profile filled is replaced too; what the file
+    sets is never touched. Writes through ``__dict__``: no validation re-runs, and the field
+    still reads as not given."""
+    p = PROFILES[profile]
+    cfg.__dict__["profile"] = profile
+    net, nodes = cfg.network, cfg.cluster.system_nodes
+    filled = cfg._from_profile
+
+    def fill(model, field: str, path: str, value) -> None:
+        if getattr(model, field) is None or (force and path in filled):
+            model.__dict__[field] = value
+            filled.add(path)
+
+    fill(net, "nat", "network.nat", "gateway" if net.nat_per_zone else p["nat"])
+    fill(nodes, "instance_types", "cluster.systemNodes.instanceTypes", list(p["system_instance_types"]))
+    fill(nodes, "count", "cluster.systemNodes.count", p["system_count"])

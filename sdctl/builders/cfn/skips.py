@@ -19,6 +19,8 @@ SKIPS: dict[str, str] = {
                    "usage plan throttle already bounds the handler's concurrency.",
     "CKV_AWS_173": "The handler's environment holds only resource names and ARNs, no secrets.",
     "CKV_AWS_120": "POST /v1alpha2 submits a new task each call; a response cache would return stale ids.",
+    "CKV_AWS_88": "The NAT instance (network.nat: instance) forwards the private subnets' traffic to the "
+                  "internet, so it needs a public address; its security group admits only the VPC's CIDR.",
     "CKV_AWS_51": "Image tags follow sdctl's version; `sdctl images publish` re-pushes a version's tag when "
                   "its source changes. Scan on push and KMS encryption still apply.",
 }

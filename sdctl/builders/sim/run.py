@@ -85,25 +85,28 @@ def simulate(k: Knobs, arrivals: np.ndarray, *, duration: float, services: np.nd
             "monthly": round(gpu * scale + pricing["monthly_fixed"] + pricing["per_task"] * n * scale, 2),
             "monthly_gpu": round(gpu * scale, 2),
             "monthly_fixed": pricing["monthly_fixed"],
-            "prices": {"spot_per_hour": pricing["spot"], "on_demand_per_hour": pricing["on-demand"],
+            "prices": {"instance": pricing.get("instance"), "spot_per_hour": pricing["spot"],
+                       "on_demand_per_hour": pricing["on-demand"],
                        "as_of": pricing["as_of"]},
         }
     return result
 
 
 def pricing_for(cfg, runtime) -> dict:
-    """GPU prices for the runtime's first instance type, the config's fixed monthly lines
-    (EKS, system nodes, NAT) and its per-task lines (API, Lambda, SNS, SQS, S3, DynamoDB),
-    from the cost model and its price table."""
+    """GPU prices for the runtime's cheapest listed instance type (the one Karpenter prefers,
+    as in `sdctl cost`), the config's fixed monthly lines (EKS, system nodes, NAT) and its
+    per-task lines (API, Lambda, SNS, SQS, S3, DynamoDB), from the cost model and its price
+    table."""
     prices = cost_model.prices_for(cfg.region)
-    a = cost_model.sdctl_assumptions(cfg, instance=runtime.nodes.instance_types[0])
+    instance = cost_model.cheapest_instance(runtime.nodes.instance_types, runtime.nodes.capacity_types[0], prices)
+    a = cost_model.sdctl_assumptions(cfg, instance=instance)
     spot, _ = cost_model.gpu_price(replace(a, capacity="spot"), prices)
     od, _ = cost_model.gpu_price(replace(a, capacity="on-demand"), prices)
     est = cost_model.estimate(replace(a, images=1_000_000), prices)
     gpu_line = est["lines"][0]["total"]
     per_task = (est["variable"] - gpu_line) / 1_000_000
-    return {"spot": spot, "on-demand": od, "monthly_fixed": est["fixed"], "per_task": per_task,
-            "as_of": est["prices_as_of"]}
+    return {"instance": instance, "spot": spot, "on-demand": od, "monthly_fixed": est["fixed"],
+            "per_task": per_task, "as_of": est["prices_as_of"]}
 
 
 def knob_table(k: Knobs) -> list[dict]:

@@ -69,10 +69,11 @@ def generate(p: Profile, duration: float, rng: np.random.Generator) -> np.ndarra
     return out[out < duration] if p.rate > 0 else out
 
 
-def parse_trace(text: str, name: str = "trace") -> tuple[np.ndarray, np.ndarray | None]:
-    """A CSV (header with `time`/`timestamp`/`arrival`/`t`, optional `seconds`) or JSONL (the
-    same keys) of arrivals: numbers are seconds (or epoch seconds), strings ISO 8601. Returns
-    (arrival seconds from the first, render seconds or None)."""
+def parse_trace(text: str, name: str = "trace", runtime: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """A CSV (header with `time`/`timestamp`/`arrival`/`t`, optional `seconds` and `runtime`)
+    or JSONL (the same keys) of arrivals: numbers are seconds (or epoch seconds), strings ISO
+    8601. Rows naming another runtime than ``runtime`` are left out. Returns (arrival seconds
+    from the first, render seconds or None)."""
     rows = []
     stripped = text.lstrip()
     if stripped.startswith("{"):
@@ -93,6 +94,8 @@ def parse_trace(text: str, name: str = "trace") -> tuple[np.ndarray, np.ndarray 
         rows = [(i, r) for i, r in enumerate(reader, 2)]
     times, secs = [], []
     for i, rec in rows:
+        if runtime and rec.get("runtime") not in (None, "", runtime):
+            continue
         key = next((k for k in ("time", "timestamp", "arrival", "t") if k in rec), None)
         if key is None:
             raise UsageError(f"{name}:{i}: no time field", hint="name it time, timestamp, arrival or t")
@@ -103,7 +106,7 @@ def parse_trace(text: str, name: str = "trace") -> tuple[np.ndarray, np.ndarray 
             except (TypeError, ValueError):
                 raise UsageError(f"{name}:{i}: seconds {rec['seconds']!r} is not a number") from None
     if not times:
-        raise UsageError(f"{name}: no arrivals")
+        raise UsageError(f"{name}: no arrivals" + (f" for runtime {runtime}" if runtime else ""))
     if secs and len(secs) != len(times):
         raise UsageError(f"{name}: `seconds` is given on some rows but not all")
     order = np.argsort(np.asarray(times), kind="stable")
