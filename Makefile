@@ -43,8 +43,8 @@ tools: $(CHECKOV) $(HELM) $(CHROMIUM)
 # The tests that need no local stack run on every core (pytest-xdist); the end-to-end ones,
 # each of which starts a whole local stack, one at a time.
 test: $(STAMP) $(CHECKOV) $(HELM) $(CHROMIUM)
-	$(BIN)/python -m pytest -q -n auto --dist worksteal -m "not e2e"
-	$(BIN)/python -m pytest -q -m e2e
+	$(BIN)/python -m pytest -q -n auto --dist worksteal -m "not e2e and not load"
+	$(BIN)/python -m pytest -q -m "e2e and not load"
 
 lint: $(STAMP)
 	$(BIN)/ruff check sdctl lambda_src tests

@@ -252,6 +252,13 @@ def _print_report(report: dict) -> None:
         line += f"; {s['completed']} completed, {s['failed']} failed, {s['cancelled']} cancelled, " \
                 f"{s['timed-out']} still running"
     out.print(line)
+    if s.get("accepted_per_second") is not None:
+        extra = f"{s['accepted_per_second']:g} accepted/s over {s['elapsed_seconds']:g} s"
+        if "latency_ms" in s:
+            extra += f"; request latency p50 {s['latency_ms']['p50']:g} ms, p99 {s['latency_ms']['p99']:g} ms"
+        if s.get("throttled") or s.get("server_errors"):
+            extra += f"; retried {s['throttled']} throttled (429) and {s['server_errors']} server error(s)"
+        err.print(f"[dim]{extra}[/]")
 
 
 def _print(data, mode, text) -> None:

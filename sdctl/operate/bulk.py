@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 
 import httpx
 
@@ -21,19 +22,42 @@ RETRY_STATUSES = {429, 500, 502, 503, 504}
 
 
 def summary(rows: list[dict]) -> dict:
+    """Counts by result, the answers that were retried (429 throttling, 5xx), the latency of
+    the answering request and the accepted rate over the whole submit."""
     counts = {k: sum(1 for r in rows if r["result"] == k) for k in ("accepted", "duplicate", "rejected")}
     counts["rejected_reasons"] = {}
     for r in rows:
         if r["result"] == "rejected":
             counts["rejected_reasons"][r["message"]] = counts["rejected_reasons"].get(r["message"], 0) + 1
+    answers: dict[str, int] = {}
+    for r in rows:
+        for status, n in (r.get("retried") or {}).items():
+            answers[status] = answers.get(status, 0) + n
+    counts["throttled"] = answers.get("429", 0)
+    counts["server_errors"] = sum(n for status, n in answers.items() if status.startswith("5"))
+    counts["unreachable"] = answers.get("none", 0)
+    took = sorted(r["seconds"] for r in rows if r.get("seconds") is not None)
+    if took:
+        counts["latency_ms"] = {"p50": round(_pct(took, 50) * 1000, 1), "p99": round(_pct(took, 99) * 1000, 1)}
+    spans = [(r["sent_at"], r["answered_at"]) for r in rows if "sent_at" in r]
+    if spans:
+        elapsed = max(b for _, b in spans) - min(a for a, _ in spans)
+        counts["elapsed_seconds"] = round(elapsed, 2)
+        counts["accepted_per_second"] = round(counts["accepted"] / elapsed, 1) if elapsed > 0 else None
     return counts
+
+
+def _pct(ordered: list[float], p: float) -> float:
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 async def _submit_one(http: httpx.AsyncClient, url: str, line: int, body: dict, *, attempts: int,
                       base_delay: float) -> dict:
     task_id = ((body.get("task") or {}).get("metadata") or {}).get("id") if isinstance(body, dict) else None
-    row = {"line": line, "id": task_id}
+    row = {"line": line, "id": task_id, "sent_at": time.time()}
+    retried: dict[str, int] = {}
     for attempt in range(attempts):
+        started = time.monotonic()
         try:
             r = await http.post(f"{url}/v1alpha2", json=body)
         except httpx.TransportError as e:
@@ -44,11 +68,16 @@ async def _submit_one(http: httpx.AsyncClient, url: str, line: int, body: dict, 
                 data = r.json()
             except ValueError:
                 data = {"message": r.text[:200]}
+        row["seconds"] = round(time.monotonic() - started, 4)
         if status not in RETRY_STATUSES and status is not None:
             break
+        retried[str(status).lower()] = retried.get(str(status).lower(), 0) + 1
         if attempt + 1 < attempts:
             await asyncio.sleep(min(base_delay * 2 ** attempt, 5.0) * (0.5 + random.random()))
+    row["answered_at"] = time.time()
     row["retries"] = attempt
+    if retried:
+        row["retried"] = retried
     if status == 200:
         row.update(result="accepted", id=data.get("id", task_id), output_location=data.get("output_location"))
     elif status == 409:
