@@ -18,6 +18,8 @@ TASK_TYPES = {
 STATES = ("queued", "running", "completed", "failed", "cancelled", "expired")
 FINAL = ("completed", "failed", "cancelled", "expired")
 STATUS_INDEX = "by-status"
+CLIENT_TAG = "sdctl:client"
+DEFAULT_CLIENT = "default"
 METADATA_KEYS = {"id", "runtime", "tasktype", "prefix", "context", "deadline", "ttlSeconds", "deadlinePolicy",
                  "webhook", "priority"}
 PRIORITIES = ("high", "normal", "low")

@@ -41,6 +41,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 if __package__:  # the repository and the wheel
     from lambda_src.contract import (
+        CLIENT_TAG,
+        DEFAULT_CLIENT,
         DEFAULT_PRIORITY,
         ID_PATTERN,
         STATUS_INDEX,
@@ -50,6 +52,8 @@ if __package__:  # the repository and the wheel
     from lambda_src.contract import validate as contract_validate
 else:  # the Lambda zip: its files at its root
     from contract import (
+        CLIENT_TAG,
+        DEFAULT_CLIENT,
         DEFAULT_PRIORITY,
         ID_PATTERN,
         STATUS_INDEX,
@@ -70,6 +74,28 @@ UNAVAILABLE_CODES = {"ThrottlingException", "Throttling", "ThrottledException", 
 
 _clients: dict = {}
 PROMPT_CHARS = 500  # kept in the task record for listings and the gallery
+#: API key id -> its client's name (the key's `sdctl:client` tag). Keys never change tags, a
+#: rotated key has a new id, and a revoked one never reaches the handler: entries stay valid.
+_callers: dict[str, str] = {}
+CALLERS_MAX = 1000
+
+
+def caller(event) -> str | None:
+    """The client whose API key made this request, or None (no key id, or the lookup failed:
+    the task is still taken, without a client)."""
+    key_id = ((event.get("requestContext") or {}).get("identity") or {}).get("apiKeyId")
+    if not key_id:
+        return None
+    if key_id not in _callers:
+        try:
+            tags = _client("apigateway").get_api_key(apiKey=key_id).get("tags") or {}
+        except (BotoCoreError, ClientError) as e:
+            print(json.dumps({"level": "warning", "msg": "cannot read the caller's API key", "error": str(e)}))
+            return None
+        if len(_callers) >= CALLERS_MAX:
+            _callers.clear()
+        _callers[key_id] = tags.get(CLIENT_TAG) or DEFAULT_CLIENT
+    return _callers[key_id]
 
 
 def handler(event, context):
@@ -123,7 +149,7 @@ def _submit(event):
     table = os.environ.get("TASKS_TABLE")
     digest = hashlib.sha256(message.encode()).hexdigest()
     if table:
-        existing = _record(table, task, bucket, digest)
+        existing = _record(table, task, bucket, digest, client=caller(event))
         retry = existing is not None and existing.get("publishing") and existing.get("request_hash") == digest
         if existing is not None and not retry:
             return _response(409, {"message": f"task {meta['id']} already exists ({existing.get('status')}); "
@@ -156,7 +182,7 @@ def _key(task_id: str) -> dict:
     return {"id": {"S": task_id}}
 
 
-def _record(table: str, task: dict, bucket: str, digest: str) -> dict | None:
+def _record(table: str, task: dict, bucket: str, digest: str, *, client: str | None = None) -> dict | None:
     """Write the `queued` record unless the id exists; return the existing record if it does.
 
     The record is `publishing` (with the request's hash) until the publish is known to have
@@ -181,6 +207,8 @@ def _record(table: str, task: dict, bucket: str, digest: str) -> dict | None:
     if meta.get("webhook"):
         item["webhook"] = meta["webhook"]
     item["priority"] = meta.get("priority", DEFAULT_PRIORITY)
+    if client:
+        item["client"] = client
     db = _client("dynamodb")
     try:
         db.put_item(TableName=table, Item=_serialise(item), ConditionExpression="attribute_not_exists(id)")

@@ -613,3 +613,19 @@ def test_a_nat_instance_is_one_that_ec2_and_vpc_routing_accept(built):
         route = r[f"PrivateRoute{n}"]["Properties"]
         assert route == {"RouteTableId": {"Ref": f"PrivateRouteTable{n}"}, "DestinationCidrBlock": "0.0.0.0/0",
                          "InstanceId": {"Ref": "NatInstance"}}
+
+
+def test_the_handler_may_read_api_keys_by_their_account_less_arn_and_the_stacks_key_is_tagged(built):
+    """API Gateway authorizes its management calls as HTTP methods on resource paths, and its
+    ARNs carry no account: `arn:aws:apigateway:REGION::/apikeys/ID` (API Gateway Developer
+    Guide, "Control access for managing an API"). A resource with an account in it, or an
+    action like apigateway:GetApiKey, never matches on AWS, so the handler could not name a
+    task's client. The stack's own key carries the client tag the handler reads (Tags on
+    AWS::ApiGateway::ApiKey), or its tasks would have no client."""
+    name, cfg, templates, _ = built
+    edge = templates["edge"]["Resources"]
+    doc = edge["ApiHandlerRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    reads = [s for s in doc["Statement"] if any(a.startswith("apigateway:") for a in s["Action"])]
+    assert reads == [{"Effect": "Allow", "Action": ["apigateway:GET"],
+                      "Resource": [{"Fn::Sub": "arn:${AWS::Partition}:apigateway:${AWS::Region}::/apikeys/*"}]}]
+    assert {"Key": "sdctl:client", "Value": "default"} in edge["ApiKey"]["Properties"]["Tags"]

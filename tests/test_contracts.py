@@ -22,6 +22,7 @@ def test_the_handlers_copy_of_the_task_contract_is_the_contract():
     datetime.strptime(handler._now(), contract.TIMESTAMP_FORMAT)  # the same timestamps in the store
     assert (copy.STATES, copy.FINAL, copy.STATUS_INDEX) == (contract.STATES, contract.FINAL, contract.STATUS_INDEX)
     assert (copy.PRIORITIES, copy.DEFAULT_PRIORITY) == (contract.PRIORITIES, contract.DEFAULT_PRIORITY)
+    assert (copy.CLIENT_TAG, copy.DEFAULT_CLIENT) == (contract.CLIENT_TAG, contract.DEFAULT_CLIENT)
     assert (copy.TTL_MAX_SECONDS, copy.DEADLINE_POLICIES) == (contract.TTL_MAX_SECONDS, contract.DEADLINE_POLICIES)
 
 

@@ -159,3 +159,11 @@ def result_key(prefix: str, task_id: str) -> str:
 def visibility_timeout(max_task_seconds: int) -> int:
     """Queue visibility: a whole task plus a margin for upload and notification."""
     return min(43200, max_task_seconds + 60)
+
+
+CLIENT_NAME = r"^[a-z0-9][a-z0-9-]{0,39}$"
+
+
+def client_key_name(stack: str, client: str) -> str:
+    """The API key (and usage plan) of one client: `<stack>-client-<name>`."""
+    return f"{stack}-client-{client}"

@@ -65,6 +65,8 @@ COMMANDS = {
     "tasks": Lazy("sdctl.cli.tasks_cmds:app", "Follow and cancel tasks (from the task store)."),
     "webhooks": Lazy("sdctl.cli.webhooks_cmds:app",
                      "Signed webhook deliveries (Standard Webhooks): secret, failures, replay, verify."),
+    "keys": Lazy("sdctl.cli.keys_cmds:app",
+                 "API keys per client: each with its own throttle and daily quota, named on its tasks."),
     "scale": Lazy("sdctl.cli.ops_cmds:scale_app", "Scaling: from queue depth to GPU nodes."),
     "images": Lazy("sdctl.cli.images_cmds:app", "Container images: build and push without a local Docker."),
     "agent": Lazy("sdctl.cli.agent_cmds:agent_app", "The queue agent that runs beside each runtime."),

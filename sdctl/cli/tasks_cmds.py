@@ -52,6 +52,8 @@ def list_(
     ctx: typer.Context,
     status: Annotated[str | None, typer.Option(help="queued, running, completed, failed or cancelled.")] = None,
     runtime: Annotated[str | None, typer.Option(help="Only this runtime.")] = None,
+    client: Annotated[str | None, typer.Option(help="Only tasks this client's API key submitted "
+                                                    "(`default`: the stack's own key).")] = None,
     since: Annotated[str | None, typer.Option(help="Created since: 30s, 15m, 2h, 3d or an ISO time.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
     local: LocalOpt = False,
@@ -68,14 +70,14 @@ def list_(
     if runtime is not None:
         target.runtime(runtime)
     rows = tasks.list_tasks(target.client("dynamodb"), tasks.require_store(target), status=status,
-                            runtime=runtime, since=since_at, limit=limit)
+                            runtime=runtime, since=since_at, limit=limit, client=client)
     if mode == "json":
         return emit_json(rows)
-    table = Table("id", "status", "runtime", "created", "seconds", "prompt", box=None)
+    table = Table("id", "status", "runtime", "client", "created", "seconds", "prompt", box=None)
     for t in rows:
         colour = COLOURS.get(t.get("status"), "white")
-        table.add_row(t["id"], f"[{colour}]{t.get('status')}[/]", t.get("runtime", ""), t.get("created_at", "")[:19],
-                      str(t.get("runtime_seconds", "")), (t.get("prompt") or "")[:40])
+        table.add_row(t["id"], f"[{colour}]{t.get('status')}[/]", t.get("runtime", ""), t.get("client", ""),
+                      t.get("created_at", "")[:19], str(t.get("runtime_seconds", "")), (t.get("prompt") or "")[:40])
     out.print(table)
     err.print(f"[dim]{len(rows)} task(s)[/]")
 

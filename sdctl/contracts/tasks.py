@@ -24,6 +24,12 @@ PREFIX_SEGMENT = re.compile(r"^[A-Za-z0-9!_.*'()-]+$")
 PREFIX_MAX = 512
 DEFAULT_PREFIX = "output"
 
+#: The tag on every API key that names its client: the API handler records the caller's
+#: client on each task (`client`), `sdctl tasks list --client` filters on it. The stack's own
+#: key is the `default` client.
+CLIENT_TAG = "sdctl:client"
+DEFAULT_CLIENT = "default"
+
 #: Task store states, and those a task never leaves. `expired`: its deadline passed while it
 #: was still queued, so it never ran.
 STATES = ("queued", "running", "completed", "failed", "cancelled", "expired")

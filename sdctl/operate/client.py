@@ -30,6 +30,9 @@ class Target:
     tasks_table: str | None = None
     queues: dict[str, dict[str, str]] = field(default_factory=dict)  # runtime -> {queue_url, dead_letter_queue_url}
     webhooks: dict[str, str] = field(default_factory=dict)  # queue_url, dead_letter_queue_url, secret_arn
+    stack: str = ""
+    api_id: str | None = None  # the REST API (on AWS; the local gateway has none)
+    stage: str | None = None
     _clients: dict = field(default_factory=dict, repr=False)
 
     def client(self, name: str):
@@ -87,7 +90,8 @@ def local_target() -> Target:
                               for p, lane in (r.get("lanes") or {}).items()}}
                 for n, r in res["runtimes"].items()},
         webhooks={k: v for k, v in (res.get("webhooks") or {}).items()
-                  if k in ("queue_url", "dead_letter_queue_url", "secret_arn")})
+                  if k in ("queue_url", "dead_letter_queue_url", "secret_arn")},
+        stack=state.get("stack", ""))
 
 
 def resolve_target(local: bool, *, config=None, region: str | None = None, profile: str | None = None) -> Target:
@@ -124,7 +128,8 @@ def aws_target(cfg, aws) -> Target:
                   tasks_table=outs.get("TasksTable"), queues=queues,
                   webhooks={"queue_url": outs.get("WebhooksQueueUrl", ""),
                             "dead_letter_queue_url": outs.get("WebhooksDeadLetterQueueUrl", ""),
-                            "secret_arn": outs.get("WebhookSecretArn", "")})
+                            "secret_arn": outs.get("WebhookSecretArn", "")},
+                  stack=cfg.stack_name, api_id=outs.get("ApiId"), stage=cfg.api.stage_name)
 
 
 def new_task_id() -> str:

@@ -45,13 +45,18 @@ def since_timestamp(value: str | None, now: datetime | None = None) -> str | Non
     return timestamp(at)
 
 
-def list_request(table: str, *, status: str | None, runtime: str | None, since: str | None) -> tuple[str, dict]:
+def list_request(table: str, *, status: str | None, runtime: str | None, since: str | None,
+                 client: str | None = None) -> tuple[str, dict]:
     """The DynamoDB call (query on the status index, else a scan) that lists matching tasks. Pure."""
     if status is not None and status not in STATES:
         raise UsageError(f"--status {status!r} is not one of {', '.join(STATES)}")
     names: dict[str, str] = {}
     values: dict[str, dict] = {}
     filters = []
+    if client:
+        names["#cl"] = "client"
+        values[":client"] = {"S": client}
+        filters.append("#cl = :client")
     if runtime:
         names["#r"] = "runtime"
         values[":runtime"] = {"S": runtime}
@@ -84,11 +89,11 @@ def list_request(table: str, *, status: str | None, runtime: str | None, since: 
 
 
 def list_tasks(dynamodb, table: str, *, status: str | None = None, runtime: str | None = None,
-               since: str | None = None, limit: int = 50) -> list[dict]:
+               since: str | None = None, limit: int = 50, client: str | None = None) -> list[dict]:
     """Newest first."""
     from boto3.dynamodb.types import TypeDeserializer
 
-    op, req = list_request(table, status=status, runtime=runtime, since=since)
+    op, req = list_request(table, status=status, runtime=runtime, since=since, client=client)
     paginator = dynamodb.get_paginator(op)
     de = TypeDeserializer()
     items = []

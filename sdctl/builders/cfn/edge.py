@@ -24,7 +24,7 @@ from sdctl.builders.cfn.base import (
 from sdctl.builders.cfn.skips import skip
 from sdctl.builders.names import Names, lane_filter, queue_ids, visibility_timeout
 from sdctl.config.model import Config
-from sdctl.contracts.tasks import STATUS_INDEX
+from sdctl.contracts.tasks import CLIENT_TAG, DEFAULT_CLIENT, STATUS_INDEX
 
 LAMBDA_RUNTIME = "python3.12"
 RETAIN = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
@@ -165,7 +165,9 @@ def edge_template(cfg: Config, n: Names) -> dict:
             requests_topic=ref("RequestsTopic"), tasks_table=getatt("TasksTable", "Arn"),
             status_index=sub(f"${{TasksTable.Arn}}/index/{STATUS_INDEX}"),
             key=getatt("TopicKey", "Arn"), log_group=getatt("ApiHandlerLogGroup", "Arn"),
-            webhooks_queue=getatt("WebhooksQueue", "Arn"))}]}}
+            webhooks_queue=getatt("WebhooksQueue", "Arn"),
+            # API Gateway's resources have no account in their ARNs.
+            api_keys=sub("arn:${AWS::Partition}:apigateway:${AWS::Region}::/apikeys/*"))}]}}
     r["ApiHandler"] = {"Type": "AWS::Lambda::Function", "DependsOn": ["ApiHandlerLogGroup"], "Properties": {
         "FunctionName": function_name,
         "Description": "sdctl: validate v1alpha2 tasks, record and publish them; task status and cancel",
@@ -246,7 +248,8 @@ def edge_template(cfg: Config, n: Names) -> dict:
                             "ThrottlingBurstLimit": cfg.api.throttle.burst_limit}]}}
     skip(r["ApiStage"], "CKV_AWS_120")
     r["ApiKey"] = {"Type": "AWS::ApiGateway::ApiKey", "DependsOn": ["ApiStage"], "Properties": {
-        "Name": f"{cfg.stack_name}-key", "Enabled": True}}
+        "Name": f"{cfg.stack_name}-key", "Enabled": True,
+        "Tags": [{"Key": CLIENT_TAG, "Value": DEFAULT_CLIENT}]}}
     r["ApiUsagePlan"] = {"Type": "AWS::ApiGateway::UsagePlan", "DependsOn": ["ApiStage"], "Properties": {
         "UsagePlanName": f"{cfg.stack_name}-plan",
         "ApiStages": [{"ApiId": ref("Api"), "Stage": stage}],

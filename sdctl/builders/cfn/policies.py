@@ -17,12 +17,14 @@ AGENT_QUEUE_ACTIONS = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMes
                        "sqs:GetQueueAttributes"]
 
 
-def api_handler(*, requests_topic, tasks_table, status_index, key, log_group, webhooks_queue) -> dict:
+def api_handler(*, requests_topic, tasks_table, status_index, key, log_group, webhooks_queue, api_keys) -> dict:
     """The API Lambda: publish tasks, keep their records, count a queued task's place in line
     (Query on the status index: AWS authorizes it against the index's own ARN), queue the
-    `cancelled` webhook of a task cancelled while queued, write its logs and traces."""
+    `cancelled` webhook of a task cancelled while queued, read the caller's API key (its
+    client tag, recorded on the task), write its logs and traces."""
     return policy(
         allow("sns:Publish", requests_topic),
+        allow("apigateway:GET", api_keys),
         allow("sqs:SendMessage", webhooks_queue),
         allow(HANDLER_TABLE_ACTIONS, tasks_table),
         allow("dynamodb:Query", status_index),

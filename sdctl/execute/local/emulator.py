@@ -18,6 +18,15 @@ serving, and changes nothing else:
   batch call with the single call's permission (SQS Developer Guide, "Amazon SQS API
   permissions"; SNS API Reference, PublishBatch).
 
+- API Gateway's IAM actions are its HTTP methods on resource paths (`apigateway:GET` on
+  `arn:aws:apigateway:REGION::/apikeys/ID`; API Gateway Developer Guide, "Control access for
+  managing an API"), where moto asks for `apigateway:GetApiKey` on "*": the action and the
+  resource are computed here the way AWS names them.
+- moto computes API Gateway's SigV4 signature from another canonical request than botocore
+  signs and so refuses every signed API Gateway call (SignatureDoesNotMatch). For
+  `apigateway` alone the signature comparison is skipped; the access key must still be
+  known and the action allowed by its policy.
+
 Conditions and resource policies stay unevaluated (moto's docs/iam.rst): the rule tests in
 tests/test_aws_rules.py cover what those decide on AWS.
 """
@@ -35,6 +44,7 @@ BATCH_ACTIONS = {"sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibilit
 
 
 def aws_like_authorization() -> None:
+    from moto.apigateway.responses import APIGatewayResponse
     from moto.dynamodb.responses import DynamoHandler
     from moto.iam.access_control import IAMRequest
     from moto.secretsmanager.responses import SecretsManagerResponse
@@ -66,6 +76,10 @@ def aws_like_authorization() -> None:
         except Exception:  # an unknown secret: the call itself answers ResourceNotFound
             return "*"
 
+    def apigateway_resource(self) -> str:
+        return f"arn:{get_partition(self.region)}:apigateway:{self.region}::{self.path}"
+
+    APIGatewayResponse._determine_resource = apigateway_resource
     SNSResponse._determine_resource = topic_resource
     SecretsManagerResponse._determine_resource = secret_resource
     DynamoHandler._determine_resource = table_resource
@@ -75,8 +89,17 @@ def aws_like_authorization() -> None:
     def init(self, *args, **kwargs):
         original_init(self, *args, **kwargs)
         self._action = BATCH_ACTIONS.get(self._action, self._action)
+        if self._service == "apigateway":
+            self._action = f"apigateway:{self._method}"
 
     IAMRequest.__init__ = init
+    original_check = IAMRequest.check_signature
+
+    def check_signature(self) -> None:
+        if self._service != "apigateway":
+            original_check(self)
+
+    IAMRequest.check_signature = check_signature
     IAMRequest._sdctl_patched = True
 
 

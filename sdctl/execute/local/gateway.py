@@ -1,11 +1,17 @@
-"""A local stand-in for API Gateway: checks x-api-key, enforces the usage plan's throttle,
-builds a REST proxy event and calls the Lambda handler in-process (moto cannot invoke Lambda
-without Docker).
+"""A local stand-in for API Gateway: checks x-api-key, enforces the stage's and each key's usage
+plan throttle and daily quota, builds a REST proxy event and calls the Lambda handler
+in-process (moto cannot invoke Lambda without Docker).
+
+The keys are the emulator's API Gateway keys (the stack's own, tagged `default`, and one per
+client from `sdctl keys create --local`), with their usage plans; the gateway rereads them
+when its copy is over a second old, so a new key works on its first request and a revoked
+one is refused within a second (`sdctl keys revoke --local` returns once it is).
 
 The throttle is API Gateway's token bucket (API Gateway Developer Guide, "Throttle API
 requests for better throughput"): `burstLimit` requests at once, refilled at `rateLimit` per
 second; a request over it gets 429 `{"message": "Too Many Requests"}`, the body API Gateway
-sends, before the handler runs."""
+sends, before the handler runs. A key past its daily quota gets 429 `{"message": "Limit
+Exceeded"}`."""
 
 from __future__ import annotations
 
@@ -74,17 +80,108 @@ class TokenBucket:
             return False
 
 
-def create_app(api_key: str, handler, *, stage: str = "local", throttle: TokenBucket | None = None) -> Starlette:
+class Key:
+    """One accepted key: its id and client, its plan's bucket and daily quota."""
+
+    def __init__(self, key_id: str, client: str, bucket: TokenBucket | None, quota: int | None):
+        self.key_id, self.client, self.bucket, self.quota = key_id, client, bucket, quota
+        self.day, self.used = "", 0
+
+    def over_quota(self) -> bool:
+        if not self.quota:
+            return False
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        if today != self.day:
+            self.day, self.used = today, 0
+        if self.used >= self.quota:
+            return True
+        self.used += 1
+        return False
+
+
+class Keys:
+    """The keys the gateway accepts, reread through ``load`` (a list of dicts with value, id,
+    client, rate, burst, quota) when older than ``refresh`` seconds. A key that stays the
+    same keeps its bucket and its day's count across rereads."""
+
+    def __init__(self, load, *, refresh: float = 1.0, clock=time.monotonic):
+        self.load, self.refresh, self.clock = load, refresh, clock
+        self.by_value: dict[str, Key] = {}
+        self.at: float | None = None  # never read yet
+        self._lock = threading.Lock()
+
+    @classmethod
+    def static(cls, api_key: str) -> Keys:
+        return cls(lambda: [{"value": api_key, "id": "local-default", "client": "default"}], refresh=1e12)
+
+    def lookup(self, secret: str) -> Key | None:
+        with self._lock:
+            if self.at is None or self.clock() - self.at >= self.refresh:
+                self._reload()
+            for value, key in self.by_value.items():
+                if hmac.compare_digest(secret.encode(), value.encode()):
+                    return key
+            return None
+
+    def _reload(self) -> None:
+        try:
+            rows = self.load()
+        except Exception as e:  # the emulator is busy or restarting: keep the last good copy
+            print(f"gateway: cannot reread the API keys ({e}); keeping {len(self.by_value)}", flush=True)
+            return
+        old = {k.key_id: k for k in self.by_value.values()}
+        fresh = {}
+        for r in rows:
+            key = old.get(r["id"])
+            bucket = TokenBucket(float(r["rate"]), int(r.get("burst") or 1)) if r.get("rate") else None
+            if key is None or (key.bucket and bucket and (key.bucket.rate, key.bucket.burst) !=
+                               (bucket.rate, bucket.burst)):
+                key = Key(r["id"], r["client"], bucket, r.get("quota"))
+            fresh[r["value"]] = key
+        self.by_value, self.at = fresh, self.clock()
+
+
+def emulator_keys(apigateway, tag: str = "sdctl:client"):
+    """A loader for :class:`Keys`: every enabled key in the emulator's API Gateway with the
+    throttle and DAY quota of its usage plan."""
+    def load() -> list[dict]:
+        limits = {}
+        for plan in apigateway.get_usage_plans().get("items", []):
+            throttle, quota = plan.get("throttle") or {}, plan.get("quota") or {}
+            for pk in apigateway.get_usage_plan_keys(usagePlanId=plan["id"]).get("items", []):
+                limits[pk["id"]] = {"rate": throttle.get("rateLimit"), "burst": throttle.get("burstLimit"),
+                                    "quota": quota.get("limit") if quota.get("period") == "DAY" else None}
+        rows = []
+        for page in apigateway.get_paginator("get_api_keys").paginate(includeValues=True):
+            for k in page.get("items", []):
+                if k.get("enabled", True) and k.get("value"):
+                    rows.append({"value": k["value"], "id": k["id"],
+                                 "client": (k.get("tags") or {}).get(tag) or "default", **limits.get(k["id"], {})})
+        return rows
+
+    return load
+
+
+def create_app(api_key: str, handler, *, stage: str = "local", throttle: TokenBucket | None = None,
+               keys: Keys | None = None) -> Starlette:
+    keys = keys or Keys.static(api_key)
+
     async def api(request: Request):
         given = request.headers.get("x-api-key", "")
-        if not hmac.compare_digest(given.encode(), api_key.encode()):
+        key = await asyncio.to_thread(keys.lookup, given) if given else None
+        if key is None:
             return JSONResponse({"message": "Forbidden"}, status_code=403)
         if throttle is not None and not throttle.take():
             return JSONResponse({"message": "Too Many Requests"}, status_code=429)
+        if key.bucket is not None and not key.bucket.take():
+            return JSONResponse({"message": "Too Many Requests"}, status_code=429)
+        if key.over_quota():
+            return JSONResponse({"message": "Limit Exceeded"}, status_code=429)
         body = await request.body()
         if len(body) > MAX_BODY:
             return JSONResponse({"message": "Request Too Long"}, status_code=413)
         event = proxy_event(request, body, stage, given)
+        event["requestContext"]["identity"]["apiKeyId"] = key.key_id
         try:
             result = await asyncio.to_thread(handler, event, None)
         except Exception as e:  # what API Gateway does when the function errors
@@ -112,8 +209,16 @@ def main() -> None:
     throttle = None
     if os.environ.get("GATEWAY_RATE"):
         throttle = TokenBucket(float(os.environ["GATEWAY_RATE"]), int(os.environ.get("GATEWAY_BURST") or 1))
+    keys = None
+    if os.environ.get("GATEWAY_KEYS_ACCESS_KEY_ID"):  # the emulator's API Gateway holds the keys
+        import boto3
+
+        apigateway = boto3.client("apigateway", endpoint_url=os.environ["AWS_ENDPOINT_URL"],
+                                  aws_access_key_id=os.environ["GATEWAY_KEYS_ACCESS_KEY_ID"],
+                                  aws_secret_access_key=os.environ["GATEWAY_KEYS_SECRET_ACCESS_KEY"])
+        keys = Keys(emulator_keys(apigateway))
     app = create_app(os.environ["GATEWAY_API_KEY"], handler.handler, stage=os.environ.get("GATEWAY_STAGE", "local"),
-                     throttle=throttle)
+                     throttle=throttle, keys=keys)
     uvicorn.run(app, host="127.0.0.1", port=int(os.environ["GATEWAY_PORT"]), log_level="warning")
 
 

@@ -45,7 +45,7 @@ def documents(resources: dict, *, region: str, account: str, model_bucket: str |
             requests_topic=resources["requests_topic_arn"], tasks_table=table, key=key,
             status_index=f"{table}/index/{STATUS_INDEX}",
             log_group=f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/local-api",
-            webhooks_queue=hooks["queue_arn"]),
+            webhooks_queue=hooks["queue_arn"], api_keys=f"arn:aws:apigateway:{region}::/apikeys/*"),
         WEBHOOKS: policies.webhook_deliverer(
             queue=hooks["queue_arn"], dead_letter_queue=hooks["dead_letter_queue_arn"], secret=hooks["secret_arn"],
             key=key, log_group=f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/local-webhooks"),

@@ -52,6 +52,14 @@ def local_clients(aws_url: str, region: str, credentials: dict[str, str] | None 
     return {n: session.client(n, endpoint_url=aws_url) for n in services}
 
 
+def default_api_key(apigateway, stack: str, value: str) -> None:
+    """The stack's own key, as `sdctl deploy` makes it on AWS: in the emulator's API Gateway,
+    tagged as the `default` client, so the gateway and the handler treat every key alike."""
+    from sdctl.contracts.tasks import CLIENT_TAG, DEFAULT_CLIENT
+
+    apigateway.create_api_key(name=f"{stack}-key", value=value, enabled=True, tags={CLIENT_TAG: DEFAULT_CLIENT})
+
+
 def grant_least_privilege(cfg: Config, resources: dict, aws_url: str) -> dict[str, dict[str, str]]:
     """Create each component's credentials with its template policy, then turn enforcement on."""
     from sdctl.builders.names import LOCAL_ACCOUNT
@@ -61,6 +69,16 @@ def grant_least_privilege(cfg: Config, resources: dict, aws_url: str) -> dict[st
     creds = iam.create(local_clients(aws_url, cfg.region, services=("iam",))["iam"], docs, cfg.stack_name)
     iam.enforce(aws_url)
     return creds
+
+
+def _gateway_key_reader(credentials: dict) -> dict[str, str]:
+    """The gateway stands in for API Gateway, an AWS service, not a component: it reads the
+    keys (values included) as the operator, which no component's policy allows."""
+    from sdctl.execute.local import iam
+
+    creds = credentials.get(iam.OPERATOR) or LOCAL_CREDENTIALS
+    return {"GATEWAY_KEYS_ACCESS_KEY_ID": creds["AWS_ACCESS_KEY_ID"],
+            "GATEWAY_KEYS_SECRET_ACCESS_KEY": creds["AWS_SECRET_ACCESS_KEY"]}
 
 
 def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, agents: int, model: str,
@@ -81,7 +99,7 @@ def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, a
         role="gateway", name="gateway", argv=[py, "-m", "sdctl.execute.local.gateway"], port=port,
         url=f"http://127.0.0.1:{port}", ready_path="/ping",
         env=dict(env, **credentials.get(iam.HANDLER, {}), AWS_ENDPOINT_URL=aws_url, GATEWAY_API_KEY=api_key,
-                 GATEWAY_PORT=str(port),
+                 GATEWAY_PORT=str(port), **_gateway_key_reader(credentials),
                  SNS_TOPIC_ARN=resources["requests_topic_arn"], S3_BUCKET=resources["bucket"],
                  DEFAULT_PREFIX=resources["prefix"], TASKS_TABLE=resources.get("tasks_table") or "",
                  TASK_TTL_DAYS=str(resources["task_ttl_days"]), WEBHOOK_QUEUE_URL=hooks["queue_url"],
@@ -166,11 +184,13 @@ def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
         report(Event("local:aws", "creating topics, queues and the bucket"))
         resources = provision(local_plan(cfg, visibility_seconds=visibility_seconds),
                               **local_clients(aws_url, cfg.region))
+        api_key = secrets.token_urlsafe(24)
+        default_api_key(local_clients(aws_url, cfg.region, services=("apigateway",))["apigateway"], cfg.stack_name,
+                        api_key)
         credentials = None
         if enforce_iam:
             report(Event("local:iam", "granting each component its template's IAM policy; enforcing IAM"))
             credentials = grant_least_privilege(cfg, resources, aws_url)
-        api_key = secrets.token_urlsafe(24)
         specs = process_specs(cfg, resources, aws_url=aws_url, api_key=api_key, agents=agents, model=model,
                               runtime_urls=runtime_urls or {}, env=env, credentials=credentials,
                               allow_local_webhooks=allow_local_webhooks)
