@@ -181,3 +181,24 @@ def test_keys_on_the_local_stack_as_a_user_runs_them(held_stack):
     assert r.returncode == 1 and "has no key" in r.stderr
     r = cli("keys", "create", "Bad_Name", "--local", cwd=cwd, check=False)
     assert r.returncode == 2 and "is not allowed" in r.stderr
+
+
+def test_the_stacks_own_key_works_while_the_emulator_cannot_be_read_and_the_last_copy_is_kept():
+    now = [0.0]
+    state = {"fail": True, "rows": [{"value": "d" * 32, "id": "k0", "client": "default"},
+                                    {"value": "a" * 32, "id": "k1", "client": "acme"}]}
+
+    def load():
+        if state["fail"]:
+            raise OSError("emulator busy")
+        return state["rows"]
+
+    store = Keys(load, clock=lambda: now[0], fallback=[{"value": "d" * 32, "id": "local-default",
+                                                        "client": "default"}])
+    assert store.lookup("d" * 32).client == "default" and store.lookup("a" * 32) is None
+    state["fail"] = False
+    now[0] += 1
+    assert store.lookup("a" * 32).key_id == "k1"
+    state["fail"] = True
+    now[0] += 1
+    assert store.lookup("a" * 32).key_id == "k1"  # a failed reread keeps what it had

@@ -104,8 +104,9 @@ class Keys:
     client, rate, burst, quota) when older than ``refresh`` seconds. A key that stays the
     same keeps its bucket and its day's count across rereads."""
 
-    def __init__(self, load, *, refresh: float = 1.0, clock=time.monotonic):
+    def __init__(self, load, *, refresh: float = 1.0, clock=time.monotonic, fallback: list[dict] | None = None):
         self.load, self.refresh, self.clock = load, refresh, clock
+        self.fallback = fallback or []  # accepted until the first read succeeds (the stack's own key)
         self.by_value: dict[str, Key] = {}
         self.at: float | None = None  # never read yet
         self._lock = threading.Lock()
@@ -128,7 +129,9 @@ class Keys:
             rows = self.load()
         except Exception as e:  # the emulator is busy or restarting: keep the last good copy
             print(f"gateway: cannot reread the API keys ({e}); keeping {len(self.by_value)}", flush=True)
-            return
+            if self.by_value or not self.fallback:
+                return
+            rows = self.fallback
         old = {k.key_id: k for k in self.by_value.values()}
         fresh = {}
         for r in rows:
@@ -216,7 +219,8 @@ def main() -> None:
         apigateway = boto3.client("apigateway", endpoint_url=os.environ["AWS_ENDPOINT_URL"],
                                   aws_access_key_id=os.environ["GATEWAY_KEYS_ACCESS_KEY_ID"],
                                   aws_secret_access_key=os.environ["GATEWAY_KEYS_SECRET_ACCESS_KEY"])
-        keys = Keys(emulator_keys(apigateway))
+        keys = Keys(emulator_keys(apigateway), fallback=[{"value": os.environ["GATEWAY_API_KEY"], "id": "local-default",
+                                                          "client": "default"}])
     app = create_app(os.environ["GATEWAY_API_KEY"], handler.handler, stage=os.environ.get("GATEWAY_STAGE", "local"),
                      throttle=throttle, keys=keys)
     uvicorn.run(app, host="127.0.0.1", port=int(os.environ["GATEWAY_PORT"]), log_level="warning")
