@@ -546,6 +546,35 @@ def test_the_agent_records_running_then_completed_and_skips_a_cancelled_task(sta
     assert notifications(stack) == [] and flaky_runtime.state["calls"] == 1  # not announced twice, not rerun
 
 
+def test_a_throttled_task_store_delays_only_the_record_which_catches_up(stack, flaky_runtime, store):
+    """Every DynamoDB call answers ProvisionedThroughputExceededException (what botocore raises
+    when DynamoDB throttles) while the task runs: the task still completes (its images, result
+    and notification do not need the store), and once DynamoDB answers again the agent writes
+    the record it could not, without being asked."""
+    from botocore.exceptions import ClientError
+
+    throttled = {"on": True, "refused": 0}
+
+    def throttle(**kwargs):
+        if throttled["on"]:
+            throttled["refused"] += 1
+            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
+                                         "Message": "Rate of requests exceeds the allowed throughput."},
+                               "ResponseMetadata": {"HTTPStatusCode": 400}}, kwargs.get("model").name)
+
+    store.db.meta.events.register("before-call.dynamodb", throttle)
+    agent = make_agent(stack, flaky_runtime.url)
+    agent.store = store
+    send(stack, task_id="slow-store")
+    assert until_received(agent) == ["completed"]
+    assert [n["id"] for n in notifications(stack)] == ["slow-store"] and throttled["refused"] > 0
+    assert store.behind  # the final state is waiting to be written
+    throttled["on"] = False
+    assert wait_for(lambda: not store.behind, 10)
+    rec = record(store, "slow-store")
+    assert rec["status"] == "completed" and rec["image_url"] == [f"s3://{stack['bucket']}/output/slow-store/slow-store-1.png"]
+
+
 def test_a_failed_task_is_recorded_with_its_reason(stack, flaky_runtime, store):
     flaky_runtime.state["failures"] = 10
     agent = make_agent(stack, flaky_runtime.url)

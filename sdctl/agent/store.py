@@ -3,13 +3,18 @@ not when the agent receives it), `completed`, `failed`, `cancelled` and `expired
 that a task was cancelled before it runs or asked to be cancelled while it runs.
 
 The store is advisory for the agent: if DynamoDB cannot be reached the task still runs and
-its result is still stored and announced; only the recorded state lags (and says so in the log).
+its result is still stored and announced; only the recorded state lags (and says so in the
+log). A final state (completed, failed, cancelled, expired) that could not be written is kept
+and written again in the background, with backoff, until it is: the store catches up once
+DynamoDB does (throttling, a brownout), for up to CATCH_UP_SECONDS.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import deque
 
 from sdctl.contracts.tasks import timestamp
 
@@ -20,11 +25,21 @@ def now() -> str:
     return timestamp()
 
 
+#: Final states the agent could not record are retried for this long (then logged as lost).
+CATCH_UP_SECONDS = 3600
+FINAL_WRITES = ("completed", "failed", "cancelled", "expired")
+
+
 class TaskStore:
-    def __init__(self, dynamodb, table: str, ttl_days: int = 30):
+    def __init__(self, dynamodb, table: str, ttl_days: int = 30, *, clock=time.monotonic):
         self.db = dynamodb
         self.table = table
         self.ttl_days = ttl_days
+        self.clock = clock
+        self.behind: deque = deque()  # (first failure, what, fn, args, kwargs) still to write
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
 
     def status(self, task_id: str) -> str | None:
         item = self.db.get_item(TableName=self.table, Key={"id": {"S": task_id}}, ConsistentRead=True,
@@ -117,9 +132,47 @@ class TaskStore:
                                        ":seconds": {"N": str(round(seconds, 3))}})
 
     def quietly(self, what: str, fn, *args, **kwargs):
-        """Run a store update; on failure log it and carry on (the result itself is safe)."""
+        """Run a store update; on failure log it and carry on (the result itself is safe). A
+        final state that failed is written again later (:meth:`catch_up`)."""
         try:
             return fn(*args, **kwargs)
         except Exception as e:
             log.warning("could not record the task's state", extra={"what": what, "error": str(e)})
+            if what in FINAL_WRITES:
+                with self._lock:
+                    self.behind.append((self.clock(), what, fn, args, kwargs))
+                    if self._thread is None:
+                        self._thread = threading.Thread(target=self._catch_up_loop, name="store-catch-up",
+                                                        daemon=True)
+                        self._thread.start()
+                self._wake.set()
             return None
+
+    def catch_up(self) -> int:
+        """Write what is behind, oldest first, until the store refuses again; returns how many
+        are left. An entry leaves the queue only once written (or given up on)."""
+        while True:
+            with self._lock:
+                if not self.behind:
+                    return 0
+                since, what, fn, args, kwargs = self.behind[0]
+            try:
+                fn(*args, **kwargs)
+                log.info("recorded the task's state late", extra={"what": what, "late_seconds":
+                                                                  round(self.clock() - since, 1)})
+            except Exception as e:
+                if self.clock() - since <= CATCH_UP_SECONDS:
+                    with self._lock:
+                        return len(self.behind)
+                log.error("gave up recording the task's state", extra={"what": what, "error": str(e)})
+            with self._lock:
+                self.behind.popleft()
+
+    def _catch_up_loop(self) -> None:
+        delay = 1.0
+        while True:
+            self._wake.wait(delay)
+            self._wake.clear()
+            before = len(self.behind)
+            left = self.catch_up()
+            delay = 1.0 if left < before else min(delay * 2, 30.0)
