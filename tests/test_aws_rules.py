@@ -593,7 +593,12 @@ def test_a_nat_instance_is_one_that_ec2_and_vpc_routing_accept(built):
       the arm64 Amazon Linux 2023 parameter goes with a Graviton type;
     - the recover alarm action exists only for StatusCheckFailed_System on supported types
       (EC2 user guide, "Recover your instance"; T4g, C6g/C7g, M6g/M7g are);
-    - a security group's GroupDescription allows only a-zA-Z0-9. _-:/()#,@[]+=&;{}!$*."""
+    - a security group's GroupDescription allows only a-zA-Z0-9. _-:/()#,@[]+=&;{}!$*;
+    - RunInstances refuses SubnetId or security groups beside NetworkInterfaces (EC2 API
+      Reference, RunInstances: "you cannot specify this option and the network interfaces
+      option in the same request");
+    - the AMI comes from the public SSM parameter AWS publishes for AL2023 arm64 in every
+      commercial region (AL2023 user guide, "Launching AL2023 using the SSM parameter")."""
     name, cfg, templates, _ = built
     net = templates.get("network")
     if net is None or cfg.network.nat != "instance":
@@ -603,7 +608,13 @@ def test_a_nat_instance_is_one_that_ec2_and_vpc_routing_accept(built):
     nat = r["NatInstance"]["Properties"]
     assert len(nat["NetworkInterfaces"]) == 1 and nat["NetworkInterfaces"][0]["DeviceIndex"] == "0"
     assert nat["SourceDestCheck"] is False
-    assert "arm64" in nat["ImageId"] and nat["InstanceType"].split(".")[0] in ("t4g", "c6g", "c7g", "m6g", "m7g")
+    assert nat["ImageId"] == \
+        "{{resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64}}"
+    assert nat["InstanceType"].split(".")[0] in ("t4g", "c6g", "c7g", "m6g", "m7g")
+    # RunInstances refuses subnet or security groups at the instance level beside NetworkInterfaces
+    assert not {"SubnetId", "SecurityGroupIds", "SecurityGroups"} & set(nat)
+    # the user data installs iptables-services from the internet: the public route must exist first
+    assert r["NatInstance"]["DependsOn"] == "PublicRoute"
     alarm = r["NatInstanceRecovery"]["Properties"]
     assert alarm["MetricName"] == "StatusCheckFailed_System" and alarm["Namespace"] == "AWS/EC2"
     assert re.fullmatch(r"[a-zA-Z0-9. _\-:/()#,@\[\]+=&;{}!$*]*",
@@ -629,3 +640,26 @@ def test_the_handler_may_read_api_keys_by_their_account_less_arn_and_the_stacks_
     assert reads == [{"Effect": "Allow", "Action": ["apigateway:GET"],
                       "Resource": [{"Fn::Sub": "arn:${AWS::Partition}:apigateway:${AWS::Region}::/apikeys/*"}]}]
     assert {"Key": "sdctl:client", "Value": "default"} in edge["ApiKey"]["Properties"]["Tags"]
+
+
+
+def test_a_system_node_group_change_that_replaces_it_also_renames_it(built):
+    """AWS::EKS::Nodegroup: InstanceTypes and AmiType changes require replacement (CloudFormation
+    resource reference), and CloudFormation cannot replace a custom-named resource ("cannot
+    update a stack when a custom-named resource requires replacing"). Moving from `ha`'s
+    m7g.large to `lean`'s t4g.medium must therefore give the group another name; moto replaces
+    resources without that check. The count (ScalingConfig) updates in place and keeps it."""
+    name, cfg, templates, _ = built
+    group = resources(templates, "AWS::EKS::Nodegroup")
+    if not group:
+        return  # an existing cluster: sdctl makes no node group
+    ha, lean = cfg.with_profile("ha"), cfg.with_profile("lean")
+    names = {}
+    for label, c in (("ha", ha), ("lean", lean), ("ha-3", ha.model_copy(deep=True))):
+        if label == "ha-3":
+            c.cluster.system_nodes.__dict__["count"] = 3
+        tpl = {s.key: s.template for s in stacks(c, code=("b", "k"), admin_principal="arn:aws:iam::1:role/x")}
+        names[label] = next(iter(resources(tpl, "AWS::EKS::Nodegroup").values()))["Properties"]["NodegroupName"]
+    if ha.cluster.system_nodes.instance_types != lean.cluster.system_nodes.instance_types:
+        assert names["ha"] != names["lean"]
+    assert names["ha"] == names["ha-3"]

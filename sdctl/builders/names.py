@@ -3,6 +3,8 @@ on AWS and on the local stack."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -167,3 +169,14 @@ CLIENT_NAME = r"^[a-z0-9][a-z0-9-]{0,39}$"
 def client_key_name(stack: str, client: str) -> str:
     """The API key (and usage plan) of one client: `<stack>-client-<name>`."""
     return f"{stack}-client-{client}"
+
+
+def system_nodegroup_name(instance_types: list[str], arm64: bool) -> str:
+    """The system node group's name, which changes with what forces its replacement.
+
+    AWS::EKS::Nodegroup replaces the group when InstanceTypes or AmiType change, and
+    CloudFormation cannot replace a resource that keeps its custom name ("CloudFormation
+    cannot update a stack when a custom-named resource requires replacing"): the name carries a
+    digest of both, so the new group is made beside the old one, which is then deleted."""
+    digest = hashlib.sha256(json.dumps([list(instance_types), arm64]).encode()).hexdigest()[:8]
+    return f"system-{digest}"

@@ -27,6 +27,7 @@ from sdctl.builders.names import (
     queue_arn_key,
     runtime_role_id,
     runtime_service_account,
+    system_nodegroup_name,
 )
 from sdctl.config.model import Config
 from sdctl.contracts.tasks import PRIORITIES
@@ -106,7 +107,7 @@ def cluster_template(cfg: Config, n: Names) -> dict:
                                   managed("AmazonSSMManagedInstanceCore")]}}
         r["SystemNodes"] = {"Type": "AWS::EKS::Nodegroup", "DependsOn": ["VpcCni", "PodIdentityAgent", "KubeProxy"],
                             "Properties": {
-            "ClusterName": cluster_name, "NodegroupName": "system", "NodeRole": getatt("SystemNodeRole", "Arn"),
+            "ClusterName": cluster_name, "NodegroupName": system_nodegroup_name(sys_nodes.instance_types, sys_nodes.arm64), "NodeRole": getatt("SystemNodeRole", "Arn"),
             "Subnets": ref("PrivateSubnetIds"), "InstanceTypes": sys_nodes.instance_types,
             "AmiType": "AL2023_ARM_64_STANDARD" if sys_nodes.arm64 else "AL2023_x86_64_STANDARD",
             "CapacityType": "ON_DEMAND",
