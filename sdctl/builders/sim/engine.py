@@ -66,6 +66,28 @@ def _rebuild(ht, hp, pod_state, pod_free):
 
 
 @njit(cache=True)
+def _release(p, t, pod_state, pod_node, node_pods, node_empty):
+    """A pod is gone: free its slot on its node, and note when the node became empty."""
+    node = pod_node[p]
+    pod_state[p] = NONE
+    pod_node[p] = -1
+    if node >= 0:
+        node_pods[node] -= 1
+        if node_pods[node] == 0:
+            node_empty[node] = t
+
+
+@njit(cache=True)
+def _alive(node_state):
+    """Nodes launching, up or ending (billed)."""
+    n = 0
+    for st in node_state:
+        if st != FREE:
+            n += 1
+    return n
+
+
+@njit(cache=True)
 def run(arrivals, service, prm):
     """Simulate. Returns (wait, e2e, counters, timeline); wait/e2e are NaN for tasks that
     expired or were never served, timeline rows are (t, queued, busy, replicas, ready, nodes)."""
@@ -224,13 +246,7 @@ def run(arrivals, service, prm):
                 pod_state[p] = STARTING
                 pod_ready[p] = max(t, node_image[node]) + load
             elif st == DRAINING and pod_free[p] <= t:
-                node = pod_node[p]
-                pod_state[p] = NONE
-                pod_node[p] = -1
-                if node >= 0:
-                    node_pods[node] -= 1
-                    if node_pods[node] == 0:
-                        node_empty[node] = t
+                _release(p, t, pod_state, pod_node, node_pods, node_empty)
             if pod_state[p] == STARTING and pod_ready[p] <= t:
                 pod_state[p] = READY
                 pod_free[p] = t
@@ -285,13 +301,7 @@ def run(arrivals, service, prm):
                 pod_state[victim] = DRAINING
                 dirty = True
             else:
-                node = pod_node[victim]
-                pod_state[victim] = NONE
-                pod_node[victim] = -1
-                if node >= 0:
-                    node_pods[node] -= 1
-                    if node_pods[node] == 0:
-                        node_empty[node] = t
+                _release(victim, t, pod_state, pod_node, node_pods, node_empty)
             live -= 1
         while live < replicas:
             slot = -1
@@ -315,11 +325,7 @@ def run(arrivals, service, prm):
                     chosen = node
                     break
             if chosen < 0:
-                alive = 0
-                for node in range(nmax):
-                    if node_state[node] != FREE:
-                        alive += 1
-                if alive >= node_cap:
+                if _alive(node_state) >= node_cap:
                     continue
                 for node in range(nmax):
                     if node_state[node] == FREE:
@@ -340,24 +346,15 @@ def run(arrivals, service, prm):
             node_pods[chosen] += 1
 
         if tick % sample == 0 and rows < timeline.shape[0]:
-            nodes = 0
-            for node in range(nmax):
-                if node_state[node] != FREE:
-                    nodes += 1
             timeline[rows, 0] = t
             timeline[rows, 1] = queued
             timeline[rows, 2] = busy
             timeline[rows, 3] = replicas
             timeline[rows, 4] = ready
-            timeline[rows, 5] = nodes
+            timeline[rows, 5] = _alive(node_state)
             rows += 1
-        if t > t_last and nxt >= n and busy == 0 and live == 0:
-            nodes = 0
-            for node in range(nmax):
-                if node_state[node] != FREE:
-                    nodes += 1
-            if nodes == 0:
-                break
+        if t > t_last and nxt >= n and busy == 0 and live == 0 and _alive(node_state) == 0:
+            break
 
     t_end = float(tick)
     for node in range(nmax):  # bill what is still up
