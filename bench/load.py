@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,17 +37,13 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.stub import start_stub  # noqa: E402
 
 
 def cli(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "sdctl", *args], cwd=cwd, check=check, capture_output=True,
                           text=True, timeout=7200)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_kib(pid: int) -> int | None:
@@ -62,21 +57,9 @@ def rss_kib(pid: int) -> int | None:
 
 
 def run(tasks: int, agents: int, concurrency: int, rate: float, burst: int, timeout: float) -> dict:
-    port = free_port()
-    stub = subprocess.Popen([sys.executable, "-m", "tests.stub_runtime", str(port), "0"], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    runtime = f"http://127.0.0.1:{port}"
+    stub, runtime = start_stub(0)
     cwd = Path(tempfile.mkdtemp(prefix="sdctl-load-"))
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{runtime}/calls", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
         (cwd / "sdctl.yaml").write_text(f"stackName: load\napi: {{throttle: {{rateLimit: {rate}, burstLimit: {burst}}}}}\n"
                                         "runtimes:\n  - {name: sdruntime, type: sdwebui}\n")
         os.environ.pop("SDCTL_STATE_DIR", None)

@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,17 +41,13 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.stub import start_stub  # noqa: E402
 
 
 def cli(cwd: Path, *args: str) -> str:
     return subprocess.run([sys.executable, "-m", "sdctl", *args], cwd=cwd, check=True, capture_output=True,
                           text=True, timeout=600).stdout
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pct(values: list[float], p: float) -> float:
@@ -65,19 +60,7 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=200)
     args = ap.parse_args()
 
-    port = free_port()
-    stub = subprocess.Popen([sys.executable, "-m", "tests.stub_runtime", str(port), "0"], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    runtime = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(f"{runtime}/calls", timeout=1)
-            break
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    stub, runtime = start_stub(0)
     cwd = Path(tempfile.mkdtemp(prefix="sdctl-latency-"))
     shutil.copy(ROOT / "sdctl.example.yaml", cwd / "sdctl.yaml")
     os.environ.pop("SDCTL_STATE_DIR", None)
