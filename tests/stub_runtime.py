@@ -3,7 +3,7 @@
     python -m tests.stub_runtime PORT LATENCY
 
 It answers txt2img after LATENCY seconds with a tiny PNG, except that a prompt starting
-with "flaky" fails with 500 on 30 % of calls and "always-fail" fails every time, one starting
+with "flaky" fails with 500 on 30 % of calls (which ones is seeded: the same on every run) and "always-fail" fails every time, one starting
 with "crash" kills the process mid-call (a poison task), and counts its calls per prompt
 (GET /calls).
 """
@@ -43,7 +43,10 @@ def app(latency: float) -> Starlette:
             os._exit(1)
         async with lock:
             await asyncio.sleep(latency)
-        if prompt.startswith("always-fail") or (prompt.startswith("flaky") and random.random() < 0.3):
+        # seeded by the prompt and its call number: the same calls fail on every run, whatever
+        # order the agents make them in
+        flaky = prompt.startswith("flaky") and random.Random(f"{prompt}:{calls[prompt]}").random() < 0.3
+        if prompt.startswith("always-fail") or flaky:
             return JSONResponse({"error": "RuntimeError", "detail": "scripted failure"}, status_code=500)
         return JSONResponse({"images": [PNG], "parameters": body, "info": json.dumps({"seed": 1})})
 
