@@ -54,13 +54,20 @@ def chaos_stack(tmp_path):
         p.terminate()
 
 
-def submit(state, ids: list[str], prompt: str) -> None:
-    with httpx.Client(headers={"x-api-key": state["api_key"]}) as http:
-        for task_id in ids:
+def submit(state, ids: list[str], prompt: str, concurrency: int = 1) -> None:
+    """POST each task through the gateway; `concurrency` clients at once for a burst (each
+    POST waits for the emulator to have it on disk, so one client sends only a few a second)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with httpx.Client(headers={"x-api-key": state["api_key"]}, limits=httpx.Limits(max_connections=32)) as http:
+        def one(task_id: str) -> None:
             r = http.post(f"{state['gateway_url']}/v1alpha2", json={"task": {
                 "metadata": {"id": task_id, "runtime": "sdruntime", "tasktype": "text-to-image"},
                 "content": {"prompt": f"{prompt} {task_id}"}}})
             assert r.status_code == 200, r.text
+
+        with ThreadPoolExecutor(concurrency) as pool:
+            list(pool.map(one, ids))
 
 
 def aws(state, name):
@@ -367,7 +374,7 @@ def test_a_recorded_burst_on_the_local_stack_is_reproduced_by_the_simulator(chao
 
     state = chaos_stack(max_receive=3, agents=1, latency=LATENCY)
     ids = [f"burst-{i:03d}" for i in range(BURST)]
-    submit(state, ids, "burst")
+    submit(state, ids, "burst", concurrency=8)
     docs = wait_results(state, ids, 120)
     lines = [docs[i]["timeline"] for i in ids]
     t0 = min(x["sent"] for x in lines)
@@ -379,7 +386,9 @@ def test_a_recorded_burst_on_the_local_stack_is_reproduced_by_the_simulator(chao
     # the agent's own time between two calls, while the next task was already waiting
     by_start = sorted(lines, key=lambda x: x["started"])
     gaps = [b["started"] - a["ran"] for a, b in zip(by_start, by_start[1:], strict=False) if b["sent"] < a["ran"]]
-    overhead = float(np.median(gaps))
+    # The mean, not the median: a constant per-task overhead reproduces the total time only at the
+    # mean, and the gaps have a tail (the emulator pausing for a snapshot's fork, 5-13 ms).
+    overhead = float(np.mean(gaps))
 
     k = Knobs(min_replicas=1, max_replicas=1, warm=True, seed=1, agent_overhead_seconds=overhead)
     horizon = float(stored.max()) + 5
@@ -400,3 +409,95 @@ def test_a_recorded_burst_on_the_local_stack_is_reproduced_by_the_simulator(chao
     assert worst <= tolerance, f"outstanding tasks differ by {worst} at some second (allowed {tolerance}):\n" \
                                f"recorded {recorded.tolist()}\nmodelled {modelled.tolist()}"
     assert simulated_done.max() == pytest.approx(stored.max(), rel=0.05)
+
+
+# --- the local stack keeps its data ---------------------------------------------------------
+def outputs(state) -> dict[str, list[str]]:
+    s3, bucket = aws(state, "s3"), state["resources"]["bucket"]
+    by_id = defaultdict(list)
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="output/"):
+        for obj in page.get("Contents", []):
+            by_id[obj["Key"].split("/")[1]].append(obj["Key"])
+    return by_id
+
+
+def exactly_once(state, ids) -> None:
+    keys = outputs(state)
+    for i in ids:
+        assert sum(k.endswith(".out") for k in keys[i]) == 1 and sum(k.endswith(".png") for k in keys[i]) == 1, keys[i]
+
+
+def test_an_emulator_killed_mid_burst_comes_back_with_its_data_and_every_accepted_task_completes_once(chaos_stack):
+    """SIGKILL of the AWS emulator (a crash, the OOM killer) while two agents work through a
+    backlog. The supervisor restarts it on the kept data (sdctl/execute/local/persist.py); the
+    gateway and the agents are the same processes before and after (they reconnect on their
+    own); every task the gateway accepted completes, with one result and one image, and none is
+    dead-lettered. A task finished in the second before the crash may be rendered again (the
+    stack rolls back to its last snapshot); the test counts those and allows them."""
+    state = chaos_stack(max_receive=5, agents=2, latency=0.5)
+    ids = [f"crash-{i:02d}" for i in range(24)]
+    submit(state, ids, "emulator")
+    live = json.loads(sdctl(state["cwd"], "local", "status", "-o", "json").stdout)
+    moto = next(p["pid"] for p in live["processes"] if p["role"] == "aws")
+    others = sorted(p["pid"] for p in live["processes"] if p["role"] in ("agent", "gateway"))
+    deadline = time.monotonic() + 60
+    while finished(state) < 4 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    at_crash = finished(state)
+    assert at_crash < len(ids) - 8, "too few tasks left at the crash: the test would measure nothing"
+    os.kill(moto, signal.SIGKILL)
+    killed = time.monotonic()
+    while time.monotonic() < killed + 60:
+        r = subprocess.run([sys.executable, "-m", "sdctl", "local", "status", "-o", "json"], cwd=state["cwd"],
+                           capture_output=True, text=True)
+        if r.returncode == 0 and json.loads(r.stdout).get("aws_restarts") == 1:
+            break
+        time.sleep(0.2)
+    back = time.monotonic() - killed
+    after = json.loads(sdctl(state["cwd"], "local", "status", "-o", "json").stdout)
+    assert after["aws_restarts"] == 1 and after["restored"]["restored"]
+    assert sorted(p["pid"] for p in after["processes"] if p["role"] in ("agent", "gateway")) == others
+    more = [f"crash-after-{i}" for i in range(3)]  # the same gateway takes new work
+    submit(state, more, "emulator")
+    done = wait_results(state, ids + more, 180)
+    recovered = time.monotonic() - killed
+    assert all(done[i]["status"] == "completed" for i in ids + more)
+    exactly_once(state, ids + more)
+    assert queue_counts_dlq(state) == 0
+    again = sum(n - 1 for n in runtime_calls(state).values() if n > 1)
+    print(f"\nemulator SIGKILLed with {len(ids) - at_crash} of {len(ids)} tasks unfinished: serving again "
+          f"{back:.1f} s later, all done {recovered:.1f} s after the crash; {again} render(s) repeated")
+
+
+def test_local_down_and_up_keep_images_records_queued_tasks_and_keys(chaos_stack):
+    """`local down` while tasks wait in the queue, then `local up` in the same folder: the
+    images and records of the finished tasks are still there, the queued ones complete after
+    the restart, the stack's API key and a client key made before still work; `local down
+    --wipe` then starts the next stack empty."""
+    state = chaos_stack(max_receive=3, agents=1, latency=0.5)
+    cwd = state["cwd"]
+    alice = json.loads(sdctl(cwd, "keys", "create", "alice", "--local", "-o", "json").stdout)["secret"]
+    ids = [f"kept-{i:02d}" for i in range(12)]
+    submit(state, ids, "kept")
+    deadline = time.monotonic() + 60
+    while finished(state) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "data is kept" in sdctl(cwd, "local", "down").stdout
+    up = json.loads(sdctl(cwd, "local", "up", "--detach", "--show-key", "--runtime-url",
+                          f"sdruntime={state['stub_url']}", "-o", "json").stdout)
+    assert up["restored"]["restored"] and up["api_key"] == state["api_key"]
+    state = {**state, **up}
+    done = wait_results(state, ids, 120)
+    assert all(done[i]["status"] == "completed" for i in ids)
+    exactly_once(state, ids)
+    listed = json.loads(sdctl(cwd, "tasks", "list", "--local", "-o", "json").stdout)
+    assert {t["id"] for t in listed} >= set(ids)
+    r = httpx.post(f"{state['gateway_url']}/v1alpha2", headers={"x-api-key": alice}, json={"task": {
+        "metadata": {"id": "alice-1", "runtime": "sdruntime", "tasktype": "text-to-image"},
+        "content": {"prompt": "kept alice"}}})
+    assert r.status_code == 200, r.text
+    sdctl(cwd, "local", "down", "--wipe")
+    fresh = json.loads(sdctl(cwd, "local", "up", "--detach", "--show-key", "--runtime-url",
+                             f"sdruntime={state['stub_url']}", "-o", "json").stdout)
+    assert not fresh["restored"]["restored"] and fresh["api_key"] != state["api_key"]
+    assert not results({**state, **fresh})

@@ -73,13 +73,31 @@ def test_after_the_supervisor_is_killed_status_says_so_and_up_cleans_up(cwd):
     assert cli("local", "status", cwd=cwd).returncode == 0
 
 
-def test_a_dead_emulator_is_reported_by_status_with_a_non_zero_exit(cwd):
-    state = up(cwd)
+def test_a_dead_ephemeral_emulator_is_reported_by_status_with_a_non_zero_exit(cwd):
+    state = up(cwd, "--ephemeral")  # nothing kept: nothing to restart it with
     [aws] = [p["pid"] for p in state["processes"] if p["role"] == "aws"]
     os.kill(aws, signal.SIGKILL)
     assert wait_until(lambda: not alive(state["supervisor_pid"]))
     r = cli("local", "status", cwd=cwd, check=False)
-    assert r.returncode == 1 and "AWS emulator died" in r.stderr
+    assert r.returncode == 1 and "AWS emulator died" in r.stderr and "--ephemeral" in r.stderr
+
+
+def test_a_dead_emulator_is_restarted_with_its_data_and_status_says_so(cwd):
+    state = up(cwd)
+    [aws] = [p["pid"] for p in state["processes"] if p["role"] == "aws"]
+    os.kill(aws, signal.SIGKILL)
+
+    def status():
+        r = cli("local", "status", "-o", "json", cwd=cwd, check=False)
+        return r.returncode, json.loads(r.stdout) if r.stdout.strip() else {}
+
+    assert wait_until(lambda: status()[1].get("aws_restarts") == 1, 30)
+    code, now = status()
+    assert code == 0 and now["status"] == "ready" and now["restored"]["restored"]
+    assert now["supervisor_pid"] == state["supervisor_pid"]
+    assert [p["pid"] for p in now["processes"] if p["role"] == "gateway"] == \
+        [p["pid"] for p in state["processes"] if p["role"] == "gateway"]  # it reconnected on its own
+    assert "restarted 1x with its data" in cli("local", "status", cwd=cwd).stdout
 
 
 def test_ctrl_c_while_the_stack_starts_stops_it_at_once(cwd):

@@ -41,9 +41,14 @@ def up(
     iam: Annotated[bool, typer.Option("--iam/--no-iam", help="Each process signs with credentials holding only "
                                                              "its template's IAM policy, enforced (default).")] = True,
     show_key: Annotated[bool, typer.Option("--show-key", help="Print the API key once ready.")] = False,
+    ephemeral: Annotated[bool, typer.Option(
+        "--ephemeral", help="Keep the emulator's data in memory only: nothing from an earlier stack, "
+                            "nothing kept after this one (default: kept in .sdctl/aws/).")] = False,
     output: OutputOpt = None,
 ) -> None:
-    """Start the local stack: AWS emulator, API gateway, runtimes and queue agents."""
+    """Start the local stack: AWS emulator, API gateway, runtimes and queue agents. Images,
+    task records, queued tasks and keys are kept in .sdctl/aws/ across `local down` / `up`
+    and a crash of the emulator (`local down --wipe` deletes them)."""
     from sdctl.cli.progress import Text, json_lines, reporting
     from sdctl.config import config_path, load
     from sdctl.execute.local import stack
@@ -64,6 +69,8 @@ def up(
             argv.append("--no-iam")
         if allow_local_webhooks:
             argv.append("--allow-local-webhooks")
+        if ephemeral:
+            argv.append("--ephemeral")
         started = time.monotonic()
         with reporting(mode, "starting the local stack…") as report:
             state = stack.spawn_detached(argv, report=report, agents=agents)
@@ -71,20 +78,31 @@ def up(
         return
     stack.run(cfg, str(path), agents=agents, model=model, runtime_urls=urls,
               visibility_seconds=visibility_seconds, enforce_iam=iam, allow_local_webhooks=allow_local_webhooks,
-              report=json_lines() if mode == "json" else Text(err))
+              keep_data=not ephemeral, report=json_lines() if mode == "json" else Text(err))
 
 
 @app.command()
-def down(ctx: typer.Context, output: OutputOpt = None) -> None:
-    """Stop the local stack (only what `local up` started)."""
+def down(
+    ctx: typer.Context,
+    wipe: Annotated[bool, typer.Option("--wipe", help="Also delete the kept data (.sdctl/aws/): images, "
+                                                      "task records, queued tasks, keys.")] = False,
+    output: OutputOpt = None,
+) -> None:
+    """Stop the local stack (only what `local up` started). Its data is kept for the next
+    `local up` unless --wipe."""
     from sdctl.execute.local import stack
 
     mode = output_mode(ctx, output)
-    result = stack.down()
+    result = stack.down(wipe=wipe)
     if mode == "json":
         emit_json(result)
-    else:
-        out.print("local stack stopped" if result["stopped"] else result["message"])
+        return
+    out.print("local stack stopped" if result["stopped"] else result["message"])
+    if result.get("wiped"):
+        out.print(f"deleted its data ({result['wiped']})")
+    elif result.get("data_kept"):
+        out.print(f"its data is kept in {result['data_kept']} for the next `sdctl local up` "
+                  "(`sdctl local down --wipe` deletes it)")
 
 
 @app.command()
@@ -132,7 +150,8 @@ def _show(state: dict, mode: str, *, seconds: float | None = None, show_key: boo
     res = state.get("resources", {})
     if mode == "json":
         data = {k: state.get(k) for k in ("status", "stack", "region", "gateway_url", "aws_url",
-                                          "supervisor_pid", "logs", "config", "iam_enforced")}
+                                          "supervisor_pid", "logs", "config", "iam_enforced", "data",
+                                          "restored", "aws_restarts")}
         data["api_key"] = _key(state.get("api_key", ""), show_key)  # a secret: only when asked
         data["resources"] = res
         data["processes"] = processes
@@ -150,9 +169,24 @@ def _show(state: dict, mode: str, *, seconds: float | None = None, show_key: boo
     out.print(f"  gateway  {state.get('gateway_url')}/v1alpha2   (x-api-key {shown_key})")
     out.print(f"  aws      {state.get('aws_url')}")
     out.print(f"  bucket   s3://{res.get('bucket')}/{res.get('prefix')}/")
+    out.print(f"  data     {_data_line(state)}")
     table = Table("role", "name", "runtime", "pid", "alive", "restarts", box=None, pad_edge=False)
     for p in processes:
         table.add_row(p["role"], p["name"], p.get("runtime") or "", str(p["pid"]),
                       "yes" if p["alive"] else "[red]no[/]", str(p.get("restarts", 0)))
     out.print(table)
     out.print(f"  logs     {Path(state.get('logs', '.sdctl/logs'))}")
+
+
+def _data_line(state: dict) -> str:
+    if not state.get("data"):
+        return "in memory only (--ephemeral): lost at `local down`"
+    restored = state.get("restored") or {}
+    if restored.get("error"):
+        how = f"[yellow]earlier data unreadable, kept as {restored.get('moved_to')}[/]"
+    elif restored.get("restored"):
+        how = f"restored {restored.get('objects', 0)} objects"
+    else:
+        how = "new"
+    restarts = state.get("aws_restarts") or 0
+    return f"{state['data']}  ({how}" + (f"; emulator restarted {restarts}x with its data" if restarts else "") + ")"

@@ -11,7 +11,11 @@ The throttle is API Gateway's token bucket (API Gateway Developer Guide, "Thrott
 requests for better throughput"): `burstLimit` requests at once, refilled at `rateLimit` per
 second; a request over it gets 429 `{"message": "Too Many Requests"}`, the body API Gateway
 sends, before the handler runs. A key past its daily quota gets 429 `{"message": "Limit
-Exceeded"}`."""
+Exceeded"}`.
+
+Where the emulator keeps its data (GATEWAY_SYNC_URL set), a request that changed something
+(POST, DELETE) is answered only once the emulator has it on disk; if that cannot be
+confirmed the answer is 503 with Retry-After, and sending it again with the same id is safe."""
 
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ import threading
 import time
 import uuid
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -170,8 +175,9 @@ def emulator_keys(apigateway, tag: str = "sdctl:client"):
 
 
 def create_app(api_key: str, handler, *, stage: str = "local", throttle: TokenBucket | None = None,
-               keys: Keys | None = None) -> Starlette:
+               keys: Keys | None = None, sync_url: str | None = None) -> Starlette:
     keys = keys or Keys.static(api_key)
+    sync_client = httpx.AsyncClient() if sync_url else None
 
     async def api(request: Request):
         given = request.headers.get("x-api-key", "")
@@ -200,7 +206,17 @@ def create_app(api_key: str, handler, *, stage: str = "local", throttle: TokenBu
             return JSONResponse({"message": "Internal server error", "detail": str(e)}, status_code=502)
         payload = result.get("body") or ""
         raw = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
-        return Response(raw, status_code=int(result.get("statusCode", 200)), headers=result.get("headers") or {})
+        status = int(result.get("statusCode", 200))
+        if sync_url and request.method not in ("GET", "HEAD", "OPTIONS") and 200 <= status < 300:
+            # Answer only once the emulator has the change on disk: an accepted task survives a
+            # crash of the emulator (sdctl/execute/local/persist.py).
+            try:
+                (await sync_client.post(sync_url, timeout=30)).raise_for_status()
+            except httpx.HTTPError:
+                return JSONResponse({"message": "Service Unavailable: the request may not have been saved; "
+                                                "send it again with the same id"},
+                                    status_code=503, headers={"Retry-After": "1"})
+        return Response(raw, status_code=status, headers=result.get("headers") or {})
 
     async def ping(request: Request):
         return JSONResponse({"status": "ok"})
@@ -231,7 +247,7 @@ def main() -> None:
         keys = Keys(emulator_keys(apigateway), fallback=[{"value": os.environ["GATEWAY_API_KEY"], "id": "local-default",
                                                           "client": "default"}])
     app = create_app(os.environ["GATEWAY_API_KEY"], handler.handler, stage=os.environ.get("GATEWAY_STAGE", "local"),
-                     throttle=throttle, keys=keys)
+                     throttle=throttle, keys=keys, sync_url=os.environ.get("GATEWAY_SYNC_URL") or None)
     uvicorn.run(app, host="127.0.0.1", port=int(os.environ["GATEWAY_PORT"]), log_level="warning")
 
 

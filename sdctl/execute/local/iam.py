@@ -68,7 +68,11 @@ def create(iam, docs: dict[str, dict], stack: str) -> dict[str, dict[str, str]]:
     creds = {}
     for principal, doc in docs.items():
         user = f"{stack}-{principal}"[:64]
-        iam.create_user(UserName=user)
+        try:
+            iam.create_user(UserName=user)
+        except iam.exceptions.EntityAlreadyExistsException:  # kept from an earlier stack: new keys
+            for old in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]:
+                iam.delete_access_key(UserName=user, AccessKeyId=old["AccessKeyId"])
         iam.put_user_policy(UserName=user, PolicyName=principal, PolicyDocument=json.dumps(doc))
         key = iam.create_access_key(UserName=user)["AccessKey"]
         creds[principal] = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}

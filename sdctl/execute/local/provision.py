@@ -1,4 +1,7 @@
-"""Apply a local plan to the AWS emulator. Idempotent: every call is a create-or-get."""
+"""Apply a local plan to the AWS emulator. Idempotent: every call is a create-or-get, so a
+stack started again on the data of an earlier one (sdctl/execute/local/persist.py) gets its
+queues, topics, bucket, table and webhook secret back as they were, with the plan's
+attributes applied."""
 
 from __future__ import annotations
 
@@ -15,26 +18,40 @@ def provision(plan: dict, *, sns, sqs, s3, dynamodb=None, secretsmanager=None) -
             dl = q["dead_letter"]
             attrs["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": queue_arns[dl["queue"]],
                                                  "maxReceiveCount": str(dl["maxReceiveCount"])})
-        url = sqs.create_queue(QueueName=q["name"], Attributes=attrs)["QueueUrl"]
+        try:
+            url = sqs.create_queue(QueueName=q["name"], Attributes=attrs)["QueueUrl"]
+        except sqs.exceptions.QueueNameExists:  # kept from before, with other attributes
+            url = sqs.get_queue_url(QueueName=q["name"])["QueueUrl"]
+            sqs.set_queue_attributes(QueueUrl=url, Attributes=attrs)
         queue_urls[q["name"]] = url
         queue_arns[q["name"]] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
             "Attributes"]["QueueArn"]
     for sub in plan["subscriptions"]:
         attrs = {"FilterPolicy": sub["filter"]} if sub["filter"] else {}
-        sns.subscribe(TopicArn=topic_arns[sub["topic"]], Protocol="sqs", Endpoint=queue_arns[sub["queue"]],
-                      Attributes=attrs)
-    if plan["region"] == "us-east-1":
-        s3.create_bucket(Bucket=plan["bucket"])
-    else:
-        s3.create_bucket(Bucket=plan["bucket"],
-                         CreateBucketConfiguration={"LocationConstraint": plan["region"]})
+        arn = sns.subscribe(TopicArn=topic_arns[sub["topic"]], Protocol="sqs", Endpoint=queue_arns[sub["queue"]],
+                            Attributes=attrs)["SubscriptionArn"]
+        kept = sns.get_subscription_attributes(SubscriptionArn=arn)["Attributes"].get("FilterPolicy")
+        if sub["filter"] and kept != sub["filter"]:  # an existing subscription keeps its old filter
+            sns.set_subscription_attributes(SubscriptionArn=arn, AttributeName="FilterPolicy",
+                                            AttributeValue=sub["filter"])
+    try:
+        if plan["region"] == "us-east-1":
+            s3.create_bucket(Bucket=plan["bucket"])
+        else:
+            s3.create_bucket(Bucket=plan["bucket"],
+                             CreateBucketConfiguration={"LocationConstraint": plan["region"]})
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
     if dynamodb is not None:
         create_tasks_table(dynamodb, plan["tasks_table"])
     webhooks = None
     if secretsmanager is not None and plan.get("webhooks"):
         hooks = plan["webhooks"]
-        secret = secretsmanager.create_secret(Name=hooks["secret"], SecretString=json.dumps(
-            {"current": new_webhook_secret(), "previous": None, "rotated_at": 0}))["ARN"]
+        try:
+            secret = secretsmanager.create_secret(Name=hooks["secret"], SecretString=json.dumps(
+                {"current": new_webhook_secret(), "previous": None, "rotated_at": 0}))["ARN"]
+        except secretsmanager.exceptions.ResourceExistsException:  # receivers hold it: keep it
+            secret = secretsmanager.describe_secret(SecretId=hooks["secret"])["ARN"]
         webhooks = {"queue_url": queue_urls[hooks["queue"]], "queue_arn": queue_arns[hooks["queue"]],
                     "dead_letter_queue_url": queue_urls[hooks["dead_letter_queue"]],
                     "dead_letter_queue_arn": queue_arns[hooks["dead_letter_queue"]], "secret_arn": secret}

@@ -46,18 +46,29 @@ def local_clients(aws_url: str, region: str, credentials: dict[str, str] | None 
     AWS_SECRET_ACCESS_KEY pair; the state's operator by default for the CLI)."""
     import boto3
 
+    from sdctl.execute.local.persist import durable_header
+
     creds = credentials or LOCAL_CREDENTIALS
     session = boto3.session.Session(region_name=region, aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
                                     aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"])
+    # What a command changes is on disk before the command says it is done.
+    session.events.register("before-sign", durable_header)
     return {n: session.client(n, endpoint_url=aws_url) for n in services}
 
 
-def default_api_key(apigateway, stack: str, value: str) -> None:
+def default_api_key(apigateway, stack: str, value: str | None = None) -> str:
     """The stack's own key, as `sdctl deploy` makes it on AWS: in the emulator's API Gateway,
-    tagged as the `default` client, so the gateway and the handler treat every key alike."""
+    tagged as the `default` client, so the gateway and the handler treat every key alike. A
+    stack started on kept data keeps the key its callers already have."""
     from sdctl.contracts.tasks import CLIENT_TAG, DEFAULT_CLIENT
 
-    apigateway.create_api_key(name=f"{stack}-key", value=value, enabled=True, tags={CLIENT_TAG: DEFAULT_CLIENT})
+    name = f"{stack}-key"
+    for key in apigateway.get_api_keys(includeValues=True, nameQuery=name)["items"]:
+        if key["name"] == name and key.get("enabled"):
+            return key["value"]
+    value = value or secrets.token_urlsafe(24)
+    apigateway.create_api_key(name=name, value=value, enabled=True, tags={CLIENT_TAG: DEFAULT_CLIENT})
+    return value
 
 
 def grant_least_privilege(cfg: Config, resources: dict, aws_url: str) -> dict[str, dict[str, str]]:
@@ -84,10 +95,11 @@ def _gateway_key_reader(credentials: dict) -> dict[str, str]:
 def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, agents: int, model: str,
                   runtime_urls: dict[str, str], env: dict[str, str],
                   credentials: dict[str, dict[str, str]] | None = None,
-                  allow_local_webhooks: bool = False) -> list[ProcSpec]:
+                  allow_local_webhooks: bool = False, keep_data: bool = False) -> list[ProcSpec]:
     """The gateway, the webhook deliverer, one runtime per configured runtime (unless given a
     URL) and the agents, each signing with its own credentials where the stack enforces IAM."""
     from sdctl.execute.local import iam
+    from sdctl.execute.local.persist import SYNC_PATH
 
     py = sys.executable
     credentials = credentials or {}
@@ -104,6 +116,7 @@ def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, a
                  DEFAULT_PREFIX=resources["prefix"], TASKS_TABLE=resources.get("tasks_table") or "",
                  TASK_TTL_DAYS=str(resources["task_ttl_days"]), WEBHOOK_QUEUE_URL=hooks["queue_url"],
                  WEBHOOK_ALLOW_LOOPBACK=loopback, GATEWAY_RATE=str(cfg.api.throttle.rate_limit),
+                 GATEWAY_SYNC_URL=f"{aws_url}{SYNC_PATH}" if keep_data else "",
                  GATEWAY_BURST=str(cfg.api.throttle.burst_limit),
                  RUNTIMES=json.dumps({r.name: r.type for r in cfg.runtimes}))))
     specs.append(ProcSpec(  # what the Lambda event source and the deliverer function do on AWS
@@ -145,8 +158,13 @@ def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, a
 
 def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
         runtime_urls: dict[str, str] | None = None, visibility_seconds: int | None = None,
-        enforce_iam: bool = True, allow_local_webhooks: bool = False, report: Report = ignore) -> None:
-    """Run the local stack in this process until SIGTERM/SIGINT. Writes state as it goes."""
+        enforce_iam: bool = True, allow_local_webhooks: bool = False, keep_data: bool = True,
+        report: Report = ignore) -> None:
+    """Run the local stack in this process until SIGTERM/SIGINT. Writes state as it goes.
+    With `keep_data` the emulator keeps its data in `.sdctl/aws/` (sdctl/execute/local/persist.py):
+    a stack started there again gets it back, and an emulator that dies is restarted with it."""
+    from sdctl.execute.local import persist
+
     existing = st.read()
     if existing and st.pid_alive(existing.get("supervisor_pid")) and existing["supervisor_pid"] != os.getpid():
         raise LocalStackError(f"a local stack is already running (pid {existing['supervisor_pid']})",
@@ -169,31 +187,37 @@ def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
     env = base_env(cfg.region)
     aws_port = free_port()
     aws_url = f"http://127.0.0.1:{aws_port}"
+    data_dir = data_path() if keep_data else None
     state = {"status": "starting", "supervisor_pid": os.getpid(), "started_at": time.time(),
              "config": str(Path(config_path).absolute()), "stack": cfg.stack_name, "region": cfg.region,
-             "aws_url": aws_url, "processes": [], "logs": str(sup.log_dir)}
+             "aws_url": aws_url, "processes": [], "logs": str(sup.log_dir),
+             "data": str(data_dir) if data_dir else None, "aws_restarts": 0}
     st.write(state)
     try:
         require_extras(cfg, runtime_urls or {})
         report(Event("local:aws", f"starting the AWS emulator on {aws_url}"))
         moto = sup.start(ProcSpec(role="aws", name="aws", port=aws_port, url=aws_url, ready_path="/moto-api/",
                                   argv=[sys.executable, "-m", "sdctl.execute.local.emulator", "-H", "127.0.0.1", "-p",
-                                        str(aws_port)],
+                                        str(aws_port), *(["--data", str(data_dir)] if data_dir else [])],
                                   env=env))
         sup.wait_ready(moto, 60)
+        if data_dir:
+            state["restored"] = restored = persist.read_restore(data_dir) or {}
+            report(restore_event(restored, data_dir))
         report(Event("local:aws", "creating topics, queues and the bucket"))
         resources = provision(local_plan(cfg, visibility_seconds=visibility_seconds),
                               **local_clients(aws_url, cfg.region))
-        api_key = secrets.token_urlsafe(24)
-        default_api_key(local_clients(aws_url, cfg.region, services=("apigateway",))["apigateway"], cfg.stack_name,
-                        api_key)
+        api_key = default_api_key(local_clients(aws_url, cfg.region, services=("apigateway",))["apigateway"],
+                                  cfg.stack_name)
         credentials = None
         if enforce_iam:
             report(Event("local:iam", "granting each component its template's IAM policy; enforcing IAM"))
             credentials = grant_least_privilege(cfg, resources, aws_url)
+            # An emulator restarted with this data enforces IAM from its first request.
+            moto.spec.env = dict(moto.spec.env, INITIAL_NO_AUTH_ACTION_COUNT="0")
         specs = process_specs(cfg, resources, aws_url=aws_url, api_key=api_key, agents=agents, model=model,
                               runtime_urls=runtime_urls or {}, env=env, credentials=credentials,
-                              allow_local_webhooks=allow_local_webhooks)
+                              allow_local_webhooks=allow_local_webhooks, keep_data=bool(data_dir))
         children = [sup.start(s) for s in specs]
         gateway = children[0]
         state.update(gateway_url=gateway.spec.url, api_key=api_key, resources=resources,
@@ -214,8 +238,16 @@ def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
                 for e in events:
                     report(e)
                 if moto.popen.poll() is not None:
-                    raise LocalStackError("the AWS emulator died; its data is gone",
-                                          hint=f"its log: {moto.log_path}\n{tail(moto.log_path)}")
+                    if not data_dir:
+                        raise LocalStackError("the AWS emulator died; its data is gone (the stack ran with --ephemeral)",
+                                              hint=f"its log: {moto.log_path}\n{tail(moto.log_path)}")
+                    state.update(status="recovering", processes=sup.describe())
+                    st.write(state)
+                elif any(e.status == "restarted" and e.source == "local:aws" for e in events):
+                    sup.wait_ready(moto, 60)
+                    state.update(status="ready", restored=persist.read_restore(data_dir) or {},
+                                 aws_restarts=moto.restarts)
+                    report(restore_event(state["restored"], data_dir, restart=True))
                 state["processes"] = sup.describe()
                 st.write(state)
             time.sleep(0.2)
@@ -228,6 +260,24 @@ def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
         sup.stop()
         if state.get("status") != "failed":
             st.remove()
+
+
+def data_path() -> Path:
+    """Where the local stack keeps its AWS data: `.sdctl/aws/` beside the state file."""
+    return st.state_dir() / "aws"
+
+
+def restore_event(info: dict, data_dir: Path, *, restart: bool = False) -> Event:
+    what = "the AWS emulator restarted" if restart else "AWS data"
+    if info.get("error"):
+        return Event("local:aws", f"{what}: the data in {data_dir} could not be read ({info['error']}); "
+                                  f"it was kept as {info.get('moved_to')} and the emulator started empty", "warning",
+                     "unreadable", info)
+    if info.get("restored"):
+        age = max(0.0, info.get("at", 0) - info.get("taken_at", 0))
+        return Event("local:aws", f"{what}: restored from {data_dir} ({info.get('objects', 0)} objects; "
+                                  f"saved {age:.1f}s before the start)", "ok", "restored", info)
+    return Event("local:aws", f"{what}: none kept yet; keeping it in {data_dir}", "step", "fresh", info)
 
 
 def missing_modules(names: tuple[str, ...]) -> list[str]:
@@ -262,10 +312,16 @@ def clean_leftovers(state: dict, report: Report = ignore) -> int:
     """Stop the processes a state file names whose supervisor is gone (killed, or the machine
     slept through its death): they would hold ports and memory that nothing manages."""
     killed = 0
-    for p in state.get("processes", []):
-        if st.pid_alive(p.get("pid")) and _ours(p["pid"]):
+    procs = [p for p in state.get("processes", []) if st.pid_alive(p.get("pid")) and _ours(p["pid"])]
+    for p in sorted(procs, key=lambda p: p.get("role") == "aws"):  # the emulator last
+        if p.get("role") == "aws" and state.get("data"):  # SIGTERM: it saves its data, then exits
+            os.kill(p["pid"], signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while st.pid_alive(p["pid"]) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        if st.pid_alive(p["pid"]):
             os.kill(p["pid"], signal.SIGKILL)
-            killed += 1
+        killed += 1
     if killed:
         report(Event("local", f"stopped {killed} process(es) left by a supervisor that is gone", "warning"))
     return killed
@@ -317,22 +373,32 @@ def spawn_detached(argv: list[str], timeout: float = 600, report: Report = ignor
     raise LocalStackError(f"the local stack was not ready after {timeout:.0f}s", hint=f"{log_path}\n{tail(log_path)}")
 
 
-def down(timeout: float = 30) -> dict:
-    """Stop what `local up` started, and only that."""
+def down(timeout: float = 30, *, wipe: bool = False) -> dict:
+    """Stop what `local up` started, and only that. Its AWS data stays in `.sdctl/aws/` for
+    the next `local up` unless `wipe` deletes it."""
+    import shutil
+
     state = st.read()
-    if not state:
-        return {"stopped": False, "message": "no local stack is running"}
-    pid = state.get("supervisor_pid")
-    if st.pid_alive(pid):
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while st.pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
+    data = data_path()
+    result: dict = {"stopped": False, "message": "no local stack is running"}
+    if state:
+        pid = state.get("supervisor_pid")
         if st.pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-    leftovers = clean_leftovers(state)
-    st.remove()
-    return {"stopped": True, "supervisor_pid": pid, "killed_leftovers": leftovers}
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while st.pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if st.pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        leftovers = clean_leftovers(state)
+        st.remove()
+        result = {"stopped": True, "supervisor_pid": pid, "killed_leftovers": leftovers}
+    if wipe and data.exists():
+        shutil.rmtree(data)
+        result["wiped"] = str(data)
+    elif (data / "state.pickle").exists():
+        result["data_kept"] = str(data)
+    return result
 
 
 def _ours(pid: int) -> bool:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 
 def event(messages: list[dict]) -> dict:
@@ -29,9 +31,17 @@ def main() -> None:
     signal.signal(signal.SIGINT, lambda *a: stop.update(flag=True))
     sqs = boto3.client("sqs")
     queue = os.environ["WEBHOOK_QUEUE_URL"]
+    pause = 0.0
     while not stop["flag"]:
-        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1,
-                                       AttributeNames=["ApproximateReceiveCount"]).get("Messages", [])
+        try:
+            messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                           AttributeNames=["ApproximateReceiveCount"]).get("Messages", [])
+        except (BotoCoreError, ClientError) as e:  # the emulator restarting: Lambda's poller waits too
+            pause = min(5.0, max(0.2, pause * 2))
+            print(f"receive failed ({type(e).__name__}); retrying in {pause:.1f}s", flush=True)
+            time.sleep(pause)
+            continue
+        pause = 0.0
         if not messages:
             continue
         failed = {f["itemIdentifier"] for f in webhooks.handler(event(messages), None)["batchItemFailures"]}
