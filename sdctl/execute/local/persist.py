@@ -34,6 +34,7 @@ and cancels are kept: each was on disk before its command returned.
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import os
@@ -306,6 +307,7 @@ class Snapshotter:
         pid = os.fork()
         if pid == 0:  # the child: a frozen copy of the emulator; write it and leave
             code = 1
+            gc.disable()  # a collection would walk, and so copy, every page of the parent's memory
             try:
                 os.close(r)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
