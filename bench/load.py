@@ -38,6 +38,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.stub import start_stub  # noqa: E402
+from bench.submit_latency import snapshot_stats  # noqa: E402
 
 
 def cli(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -118,6 +119,9 @@ def run(tasks: int, agents: int, concurrency: int, rate: float, burst: int, time
                 elif key.endswith(".png"):
                     images[task_id] += 1
         per_prompt = httpx.get(f"{runtime}/calls", timeout=10).json()
+        snapshots = snapshot_stats(state)  # what keeping the data cost (none with --ephemeral)
+        data = cwd / ".sdctl" / "aws"
+        data_mib = sum(p.stat().st_size for p in data.rglob("*") if p.is_file()) / 2**20 if data.exists() else 0
         accepted = {r["id"] for r in report["tasks"] if r["result"] == "accepted"}
         warm = [rss for n, rss in samples if 0.1 * tasks <= n <= 0.2 * tasks]
         last = [rss for n, rss in samples if n >= 0.9 * tasks]
@@ -140,6 +144,11 @@ def run(tasks: int, agents: int, concurrency: int, rate: float, burst: int, time
             "agent_rss_mib_after_warmup": [round(statistics.median([s[i] for s in warm if s[i]]) / 1024, 1)
                                            if warm else None for i in range(len(pids))],
             "agent_rss_growth_pct": growth,
+            "emulator_snapshots": snapshots and {
+                "count": snapshots["snapshots"], "mean_ms": round(snapshots["seconds"] / max(1, snapshots["snapshots"])
+                                                                  * 1000, 1),
+                "fork_mean_ms": round(snapshots["fork_seconds"] / max(1, snapshots["snapshots"]) * 1000, 1)},
+            "kept_data_mib": round(data_mib, 1),
         }
     finally:
         cli(cwd, "local", "down", check=False)

@@ -55,17 +55,22 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--tasks", type=int, default=200)
-    args = ap.parse_args()
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and of its children it has reaped (the emulator's
+    snapshot children), from /proc/PID/stat."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
-    stub, runtime = start_stub(0)
+
+def measure(tasks: int, runtime: str, up_args: tuple[str, ...] = ()) -> dict:
+    """Start a local stack (with `up_args`), send `tasks` tasks one at a time after five
+    warm-ups, stop it. Returns the hops (seconds per task), the runtime call alone, and the
+    emulator's CPU seconds and snapshot counters over the measured tasks."""
     cwd = Path(tempfile.mkdtemp(prefix="sdctl-latency-"))
     shutil.copy(ROOT / "sdctl.example.yaml", cwd / "sdctl.yaml")
     os.environ.pop("SDCTL_STATE_DIR", None)
     state = json.loads(cli(cwd, "local", "up", "--detach", "--runtime-url", f"sdruntime={runtime}",
-                           "--show-key", "-o", "json"))
+                           "--show-key", *up_args, "-o", "json"))
     import boto3
 
     creds = json.loads((cwd / ".sdctl" / "state.json").read_text())["credentials"]["operator"]
@@ -74,6 +79,7 @@ def main() -> None:
     sqs = session.client("sqs", endpoint_url=state["aws_url"])
     s3 = session.client("s3", endpoint_url=state["aws_url"])
     results = state["resources"]["results_queue_url"]
+    aws_pid = next(p["pid"] for p in state["processes"] if p["role"] == "aws")
     try:
         http = httpx.Client(base_url=state["gateway_url"], headers={"x-api-key": state["api_key"]}, timeout=30)
         floor = []
@@ -85,7 +91,10 @@ def main() -> None:
         while sqs.receive_message(QueueUrl=results, MaxNumberOfMessages=10).get("Messages"):
             pass
         rows = []
-        for i in range(-5, args.tasks):  # five warm-up tasks first, not counted
+        cpu_before = snaps_before = None
+        for i in range(-5, tasks):  # five warm-up tasks first, not counted
+            if i == 0:
+                cpu_before, snaps_before = cpu_seconds(aws_pid), snapshot_stats(state)
             tid = f"lat-{i + 5}"
             body = {"task": {"metadata": {"id": tid, "runtime": "sdruntime", "tasktype": "text-to-image"},
                              "content": {"prompt": "a fox", "steps": 1, "width": 64, "height": 64, "seed": 1}}}
@@ -103,6 +112,8 @@ def main() -> None:
             t2 = time.time()
             if i >= 0:
                 rows.append((t0, t1, t2, note))
+        emulator_cpu = cpu_seconds(aws_pid) - cpu_before
+        snaps_after = snapshot_stats(state)
         hops: dict[str, list[float]] = {k: [] for k in (
             "gateway + handler", "into the task queue", "receive wait", "prepare + record", "runtime call", "store",
             "notify", "POST -> notification")}
@@ -117,18 +128,49 @@ def main() -> None:
             hops["store"].append(tl["stored"] - tl["ran"])
             hops["notify"].append(t2 - tl["stored"])
             hops["POST -> notification"].append(t2 - t0)
-        print(f"{args.tasks} tasks, one at a time; runtime call alone from this process: "
-              f"p50 {statistics.median(floor) * 1000:.1f} ms")
-        print(f"{'hop':24} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
-        for name, values in hops.items():
-            print(f"{name:24} {pct(values, 50) * 1000:8.1f} {pct(values, 95) * 1000:8.1f} {max(values) * 1000:8.1f}")
-        total = hops["POST -> notification"]
-        print(json.dumps({"tasks": args.tasks, "p50_ms": round(pct(total, 50) * 1000, 1),
-                          "p95_ms": round(pct(total, 95) * 1000, 1),
-                          "hops_p50_ms": {k: round(pct(v, 50) * 1000, 1) for k, v in hops.items()}}))
+        snapshots = None
+        if snaps_before and snaps_after:
+            snapshots = {k: snaps_after[k] - snaps_before[k] for k in ("snapshots", "seconds", "fork_seconds")}
+        data = cwd / ".sdctl" / "aws"
+        size = sum(p.stat().st_size for p in data.rglob("*") if p.is_file()) if data.exists() else 0
+        return {"hops": hops, "floor": floor, "emulator_cpu": emulator_cpu, "snapshots": snapshots,
+                "data_bytes": size}
     finally:
-        cli(cwd, "local", "down")
+        cli(cwd, "local", "down", "--wipe")
+        shutil.rmtree(cwd, ignore_errors=True)
+
+
+def snapshot_stats(state: dict) -> dict | None:
+    """The emulator's snapshot counters (sdctl/execute/local/persist.py); None if it keeps none."""
+    if not state.get("data"):
+        return None
+    return httpx.post(f"{state['aws_url']}/_sdctl/sync", timeout=30).json()
+
+
+def report(tasks: int, hops: dict[str, list[float]], floor: list[float]) -> None:
+    print(f"{tasks} tasks, one at a time; runtime call alone from this process: "
+          f"p50 {statistics.median(floor) * 1000:.1f} ms")
+    print(f"{'hop':24} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
+    for name, values in hops.items():
+        print(f"{name:24} {pct(values, 50) * 1000:8.1f} {pct(values, 95) * 1000:8.1f} {max(values) * 1000:8.1f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tasks", type=int, default=200)
+    args = ap.parse_args()
+
+    stub, runtime = start_stub(0)
+    try:
+        got = measure(args.tasks, runtime)
+    finally:
         stub.terminate()
+    hops = got["hops"]
+    report(args.tasks, hops, got["floor"])
+    total = hops["POST -> notification"]
+    print(json.dumps({"tasks": args.tasks, "p50_ms": round(pct(total, 50) * 1000, 1),
+                      "p95_ms": round(pct(total, 95) * 1000, 1),
+                      "hops_p50_ms": {k: round(pct(v, 50) * 1000, 1) for k, v in hops.items()}}))
 
 
 if __name__ == "__main__":
