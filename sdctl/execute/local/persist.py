@@ -240,6 +240,8 @@ class Snapshotter:
 
         import moto.s3.models  # noqa: F401
         self._stop = False
+        # One snapshot at a time: two children writing at once could leave the older one last.
+        self.taking = threading.Lock()
         self.thread = threading.Thread(target=self._run, name="snapshots", daemon=True)
 
     def start(self) -> Snapshotter:
@@ -302,6 +304,11 @@ class Snapshotter:
                 time.sleep(min(5.0, 0.2 * 2 ** min(self.failures, 5)))
 
     def _take(self, generation: int) -> None:
+        with self.taking:
+            if self.saved < generation:
+                self._fork_and_write(generation)
+
+    def _fork_and_write(self, generation: int) -> None:
         started = time.monotonic()
         r, w = os.pipe()
         pid = os.fork()

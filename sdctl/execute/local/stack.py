@@ -41,9 +41,11 @@ def base_env(region: str) -> dict[str, str]:
 
 
 def local_clients(aws_url: str, region: str, credentials: dict[str, str] | None = None,
-                  services: tuple[str, ...] = ("sns", "sqs", "s3", "dynamodb", "secretsmanager")):
+                  services: tuple[str, ...] = ("sns", "sqs", "s3", "dynamodb", "secretsmanager"),
+                  durable: bool = True):
     """Clients for the emulator, signed with `credentials` (an AWS_ACCESS_KEY_ID /
-    AWS_SECRET_ACCESS_KEY pair; the state's operator by default for the CLI)."""
+    AWS_SECRET_ACCESS_KEY pair; the state's operator by default for the CLI). `durable`: each
+    call that changes something returns once the emulator has it on disk."""
     import boto3
 
     from sdctl.execute.local.persist import durable_header
@@ -51,8 +53,8 @@ def local_clients(aws_url: str, region: str, credentials: dict[str, str] | None 
     creds = credentials or LOCAL_CREDENTIALS
     session = boto3.session.Session(region_name=region, aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
                                     aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"])
-    # What a command changes is on disk before the command says it is done.
-    session.events.register("before-sign", durable_header)
+    if durable:  # what a command changes is on disk before the command says it is done
+        session.events.register("before-sign", durable_header)
     return {n: session.client(n, endpoint_url=aws_url) for n in services}
 
 
@@ -77,7 +79,8 @@ def grant_least_privilege(cfg: Config, resources: dict, aws_url: str) -> dict[st
     from sdctl.execute.local import iam
 
     docs = iam.documents(resources, region=cfg.region, account=LOCAL_ACCOUNT, model_bucket=cfg.model_bucket.name)
-    creds = iam.create(local_clients(aws_url, cfg.region, services=("iam",))["iam"], docs, cfg.stack_name)
+    creds = iam.create(local_clients(aws_url, cfg.region, services=("iam",), durable=False)["iam"], docs,
+                       cfg.stack_name)
     iam.enforce(aws_url)
     return creds
 
@@ -205,16 +208,21 @@ def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
             state["restored"] = restored = persist.read_restore(data_dir) or {}
             report(restore_event(restored, data_dir))
         report(Event("local:aws", "creating topics, queues and the bucket"))
+        # Provisioning is one unit: no snapshot per call, one at the end.
         resources = provision(local_plan(cfg, visibility_seconds=visibility_seconds),
-                              **local_clients(aws_url, cfg.region))
-        api_key = default_api_key(local_clients(aws_url, cfg.region, services=("apigateway",))["apigateway"],
-                                  cfg.stack_name)
+                              **local_clients(aws_url, cfg.region, durable=False))
+        api_key = default_api_key(local_clients(aws_url, cfg.region, services=("apigateway",),
+                                                durable=False)["apigateway"], cfg.stack_name)
         credentials = None
         if enforce_iam:
             report(Event("local:iam", "granting each component its template's IAM policy; enforcing IAM"))
             credentials = grant_least_privilege(cfg, resources, aws_url)
             # An emulator restarted with this data enforces IAM from its first request.
             moto.spec.env = dict(moto.spec.env, INITIAL_NO_AUTH_ACTION_COUNT="0")
+        if data_dir:  # the processes about to start hold these credentials: on disk first
+            import httpx
+
+            httpx.post(f"{aws_url}{persist.SYNC_PATH}", timeout=60).raise_for_status()
         specs = process_specs(cfg, resources, aws_url=aws_url, api_key=api_key, agents=agents, model=model,
                               runtime_urls=runtime_urls or {}, env=env, credentials=credentials,
                               allow_local_webhooks=allow_local_webhooks, keep_data=bool(data_dir))
