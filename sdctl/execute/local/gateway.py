@@ -145,7 +145,8 @@ class Keys:
         fresh = {}
         for r in rows:
             key = old.get(r["id"])
-            bucket = TokenBucket(float(r["rate"]), int(r.get("burst") or 1)) if r.get("rate") else None
+            bucket = (TokenBucket(float(r["rate"]), int(r.get("burst") or 1), clock=self.clock)
+                      if r.get("rate") else None)
             if key is None or (key.bucket and bucket and (key.bucket.rate, key.bucket.burst) !=
                                (bucket.rate, bucket.burst)):
                 key = Key(r["id"], r["client"], bucket, r.get("quota"))
