@@ -316,6 +316,11 @@ def test_every_process_runs_with_only_its_template_policy(local_stack):
     assert "ApproximateNumberOfMessages" in keda.get_queue_attributes(
         QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
     assert denied(lambda: keda.receive_message(QueueUrl=queue, WaitTimeSeconds=0))
+    from sdctl.agent.store import TaskStore
+
+    agent_store = TaskStore(local_aws(cwd, "dynamodb", "agent-sdruntime"), res["tasks_table"])
+    assert agent_store.peek_many(["never-1", "never-2"]) == {  # one read for a receive's tasks
+        i: {"status": None, "cancel_requested": False} for i in ("never-1", "never-2")}
     handler_db = local_aws(cwd, "dynamodb", "api-handler")
     assert denied(lambda: handler_db.scan(TableName=res["tasks_table"]))
     assert denied(lambda: local_aws(cwd, "s3", "api-handler").list_objects_v2(Bucket=res["bucket"]))

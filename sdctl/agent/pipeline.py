@@ -186,8 +186,10 @@ class Pipeline:
                 self.stopping.wait(0.005)  # no new task while the line is full or the runtime is down
             if self.stopping.is_set():
                 break
-            for message in self.receive():
-                job = None if self.stopping.is_set() else self._prepare_quietly(message)
+            messages = self.receive()
+            peeked = self.peek_all(messages) if messages and not self.stopping.is_set() else {}
+            for message in messages:
+                job = None if self.stopping.is_set() else self._prepare_quietly(message, peeked)
                 if isinstance(job, str):
                     self.metrics.outcome(job)
                 if isinstance(job, Job):
@@ -249,9 +251,9 @@ class Pipeline:
             self.processed += 1
         return False
 
-    def _prepare_quietly(self, message: dict) -> Job | str | None:
+    def _prepare_quietly(self, message: dict, peeked: dict | None = None) -> Job | str | None:
         try:
-            return self.prepare(message)
+            return self.prepare(message, peeked)
         except Exception as e:  # an AWS hiccup while preparing: the message comes back later
             log.warning("could not prepare a task; it will be retried", extra={"error": str(e)})
             return None

@@ -79,8 +79,25 @@ class Stages:
 
     # The three stages. `run` overlaps them: while the runtime works on one task, the next
     # is prepared and the previous one is stored and announced.
-    def prepare(self, message: dict) -> Job | str:
-        """Parse, skip what is already done, and fetch inputs. Never calls the runtime."""
+    def peek_all(self, messages: list[dict]) -> dict[str, dict]:
+        """The task store's state of every task in one receive, in one read (``prepare`` takes
+        it from here instead of reading each record alone); {} without a store, for a single
+        message, or when the read fails (each task is then peeked on its own)."""
+        if not self.store or len(messages) < 2:
+            return {}
+        ids = []
+        for message in messages:
+            try:
+                ids.append(parse_message(message["Body"])["metadata"]["id"])
+            except (PermanentFailure, KeyError, TypeError):
+                continue  # prepare says what is wrong with it
+        if len(ids) < 2:
+            return {}
+        return self.store.quietly("status", self.store.peek_many, ids) or {}
+
+    def prepare(self, message: dict, peeked: dict[str, dict] | None = None) -> Job | str:
+        """Parse, skip what is already done, and fetch inputs. Never calls the runtime.
+        ``peeked``: the store's states from :meth:`peek_all`, if read already."""
         attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
         try:
             task = parse_message(message["Body"])
@@ -97,7 +114,9 @@ class Stages:
         if sent:
             job.marks["sent"] = int(sent) / 1000
             self.metrics.queue_wait.observe(max(0.0, job.marks["received"] - job.marks["sent"]))
-        state = (self.store.quietly("status", self.store.peek, meta["id"]) if self.store else None) or {}
+        state = (peeked or {}).get(meta["id"])
+        if state is None:
+            state = (self.store.quietly("status", self.store.peek, meta["id"]) if self.store else None) or {}
         if state.get("status") in ("cancelled", "expired"):
             log.info(f"task was {state['status']} before it ran; dropping it", extra=job.ctx)
             self._delete(message)

@@ -46,7 +46,7 @@ def runtime_workload(*, queue, output_bucket, output_objects, results_topic, tas
         allow(["s3:PutObject", "s3:GetObject"], output_objects),
         allow("s3:ListBucket", output_bucket),
         allow("sns:Publish", results_topic),
-        allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], tasks_table),
+        allow(["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem"], tasks_table),
         allow(["kms:GenerateDataKey*", "kms:Decrypt"], key),
     ]
     if model_objects is not None:

@@ -60,6 +60,9 @@ def aws_like_authorization() -> None:
     def table_resource(self) -> str:
         body = self.body if isinstance(self.body, dict) else {}
         table = body.get("TableName")
+        batch = body.get("RequestItems")
+        if not table and isinstance(batch, dict) and len(batch) == 1:
+            table = next(iter(batch))  # BatchGetItem/BatchWriteItem: AWS authorizes each table named
         if not table:
             return "*"
         arn = f"arn:{get_partition(self.region)}:dynamodb:{self.region}:{self.current_account}:table/{table}"
