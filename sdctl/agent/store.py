@@ -30,6 +30,12 @@ CATCH_UP_SECONDS = 3600
 FINAL_WRITES = ("completed", "failed", "cancelled", "expired")
 
 
+def _state(item: dict) -> dict:
+    """What a peek tells of a record: its status and whether a cancel was asked for."""
+    return {"status": item.get("status", {}).get("S"),
+            "cancel_requested": item.get("cancel_requested", {}).get("BOOL", False)}
+
+
 class TaskStore:
     def __init__(self, dynamodb, table: str, ttl_days: int = 30, *, clock=time.monotonic):
         self.db = dynamodb
@@ -48,11 +54,9 @@ class TaskStore:
 
     def peek(self, task_id: str) -> dict:
         """The record's status and whether a cancel was asked for ({} without a record)."""
-        item = self.db.get_item(TableName=self.table, Key={"id": {"S": task_id}}, ConsistentRead=True,
-                                ProjectionExpression="#s, cancel_requested",
-                                ExpressionAttributeNames={"#s": "status"}).get("Item") or {}
-        return {"status": item.get("status", {}).get("S"),
-                "cancel_requested": item.get("cancel_requested", {}).get("BOOL", False)}
+        return _state(self.db.get_item(TableName=self.table, Key={"id": {"S": task_id}}, ConsistentRead=True,
+                                       ProjectionExpression="#s, cancel_requested",
+                                       ExpressionAttributeNames={"#s": "status"}).get("Item") or {})
 
     def peek_many(self, task_ids: list[str]) -> dict[str, dict]:
         """:meth:`peek` for up to 100 tasks in one BatchGetItem (the tasks one receive brought:
@@ -65,9 +69,7 @@ class TaskStore:
             "ExpressionAttributeNames": {"#i": "id", "#s": "status"}}})
         unprocessed = {k["id"]["S"] for k in answer.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])}
         found = {item["id"]["S"]: item for item in answer.get("Responses", {}).get(self.table, [])}
-        return {i: {"status": found.get(i, {}).get("status", {}).get("S"),
-                    "cancel_requested": found.get(i, {}).get("cancel_requested", {}).get("BOOL", False)}
-                for i in ids if i not in unprocessed}
+        return {i: _state(found.get(i, {})) for i in ids if i not in unprocessed}
 
     def start(self, task_id: str, *, attempt: int, runtime: str) -> bool:
         """Record that the runtime starts the task; False if it was cancelled or expired first.
