@@ -53,7 +53,7 @@ class Emulator:
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise SystemExit("the emulator did not start")
+                    raise SystemExit("the emulator did not start") from None
                 time.sleep(0.05)
         self.calls = self._provision()
 
