@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from sdctl.runtime.models import TINY, load_pipeline
+from sdctl.runtime.models import TINY, is_sdxl, load_pipeline
 from sdctl.runtime.prompts import chunked_embeds, token_count
 
 SAMPLERS = {
@@ -156,6 +156,14 @@ class Engine:
         import diffusers
         import torch
 
+        if is_sdxl(self.pipe):
+            window = self.pipe.tokenizer.model_max_length - 2
+            longest = max(token_count(self.pipe, t or "") for t in
+                          [*(prompt if isinstance(prompt, list) else [prompt]),
+                           *(negative if isinstance(negative, list) else [negative])])
+            if longest > window:
+                raise RequestError(f"prompt is {longest} tokens; SDXL models take at most {window} (longer "
+                                   "prompts are encoded in chunks for SD 1.x/2.x models only)")
         with self.lock:
             if job_no == 0:
                 self._interrupt = False
@@ -166,7 +174,9 @@ class Engine:
                 pipe = self.pipe
                 extra = {"width": p["width"], "height": p["height"]}
             else:
-                pipe = diffusers.StableDiffusionImg2ImgPipeline(**self.pipe.components)
+                cls = diffusers.StableDiffusionXLImg2ImgPipeline if is_sdxl(self.pipe) \
+                    else diffusers.StableDiffusionImg2ImgPipeline
+                pipe = cls(**self.pipe.components)
                 pipe.set_progress_bar_config(disable=True)
                 extra = {"image": init_image.convert("RGB").resize((p["width"], p["height"])),
                          "strength": p["strength"]}
@@ -177,7 +187,9 @@ class Engine:
             per_prompt = 1 if isinstance(prompt, list) else len(seeds)
             prompts = prompt if isinstance(prompt, list) else [prompt]
             negatives = negative if isinstance(negative, list) else [negative or ""] * len(prompts)
-            embeds = chunked_embeds(pipe, prompts, negatives)  # None: all fit CLIP's 77 tokens
+            # SDXL (two encoders, a pooled embedding) is not chunked: a longer prompt is refused
+            # before this call, never cut.
+            embeds = None if is_sdxl(pipe) else chunked_embeds(pipe, prompts, negatives)  # None: all fit
             text = {"prompt": prompt, "negative_prompt": negative} if embeds is None else \
                 {"prompt_embeds": embeds[0], "negative_prompt_embeds": embeds[1]}
             try:

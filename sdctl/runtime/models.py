@@ -2,11 +2,14 @@
 
 `tiny` builds a small, randomly initialised Stable Diffusion pipeline entirely offline
 (no hub): weights come from a fixed seed, so the same prompt and seed give the same bytes.
-Any other name is a local diffusers folder or a single-file checkpoint.
+Any other name is a local diffusers folder or a single-file checkpoint, of Stable Diffusion
+1.x/2.x or SDXL: a folder says which in its model_index.json, a single file by its tensors'
+names (SDXL's second text encoder lives under `conditioner.embedders.1`).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 TINY = "tiny"
@@ -24,16 +27,10 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(bs, [chr(c) for c in cs], strict=True))
 
 
-def build_tiny_pipeline(seed: int = 0):
-    """A 4-block-VAE SD pipeline with ~4M random parameters and a byte-level tokenizer."""
-    import torch
-    from diffusers import (
-        AutoencoderKL,
-        EulerDiscreteScheduler,
-        StableDiffusionPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+def byte_tokenizer():
+    """A CLIP tokenizer over bytes (no vocabulary files, no hub): every character a token, 77
+    tokens a window, as CLIP's. Speed does not depend on which tokenizer made the ids."""
+    from transformers import CLIPTokenizer
 
     chars = list(_bytes_to_unicode().values())
     vocab: dict[str, int] = {}
@@ -44,12 +41,26 @@ def build_tiny_pipeline(seed: int = 0):
     bos, eos = "<|startoftext|>", "<|endoftext|>"
     vocab[bos] = len(vocab)
     vocab[eos] = len(vocab)
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+
+
+def build_tiny_pipeline(seed: int = 0):
+    """A 4-block-VAE SD pipeline with ~4M random parameters and a byte-level tokenizer."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    tokenizer = byte_tokenizer()
     torch.manual_seed(seed)
     text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(vocab), hidden_size=32, intermediate_size=37, num_attention_heads=4,
-        num_hidden_layers=5, max_position_embeddings=77,
-        bos_token_id=vocab[bos], eos_token_id=vocab[eos], pad_token_id=vocab[eos]))
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_attention_heads=4,
+        num_hidden_layers=5, max_position_embeddings=77, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id))
     unet = UNet2DConditionModel(
         block_out_channels=(32, 64), layers_per_block=2, sample_size=32,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
@@ -64,16 +75,35 @@ def build_tiny_pipeline(seed: int = 0):
         safety_checker=None, feature_extractor=None, requires_safety_checker=False)
 
 
+def is_sdxl(pipe) -> bool:
+    """SDXL pipelines carry a second text encoder (and pooled text embeddings)."""
+    return getattr(pipe, "text_encoder_2", None) is not None
+
+
+def _single_file_is_sdxl(path: Path) -> bool:
+    if path.suffix != ".safetensors":
+        return False  # a pickled .ckpt cannot be listed without loading it: SD 1.x/2.x
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return any(k.startswith("conditioner.embedders.1.") for k in f.keys())  # noqa: SIM118
+
+
 def load_pipeline(model: str):
-    from diffusers import StableDiffusionPipeline
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
     if model == TINY:
         return build_tiny_pipeline()
     path = Path(model)
     if path.is_dir():
-        return StableDiffusionPipeline.from_pretrained(
-            path, local_files_only=True, safety_checker=None, requires_safety_checker=False)
+        index = json.loads((path / "model_index.json").read_text()) if (path / "model_index.json").is_file() else {}
+        cls = StableDiffusionXLPipeline if index.get("_class_name", "").startswith("StableDiffusionXL") \
+            else StableDiffusionPipeline
+        extra = {} if cls is StableDiffusionXLPipeline else {"safety_checker": None, "requires_safety_checker": False}
+        return cls.from_pretrained(path, local_files_only=True, **extra)
     if path.is_file():
+        if _single_file_is_sdxl(path):
+            return StableDiffusionXLPipeline.from_single_file(path, local_files_only=True)
         return StableDiffusionPipeline.from_single_file(
             path, local_files_only=True, safety_checker=None, requires_safety_checker=False)
     raise FileNotFoundError(f"model {model!r} is neither 'tiny' nor a local folder or file")

@@ -1,0 +1,109 @@
+"""The built-in runtime serves SDXL models as well as SD 1.x/2.x, and the GPU benchmark runs.
+
+The models are bench/pipelines.py's: SD 1.5 and SDXL architectures (block types, attention
+layout, SDXL's two text encoders and pooled, time-conditioned embedding) at a few million
+random parameters, written as diffusers folders the way `save_pretrained` writes a published
+model. The runtime loads them as it loads a user's model folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+from starlette.testclient import TestClient
+
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def sdxl_folder(tmp_path_factory):
+    from bench.pipelines import build
+
+    folder = tmp_path_factory.mktemp("models") / "sdxl-tiny"
+    build("sdxl", "tiny").save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def api(sdxl_folder):
+    from sdctl.runtime.engine import Engine
+    from sdctl.runtime.server import create_app
+
+    with TestClient(create_app(Engine(str(sdxl_folder)))) as client:
+        yield client
+
+
+def images(r) -> list[Image.Image]:
+    assert r.status_code == 200, r.text
+    return [Image.open(io.BytesIO(base64.b64decode(i))) for i in r.json()["images"]]
+
+
+def test_an_sdxl_folder_loads_as_sdxl_and_renders_txt2img_with_reproducible_seeds(api):
+    body = {"prompt": "a red fox", "steps": 2, "width": 64, "height": 96, "seed": 3, "batch_size": 2}
+    first = images(api.post("/sdapi/v1/txt2img", json=body))
+    assert [im.size for im in first] == [(64, 96), (64, 96)]
+    again = images(api.post("/sdapi/v1/txt2img", json={**body, "batch_size": 1}))
+    assert again[0].tobytes() == first[0].tobytes()  # seed 3 alone gives batch's first image
+    assert "sdxl-tiny" in [m["model_name"] for m in api.get("/sdapi/v1/sd-models").json()]
+    assert api.get("/sdapi/v1/options").json()["sd_model_checkpoint"].startswith("sdxl-tiny")
+
+
+def test_sdxl_img2img_and_a_batch_of_tasks(api):
+    init = Image.new("RGB", (64, 64), (200, 40, 40))
+    buf = io.BytesIO()
+    init.save(buf, format="PNG")
+    r = api.post("/sdapi/v1/img2img", json={"prompt": "a red fox", "steps": 2, "width": 64, "height": 64, "seed": 1,
+                                            "denoising_strength": 0.5,
+                                            "init_images": [base64.b64encode(buf.getvalue()).decode()]})
+    assert [im.size for im in images(r)] == [(64, 64)]
+    r = api.post("/sdctl/v1/txt2img-batch", json={"requests": [
+        {"prompt": p, "seed": i, "steps": 1, "width": 64, "height": 64} for i, p in enumerate(("a fox", "an owl"))]})
+    assert r.status_code == 200, r.text
+    assert len(r.json()["results"]) == 2
+
+
+def test_an_sdxl_prompt_longer_than_its_window_is_refused_not_cut(api):
+    r = api.post("/sdapi/v1/txt2img", json={"prompt": "fox " * 30, "steps": 1, "width": 64, "height": 64})
+    assert r.status_code == 422
+    assert "SDXL models take at most 75" in r.json()["detail"]
+    ok = api.post("/sdapi/v1/txt2img", json={"prompt": "a fox", "steps": 1, "width": 64, "height": 64})
+    assert ok.status_code == 200  # the refusal left the runtime ready for the next task
+    assert api.get("/sdapi/v1/progress").json()["state"]["job"] == ""
+
+
+def test_a_single_file_checkpoint_is_told_apart_by_its_tensor_names(tmp_path):
+    """The names are those of the original (non-diffusers) checkpoints: SDXL's second text
+    encoder under conditioner.embedders.1, SD 1.x's under cond_stage_model."""
+    import torch
+    from safetensors.torch import save_file
+
+    from sdctl.runtime.models import _single_file_is_sdxl
+
+    save_file({"conditioner.embedders.1.model.ln_final.weight": torch.zeros(2)}, tmp_path / "xl.safetensors")
+    save_file({"cond_stage_model.transformer.text_model.final_layer_norm.weight": torch.zeros(2)},
+              tmp_path / "v1.safetensors")
+    assert _single_file_is_sdxl(tmp_path / "xl.safetensors")
+    assert not _single_file_is_sdxl(tmp_path / "v1.safetensors")
+    assert not _single_file_is_sdxl(tmp_path / "v1.ckpt")
+
+
+def test_the_gpu_benchmark_runs_at_small_sizes_and_prints_its_ratios(tmp_path):
+    """bench/runtime_gpu.py as a GPU machine runs it, at the tiny scale on this CPU: every
+    variant renders, through the runtime's HTTP server too, and the ratios are printed."""
+    out = tmp_path / "gpu.json"
+    r = subprocess.run([sys.executable, "bench/runtime_gpu.py", "--scale", "tiny", "--size", "64", "--steps", "1",
+                        "--rounds", "1", "--batches", "1,2", "--json", str(out)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert "runtime over HTTP / recipe in process, batch 1" in r.stdout
+    assert "batch 2 gives" in r.stdout
+    figures = json.loads(out.read_text())
+    assert [x["kind"] for x in figures["results"]] == ["sd15", "sdxl"]
+    assert all(s > 0 for x in figures["results"] for s in x["seconds_per_image"].values())
+    assert any("sdctl runtime HTTP @ 2" in x["seconds_per_image"] for x in figures["results"])
