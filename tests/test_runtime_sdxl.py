@@ -107,3 +107,17 @@ def test_the_gpu_benchmark_runs_at_small_sizes_and_prints_its_ratios(tmp_path):
     assert [x["kind"] for x in figures["results"]] == ["sd15", "sdxl"]
     assert all(s > 0 for x in figures["results"] for s in x["seconds_per_image"].values())
     assert any("sdctl runtime HTTP @ 2" in x["seconds_per_image"] for x in figures["results"])
+
+
+def test_the_gpu_benchmark_builds_the_published_full_size_unets():
+    """Counted on the meta device (shapes only, no memory): the published UNets have 859.5 M
+    (SD 1.5, runwayml's unet/config.json) and 2,567 M (SDXL base 1.0) parameters, so a GPU
+    figure from the bench is a figure for the real architectures."""
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    from bench.pipelines import SD15_UNET, SDXL_UNET
+
+    with torch.device("meta"):
+        counts = [sum(p.numel() for p in UNet2DConditionModel(**c).parameters()) for c in (SD15_UNET, SDXL_UNET)]
+    assert [round(n / 1e6, 1) for n in counts] == [859.5, 2567.5]
