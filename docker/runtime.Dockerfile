@@ -11,6 +11,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_BREAK_SYSTEM_PACKAGES=1 \
     HF_HUB_OFFLINE=1 \
+    HF_HOME=/opt/huggingface \
     SD_MODELS_DIR=/models \
     SD_MODEL=model.safetensors \
     SD_PORT=7860
@@ -25,9 +26,14 @@ COPY sdctl ./sdctl
 COPY lambda_src ./lambda_src
 COPY docker/extra-requirements.py ./docker/
 
+# A single-file checkpoint needs its model type's configs and tokenizer files (no weights, a
+# few MB); the runtime reads them from HF_HOME offline (sdctl/runtime/hubconfigs.py).
 RUN pip3 install --no-cache-dir --no-deps . \
     && python3 docker/extra-requirements.py runtime > /tmp/runtime.txt \
     && pip3 install --no-cache-dir -r /tmp/runtime.txt \
+    && HF_HUB_OFFLINE=0 python3 -m sdctl.runtime.hubconfigs \
+    && rm -rf "${HF_HOME}/xet" \
+    && chmod -R a+rX "${HF_HOME}" \
     && useradd --uid 10001 --create-home --shell /usr/sbin/nologin runtime \
     && rm -rf /src /tmp/runtime.txt
 

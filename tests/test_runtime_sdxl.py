@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -79,18 +80,58 @@ def test_an_sdxl_prompt_longer_than_its_window_is_refused_not_cut(api):
 
 def test_a_single_file_checkpoint_is_told_apart_by_its_tensor_names(tmp_path):
     """The names are those of the original (non-diffusers) checkpoints: SDXL's second text
-    encoder under conditioner.embedders.1, SD 1.x's under cond_stage_model."""
+    encoder under conditioner.embedders.1, SD 1.x's under cond_stage_model, SD 2.x's
+    cross-attention keys 1024 wide (768 in SD 1.x), as diffusers' own inference reads them."""
     import torch
     from safetensors.torch import save_file
 
-    from sdctl.runtime.models import _single_file_is_sdxl
+    from sdctl.runtime.models import _V2_KEY, single_file_kind
 
     save_file({"conditioner.embedders.1.model.ln_final.weight": torch.zeros(2)}, tmp_path / "xl.safetensors")
+    save_file({"cond_stage_model.transformer.text_model.final_layer_norm.weight": torch.zeros(2),
+               _V2_KEY: torch.zeros(320, 768)}, tmp_path / "v1.safetensors")
+    save_file({_V2_KEY: torch.zeros(320, 1024)}, tmp_path / "v2.safetensors")
+    kinds = [single_file_kind(tmp_path / n) for n in ("xl.safetensors", "v1.safetensors", "v2.safetensors", "v1.ckpt")]
+    assert kinds == ["xl_base", "v1", "v2", "v1"]
+
+
+def test_a_single_file_without_its_configs_fails_to_start_with_the_reason(tmp_path):
+    """The runtime image seeds the Hub cache with each type's configs (docker/runtime.Dockerfile);
+    a runtime started without them, offline as in a pod, exits 1 with one log line that names
+    the model, its type and the fix, instead of a Hub traceback."""
+    import torch
+    from safetensors.torch import save_file
+
     save_file({"cond_stage_model.transformer.text_model.final_layer_norm.weight": torch.zeros(2)},
-              tmp_path / "v1.safetensors")
-    assert _single_file_is_sdxl(tmp_path / "xl.safetensors")
-    assert not _single_file_is_sdxl(tmp_path / "v1.safetensors")
-    assert not _single_file_is_sdxl(tmp_path / "v1.ckpt")
+              tmp_path / "fox.safetensors")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(HF_HOME=str(tmp_path / "hub"), HF_HUB_OFFLINE="1")
+    r = subprocess.run([sys.executable, "-m", "sdctl.runtime", "--model", str(tmp_path / "fox.safetensors"),
+                        "--port", "0"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr
+    line = json.loads(next(x for x in r.stderr.splitlines() if x.startswith("{")))
+    assert line["msg"] == "model failed to load"
+    assert "'fox.safetensors' is a single-file v1 checkpoint" in line["error"]
+    assert "stable-diffusion-v1-5/stable-diffusion-v1-5" in line["error"]
+    assert "python -m sdctl.runtime.hubconfigs" in line["error"]
+
+
+def test_the_runtime_image_seeds_the_configs_where_its_user_reads_them():
+    """No Docker here: the recipe's text. The seeding runs online (the image is offline by
+    default), into the HF_HOME the runtime reads, readable by the non-root user it runs as,
+    after the packages it needs are installed; the repositories are diffusers' own for each type."""
+    from diffusers.loaders.single_file_utils import DIFFUSERS_DEFAULT_PIPELINE_PATHS
+
+    from sdctl.runtime.hubconfigs import REPOS
+
+    text = (ROOT / "docker" / "runtime.Dockerfile").read_text()
+    assert "HF_HOME=/opt/huggingface" in text and "HF_HUB_OFFLINE=1" in text
+    run = text[text.index("pip3 install --no-cache-dir -r /tmp/runtime.txt"):text.index("useradd")]
+    assert "HF_HUB_OFFLINE=0 python3 -m sdctl.runtime.hubconfigs" in run
+    assert 'chmod -R a+rX "${HF_HOME}"' in run
+    for kind, (repo, _) in REPOS.items():
+        assert DIFFUSERS_DEFAULT_PIPELINE_PATHS[kind]["pretrained_model_name_or_path"] == repo
 
 
 def test_the_gpu_benchmark_runs_at_small_sizes_and_prints_its_ratios(tmp_path):

@@ -34,9 +34,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--host", default=_env("HOST", default="0.0.0.0"))  # noqa: S104 - inside a pod
     ap.add_argument("--port", type=int, default=int(_env("SD_PORT", "PORT", default="7860")))
     args = ap.parse_args(argv)
+    from sdctl.runtime.hubconfigs import ModelError
     from sdctl.runtime.server import serve
 
-    serve(model_path(args.model, args.models_dir), args.host, args.port, args.models_dir)
+    try:
+        serve(model_path(args.model, args.models_dir), args.host, args.port, args.models_dir)
+    except (ModelError, FileNotFoundError) as e:  # the pod's log says why, in one line
+        import json
+        import sys
+
+        print(json.dumps({"msg": "model failed to load", "error": str(e)}), file=sys.stderr, flush=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -80,13 +80,42 @@ def is_sdxl(pipe) -> bool:
     return getattr(pipe, "text_encoder_2", None) is not None
 
 
-def _single_file_is_sdxl(path: Path) -> bool:
+#: A tensor only SD 2.x checkpoints give a 1024-wide cross-attention key (SD 1.x: 768), the
+#: one diffusers' own type inference reads (single_file_utils.infer_diffusers_model_type).
+_V2_KEY = "model.diffusion_model.input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight"
+
+
+def single_file_kind(path: Path) -> str:
+    """`xl_base`, `v2` or `v1` (diffusers' names, hubconfigs.REPOS), from the tensor names and
+    one shape of an original (non-diffusers) checkpoint, read without loading its weights:
+    SDXL's second text encoder sits under conditioner.embedders.1."""
     if path.suffix != ".safetensors":
-        return False  # a pickled .ckpt cannot be listed without loading it: SD 1.x/2.x
+        return "v1"  # a pickled .ckpt cannot be listed without loading it: taken as SD 1.x
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
-        return any(k.startswith("conditioner.embedders.1.") for k in f.keys())  # noqa: SIM118
+        keys = set(f.keys())
+        if any(k.startswith("conditioner.embedders.1.") for k in keys):
+            return "xl_base"
+        if _V2_KEY in keys and f.get_slice(_V2_KEY).get_shape()[-1] == 1024:
+            return "v2"
+    return "v1"
+
+
+def _from_single_file(path: Path):
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    from sdctl.runtime.hubconfigs import missing
+
+    kind = single_file_kind(path)
+    try:
+        if kind == "xl_base":
+            return StableDiffusionXLPipeline.from_single_file(path, local_files_only=True)
+        return StableDiffusionPipeline.from_single_file(
+            path, local_files_only=True, safety_checker=None, requires_safety_checker=False)
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError) as e:
+        raise missing(path, kind, e) from None
 
 
 def load_pipeline(model: str):
@@ -102,8 +131,5 @@ def load_pipeline(model: str):
         extra = {} if cls is StableDiffusionXLPipeline else {"safety_checker": None, "requires_safety_checker": False}
         return cls.from_pretrained(path, local_files_only=True, **extra)
     if path.is_file():
-        if _single_file_is_sdxl(path):
-            return StableDiffusionXLPipeline.from_single_file(path, local_files_only=True)
-        return StableDiffusionPipeline.from_single_file(
-            path, local_files_only=True, safety_checker=None, requires_safety_checker=False)
+        return _from_single_file(path)
     raise FileNotFoundError(f"model {model!r} is neither 'tiny' nor a local folder or file")
