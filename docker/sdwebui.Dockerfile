@@ -12,6 +12,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HF_HOME=/opt/huggingface \
     SD_MODELS_DIR=/models \
     SD_MODEL="" \
     SD_PORT=8080
@@ -30,6 +31,10 @@ RUN git clone --depth 1 --branch "${SDWEBUI_VERSION}" \
     # Clone the repositories and install the packages launch.py would fetch at first start,
     # so a new GPU node starts serving without reaching GitHub or PyPI.
     && python3 -c "from modules import launch_utils as l; l.args.skip_torch_cuda_test = True; l.prepare_environment()" \
+    # Loading any SD 1.x or SDXL checkpoint builds its CLIP text encoder from this repository's
+    # config and tokenizer (weights come from the checkpoint): fetched here, not at every start.
+    && python3 -c "from huggingface_hub import snapshot_download as d; d('openai/clip-vit-large-patch14', allow_patterns=['*.json', '*.txt'])" \
+    && chmod -R a+rX "${HF_HOME}" \
     && rm -rf .git /root/.cache \
     && chown -R 10001:10001 /opt/sdwebui
 

@@ -51,6 +51,18 @@ def test_the_images_a_config_needs():
     assert images.plan("s", "1", "r", only=["runtime"])[0].key == "diffusers"  # the old name still works
 
 
+def test_the_sdwebui_image_carries_the_clip_files_a_checkpoint_load_fetches():
+    """AUTOMATIC1111 builds an SD 1.x or SDXL checkpoint's CLIP text encoder from
+    openai/clip-vit-large-patch14's config and tokenizer (modules/sd_disable_initialization.py
+    looks in the Hub cache first, then downloads). No Docker here, so the recipe's text: the
+    files are fetched at build time into the HF_HOME the non-root user reads at start."""
+    text = (ROOT / "docker" / "sdwebui.Dockerfile").read_text()
+    assert "HF_HOME=/opt/huggingface" in text
+    run = text[text.index("prepare_environment()"):text.index("USER 10001")]
+    assert "d('openai/clip-vit-large-patch14', allow_patterns=['*.json', '*.txt'])" in run
+    assert run.index("chmod -R a+rX \"${HF_HOME}\"") < run.index("rm -rf .git /root/.cache")
+
+
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
 def test_hadolint_finds_nothing(dockerfile):
     hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
