@@ -4,7 +4,10 @@
 # checkpoint. Built by `sdctl images publish` (CodeBuild in your account, or a local engine):
 #   docker build -f docker/sdwebui.Dockerfile -t sdwebui .
 # The release is sdctl.versions.SDWEBUI; a test keeps the two equal.
-FROM nvidia/cuda:12.1.1-cudnn8-runtime-ubuntu22.04
+# The CUDA base without its libraries: torch's wheels bring their own CUDA runtime, cuBLAS and
+# cuDNN (the nvidia-* packages) and the node's driver comes in through the NVIDIA container
+# toolkit, so a cudnn-runtime base was a second copy of those libraries in every pull.
+FROM nvidia/cuda:12.1.1-base-ubuntu22.04
 
 ARG SDWEBUI_VERSION=v1.10.1
 ENV DEBIAN_FRONTEND=noninteractive \

@@ -51,6 +51,16 @@ def test_the_images_a_config_needs():
     assert images.plan("s", "1", "r", only=["runtime"])[0].key == "diffusers"  # the old name still works
 
 
+@pytest.mark.parametrize("recipe", ["runtime", "sdwebui", "comfyui"])
+def test_gpu_images_carry_one_copy_of_the_cuda_libraries(recipe):
+    """torch's Linux wheels depend on the nvidia-* packages (CUDA runtime, cuBLAS, cuDNN), so
+    the base is NVIDIA's `base` flavour (the container toolkit's settings, no libraries): a
+    `runtime` or `cudnn` base would ship them twice and every new GPU node would pull both."""
+    text = (ROOT / "docker" / f"{recipe}.Dockerfile").read_text()
+    base = next(line.split()[1] for line in text.splitlines() if line.startswith("FROM "))
+    assert base.startswith("nvidia/cuda:") and "-base-ubuntu" in base, base
+
+
 def test_the_sdwebui_image_carries_the_clip_files_a_checkpoint_load_fetches():
     """AUTOMATIC1111 builds an SD 1.x or SDXL checkpoint's CLIP text encoder from
     openai/clip-vit-large-patch14's config and tokenizer (modules/sd_disable_initialization.py
