@@ -5,7 +5,7 @@
 #   docker build -f docker/comfyui.Dockerfile -t comfyui .
 # The release is sdctl.versions.COMFYUI; a test keeps the two equal.
 # The CUDA base without its libraries: torch's wheels bring their own CUDA runtime, cuBLAS and
-# cuDNN (the nvidia-* packages) and the node's driver comes in through the NVIDIA container
+# cuDNN (inside the wheel or as nvidia-* packages) and the node's driver comes in through the NVIDIA container
 # toolkit, so a cudnn-runtime base was a second copy of those libraries in every pull.
 FROM nvidia/cuda:12.6.3-base-ubuntu24.04
 

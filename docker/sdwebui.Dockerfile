@@ -5,7 +5,7 @@
 #   docker build -f docker/sdwebui.Dockerfile -t sdwebui .
 # The release is sdctl.versions.SDWEBUI; a test keeps the two equal.
 # The CUDA base without its libraries: torch's wheels bring their own CUDA runtime, cuBLAS and
-# cuDNN (the nvidia-* packages) and the node's driver comes in through the NVIDIA container
+# cuDNN (inside the wheel or as nvidia-* packages) and the node's driver comes in through the NVIDIA container
 # toolkit, so a cudnn-runtime base was a second copy of those libraries in every pull.
 FROM nvidia/cuda:12.1.1-base-ubuntu22.04
 

@@ -53,7 +53,7 @@ def test_the_images_a_config_needs():
 
 @pytest.mark.parametrize("recipe", ["runtime", "sdwebui", "comfyui"])
 def test_gpu_images_carry_one_copy_of_the_cuda_libraries(recipe):
-    """torch's Linux wheels depend on the nvidia-* packages (CUDA runtime, cuBLAS, cuDNN), so
+    """torch's Linux CUDA wheels carry the CUDA runtime, cuBLAS and cuDNN (inside or as nvidia-* packages), so
     the base is NVIDIA's `base` flavour (the container toolkit's settings, no libraries): a
     `runtime` or `cudnn` base would ship them twice and every new GPU node would pull both."""
     text = (ROOT / "docker" / f"{recipe}.Dockerfile").read_text()
