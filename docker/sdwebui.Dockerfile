@@ -45,4 +45,8 @@ USER 10001
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=600s --retries=3 \
   CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/sdapi/v1/options' % os.environ['SD_PORT'], timeout=4)"]
-ENTRYPOINT ["/bin/sh", "-c", "exec python3 launch.py --skip-prepare-environment --skip-version-check --no-download-sd-model --api --nowebui --listen --port \"$SD_PORT\" --ckpt-dir \"$SD_MODELS_DIR\" ${SD_MODEL:+--ckpt \"$SD_MODELS_DIR/$SD_MODEL\"} \"$@\"", "--"]
+# --no-hashing: AUTOMATIC1111 otherwise reads the whole checkpoint once more at every start to
+# hash it (its hash cache lives in the pod and dies with it): seconds per GB of model, read
+# from the model bucket, before the first image. Titles then carry no [hash]; the agent and the
+# API match models by name.
+ENTRYPOINT ["/bin/sh", "-c", "exec python3 launch.py --skip-prepare-environment --skip-version-check --no-download-sd-model --no-hashing --api --nowebui --listen --port \"$SD_PORT\" --ckpt-dir \"$SD_MODELS_DIR\" ${SD_MODEL:+--ckpt \"$SD_MODELS_DIR/$SD_MODEL\"} \"$@\"", "--"]

@@ -61,7 +61,7 @@ def test_gpu_images_carry_one_copy_of_the_cuda_libraries(recipe):
     assert base.startswith("nvidia/cuda:") and "-base-ubuntu" in base, base
 
 
-def test_the_sdwebui_image_carries_the_clip_files_a_checkpoint_load_fetches():
+def test_the_sdwebui_image_starts_without_downloading_or_rehashing_the_model():
     """AUTOMATIC1111 builds an SD 1.x or SDXL checkpoint's CLIP text encoder from
     openai/clip-vit-large-patch14's config and tokenizer (modules/sd_disable_initialization.py
     looks in the Hub cache first, then downloads). No Docker here, so the recipe's text: the
@@ -71,6 +71,8 @@ def test_the_sdwebui_image_carries_the_clip_files_a_checkpoint_load_fetches():
     run = text[text.index("prepare_environment()"):text.index("USER 10001")]
     assert "d('openai/clip-vit-large-patch14', allow_patterns=['*.json', '*.txt'])" in run
     assert run.index("chmod -R a+rX \"${HF_HOME}\"") < run.index("rm -rf .git /root/.cache")
+    entry = next(line for line in text.splitlines() if line.startswith("ENTRYPOINT"))
+    assert "--no-hashing" in entry  # no second read of the whole checkpoint at every start
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
