@@ -212,7 +212,7 @@ def _submit_many(target, bodies, bad, *, concurrency: int, wait: bool, timeout: 
 
     shown = json_lines() if RUN["output"] == Output.json else (lambda event: None)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
+    with Progress(*columns, console=err.real, transient=True, disable=not err.is_terminal) as progress:
         sent = progress.add_task("submitting", total=len(bodies))
         rows = asyncio.run(bulk.submit_all(target.api_url, target.api_key, bodies, concurrency=concurrency,
                                            report=tee(lambda e: progress.advance(sent), shown)))

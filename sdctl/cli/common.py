@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from sdctl.cli.output import RUN, Output  # noqa: F401  (re-exported: commands import them from here)
 
@@ -17,16 +16,60 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Config f
 OutputOpt = Annotated[Output | None, typer.Option("--output", "-o", help="text or json (for scripts and CI).", show_default=False)]
 LocalOpt = Annotated[bool, typer.Option("--local", help="Talk to the local stack [env SDCTL_TARGET=local].")]
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+class LazyConsole:
+    """A rich Console made on first use. Importing rich costs more than a command that prints
+    one plain line spends on everything else (`sdctl validate`, any `--output json`), so the
+    import waits for the first styled line. `.real` is the Console, for rich's Live and
+    Progress."""
+
+    def __init__(self, **options):
+        object.__setattr__(self, "_options", options)
+        object.__setattr__(self, "_real", None)
+        object.__setattr__(self, "_plain", False)
+
+    @property
+    def real(self):
+        if self._real is None:
+            from rich.console import Console
+
+            console = Console(**self._options)
+            if self._plain:
+                _plain(console)
+            object.__setattr__(self, "_real", console)
+        return self._real
+
+    def plain(self) -> None:
+        object.__setattr__(self, "_plain", True)
+        if self._real is not None:
+            _plain(self._real)
+
+    def line(self, text: str) -> None:
+        """One line of plain text (no markup read into it), without importing rich."""
+        stream = sys.stderr if self._options.get("stderr") else sys.stdout
+        stream.write(text + "\n")
+        stream.flush()
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def __setattr__(self, name, value):
+        setattr(self.real, name, value)
+
+
+def _plain(console) -> None:
+    console.no_color = True
+    console._color_system = None
+
+
+err = LazyConsole(stderr=True, highlight=False, soft_wrap=True)
+out = LazyConsole(highlight=False, soft_wrap=True)
 
 
 def plain_text() -> None:
     """No colours and no styles: no escape codes at all (rich's own no_color keeps bold and
     italic). For --no-color and NO_COLOR (https://no-color.org: any non-empty value)."""
     for console in (out, err):
-        console.no_color = True
-        console._color_system = None
+        console.plain()
 
 
 if os.environ.get("NO_COLOR"):

@@ -95,4 +95,4 @@ def register(app: typer.Typer) -> None:
             emit_json(summary)
         else:
             names = ", ".join(f"{r.name} ({r.type})" for r in cfg.runtimes)
-            out.print(f"{path} is valid: stack {cfg.stack_name} in {cfg.region}; runtimes: {names}")
+            out.line(f"{path} is valid: stack {cfg.stack_name} in {cfg.region}; runtimes: {names}")

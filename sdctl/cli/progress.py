@@ -78,7 +78,7 @@ class TaskLine:
 
         self.console = console
         self.live = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                             TextColumn("steps"), TimeElapsedColumn(), console=console)
+                             TextColumn("steps"), TimeElapsedColumn(), console=getattr(console, "real", console))
         self.rows: dict[str, int] = {}
 
     def __enter__(self) -> TaskLine:

@@ -66,7 +66,7 @@ def watch(
     if once or mode == "json":
         rows = snap()
         return emit_json(rows) if mode == "json" else out.print(_table(rows))
-    with Live(_table(snap()), console=out, auto_refresh=False) as live:
+    with Live(_table(snap()), console=out.real, auto_refresh=False) as live:
         try:
             while True:
                 time.sleep(interval)
