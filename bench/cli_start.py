@@ -4,11 +4,17 @@ command with options pays for its libraries (Typer parses options through pydant
 output is rich), in the same run.
 
     python bench/cli_start.py [--runs 7]
+    python bench/cli_start.py --against DIR [--runs 21]
+
+With `--against DIR` (another checkout, e.g. `git worktree add DIR <commit>`) each sdctl
+command runs alternately from this checkout and from DIR (its sdctl first on PYTHONPATH), so
+both see the same machine, and the ratio of their medians is printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -30,21 +36,41 @@ COMMANDS = {
 }
 
 
+def seconds(argv: list[str], cwd: Path, env: dict | None = None) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
 def median_seconds(argv: list[str], cwd: Path, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(seconds(argv, cwd) for _ in range(runs))
+
+
+def against(other: Path, cwd: Path, runs: int) -> None:
+    envs = {"this": dict(os.environ), "other": dict(os.environ, PYTHONPATH=str(other))}
+    print(f"{'command':28} {'other':>9} {'this':>9} {'this/other':>11}")
+    for name, argv in COMMANDS.items():
+        if not name.startswith("sdctl"):
+            continue
+        times: dict[str, list[float]] = {k: [] for k in envs}
+        for _ in range(runs):
+            for k, env in envs.items():
+                times[k].append(seconds(argv, cwd, env))
+        this, that = (statistics.median(times[k]) for k in ("this", "other"))
+        print(f"{name:28} {that * 1000:7.0f}ms {this * 1000:7.0f}ms {this / that:11.2f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--against", type=Path, help="another checkout to compare with, run for run")
     args = parser.parse_args()
     cwd = Path(tempfile.mkdtemp(prefix="sdctl-start-"))
     shutil.copy(ROOT / "sdctl.example.yaml", cwd / "sdctl.yaml")
+    if args.against:
+        if not (args.against / "sdctl" / "__init__.py").is_file():
+            parser.error(f"--against {args.against}: not an sdctl checkout (no sdctl/__init__.py)")
+        return against(args.against.resolve(), cwd, args.runs)
     medians = {name: median_seconds(argv, cwd, args.runs) for name, argv in COMMANDS.items()}
     base = medians["python -c pass"]
     print(f"{'command':28} {'median':>9} {'x python':>9}")
