@@ -156,7 +156,10 @@ def measure(kind: str, args) -> dict:
         built.save_pretrained(folder, safe_serialization=True)
         del built
         plan = accel.plan(device, bf16=device == "cuda" and torch.cuda.is_bf16_supported(),
-                          compile_requested=args.compile)
+                          compile_requested=args.compile,
+                          toolchain_missing=accel.toolchain_missing() if device == "cuda" else None)
+        if plan.note:
+            print(plan.note)
         variants = [InProcess("diffusers fp32", folder, device, dtype="float32")]
         if device == "cuda":
             variants.append(InProcess("diffusers fp16", folder, device, dtype="float16"))

@@ -19,8 +19,13 @@ ENV DEBIAN_FRONTEND=noninteractive \
     SD_MODEL=model.safetensors \
     SD_PORT=7860
 
+# gcc, libc6-dev and python3-dev are run-time needs, not build tools: with `compile: true`
+# torch.compile's Triton builds a small C launcher (against Python.h) for each kernel it
+# generates, in the pod; without them the runtime says so and runs uncompiled (~170 MB,
+# as PyTorch's own CUDA runtime images now carry for the same reason).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3=3.12.* python3-pip=24.0* \
+       python3-dev=3.12.* gcc=4:13.2.* libc6-dev=2.39-* \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src

@@ -46,6 +46,7 @@ runtimes:
     agent: {prefetch: 3, runtimeConcurrency: 2, notifyRunning: true}
   - name: gamma
     type: diffusers
+    compile: true
     agent: {batchTasks: 4}
 """
 
@@ -270,6 +271,10 @@ def test_agent_config_points_at_the_runtime_and_its_queue(rendered):
         "PREFETCH": "3", "RUNTIME_CONCURRENCY": "2", "NOTIFY_RUNNING": "true", "RECEIVE_BATCH": "3"}
     [gamma] = by_kind(rendered["full/gamma"], "ConfigMap")
     assert gamma["data"]["BATCH_TASKS"] == "4" and gamma["data"]["RUNTIME_TYPE"] == "diffusers"
+    env = {d["metadata"]["name"]: {e["name"]: e.get("value") for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}
+           for d in by_kind(rendered["full/gamma"] + rendered["full/alpha"], "Deployment")}
+    assert env["sd-gamma"]["SD_COMPILE"] == "1"  # runtimes[].compile reaches the runtime
+    assert "SD_COMPILE" not in env["sd-alpha"]
     [sa] = by_kind(rendered["full/beta"], "ServiceAccount")
     assert sa["metadata"] == {**sa["metadata"], "name": "sd-beta", "namespace": "art"}
 

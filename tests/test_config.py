@@ -116,3 +116,9 @@ def test_formatted_problems_read_file_line_path_message():
         parse(BASE + "    nodes:\n      capacityTypes: [spot, spot, reserved]\n", source="my.yaml")
     lines = format_problems(e.value)
     assert any(line.startswith("my.yaml:5: runtimes[0].nodes.capacityTypes[2]:") for line in lines), lines
+
+
+def test_compiling_is_refused_for_a_runtime_that_cannot():
+    [found] = problems("runtimes:\n  - name: a\n    type: comfyui\n    compile: true\n")
+    assert found["path"] == "runtimes[0]" and "compile needs a diffusers runtime" in found["message"]
+    assert parse("runtimes:\n  - name: a\n    type: diffusers\n    compile: true\n").runtimes[0].compile is True

@@ -51,6 +51,14 @@ def test_the_images_a_config_needs():
     assert images.plan("s", "1", "r", only=["runtime"])[0].key == "diffusers"  # the old name still works
 
 
+def test_the_diffusers_image_can_run_what_compile_true_asks_for():
+    """sdctl/runtime/accel.py's toolchain_missing() checks a C compiler and Python.h at start;
+    the image installs both (with the C library's headers gcc needs) from the distribution."""
+    text = (ROOT / "docker" / "runtime.Dockerfile").read_text()
+    apt = text[text.index("apt-get install"):text.index("rm -rf /var/lib/apt/lists/*")]
+    assert all(f" {pkg}=" in apt for pkg in ("gcc", "libc6-dev", "python3-dev"))
+
+
 @pytest.mark.parametrize("recipe", ["runtime", "sdwebui", "comfyui"])
 def test_gpu_images_carry_one_copy_of_the_cuda_libraries(recipe):
     """torch's Linux CUDA wheels carry the CUDA runtime, cuBLAS and cuDNN (inside or as nvidia-* packages), so

@@ -177,6 +177,48 @@ def test_the_pipeline_recipe_follows_the_device(device, bf16, compile_, expected
     assert (p.dtype, p.channels_last, p.compile) == expected
 
 
+def test_a_compile_the_machine_cannot_do_is_turned_off_with_the_reason(monkeypatch, tmp_path):
+    """torch.compile's GPU code (Triton) builds a C launcher per kernel at run time: without a
+    compiler or Python's headers the first render would fail, so the plan runs uncompiled and
+    says why (in /readyz and the start log) instead of crash-looping the pod."""
+    from sdctl.runtime import accel
+
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    assert "no C compiler" in accel.toolchain_missing()
+    p = accel.plan("cuda", bf16=True, compile_requested=True, toolchain_missing=accel.toolchain_missing())
+    assert (p.dtype, p.compile) == ("bfloat16", False)
+    assert p.to_dict()["note"].startswith("compile requested but off: no C compiler")
+    cc = tmp_path / "cc"
+    cc.write_text("#!/bin/sh\n")
+    cc.chmod(0o755)
+    monkeypatch.setenv("CC", str(cc))
+    monkeypatch.setattr("sysconfig.get_paths", lambda: {"include": str(tmp_path / "include")})
+    assert "no Python headers" in accel.toolchain_missing()
+    (tmp_path / "include").mkdir()
+    (tmp_path / "include" / "Python.h").write_text("")
+    assert accel.toolchain_missing() is None
+    assert accel.plan("cuda", bf16=True, compile_requested=True, toolchain_missing=None).compile is True
+
+
+def test_on_a_gpu_the_warm_up_renders_at_the_models_native_size():
+    """A compiled UNet is compiled per input shape, and kernels are chosen per shape, so the
+    warm-up renders at the size tasks ask for by default: the UNet's sample size times the
+    VAE's scale, as diffusers' pipelines compute their default. (No GPU here: the engine's
+    attributes as a CUDA engine would hold them, with the published configs' sample sizes.)"""
+    from types import SimpleNamespace
+
+    from sdctl.runtime.engine import Engine
+
+    def engine(device, sample):
+        unet = SimpleNamespace(config=SimpleNamespace(sample_size=sample))
+        return SimpleNamespace(device=device, pipe=SimpleNamespace(unet=unet, vae_scale_factor=8))
+
+    assert Engine.warm_up_side(engine("cuda", 64)) == 512     # SD 1.5
+    assert Engine.warm_up_side(engine("cuda", 96)) == 768     # SD 2.1 (768-v)
+    assert Engine.warm_up_side(engine("cuda", 128)) == 1024   # SDXL
+    assert Engine.warm_up_side(engine("cpu", 128)) == 64
+
+
 def test_large_images_decode_in_tiles(api, tiny_engine):
     from sdctl.runtime import accel
 

@@ -85,7 +85,7 @@ def runtime_values(cfg: Config, rt: Runtime, *, edge: dict[str, str], cluster: d
         "runtime": {
             "name": rt.name, "type": rt.type, "port": d["port"], "startupPath": d["startupPath"],
             "image": _image(images.runtime_image(cfg.stack_name, rt.type, rt.image, account, region, __version__)),
-            "model": rt.model, "dynamicModel": rt.dynamic_model,
+            "model": rt.model, "dynamicModel": rt.dynamic_model, "compile": rt.compile,
         },
         "agent": {"image": _image(images.agent_image(cfg.stack_name, account, region, __version__)),
                   "healthPort": AGENT_HEALTH_PORT, "visibilitySeconds": AGENT_VISIBILITY_SECONDS,

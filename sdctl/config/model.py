@@ -210,6 +210,7 @@ class Runtime(Model):
     namespace: Annotated[str, Field(pattern=DNS_LABEL, max_length=63)] = "sdctl"
     model: str | None = None
     dynamic_model: bool = False
+    compile: bool = False
     image: str | None = None
     max_task_seconds: Annotated[int, Field(ge=10, le=43200)] = 600
     max_receive_count: Annotated[int, Field(ge=1, le=1000)] = 3
@@ -222,6 +223,13 @@ class Runtime(Model):
         if self.agent.batch_tasks > 1 and self.type != "diffusers":
             raise ValueError(f"agent.batchTasks > 1 needs a diffusers runtime (this one is {self.type}): "
                              "only sdctl's runtime takes several tasks in one call")
+        return self
+
+    @model_validator(mode="after")
+    def _compile_needs_diffusers(self) -> Runtime:
+        if self.compile and self.type != "diffusers":
+            raise ValueError(f"compile needs a diffusers runtime (this one is {self.type}): "
+                             "it is sdctl's runtime that compiles its UNet with torch.compile")
         return self
 
     @property

@@ -25,19 +25,44 @@ class Plan:
     dtype: str  # torch dtype name: float32, float16, bfloat16
     channels_last: bool
     compile: bool
+    #: Why a requested compile is off, in words (None when nothing was given up).
+    note: str | None = None
 
     def to_dict(self) -> dict:
-        return {"device": self.device, "dtype": self.dtype, "channels_last": self.channels_last,
-                "compile": self.compile}
+        d = {"device": self.device, "dtype": self.dtype, "channels_last": self.channels_last,
+             "compile": self.compile}
+        return {**d, "note": self.note} if self.note else d
 
 
-def plan(device: str, *, bf16: bool, compile_requested: bool | None = None) -> Plan:
-    """What to do on `device` (pure: the caller says whether bfloat16 is supported)."""
+def plan(device: str, *, bf16: bool, compile_requested: bool | None = None,
+         toolchain_missing: str | None = None) -> Plan:
+    """What to do on `device` (pure: the caller says whether bfloat16 is supported and, from
+    :func:`toolchain_missing`, what torch.compile would lack)."""
     if compile_requested is None:
         compile_requested = os.environ.get("SD_COMPILE", "").lower() in ("1", "true", "yes")
     if device.startswith("cuda"):
-        return Plan(device, "bfloat16" if bf16 else "float16", channels_last=True, compile=compile_requested)
+        dtype = "bfloat16" if bf16 else "float16"
+        if compile_requested and toolchain_missing:
+            return Plan(device, dtype, channels_last=True, compile=False,
+                        note=f"compile requested but off: {toolchain_missing}")
+        return Plan(device, dtype, channels_last=True, compile=compile_requested)
     return Plan(device, "float32", channels_last=False, compile=False)
+
+
+def toolchain_missing() -> str | None:
+    """What torch.compile's GPU code generation (Triton) needs at run time and this machine
+    lacks: a C compiler (CC, else cc or gcc) and Python's headers, for the small launchers
+    it builds for each kernel. None when both are there."""
+    import shutil
+    import sysconfig
+
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not compiler or not shutil.which(compiler):
+        return "no C compiler (set CC, or install gcc); Triton builds a launcher for every kernel"
+    headers = sysconfig.get_paths().get("include") or ""
+    if not os.path.isfile(os.path.join(headers, "Python.h")):
+        return f"no Python headers ({headers}/Python.h; install python3-dev)"
+    return None
 
 
 def apply(pipe, p: Plan):

@@ -58,7 +58,9 @@ class Engine:
         from sdctl.runtime import accel
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.accel = accel.plan(self.device, bf16=self.device.startswith("cuda") and torch.cuda.is_bf16_supported())
+        cuda = self.device.startswith("cuda")
+        self.accel = accel.plan(self.device, bf16=cuda and torch.cuda.is_bf16_supported(),
+                                toolchain_missing=accel.toolchain_missing() if cuda else None)
         #: How long each start phase took, in seconds (logged, and in /readyz).
         self.phases: dict[str, float] = {"import": round(time.monotonic() - started, 3)}
         self.models_dir = Path(models_dir) if models_dir else None
@@ -72,8 +74,20 @@ class Engine:
         self.phases["model_load"] = round(time.monotonic() - t, 3)
         if warm_up:  # the first render pays for kernel choice (and compilation): not a task
             t = time.monotonic()
-            self.txt2img({"prompt": "warm-up", "steps": 1, "width": 64, "height": 64, "seed": 0})
+            side = self.warm_up_side()
+            self.txt2img({"prompt": "warm-up", "steps": 1, "width": side, "height": side, "seed": 0})
             self.phases["warm_up"] = round(time.monotonic() - t, 3)
+
+    def warm_up_side(self) -> int:
+        """On a GPU, the model's native size (512 for SD 1.x, 768 for SD 2.x' v-models, 1024 for
+        SDXL: its UNet's sample size times the VAE's scale): kernels are chosen, and a compiled
+        UNet is compiled, per shape, so a warm-up at another size would leave that work to the
+        first task. On a CPU 64 px: there is nothing to choose, only time to lose."""
+        if not self.device.startswith("cuda"):
+            return 64
+        sample = getattr(getattr(self.pipe.unet, "config", None), "sample_size", None)
+        scale = getattr(self.pipe, "vae_scale_factor", 8)
+        return int(sample * scale) if isinstance(sample, int) else 512
 
     # -- models -------------------------------------------------------------------
     def available(self) -> list[str]:
