@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import random
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,8 +49,24 @@ class Progress:
     extra: dict = field(default_factory=dict)
 
 
+def on_torch_thread(method):
+    """Run the method on the engine's torch thread, whichever thread calls it."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        if threading.current_thread() is self._torch_thread:
+            return method(self, *args, **kwargs)
+        return self.submit(method, self, *args, **kwargs).result()
+    return wrapper
+
+
 class Engine:
-    """Holds the pipeline; serialises generations behind one lock."""
+    """Holds the pipeline; serialises generations behind one lock.
+
+    Everything that runs torch (load, warm-up, every render) runs on one thread of its own,
+    through :meth:`submit`: torch's CPU kernels keep a pool of worker threads per calling
+    thread, and two such pools on a few cores spin against each other. Loading on the main
+    thread and rendering on a server's worker threads made a render on 2 cores 2-3x slower
+    (bench/runtime_gpu.py: the runtime over HTTP against the same recipe in process)."""
 
     def __init__(self, model: str = TINY, *, models_dir: str | None = None, device: str | None = None,
                  warm_up: bool = True):
@@ -69,6 +87,16 @@ class Engine:
         self._interrupt = False
         self.model = ""
         self.pipe = None
+        self._torch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torch")
+        self._torch_thread: threading.Thread | None = None
+        self.submit(self._start, model, warm_up).result()
+
+    def submit(self, fn, *args, **kwargs) -> Future:
+        """Run `fn(*args)` on the engine's torch thread."""
+        return self._torch.submit(fn, *args, **kwargs)
+
+    def _start(self, model: str, warm_up: bool) -> None:
+        self._torch_thread = threading.current_thread()
         t = time.monotonic()
         self.load(model)
         self.phases["model_load"] = round(time.monotonic() - t, 3)
@@ -108,6 +136,7 @@ class Engine:
             return str(self.models_dir / bare)
         raise RequestError(f"model {name!r} not found; available: {', '.join(self.available())}")
 
+    @on_torch_thread
     def load(self, model: str) -> None:
         with self.lock:
             from sdctl.runtime import accel
@@ -122,12 +151,15 @@ class Engine:
     def interrupt(self) -> None:
         self._interrupt = True
 
+    @on_torch_thread
     def txt2img(self, req: dict) -> tuple[list[bytes], dict]:
         return self._generate(req, init_image=None)
 
+    @on_torch_thread
     def img2img(self, req: dict, init_image: Image.Image) -> tuple[list[bytes], dict]:
         return self._generate(req, init_image=init_image)
 
+    @on_torch_thread
     def txt2img_many(self, reqs: list[dict]) -> list[tuple[list[bytes], dict]]:
         """Several one-image requests that differ only in prompt, negative prompt and seed, in
         one pipeline call (the GPU's parallelism across tasks); one (images, info) per request,

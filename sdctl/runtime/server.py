@@ -28,11 +28,20 @@ def _error(status: int, error: str, detail: str) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail, "body": "", "errors": detail}, status_code=status)
 
 
+def _not_json(constant: str):
+    raise ValueError(f"{constant} is not a JSON number")
+
+
 async def _json(request: Request) -> dict:
+    """The body as a JSON object. NaN and Infinity, which Python's json reads but JSON does not
+    have, are refused here: echoed back in `parameters`, they made the answer itself fail."""
     try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        raise RequestError("the body is not valid JSON") from None
+        body = json.loads(await request.body(), parse_constant=_not_json)
+    except RecursionError:
+        raise RequestError("the body is nested too deeply") from None
+    except ValueError as e:
+        detail = str(e) if "is not a JSON number" in str(e) else "the body is not valid JSON"
+        raise RequestError(detail) from None
     if not isinstance(body, dict):
         raise RequestError("the body must be a JSON object")
     return body
@@ -59,9 +68,16 @@ def create_app(engine: Engine) -> Starlette:
     def title() -> str:
         return engine.model
 
+    def run(fn, *args):
+        """Await `fn(*args)` on the engine's torch thread (never on the event loop, never on a
+        thread of the server's pool: see Engine)."""
+        import asyncio
+
+        return asyncio.wrap_future(engine.submit(fn, *args))
+
     async def txt2img(request: Request):
         req = await _json(request)
-        images, info = await _run(engine.txt2img, req)
+        images, info = await run(engine.txt2img, req)
         return JSONResponse({"images": [_b64(i) for i in images], "parameters": req, "info": json.dumps(info)})
 
     async def txt2img_batch(request: Request):
@@ -70,7 +86,7 @@ def create_app(engine: Engine) -> Starlette:
         reqs = body.get("requests")
         if not isinstance(reqs, list) or not all(isinstance(r, dict) for r in reqs):
             raise RequestError("requests must be a list of txt2img request objects")
-        results = await _run(engine.txt2img_many, reqs)
+        results = await run(engine.txt2img_many, reqs)
         return JSONResponse({"results": [
             {"images": [_b64(i) for i in images], "parameters": req, "info": json.dumps(info)}
             for req, (images, info) in zip(reqs, results, strict=True)]})
@@ -81,7 +97,7 @@ def create_app(engine: Engine) -> Starlette:
         if not isinstance(inits, list) or not inits:
             raise RequestError("init_images must be a non-empty list of base64 images")
         init = _decode_image(inits[0], "init_images[0]")
-        images, info = await _run(engine.img2img, req, init)
+        images, info = await run(engine.img2img, req, init)
         shown = {k: v for k, v in req.items() if k != "init_images"}
         return JSONResponse({"images": [_b64(i) for i in images], "parameters": shown, "info": json.dumps(info)})
 
@@ -101,7 +117,7 @@ def create_app(engine: Engine) -> Starlette:
         if name is not None:
             target = engine.resolve(str(name))
             if target.split("/")[-1] != engine.model:
-                await _run(engine.load, target)
+                await run(engine.load, target)
         return JSONResponse(None)
 
     async def sd_models(request: Request):
@@ -174,10 +190,6 @@ def create_app(engine: Engine) -> Starlette:
         RequestError: request_error, Exception: server_error, 404: not_found, 405: not_found})
 
 
-async def _run(fn, *args):
-    from starlette.concurrency import run_in_threadpool
-
-    return await run_in_threadpool(fn, *args)
 
 
 def _ram() -> dict:
