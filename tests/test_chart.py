@@ -275,6 +275,13 @@ def test_agent_config_points_at_the_runtime_and_its_queue(rendered):
            for d in by_kind(rendered["full/gamma"] + rendered["full/alpha"], "Deployment")}
     assert env["sd-gamma"]["SD_COMPILE"] == "1"  # runtimes[].compile reaches the runtime
     assert "SD_COMPILE" not in env["sd-alpha"]
+    # The kubelet restarts a container whose startup probe fails failureThreshold x periodSeconds
+    # in a row (https://kubernetes.io/docs/tasks/configure-pod-container/configure-liveness-readiness-startup-probes/):
+    # a compiling runtime gets the load budget plus compileSeconds before that happens.
+    probe = {d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]["startupProbe"]
+             for d in by_kind(rendered["full/gamma"] + rendered["full/alpha"], "Deployment")}
+    budget = {n: p["failureThreshold"] * p["periodSeconds"] for n, p in probe.items()}
+    assert budget == {"sd-gamma": 900 + 1800, "sd-alpha": 900}
     [sa] = by_kind(rendered["full/beta"], "ServiceAccount")
     assert sa["metadata"] == {**sa["metadata"], "name": "sd-beta", "namespace": "art"}
 
