@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = {
     "python -c pass": [sys.executable, "-c", "pass"],
     "python -c 'import typer'": [sys.executable, "-c", "import typer"],
-    "libraries' floor": [sys.executable, "-c", "import typer._adapters, rich.console"],
+    "libraries' floor": [sys.executable, "-c", "import typer.main, pydantic, yaml, rich.console"],
     "sdctl --help": [sys.executable, "-m", "sdctl", "--help"],
     "sdctl validate": [sys.executable, "-m", "sdctl", "validate"],
     "sdctl cost": [sys.executable, "-m", "sdctl", "cost"],
