@@ -43,7 +43,7 @@ class Throttle(Model):
 
 class Api(Model):
     stage_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,128}$")] = "prod"
-    throttle: Throttle = Throttle()
+    throttle: Throttle = Field(default_factory=Throttle)
 
 
 class Output(Model):
@@ -186,7 +186,7 @@ class Cluster(Model):
     version: Annotated[str, Field(pattern=r"^1\.\d\d$")] = "1.35"
     public_access_cidrs: Annotated[list[str] | None, Field(min_length=1)] = None
     admin_principal_arn: Annotated[str | None, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/.+$")] = None
-    system_nodes: SystemNodes = SystemNodes()
+    system_nodes: SystemNodes = Field(default_factory=SystemNodes)
 
 
     @field_validator("public_access_cidrs")
@@ -214,9 +214,9 @@ class Runtime(Model):
     image: str | None = None
     max_task_seconds: Annotated[int, Field(ge=10, le=43200)] = 600
     max_receive_count: Annotated[int, Field(ge=1, le=1000)] = 3
-    scaling: Scaling = Scaling()
-    nodes: Nodes = Nodes()
-    agent: AgentTuning = AgentTuning()
+    scaling: Scaling = Field(default_factory=Scaling)
+    nodes: Nodes = Field(default_factory=Nodes)
+    agent: AgentTuning = Field(default_factory=AgentTuning)
 
     @model_validator(mode="after")
     def _batching_needs_diffusers(self) -> Runtime:
@@ -244,11 +244,11 @@ class Config(Model):
     #: lean (default) or ha: the defaults for the NAT and the system nodes (see PROFILES).
     profile: Literal["lean", "ha"] = "lean"
     region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")] = "us-west-2"
-    api: Api = Api()
-    output: Output = Output()
-    model_bucket: ModelBucket = ModelBucket()
-    network: Network = Network()
-    cluster: Cluster = Cluster()
+    api: Api = Field(default_factory=Api)
+    output: Output = Field(default_factory=Output)
+    model_bucket: ModelBucket = Field(default_factory=ModelBucket)
+    network: Network = Field(default_factory=Network)
+    cluster: Cluster = Field(default_factory=Cluster)
     # At most 16: with three priority lanes each, more would pass CloudFormation's 200 outputs
     # per template (tests/test_aws_rules.py checks the largest config against its limits).
     runtimes: Annotated[list[Runtime], Field(min_length=1, max_length=16)]
