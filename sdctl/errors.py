@@ -45,6 +45,17 @@ class ConfigError(UsageError):
         data["problems"] = self.problems
         return data
 
+    def lines(self) -> list[str]:
+        """Each problem as `file:line: path: message`, the way the CLI prints it."""
+        out = []
+        for p in self.problems:
+            where = p.get("file", "")
+            if p.get("line"):
+                where += f":{p['line']}"
+            field = f" {p['path']}:" if p.get("path") else ""
+            out.append(f"{where}:{field} {p['message']}")
+        return out
+
 
 class ApiError(SdctlError):
     """The image API answered with an error status."""

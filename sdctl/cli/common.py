@@ -43,6 +43,16 @@ class LazyConsole:
         if self._real is not None:
             _plain(self._real)
 
+    def styled(self) -> bool:
+        """Whether rich would style this console's output: a terminal, or colour forced (rich
+        reads FORCE_COLOR and TTY_COMPATIBLE). Without either it writes the text as it is."""
+        if self._real is not None:
+            return self._real.is_terminal
+        if os.environ.get("FORCE_COLOR") or os.environ.get("TTY_COMPATIBLE") == "1":
+            return True
+        stream = sys.stderr if self._options.get("stderr") else sys.stdout
+        return stream.isatty()
+
     def line(self, text: str) -> None:
         """One line of plain text (no markup read into it), without importing rich."""
         stream = sys.stderr if self._options.get("stderr") else sys.stdout
@@ -97,18 +107,25 @@ def emit_json(data) -> None:
 
 def report_error(e) -> int:
     """Print an SdctlError the way the current output mode wants; return its exit code."""
-    from rich.markup import escape
-
-    from sdctl.config import format_problems
     from sdctl.errors import ConfigError
 
     if RUN["output"] == Output.json:
         emit_json({"error": e.to_dict()})
+    problems = e.lines() if isinstance(e, ConfigError) else []
+    if not err.styled():
+        # What rich would write to a pipe or a log, without the 30 ms of importing it.
+        err.line(f"error: {e.message}")
+        for line in problems:
+            err.line(f"  {line}")
+        if e.hint:
+            err.line(f"hint: {e.hint}")
+        return e.exit_code
+    from rich.markup import escape
+
     # The message and hint are text, not markup: `pip install 'sdctl[local]'` must survive.
     err.print(f"[bold red]error:[/] {escape(e.message)}", markup=True)
-    if isinstance(e, ConfigError):
-        for line in format_problems(e):
-            err.print(f"  {line}", markup=False)
+    for line in problems:
+        err.print(f"  {line}", markup=False)
     if e.hint:
         err.print(f"[dim]hint:[/] {escape(e.hint)}", markup=True)
     return e.exit_code

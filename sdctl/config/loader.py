@@ -89,14 +89,7 @@ def parse(text: str, source: str = DEFAULT_PATH) -> Config:
 
 
 def format_problems(err: ConfigError) -> list[str]:
-    out = []
-    for p in err.problems:
-        where = p.get("file", "")
-        if p.get("line"):
-            where += f":{p['line']}"
-        field = f" {p['path']}:" if p.get("path") else ""
-        out.append(f"{where}:{field} {p['message']}")
-    return out
+    return err.lines()
 
 
 def _summary(source: str, problems: list[dict]) -> str:
