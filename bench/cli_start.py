@@ -4,11 +4,13 @@ command with options pays for its libraries (Typer parses options through pydant
 output is rich), in the same run.
 
     python bench/cli_start.py [--runs 7]
-    python bench/cli_start.py --against DIR [--runs 21]
+    python bench/cli_start.py --against DIR [--other-path LIBS] [--runs 21]
 
 With `--against DIR` (another checkout, e.g. `git worktree add DIR <commit>`) each sdctl
 command runs alternately from this checkout and from DIR (its sdctl first on PYTHONPATH), so
-both see the same machine, and the ratio of their medians is printed.
+both see the same machine, and the ratio of their medians is printed. `--other-path LIBS`
+puts LIBS after DIR on the other side's PYTHONPATH, for libraries of other versions than this
+checkout's (`pip install --no-deps --target LIBS typer==0.29.2`).
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ def median_seconds(argv: list[str], cwd: Path, runs: int) -> float:
     return statistics.median(seconds(argv, cwd) for _ in range(runs))
 
 
-def against(other: Path, cwd: Path, runs: int) -> None:
-    envs = {"this": dict(os.environ), "other": dict(os.environ, PYTHONPATH=str(other))}
+def against(other: Path, cwd: Path, runs: int, libs: Path | None = None) -> None:
+    path = os.pathsep.join(str(p) for p in (other, libs) if p is not None)
+    envs = {"this": dict(os.environ), "other": dict(os.environ, PYTHONPATH=path)}
     print(f"{'command':28} {'other':>9} {'this':>9} {'this/other':>11}")
     for name, argv in COMMANDS.items():
         if not name.startswith("sdctl"):
@@ -64,13 +67,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--against", type=Path, help="another checkout to compare with, run for run")
+    parser.add_argument("--other-path", type=Path, help="libraries for the other checkout, after it on PYTHONPATH")
     args = parser.parse_args()
     cwd = Path(tempfile.mkdtemp(prefix="sdctl-start-"))
     shutil.copy(ROOT / "sdctl.example.yaml", cwd / "sdctl.yaml")
     if args.against:
         if not (args.against / "sdctl" / "__init__.py").is_file():
             parser.error(f"--against {args.against}: not an sdctl checkout (no sdctl/__init__.py)")
-        return against(args.against.resolve(), cwd, args.runs)
+        if args.other_path and not args.other_path.is_dir():
+            parser.error(f"--other-path {args.other_path}: not a directory")
+        return against(args.against.resolve(), cwd, args.runs,
+                       args.other_path.resolve() if args.other_path else None)
     medians = {name: median_seconds(argv, cwd, args.runs) for name, argv in COMMANDS.items()}
     base = medians["python -c pass"]
     print(f"{'command':28} {'median':>9} {'x python':>9}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -169,3 +170,18 @@ def test_every_command_is_listed_with_its_own_help():
 def test_an_unknown_command_is_a_usage_error_with_a_suggestion():
     r = cli("valdate")
     assert r.returncode == 2 and "validate" in r.stderr
+
+
+def test_an_error_on_a_pipe_is_plain_text_and_loads_no_heavy_library(tmp_path):
+    """What CI sees when a command fails: `error:` and `hint:` lines of plain text (no escape
+    codes, no wrapping at rich's 80 columns), written without importing rich or pydantic,
+    so a failing `sdctl local status` costs no more than `sdctl --help`."""
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "sdctl", "local", "status"],
+                       capture_output=True, text=True, cwd=tmp_path,
+                       env={k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")})
+    assert r.returncode == 1
+    said = [line for line in r.stderr.splitlines() if not line.startswith("import time:")]
+    assert said == ["error: the local stack is not running", "hint: start it with `sdctl local up --detach`"]
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in r.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert not imported & {"rich", "pydantic", "boto3", "botocore", "httpx", "yaml"}
