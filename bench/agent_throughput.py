@@ -165,9 +165,28 @@ def measure(mode: str, *, urls: dict[str, str], res: dict, runtime_url: str, n: 
 
         yappi.stop()
         print(f"--- where the {mode} agent's CPU went, all threads ---")
-        yappi.get_func_stats().sort("ttot").print_all(columns={0: ("name", 90), 1: ("ncall", 8), 3: ("ttot", 8)})
+        stats = yappi.get_func_stats()
+        print_by_package(stats)
+        stats.sort("ttot").print_all(columns={0: ("name", 90), 1: ("ncall", 8), 3: ("ttot", 8)})
         yappi.clear_stats()
     return wall, cpu
+
+
+def print_by_package(stats) -> None:
+    """Each function's own CPU (not its callees') summed by the package or stdlib module it is
+    in, largest first, as a share of the whole: which library the agent's CPU goes to."""
+    import re
+    from collections import Counter
+
+    own: Counter = Counter()
+    for s in stats:
+        m = (re.search(r"site-packages/([^/]+)", s.module) or re.search(r"/(sdctl/[^/]+)/", s.module)
+             or re.search(r"python3\.\d+/([^/]+?)(\.py)?(/|$)", s.module))
+        own[m.group(1) if m else s.module] += s.tsub
+    total = sum(own.values()) or 1.0
+    print(f"{'package':32} {'own CPU s':>10} {'share':>7}")
+    for name, seconds in own.most_common(15):
+        print(f"{name:32} {seconds:10.3f} {seconds / total:7.1%}")
 
 
 def main() -> None:
