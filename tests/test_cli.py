@@ -185,3 +185,46 @@ def test_an_error_on_a_pipe_is_plain_text_and_loads_no_heavy_library(tmp_path):
     imported = {line.split("|")[-1].strip().split(".")[0] for line in r.stderr.splitlines()
                 if line.startswith("import time:")}
     assert not imported & {"rich", "pydantic", "boto3", "botocore", "httpx", "yaml"}
+
+
+def test_validate_builds_the_config_without_importlib_metadata(tmp_path):
+    """pydantic's plugin loader imports importlib.metadata (email, zipfile, socket) even with
+    plugins off; the CLI's stand-in for it (sdctl/cli/plugins_off.py) spares every command that
+    reads the config that import, and the config is still checked in full."""
+    (tmp_path / "sdctl.yaml").write_text(EXAMPLE.read_text())
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "sdctl", "validate"],
+                       capture_output=True, text=True, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert r.returncode == 0 and "is valid" in r.stdout
+    imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
+    assert "importlib.metadata" not in imported and "pydantic" in imported
+    (tmp_path / "sdctl.yaml").write_text(EXAMPLE.read_text().replace("region: us-west-2", "region: Oregon"))
+    r = subprocess.run([sys.executable, "-m", "sdctl", "validate"], capture_output=True, text=True, cwd=tmp_path,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert r.returncode == 2 and "region" in r.stderr
+
+
+@pytest.mark.parametrize("setting", ["__all__", "1", "true", "", "some-plugin"])
+def test_the_plugin_loader_stand_in_answers_as_pydantic_does(setting):
+    """Against the installed pydantic, in a fresh interpreter each: with the stand-in
+    installed, get_plugins() gives what pydantic's own gives for the same setting (plugins off:
+    none, without importing importlib.metadata; otherwise pydantic's own answer, its module
+    then loaded in the stand-in's place), and any other name is pydantic's own."""
+    script = (
+        "import os, sys, json\n"
+        "from sdctl.cli import plugins_off\n"
+        "plugins_off.install()\n"
+        "from pydantic.plugin._loader import get_plugins\n"
+        "mine = list(get_plugins())\n"
+        "light = 'importlib.metadata' not in sys.modules\n"
+        "from pydantic.plugin import _loader\n"
+        "group = _loader.PYDANTIC_ENTRY_POINT_GROUP\n"
+        "real = sys.modules['pydantic.plugin._loader']\n"
+        "print(json.dumps({'mine': [repr(p) for p in mine], 'light': light, 'group': group,\n"
+        "                  'real': [repr(p) for p in real.get_plugins()], 'replaced': real is not plugins_off.STAND_IN}))\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYDANTIC_DISABLE_PLUGINS=setting)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got["mine"] == got["real"]
+    assert got["group"] == "pydantic" and got["replaced"]  # another name asked for: the real module
+    assert got["light"] == (setting in ("__all__", "1", "true"))

@@ -9,6 +9,9 @@ from typing import Annotated
 # pydantic looks for plugins in every installed distribution's entry points the first time a
 # model is built (20-60 ms here); the CLI uses none. A user's own setting wins.
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+from sdctl.cli import plugins_off  # noqa: E402
+
+plugins_off.install()  # and with them off, pydantic need not import importlib.metadata either
 
 import typer  # noqa: E402
 
