@@ -229,7 +229,10 @@ class Snapshotter:
         self.generation = 0  # changes seen
         self.saved = 0  # changes on disk
         self.first_change_at: float | None = None
-        self.waiters = 0
+        #: The newest change someone waits to see on disk. Not a count of waiters: a waiter
+        #: whose snapshot is written but who has not woken yet wants nothing more, and counting
+        #: it took a second snapshot at once for the changes made while the first was written.
+        self.wanted = 0
         self.failures = 0
         self.last_error: str | None = None
         (root / OBJECTS).mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -259,21 +262,19 @@ class Snapshotter:
     def wait(self, generation: int, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         with self.cond:
-            self.waiters += 1
+            self.wanted = max(self.wanted, generation)
             self.cond.notify_all()
-            try:
-                while self.saved < generation:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        raise SnapshotError(f"no snapshot within {timeout:.0f}s: {self.last_error or 'busy'}")
-                    self.cond.wait(left)
-            finally:
-                self.waiters -= 1
+            while self.saved < generation:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise SnapshotError(f"no snapshot within {timeout:.0f}s: {self.last_error or 'busy'}")
+                self.cond.wait(left)
 
     def flush(self) -> None:
         """Take a snapshot now if anything changed (on SIGTERM, before exiting)."""
         with self.cond:
             self._stop = True
+            self.cond.notify_all()  # the writer thread ends instead of waiting out its timer
             generation = self.generation
         if self.saved < generation:
             self._take(generation)
@@ -283,7 +284,7 @@ class Snapshotter:
             with self.cond:
                 while not self._stop:
                     if self.generation > self.saved and (
-                            self.waiters or time.monotonic() - self.first_change_at >= self.interval):
+                            self.wanted > self.saved or time.monotonic() - self.first_change_at >= self.interval):
                         break
                     timeout = None
                     if self.generation > self.saved:
