@@ -174,7 +174,7 @@ def test_an_unknown_command_is_a_usage_error_with_a_suggestion():
 
 def test_an_error_on_a_pipe_is_plain_text_and_loads_no_heavy_library(tmp_path):
     """What CI sees when a command fails: `error:` and `hint:` lines of plain text (no escape
-    codes, no wrapping at rich's 80 columns), written without importing rich or pydantic,
+    codes), written without importing rich or pydantic,
     so a failing `sdctl local status` costs no more than `sdctl --help`."""
     r = subprocess.run([sys.executable, "-X", "importtime", "-m", "sdctl", "local", "status"],
                        capture_output=True, text=True, cwd=tmp_path,

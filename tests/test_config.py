@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sdctl.config import format_problems, load, parse
+from sdctl.config import load, parse
 from sdctl.errors import ConfigError
 from tests.conftest import EXAMPLE, ROOT
 
@@ -114,7 +114,7 @@ def test_missing_file_says_how_to_make_one(tmp_path):
 def test_formatted_problems_read_file_line_path_message():
     with pytest.raises(ConfigError) as e:
         parse(BASE + "    nodes:\n      capacityTypes: [spot, spot, reserved]\n", source="my.yaml")
-    lines = format_problems(e.value)
+    lines = e.value.lines()
     assert any(line.startswith("my.yaml:5: runtimes[0].nodes.capacityTypes[2]:") for line in lines), lines
 
 

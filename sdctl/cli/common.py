@@ -50,14 +50,16 @@ class LazyConsole:
             return self._real.is_terminal
         if os.environ.get("FORCE_COLOR") or os.environ.get("TTY_COMPATIBLE") == "1":
             return True
-        stream = sys.stderr if self._options.get("stderr") else sys.stdout
-        return stream.isatty()
+        return self._stream().isatty()
 
     def line(self, text: str) -> None:
         """One line of plain text (no markup read into it), without importing rich."""
-        stream = sys.stderr if self._options.get("stderr") else sys.stdout
+        stream = self._stream()
         stream.write(text + "\n")
         stream.flush()
+
+    def _stream(self):
+        return sys.stderr if self._options.get("stderr") else sys.stdout
 
     def __getattr__(self, name):
         return getattr(self.real, name)

@@ -1,6 +1,6 @@
 """Configuration: the `sdctl.yaml` model and its loader."""
 
-from sdctl.config.loader import config_path, format_problems, load, parse
+from sdctl.config.loader import config_path, load, parse
 from sdctl.config.model import TASK_TYPES, Config, Runtime
 
-__all__ = ["Config", "Runtime", "TASK_TYPES", "config_path", "format_problems", "load", "parse"]
+__all__ = ["Config", "Runtime", "TASK_TYPES", "config_path", "load", "parse"]

@@ -88,10 +88,6 @@ def parse(text: str, source: str = DEFAULT_PATH) -> Config:
     raise ConfigError(_summary(source, problems), [dict(p, file=source) for p in problems])
 
 
-def format_problems(err: ConfigError) -> list[str]:
-    return err.lines()
-
-
 def _summary(source: str, problems: list[dict]) -> str:
     n = len(problems)
     return f"{source}: {n} problem{'s' if n != 1 else ''} found"
