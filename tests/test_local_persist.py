@@ -224,3 +224,28 @@ def test_changes_made_while_a_waited_for_snapshot_is_written_wait_for_the_interv
     snaps.flush()  # nothing left to save: the writer thread ends
     snaps.thread.join(timeout=5)
     assert taken == [1, 3] and not snaps.thread.is_alive()
+
+
+def test_after_a_crash_a_taken_message_comes_back_and_a_handle_from_before_cannot_delete_it(emulator):
+    """The crash the chaos test met (tests/test_chaos.py, the emulator killed mid-burst): a
+    worker took a task before the last snapshot, stored its result after it, and its delete
+    reached the emulator only once it was back. The rollback had undone the result; had the
+    delete been honoured, the task would have been lost. After a restore, a message taken at
+    the snapshot is delivered again at once (not after its visibility timeout) and the handle
+    from before does not delete it, as a stale receipt handle would not on SQS."""
+    first = emulator()
+    sqs = first.client("sqs")
+    q = sqs.create_queue(QueueName="tasks")["QueueUrl"]
+    sqs.send_message(QueueUrl=q, MessageBody="taken")
+    sqs.send_message(QueueUrl=q, MessageBody="waiting")
+    taken = sqs.receive_message(QueueUrl=q, MaxNumberOfMessages=1, VisibilityTimeout=600)["Messages"][0]
+    assert httpx.post(first.url + persist.SYNC_PATH, timeout=30).status_code == 200  # on disk, taken
+    first.kill(signal.SIGKILL)
+    second = emulator()
+    sqs = second.client("sqs")
+    with pytest.raises(sqs.exceptions.ReceiptHandleIsInvalid):
+        sqs.delete_message(QueueUrl=q, ReceiptHandle=taken["ReceiptHandle"])
+    got = sqs.receive_message(QueueUrl=q, MaxNumberOfMessages=10, AttributeNames=["ApproximateReceiveCount"])
+    counts = {m["Body"]: m["Attributes"]["ApproximateReceiveCount"] for m in got["Messages"]}
+    assert counts == {"taken": "2", "waiting": "1"}
+    assert json.loads((second.data / persist.RESTORE).read_text())["redelivered"] == 1

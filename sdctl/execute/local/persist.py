@@ -23,7 +23,9 @@ includes its change is on disk (group commit: one snapshot serves every waiter).
 What a crash (SIGKILL, OOM) loses, exactly: the changes made after the last snapshot, and
 none of them had been acknowledged to a user. Concretely, the stack comes back as it was
 up to one second earlier: a task a worker finished in that second is in its queue again and
-is rendered again (its image is overwritten with the same key, its result announced again,
+is rendered again (every message taken at the snapshot is delivered again at once, and the
+receipt handles given out before the crash are void, so a delete sent after the restore for
+work the rollback undid fails instead of losing the task) (its image is overwritten with the same key, its result announced again,
 its webhook delivered again with the same `webhook-id`), a message moved to a dead-letter
 queue in that second is back in its queue. Accepted tasks, keys created or revoked, redrives
 and cancels are kept: each was on disk before its command returned.
@@ -184,7 +186,7 @@ def restore(root: Path) -> dict:
                 vars(backend).update(data["shared"].get(service, {}))
             info.update(restored=True, taken_at=data["taken_at"],
                         services=sorted(data["backends"]), objects=len(_LOADING["names"]),
-                        bytes=path.stat().st_size)
+                        bytes=path.stat().st_size, redelivered=_void_receipts(data["backends"].get("sqs", {})))
             _collect_garbage(root / OBJECTS, _LOADING["names"])
         except Exception as e:  # another moto version, a truncated file: keep it for the user
             aside = path.with_name(f"{STATE}.unreadable-{int(time.time())}")
@@ -194,6 +196,27 @@ def restore(root: Path) -> dict:
             _LOADING.clear()
     _write_atomic(root / RESTORE, json.dumps(info).encode())
     return info
+
+
+def _void_receipts(accounts: dict) -> int:
+    """Every message a consumer had taken when the snapshot was written is visible again at
+    once, and no receipt handle from before the restore is honoured. What a consumer did with
+    such a message after that moment (its image and result stored, say) is gone with the rest
+    of that second, so its DeleteMessage, arriving at the restored emulator, must not remove it:
+    a message deleted that way would be a task lost. Instead it is delivered again and, the
+    result missing, rendered again; the stale delete fails as a stale receipt handle does on SQS.
+    Returns how many messages were delivered again."""
+    again = 0
+    for regions in accounts.values():
+        for backend in regions.values():
+            for queue in backend.queues.values():
+                for m in queue._messages:
+                    if m.receipt_handle is None and not m._old_receipt_handles:
+                        continue  # never received
+                    again += not m.visible
+                    m.receipt_handle, m._old_receipt_handles, m.visible_at = None, [], 0.0
+                    queue.pending_messages.discard(m)
+    return again
 
 
 def _collect_garbage(objects: Path, referenced: set[str]) -> None:
