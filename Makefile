@@ -41,10 +41,14 @@ $(CHROMIUM):
 tools: $(CHECKOV) $(HELM) $(CHROMIUM)
 
 # The tests that need no local stack run on every core (pytest-xdist); the end-to-end ones,
-# each of which starts a whole local stack, one at a time.
+# each of which starts a whole local stack, one at a time. Both halves always run (a red first
+# half used to hide the second), each says how it ended, and the target fails if either did.
 test: $(STAMP) $(CHECKOV) $(HELM) $(CHROMIUM)
-	$(BIN)/python -m pytest -q -n auto --dist worksteal -m "not e2e and not load"
-	$(BIN)/python -m pytest -q -m "e2e and not load"
+	@unit=0; e2e=0; \
+	$(BIN)/python -m pytest -q -n auto --dist worksteal -m "not e2e and not load" || unit=$$?; \
+	$(BIN)/python -m pytest -q -m "e2e and not load" || e2e=$$?; \
+	echo "make test: first half (no local stack) exit $$unit; end-to-end half exit $$e2e"; \
+	test $$unit = 0 && test $$e2e = 0
 
 lint: $(STAMP)
 	$(BIN)/ruff check sdctl lambda_src tests

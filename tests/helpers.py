@@ -5,6 +5,27 @@ from __future__ import annotations
 import subprocess
 import sys
 
+#: How far two renders of the same request may differ, in 8-bit levels per channel. torch
+#: promises no bit-equal results across batch shapes or CPU kernels (``ATEN_CPU_CAPABILITY``
+#: default, avx2, avx512): a batch of two and a single render were seen one level apart on one
+#: pixel of 6,144 on an AVX-512 Xeon. Two levels is far below what another seed or prompt
+#: changes (tens of levels on most pixels), so "the same image" still means the same image.
+RENDER_TOLERANCE = 2
+
+
+def assert_same_render(a, b, tolerance: int = RENDER_TOLERANCE) -> None:
+    """Two renders (PIL images or encoded bytes) are the same picture within ``tolerance``
+    levels on every pixel and channel."""
+    import io
+
+    from PIL import Image, ImageChops
+
+    a, b = (Image.open(io.BytesIO(x)) if isinstance(x, bytes | bytearray) else x for x in (a, b))
+    assert a.size == b.size, (a.size, b.size)
+    worst = max(hi for _, hi in ImageChops.difference(a.convert("RGB"), b.convert("RGB")).getextrema())
+    assert worst <= tolerance, f"renders differ by {worst} levels (at most {tolerance} allowed)"
+
+
 #: A two-runtime stack in an existing VPC: moto cannot delete a VPC stack, so deploy cycles
 #: use a VPC made by the test.
 CONFIG = """
