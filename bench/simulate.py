@@ -24,8 +24,8 @@ def main() -> None:
     args = ap.parse_args()
 
     t0 = time.perf_counter()
+    from sdctl.builders.sim import knobs, traffic
     from sdctl.builders.sim import run as sim
-    from sdctl.builders.sim import traffic
     from sdctl.builders.sim.knobs import Knobs
 
     warm = sim.simulate(Knobs(), np.array([1.0, 2.0]), duration=60)  # compiles, or loads the cache
@@ -34,18 +34,18 @@ def main() -> None:
     duration = args.days * 86400
     t1 = time.perf_counter()
     arrivals = traffic.generate(traffic.Profile(rate=args.tasks / duration, diurnal=0.6), duration,
-                                np.random.default_rng(1))
+                                knobs.rng(1, "arrivals"))
     t2 = time.perf_counter()
     r = sim.simulate(Knobs(), arrivals, duration=duration)
     t3 = time.perf_counter()
 
-    from sdctl.builders.sim import engine, knobs
+    from sdctl.builders.sim import engine
 
     k = Knobs()
     span = args.baseline_hours * 3600
     head = arrivals[arrivals < span]
     t4 = time.perf_counter()
-    engine.run.py_func(head, knobs.service_times(k, head.size, np.random.default_rng(1)),
+    engine.run.py_func(head, knobs.service_times(k, head.size, knobs.rng(k.seed, "services")),
                        knobs.vector(k, span, 60))
     t5 = time.perf_counter()
 

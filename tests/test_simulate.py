@@ -122,6 +122,54 @@ def test_erlang_c_formula_against_a_textbook_value():
     assert sim.erlang_c_wait(3.0, 1.0, 2) == math.inf
 
 
+def test_pollaczek_khinchine_formula_against_textbook_values():
+    # M/M/1 at rho 0.5, mean 1: Wq = rho / (mu - lambda) = 1; M/D/1 halves it
+    assert sim.pollaczek_khinchine_wait(0.5, 1.0, 1.0) == pytest.approx(1.0)
+    assert sim.pollaczek_khinchine_wait(0.5, 1.0, 0.0) == pytest.approx(0.5)
+    assert sim.pollaczek_khinchine_wait(1.0, 1.0, 0.5) == math.inf
+
+
+# Through the command, as a user runs it: fixed replicas (min = max), no agent overhead, and
+# one of the three render-time laws. About two million arrivals each, so the sample mean of the
+# wait is within a few per cent of the formula.
+THEORY = [
+    # (servers, rho, law, cv, theory)
+    (8, 0.9, "exponential", 1.0, "erlang"),
+    (4, 0.7, "exponential", 1.0, "erlang"),
+    (1, 0.5, "exponential", 1.0, "pk"),
+    (1, 0.8, "fixed", 0.0, "pk"),
+    (1, 0.5, "fixed", 0.0, "pk"),
+    (1, 0.7, "lognormal", 0.5, "pk"),
+    (1, 0.85, "lognormal", 1.5, "pk"),
+]
+
+
+@pytest.mark.parametrize(("servers", "rho", "law", "cv", "formula"), THEORY,
+                         ids=[f"{t[2]}-c{t[0]}-rho{t[1]}" for t in THEORY])
+def test_the_simulate_command_matches_queueing_theory(tmp_path, servers, rho, law, cv, formula):
+    mean = 1.5
+    lam = rho * servers / mean
+    duration = 2_000_000 / lam
+    r = cli("simulate", "-c", str(EXAMPLE), "--rate", f"{lam:.6f}/s", "--duration", f"{duration:.0f}s",
+            "--set", f"min_replicas={servers}", "--set", f"max_replicas={servers}",
+            "--set", f"service_dist={law}", "--set", f"service_cv={cv}", "--set", f"seconds_per_image={mean}",
+            "--set", "agent_overhead_seconds=0", "-o", "json", cwd=tmp_path)
+    result = json.loads(r.stdout)["result"]
+    theory = (sim.erlang_c_wait(lam, mean, servers) if formula == "erlang"
+              else sim.pollaczek_khinchine_wait(lam, mean, cv))
+    assert result["wait_seconds"]["mean"] == pytest.approx(theory, rel=0.05), (law, servers, rho)
+    assert result["gpu_busy_fraction"] == pytest.approx(rho, rel=0.02)
+
+
+def test_each_random_stream_is_its_own_and_all_follow_the_one_seed():
+    a, b = kn.rng(1, "arrivals").exponential(1, 1000), kn.rng(1, "services").exponential(1, 1000)
+    # the same seed for two uses gave identical draws; spawned streams are uncorrelated
+    assert abs(np.corrcoef(a, b)[0, 1]) < 0.1
+    assert np.array_equal(a, kn.rng(1, "arrivals").exponential(1, 1000))
+    assert not np.array_equal(a, kn.rng(2, "arrivals").exponential(1, 1000))
+    assert kn.engine_seed(1) == kn.engine_seed(1) != kn.engine_seed(2)
+
+
 # --- faults, limits, cost ----------------------------------------------------------------------
 
 def test_spot_interruptions_replace_nodes_and_lose_nothing():

@@ -65,7 +65,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         mode = output_mode(ctx, output)
         _needs()
-        import numpy as np
 
         from sdctl.builders.sim import knobs as kn
         from sdctl.builders.sim import run as sim
@@ -95,7 +94,7 @@ def register(app: typer.Typer) -> None:
             profile = traffic.Profile(rate=traffic.parse_rate(rate) if rate else 0.0, diurnal=diurnal,
                                       bursts=tuple(traffic.parse_burst(b) for b in burst or []),
                                       burst_rate=float(cfg.api.throttle.rate_limit))
-            arrivals = traffic.generate(profile, span, np.random.default_rng(k.seed))
+            arrivals = traffic.generate(profile, span, kn.rng(k.seed, "arrivals"))
         if arrivals.size > 50_000_000:
             raise UsageError(f"{arrivals.size:,} tasks is more than the 50 million one run takes")
         pricing = sim.pricing_for(cfg, rt)

@@ -159,6 +159,28 @@ def _check(k: Knobs) -> None:
         raise UsageError("spot_fraction must be between 0 and 1")
 
 
+STREAMS = ("arrivals", "services", "engine")
+
+
+def streams(seed: int) -> dict[str, np.random.SeedSequence]:
+    """One independent random stream per use, all derived from the one seed (numpy's
+    ``SeedSequence.spawn``): arrivals, render times, and the engine's spot capacity and
+    interruptions. Two uses that shared a seed drew the same numbers: exponential gaps and
+    exponential render times came out proportional, long renders fell in long gaps, and an
+    M/M/8 queue at 0.9 load waited 0.28 s where Erlang C says 1.32 s."""
+    return dict(zip(STREAMS, np.random.SeedSequence(seed).spawn(len(STREAMS)), strict=True))
+
+
+def rng(seed: int, use: str) -> np.random.Generator:
+    """The generator of one stream of :func:`streams`."""
+    return np.random.default_rng(streams(seed)[use])
+
+
+def engine_seed(seed: int) -> int:
+    """The engine's stream as the 32-bit seed its compiled loop takes (``np.random.seed``)."""
+    return int(streams(seed)["engine"].generate_state(1, dtype=np.uint32)[0])
+
+
 def service_times(k: Knobs, n: int, rng: np.random.Generator) -> np.ndarray:
     mean = k.seconds_per_image
     if k.service_dist == "fixed" or k.service_cv == 0:
@@ -183,5 +205,6 @@ def vector(k: Knobs, horizon: float, sample: int) -> np.ndarray:
     v[e.P_SPOT_FRACTION], v[e.P_SPOT_RATE] = k.spot_fraction, k.spot_interruptions_per_node_hour
     v[e.P_NOTICE], v[e.P_BATCH], v[e.P_BATCH_SPEEDUP] = k.spot_notice_seconds, k.batch_tasks, k.batch_speedup
     v[e.P_EXPIRE] = min(k.deadline_seconds, 1e12)
-    v[e.P_DRAIN], v[e.P_SAMPLE], v[e.P_SEED], v[e.P_WARM] = horizon, sample, k.seed, float(k.warm)
+    v[e.P_DRAIN], v[e.P_SAMPLE], v[e.P_WARM] = horizon, sample, float(k.warm)
+    v[e.P_SEED] = engine_seed(k.seed)
     return v

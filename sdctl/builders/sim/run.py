@@ -30,16 +30,24 @@ def erlang_c_wait(lam: float, mean_service: float, servers: int) -> float:
     return p_wait * mean_service / (servers - servers * rho)
 
 
+def pollaczek_khinchine_wait(lam: float, mean_service: float, cv: float) -> float:
+    """Mean wait in queue of an M/G/1 queue (Pollaczek-Khinchine): lambda E[S^2] / 2(1 - rho),
+    with E[S^2] = mean^2 (1 + cv^2). cv 0 is M/D/1, cv 1 is M/M/1."""
+    rho = lam * mean_service
+    if rho >= 1:
+        return math.inf
+    return lam * mean_service ** 2 * (1 + cv ** 2) / (2 * (1 - rho))
+
+
 def simulate(k: Knobs, arrivals: np.ndarray, *, duration: float, services: np.ndarray | None = None,
              pricing: dict | None = None, timeline_points: int = 2000) -> dict:
     """Run once. ``pricing``: {"spot": USD/h, "on-demand": USD/h, "monthly_fixed": USD,
     "per_task": USD} (see :func:`pricing_for`)."""
     from sdctl.builders.sim import engine
 
-    rng = np.random.default_rng(k.seed)
     n = int(arrivals.shape[0])
     if services is None:
-        services = kn.service_times(k, n, rng)
+        services = kn.service_times(k, n, kn.rng(k.seed, "services"))
     services = np.asarray(services, dtype=np.float64) + k.agent_overhead_seconds
     tail = (k.cooldown_seconds + k.hpa_down_window_seconds + min(k.consolidate_after_seconds, 86400)
             + k.cold_start_seconds() + 600)
