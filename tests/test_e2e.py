@@ -168,6 +168,10 @@ def test_submit_wait_follows_every_task_to_its_end(local_stack):
     measured = run_json(cwd, "cost", "--measured", "--since", "1h")
     assert measured["measured"]["images"] >= 5 and 0 < measured["measured"]["seconds_per_image"] < 60
     assert measured["estimate"]["assumptions"]["seconds_per_image"] == measured["measured"]["seconds_per_image"]
+    # a CPU render priced as GPU time is said to be one, in JSON and in the text a person reads
+    assert "CPU" in measured["measured"]["caveat"]
+    text = sdctl("cost", "--measured", "--since", "1h", "--local", cwd=cwd)
+    assert "measured on the local stack" in text.stderr and "CPU" in text.stderr
 
 
 def test_a_file_resubmitted_in_part_waits_for_old_and_new_alike(local_stack):

@@ -18,6 +18,10 @@ from sdctl.cli.common import (
     output_mode,
 )
 
+LOCAL_CAVEAT = ("these seconds per image were measured on the local stack, whose runtime renders on this "
+                "machine's CPU: they are priced here as GPU time on the config's instance, which they are not; "
+                "measure on a deployed stack, or pass --seconds-per-image")
+
 
 def _table(title: str, lines: list[dict], total: float, extra: dict | None = None):
     from rich.table import Table
@@ -105,6 +109,8 @@ def register(app: typer.Typer) -> None:
             measured_from = tasks.measured_seconds_per_image(target.client("dynamodb"), tasks.require_store(target),
                                                              since=tasks.since_timestamp(since))
             secs = measured_from["seconds_per_image"]
+            if is_local(local):
+                measured_from["caveat"] = LOCAL_CAVEAT
         capacity = None if spot is None else ("spot" if spot else "on-demand")
         a = model.sdctl_assumptions(cfg, images=images, seconds_per_image=secs, instance=instance,
                                     capacity=capacity, gpu_price_per_hour=price_per_hour)
@@ -146,6 +152,8 @@ def register(app: typer.Typer) -> None:
                          {"per image": f"{ours['per_image']:.6f}", "per 1000 images": f"{ours['per_1000_images']:.4f}"}))
         gpu = ours["lines"][0]
         err.print(f"[dim]prices: {ours['prices_source']}, as of {ours['prices_as_of']}; GPU price: {gpu['note']}[/]")
+        if measured_from and measured_from.get("caveat"):
+            err.print(f"[yellow]note:[/] {measured_from['caveat']}")
         if measured_from:
             err.print(f"[dim]measured: {measured_from['seconds_per_image']} s per image over "
                       f"{measured_from['images']} image(s) in the task store[/]")
