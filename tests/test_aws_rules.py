@@ -19,6 +19,7 @@ from sdctl import versions
 from sdctl.builders.cfn.stacks import stacks
 from sdctl.builders.releases import images_of, placeholder_outputs, releases
 from sdctl.config import parse
+from sdctl.config.ec2 import architecture
 from sdctl.execute.helmbin import find_helm
 from tests.conftest import EXAMPLE
 from tests.helpers import ALL_OPTIONS, EXISTING_CLUSTER, EXISTING_VPC
@@ -589,8 +590,10 @@ def test_a_nat_instance_is_one_that_ec2_and_vpc_routing_accept(built):
       (EC2 API Reference, CreateRoute: "the operation fails if you specify an instance ID
       unless exactly one network interface is attached");
     - forwarding needs the source/destination check off (VPC user guide, NAT instances);
-    - the AMI's architecture must match the instance type's (RunInstances fails otherwise):
-      the arm64 Amazon Linux 2023 parameter goes with a Graviton type;
+    - the AMI's architecture must match the instance type's (RunInstances fails otherwise:
+      "The architecture 'x86_64' of the specified instance type does not match the
+      architecture 'arm64' of the specified AMI"): the AL2023 parameter of the type's own
+      architecture (sdctl/config/ec2.py reads it from the name);
     - the recover alarm action exists only for StatusCheckFailed_System on supported types
       (EC2 user guide, "Recover your instance"; T4g, C6g/C7g, M6g/M7g are);
     - a security group's GroupDescription allows only a-zA-Z0-9. _-:/()#,@[]+=&;{}!$*;
@@ -608,9 +611,9 @@ def test_a_nat_instance_is_one_that_ec2_and_vpc_routing_accept(built):
     nat = r["NatInstance"]["Properties"]
     assert len(nat["NetworkInterfaces"]) == 1 and nat["NetworkInterfaces"][0]["DeviceIndex"] == "0"
     assert nat["SourceDestCheck"] is False
+    arch = architecture(nat["InstanceType"])
     assert nat["ImageId"] == \
-        "{{resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64}}"
-    assert nat["InstanceType"].split(".")[0] in ("t4g", "c6g", "c7g", "m6g", "m7g")
+        f"{{{{resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}}}}}"
     # RunInstances refuses subnet or security groups at the instance level beside NetworkInterfaces
     assert not {"SubnetId", "SecurityGroupIds", "SecurityGroups"} & set(nat)
     # the user data installs iptables-services from the internet: the public route must exist first
@@ -663,3 +666,34 @@ def test_a_system_node_group_change_that_replaces_it_also_renames_it(built):
     if ha.cluster.system_nodes.instance_types != lean.cluster.system_nodes.instance_types:
         assert names["ha"] != names["lean"]
     assert names["ha"] == names["ha-3"]
+
+
+def test_an_instance_types_architecture_is_read_from_its_name_as_ec2_names_them():
+    """sdctl/config/ec2.py reads the architecture from the name ("Instance type naming
+    conventions": g after the generation is Graviton); every type in moto's EC2 catalogue
+    (copied from DescribeInstanceTypes) agrees with its SupportedArchitectures."""
+    from moto.ec2.models.instance_types import INSTANCE_TYPES
+
+    wrong = {t: v["ProcessorInfo"]["SupportedArchitectures"] for t, v in INSTANCE_TYPES.items()
+             if architecture(t) not in v["ProcessorInfo"]["SupportedArchitectures"]
+             and not any(a.endswith("_mac") for a in v["ProcessorInfo"]["SupportedArchitectures"])}
+    assert len(INSTANCE_TYPES) > 1000 and wrong == {}
+
+
+@pytest.mark.parametrize(("yaml", "types", "ami"), [
+    ("cluster: {systemNodes: {arm64: false}}", ["t3.medium"], "AL2023_x86_64_STANDARD"),
+    ("profile: ha\ncluster: {systemNodes: {arm64: false}}", ["m7i.large"], "AL2023_x86_64_STANDARD"),
+    ("cluster: {systemNodes: {instanceTypes: [m5.large]}}", ["m5.large"], "AL2023_x86_64_STANDARD"),
+    ("cluster: {systemNodes: {instanceTypes: [m7g.large]}}", ["m7g.large"], "AL2023_ARM_64_STANDARD"),
+    ("", ["t4g.medium"], "AL2023_ARM_64_STANDARD"),
+])
+def test_the_system_node_groups_ami_type_runs_its_instance_types(yaml, types, ami):
+    """EKS CreateNodegroup refuses instance types the AMI type cannot run ("[t4g.medium] is not
+    a valid instance type for requested amiType AL2023_x86_64_STANDARD", HHS/simpler-grants-gov
+    #12404), and only after the ~15-minute cluster create. `arm64: false` alone picks the
+    profile's x86 types; instance types alone pick their AMI type."""
+    cfg = parse(f"{yaml}\nruntimes: [{{name: sd, type: sdwebui}}]\n")
+    tpl = {s.key: s.template for s in stacks(cfg, code=("b", "k"), admin_principal="arn:aws:iam::1:role/x")}
+    group = next(iter(resources(tpl, "AWS::EKS::Nodegroup").values()))["Properties"]
+    assert group["InstanceTypes"] == types and group["AmiType"] == ami
+    assert {architecture(t) for t in types} == {"arm64" if "ARM" in ami else "x86_64"}

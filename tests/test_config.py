@@ -122,3 +122,30 @@ def test_compiling_is_refused_for_a_runtime_that_cannot():
     [found] = problems("runtimes:\n  - name: a\n    type: comfyui\n    compile: true\n")
     assert found["path"] == "runtimes[0]" and "compile needs a diffusers runtime" in found["message"]
     assert parse("runtimes:\n  - name: a\n    type: diffusers\n    compile: true\n").runtimes[0].compile is True
+
+
+def test_validate_refuses_a_system_node_ami_type_its_instance_types_cannot_run(tmp_path):
+    """As a user runs it: `arm64: true` beside x86 types (or a mix) exits 2 naming the field;
+    `arm64: false` alone is valid and synth gives x86 nodes; an x86 NAT type gets the x86
+    image (EC2 refuses an image of another architecture, tests/test_emulator_rules.py)."""
+    import json
+
+    from tests.helpers import cli
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("runtimes: [{name: sd, type: sdwebui}]\ncluster: {systemNodes: {arm64: true, "
+                   "instanceTypes: [m5.large]}}\n")
+    r = cli("validate", "-c", str(bad), cwd=tmp_path, check=False)
+    assert r.returncode == 2 and "cluster.systemNodes.arm64 is true" in r.stderr and "m5.large" in r.stderr
+    bad.write_text("runtimes: [{name: sd, type: sdwebui}]\ncluster: {systemNodes: {instanceTypes: [m5.large, "
+                   "t4g.medium]}}\n")
+    r = cli("validate", "-c", str(bad), cwd=tmp_path, check=False)
+    assert r.returncode == 2 and "share one architecture" in r.stderr
+    good = tmp_path / "sdctl.yaml"
+    good.write_text("runtimes: [{name: sd, type: sdwebui}]\ncluster: {systemNodes: {arm64: false}}\n"
+                    "network: {natInstanceType: t3.nano}\n")
+    cli("validate", cwd=tmp_path)
+    cli("synth", "--out", "synth", cwd=tmp_path)
+    net = json.loads(next((tmp_path / "synth").glob("*network.template.json")).read_text())["Resources"]["NatInstance"]
+    assert net["Properties"]["InstanceType"] == "t3.nano"
+    assert net["Properties"]["ImageId"].endswith("al2023-ami-kernel-default-x86_64}}")

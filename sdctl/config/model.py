@@ -150,9 +150,6 @@ class Network(Model):
     def _existing_needs_subnets(self) -> Network:
         if self.nat == "instance" and self.nat_per_zone:
             raise ValueError("natPerZone needs nat: gateway (a NAT instance is one per VPC)")
-        if self.nat == "instance" and not self.nat_instance_type.startswith(("t4g.", "c7g.", "c6g.", "m7g.", "m6g.")):
-            raise ValueError(f"natInstanceType {self.nat_instance_type} is not a Graviton (arm64) type; the NAT "
-                             "instance runs the arm64 Amazon Linux 2023 image")
         if self.vpc_id and len(self.private_subnet_ids) < 2:
             raise ValueError("an existing vpcId needs at least two privateSubnetIds")
         if self.private_subnet_ids and not self.vpc_id:
@@ -164,17 +161,33 @@ class SystemNodes(Model):
     """The small managed node group for Karpenter, KEDA and CoreDNS. Unset fields take the
     profile's values (lean: one t4g.medium; ha: two m7g.large)."""
 
-    instance_types: Annotated[list[str] | None, Field(min_length=1)] = None
+    instance_types: Annotated[list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")]] | None,
+                              Field(min_length=1)] = None
     count: Annotated[int | None, Field(ge=1, le=10)] = None
-    arm64: bool = True
+    #: The nodes' AMI type (AL2023 arm64 or x86_64). Unset: what instanceTypes are. Set to
+    #: false with no instanceTypes, the profile's x86 types (lean t3.medium, ha m7i.large).
+    arm64: bool | None = None
+
+    @field_validator("instance_types")
+    @classmethod
+    def _one_architecture(cls, v: list[str] | None) -> list[str] | None:
+        from sdctl.config.ec2 import architecture
+
+        arches = {t: architecture(t) for t in v or []}
+        if len(set(arches.values())) > 1:
+            raise ValueError("a node group has one AMI type, so its instance types share one architecture: "
+                             + ", ".join(f"{t} is {a}" for t, a in arches.items()))
+        return v
 
 
 #: What `profile` sets where the config leaves a field out. `lean` halves the fixed monthly
 #: cost; `ha` is the shape that survives a zone outage and a system node loss (sdctl.example.yaml
 #: lists the trade-offs; `sdctl cost --compare` prints both).
 PROFILES: dict[str, dict] = {
-    "lean": {"nat": "instance", "system_instance_types": ["t4g.medium"], "system_count": 1},
-    "ha": {"nat": "gateway", "system_instance_types": ["m7g.large"], "system_count": 2},
+    "lean": {"nat": "instance", "system_instance_types": ["t4g.medium"], "system_instance_types_x86": ["t3.medium"],
+             "system_count": 1},
+    "ha": {"nat": "gateway", "system_instance_types": ["m7g.large"], "system_instance_types_x86": ["m7i.large"],
+           "system_count": 2},
 }
 
 
@@ -309,5 +322,26 @@ def apply_profile(cfg: Config, profile: str, *, force: bool = False) -> None:
             filled.add(path)
 
     fill(net, "nat", "network.nat", "gateway" if net.nat_per_zone else p["nat"])
-    fill(nodes, "instance_types", "cluster.systemNodes.instanceTypes", list(p["system_instance_types"]))
+    x86 = nodes.arm64 is False and "cluster.systemNodes.arm64" not in filled
+    fill(nodes, "instance_types", "cluster.systemNodes.instanceTypes",
+         list(p["system_instance_types_x86" if x86 else "system_instance_types"]))
     fill(nodes, "count", "cluster.systemNodes.count", p["system_count"])
+    _system_architecture(nodes, filled)
+
+
+def _system_architecture(nodes: SystemNodes, filled: set[str]) -> None:
+    """The AMI type follows the instance types; a file that sets both must make them agree.
+    EKS refuses a node group whose instance types the AMI type cannot run ("[t4g.medium] is
+    not a valid instance type for requested amiType AL2023_x86_64_STANDARD"), and only after
+    the cluster (~15 minutes) is up."""
+    from sdctl.config.ec2 import architecture
+
+    arm64 = architecture(nodes.instance_types[0]) == "arm64"
+    if nodes.arm64 is None or "cluster.systemNodes.arm64" in filled:
+        nodes.__dict__["arm64"] = arm64
+        filled.add("cluster.systemNodes.arm64")
+    elif nodes.arm64 != arm64:
+        want = "arm64" if nodes.arm64 else "x86_64"
+        raise ValueError(f"cluster.systemNodes.arm64 is {str(nodes.arm64).lower()} ({want}), but instanceTypes "
+                         f"{', '.join(nodes.instance_types)} are {architecture(nodes.instance_types[0])}: set "
+                         f"instanceTypes to {want} types, or leave arm64 out and it follows them")

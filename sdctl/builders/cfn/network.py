@@ -6,6 +6,7 @@ import ipaddress
 
 from sdctl.builders.cfn.base import getatt, load_static, prune, ref, sub, tags
 from sdctl.builders.cfn.skips import skip
+from sdctl.config.ec2 import architecture
 from sdctl.config.model import Config
 
 ZONES = 3
@@ -82,7 +83,8 @@ def nat_instance(cfg: Config) -> dict:
             "SecurityGroupEgress": _nat_rules("0.0.0.0/0", "out to the internet"),
             "Tags": tags({"Name": sub("${ClusterName}-nat")})}},
         "NatInstance": skip({"Type": "AWS::EC2::Instance", "DependsOn": "PublicRoute", "Properties": {
-            "ImageId": "{{resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64}}",
+            "ImageId": "{{resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-"
+                       f"{architecture(cfg.network.nat_instance_type)}}}}}",
             "InstanceType": cfg.network.nat_instance_type,
             "SourceDestCheck": False,
             "Monitoring": True,
