@@ -154,6 +154,9 @@ def aws_like_table_encryption() -> None:
 
 
 def patch_moto() -> None:
+    from sdctl.execute.local import rules
+
+    rules.apply()  # the emulator's own rules: what AWS refuses, refused here too
     aws_like_bucket_policies()
     aws_like_change_sets()
     aws_like_list_parameters()

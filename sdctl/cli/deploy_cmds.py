@@ -232,9 +232,18 @@ def register(app: typer.Typer) -> None:
         from sdctl.cli.progress import reporting
 
         dctx = deploy.context(cfg, aws_for(ctx, cfg))
+        from sdctl.contracts.events import Event
+        from sdctl.operate import keys as client_keys
+
         with reporting(mode, f"destroying {cfg.stack_name}…") as progress:
             rollout.destroy_releases(dctx, progress)
+            # Client keys and their usage plans (`sdctl keys create`) live outside the stacks and
+            # are bound to the API's stage: remove them first, or they are left behind.
+            clients = client_keys.remove_all(dctx.aws.client("apigateway"), cfg.stack_name)
+            for name in clients:
+                progress(Event(f"key:{name}", "client key and usage plan deleted", "ok", "deleted"))
             report = deploy.destroy(dctx, keep_data=keep_data, report=progress)
+            report["client_keys"] = clients
         if mode == "json":
             emit_json(report)
         else:

@@ -62,7 +62,10 @@ def create(apigateway, stack: str, name: str, *, api_id: str | None, stage: str 
     try:
         key = _new_key(apigateway, stack, name, plan["id"])
     except Exception:
-        apigateway.delete_usage_plan(usagePlanId=plan["id"])
+        try:
+            delete_plan(apigateway, plan)
+        except Exception:  # noqa: BLE001 - the first error is the one to report
+            pass
         raise
     return _describe(key, plan, secret=key["value"])
 
@@ -110,10 +113,29 @@ def revoke(apigateway, stack: str, name: str) -> dict:
     if key is None:
         raise SdctlError(f"client {name!r} has no key", hint="`sdctl keys list` shows the clients")
     plan = _plan_of(apigateway, key["id"])
+    if plan is not None:  # the plan first: if it cannot go, the key stays and revoke can be run again
+        delete_plan(apigateway, plan)
     apigateway.delete_api_key(apiKey=key["id"])
-    if plan is not None:
-        apigateway.delete_usage_plan(usagePlanId=plan["id"])
     return {"client": name, "key_id": key["id"], "revoked": True}
+
+
+def delete_plan(apigateway, plan: dict) -> None:
+    """API Gateway refuses to delete a usage plan that still lists an API stage ("Cannot delete
+    Usage Plan ... because there are API Stages associated with it"): remove its stages first."""
+    stages = plan.get("apiStages") or []
+    if stages:
+        apigateway.update_usage_plan(usagePlanId=plan["id"], patchOperations=[
+            {"op": "remove", "path": "/apiStages", "value": f"{s['apiId']}:{s['stage']}"} for s in stages])
+    apigateway.delete_usage_plan(usagePlanId=plan["id"])
+
+
+def remove_all(apigateway, stack: str) -> list[str]:
+    """Every client key of the stack and its usage plan (for `destroy`); returns the clients."""
+    gone = []
+    for k in list_keys(apigateway, stack):
+        revoke(apigateway, stack, k["client"])
+        gone.append(k["client"])
+    return gone
 
 
 def _describe(key: dict, plan: dict | None, *, secret: str | None) -> dict:

@@ -292,6 +292,9 @@ def main(argv: list[str] | None = None) -> None:
 
     os.environ.setdefault("MOTO_PORT", str(args.port))
     aws_like_authorization()
+    from sdctl.execute.local import rules
+
+    rules.apply()
     faster_sqs()
     faster_dispatch()
     app = DomainDispatcherApplication(create_backend_app)

@@ -1,0 +1,143 @@
+"""The emulator refuses what AWS refuses (sdctl/execute/local/rules.py), through boto3 as sdctl
+calls it, against moto's in-process mock with the rules applied (the local stack's emulator and
+the tests' moto server apply the same ones). Each test names the documented rule it holds."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from sdctl.execute.local import rules
+from sdctl.operate import keys
+
+REGION = "us-west-2"
+
+
+@pytest.fixture
+def aws():
+    rules.apply()
+    with mock_aws():
+        yield lambda name: boto3.client(name, region_name=REGION)
+
+
+def _code(e: pytest.ExceptionInfo) -> str:
+    return e.value.response["Error"]["Code"]
+
+
+def _stage(apigw) -> tuple[str, str]:
+    api = apigw.create_rest_api(name="api")["id"]
+    root = apigw.get_resources(restApiId=api)["items"][0]["id"]
+    apigw.put_method(restApiId=api, resourceId=root, httpMethod="GET", authorizationType="NONE")
+    apigw.put_integration(restApiId=api, resourceId=root, httpMethod="GET", type="MOCK")
+    apigw.create_deployment(restApiId=api, stageName="prod")
+    return api, "prod"
+
+
+def test_a_usage_plan_with_api_stages_cannot_be_deleted(aws):
+    """API Gateway, DeleteUsagePlan: "Cannot delete Usage Plan ... because there are API Stages
+    associated with it" (aws/aws-sdk-js#3841); removing the stage first is the documented way."""
+    apigw = aws("apigateway")
+    api, stage = _stage(apigw)
+    plan = apigw.create_usage_plan(name="p", apiStages=[{"apiId": api, "stage": stage}])["id"]
+    with pytest.raises(ClientError) as e:
+        apigw.delete_usage_plan(usagePlanId=plan)
+    assert _code(e) == "BadRequestException" and "API Stages associated" in str(e.value)
+    apigw.update_usage_plan(usagePlanId=plan, patchOperations=[
+        {"op": "remove", "path": "/apiStages", "value": f"{api}:{stage}"}])
+    apigw.delete_usage_plan(usagePlanId=plan)
+    assert apigw.get_usage_plans()["items"] == []
+
+
+def test_keys_revoke_removes_a_plan_bound_to_the_stage(aws):
+    """`sdctl keys revoke` on a deployed stack: the client's plan lists the API's stage, so the
+    plan's stages go first, then the plan, then the key; nothing is left behind."""
+    apigw = aws("apigateway")
+    api, stage = _stage(apigw)
+    made = keys.create(apigw, "demo", "acme", api_id=api, stage=stage, rate=5, burst=10)
+    assert apigw.get_usage_plan(usagePlanId=made["usage_plan_id"])["apiStages"] == [{"apiId": api, "stage": stage}]
+    assert keys.revoke(apigw, "demo", "acme")["revoked"]
+    assert apigw.get_usage_plans()["items"] == [] and keys.list_keys(apigw, "demo") == []
+    keys.create(apigw, "demo", "bravo", api_id=api, stage=stage, rate=5, burst=10)
+    assert keys.remove_all(apigw, "demo") == ["bravo"] and apigw.get_usage_plans()["items"] == []
+
+
+def test_an_instance_type_runs_only_images_of_its_architecture(aws):
+    """EC2 RunInstances: "The architecture 'x86_64' of the specified instance type does not
+    match the architecture 'arm64' of the specified AMI" (InvalidParameterValue)."""
+    ec2 = aws("ec2")
+    images = ec2.describe_images(Owners=["amazon"])["Images"]
+    arm = next(i["ImageId"] for i in images if i.get("Architecture") == "arm64")
+    x86 = next(i["ImageId"] for i in images if i.get("Architecture") == "x86_64")
+    with pytest.raises(ClientError) as e:
+        ec2.run_instances(ImageId=arm, InstanceType="t3.nano", MinCount=1, MaxCount=1)
+    assert _code(e) == "InvalidParameterValue" and "architecture 'arm64'" in str(e.value)
+    with pytest.raises(ClientError):
+        ec2.run_instances(ImageId=x86, InstanceType="t4g.nano", MinCount=1, MaxCount=1)
+    ec2.run_instances(ImageId=arm, InstanceType="t4g.nano", MinCount=1, MaxCount=1)
+    ec2.run_instances(ImageId=x86, InstanceType="t3.nano", MinCount=1, MaxCount=1)
+
+
+def test_a_second_table_bucket_or_queue_of_a_name_is_refused(aws):
+    """What a create after `destroy --keep-data` meets on AWS: DynamoDB CreateTable
+    ResourceInUseException; S3 CreateBucket outside us-east-1 BucketAlreadyOwnedByYou (S3 API
+    Reference, CreateBucket); SQS CreateQueue with other attributes QueueAlreadyExists."""
+    ddb, s3, sqs = aws("dynamodb"), aws("s3"), aws("sqs")
+    spec = dict(TableName="t", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+    ddb.create_table(**spec)
+    with pytest.raises(ClientError) as e:
+        ddb.create_table(**spec)
+    assert _code(e) == "ResourceInUseException"
+    where = {"CreateBucketConfiguration": {"LocationConstraint": REGION}}
+    s3.create_bucket(Bucket="kept-images", **where)
+    with pytest.raises(ClientError) as e:
+        s3.create_bucket(Bucket="kept-images", **where)
+    assert _code(e) == "BucketAlreadyOwnedByYou"
+    sqs.create_queue(QueueName="q", Attributes={"VisibilityTimeout": "30"})
+    with pytest.raises(ClientError) as e:
+        sqs.create_queue(QueueName="q", Attributes={"VisibilityTimeout": "60"})
+    assert _code(e) == "QueueAlreadyExists"
+
+
+def test_a_message_visibility_past_twelve_hours_in_total_is_refused(aws):
+    """SQS ChangeMessageVisibility: "If you try to extend the visibility timeout beyond 12
+    hours, the request is rejected" (43,200 s in total since the message was received)."""
+    sqs = aws("sqs")
+    q = sqs.create_queue(QueueName="q")["QueueUrl"]
+    sqs.send_message(QueueUrl=q, MessageBody="m")
+    handle = sqs.receive_message(QueueUrl=q)["Messages"][0]["ReceiptHandle"]
+    with pytest.raises(ClientError) as e:
+        sqs.change_message_visibility(QueueUrl=q, ReceiptHandle=handle, VisibilityTimeout=43201)
+    assert _code(e) == "InvalidParameterValue"
+    sqs.change_message_visibility(QueueUrl=q, ReceiptHandle=handle, VisibilityTimeout=43000)
+
+
+def _import(cfn, template: dict, items: list[dict]):
+    return cfn.create_change_set(StackName="s", ChangeSetName="i", ChangeSetType="IMPORT",
+                                 TemplateBody=json.dumps(template), ResourcesToImport=items)
+
+
+def test_an_import_adopts_what_exists_and_refuses_what_aws_refuses(aws):
+    """CloudFormation resource import (User Guide, "Import AWS resources into a CloudFormation
+    stack"): each resource needs a DeletionPolicy and must exist; the stack then owns it as it
+    is, data included."""
+    cfn, sqs = aws("cloudformation"), aws("sqs")
+    url = sqs.create_queue(QueueName="kept")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="still here")
+    queue = {"Type": "AWS::SQS::Queue", "DeletionPolicy": "Retain", "Properties": {"QueueName": "kept"}}
+    item = {"ResourceType": "AWS::SQS::Queue", "LogicalResourceId": "Q", "ResourceIdentifier": {"QueueUrl": url}}
+    no_policy = {"Resources": {"Q": {k: v for k, v in queue.items() if k != "DeletionPolicy"}}}
+    with pytest.raises(ClientError, match="DeletionPolicy"):
+        _import(cfn, no_policy, [item])
+    gone = dict(item, ResourceIdentifier={"QueueUrl": url.replace("kept", "never")})
+    with pytest.raises(ClientError, match="does not exist"):
+        _import(cfn, {"Resources": {"Q": queue}}, [gone])
+    arn = _import(cfn, {"Resources": {"Q": queue}}, [item])["Id"]
+    cfn.execute_change_set(ChangeSetName=arn, StackName="s")
+    assert cfn.describe_stacks(StackName="s")["Stacks"][0]["StackStatus"] == "IMPORT_COMPLETE"
+    assert sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"] == "still here"
+    assert [u for u in sqs.list_queues()["QueueUrls"] if "kept" in u] == [url]
