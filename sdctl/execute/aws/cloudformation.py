@@ -148,6 +148,30 @@ class Deployer:
                                   rc.get("ResourceType", "?"), rc.get("Replacement") or "-"))
         return ChangeSet(stack=stack, kind=kind, changes=changes, arn=arn)
 
+    def import_resources(self, stack: str, template: dict, parameters: dict[str, str], to_import: list[dict],
+                         capabilities: tuple[str, ...] = (), tags: dict[str, str] | None = None,
+                         report: Report = ignore) -> None:
+        """Put existing resources under ``stack`` (a new one, or one that exists) with an IMPORT
+        change set whose template holds only them (see builders/cfn/adopt.py)."""
+        name = f"sdctl-import-{uuid.uuid4().hex[:12]}"
+        arn = self.cfn.create_change_set(
+            StackName=stack, ChangeSetName=name, ChangeSetType="IMPORT", ResourcesToImport=to_import,
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+            Capabilities=list(capabilities), Tags=[{"Key": k, "Value": v} for k, v in (tags or {}).items()],
+            **self._template_arg(stack, template))["Id"]
+        while True:
+            cs = self.cfn.describe_change_set(ChangeSetName=arn, StackName=stack)
+            if cs["Status"] in ("CREATE_COMPLETE", "FAILED"):
+                break
+            self.sleep(self.poll)
+        if cs["Status"] == "FAILED":
+            self._discard(stack, arn, "CREATE")
+            raise SdctlError(f"CloudFormation refused to import the kept resources into {stack}: "
+                             f"{cs.get('StatusReason', '')}")
+        started = datetime.now(UTC)
+        self.cfn.execute_change_set(ChangeSetName=arn, StackName=stack)
+        self.wait(stack, started, report)
+
     def discard(self, cs: ChangeSet) -> None:
         if cs.arn:
             self._discard(cs.stack, cs.arn, cs.kind)
@@ -166,7 +190,12 @@ class Deployer:
     # -- execution ---------------------------------------------------------------------------------------
     def execute(self, cs: ChangeSet, report: Report = ignore) -> dict[str, str]:
         started = datetime.now(UTC)
-        self.cfn.execute_change_set(ChangeSetName=cs.arn, StackName=cs.stack)
+        # A rollback deletes what this operation created, retained resources included, so a
+        # failed first create leaves no named bucket, table or queue to block the retry
+        # (ExecuteChangeSet, RetainExceptOnCreate: "newly created resources are deleted when the
+        # operation rolls back. This includes newly created resources marked with a deletion
+        # policy of Retain").
+        self.cfn.execute_change_set(ChangeSetName=cs.arn, StackName=cs.stack, RetainExceptOnCreate=True)
         self.wait(cs.stack, started, report)
         return self.outputs(cs.stack)
 
