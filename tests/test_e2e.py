@@ -165,6 +165,14 @@ def test_submit_wait_follows_every_task_to_its_end(local_stack):
     assert page["images"] >= 5 and page["written"] == "g.html"
     html = (cwd / "g.html").read_text()
     assert "a fox w-4" in html and html.count("data:image/png;base64,") >= 5
+    # each full-size link opens the image, while the stack enforces IAM (it answered 500 before)
+    import html as markup
+
+    import httpx
+
+    link = markup.unescape(re.search(r'<a href="([^"]+)"', html).group(1))
+    full = httpx.get(link, timeout=30)
+    assert full.status_code == 200 and full.content[:8] == b"\x89PNG\r\n\x1a\n", (link, full.text[:400])
     measured = run_json(cwd, "cost", "--measured", "--since", "1h")
     assert measured["measured"]["images"] >= 5 and 0 < measured["measured"]["seconds_per_image"] < 60
     assert measured["estimate"]["assumptions"]["seconds_per_image"] == measured["measured"]["seconds_per_image"]

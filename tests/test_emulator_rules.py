@@ -5,6 +5,7 @@ the tests' moto server apply the same ones). Each test names the documented rule
 from __future__ import annotations
 
 import json
+import re
 
 import boto3
 import pytest
@@ -141,3 +142,70 @@ def test_an_import_adopts_what_exists_and_refuses_what_aws_refuses(aws):
     assert cfn.describe_stacks(StackName="s")["Stacks"][0]["StackStatus"] == "IMPORT_COMPLETE"
     assert sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"] == "still here"
     assert [u for u in sqs.list_queues()["QueueUrls"] if "kept" in u] == [url]
+
+
+@pytest.fixture
+def enforcing_emulator(tmp_path):
+    """The local stack's emulator as `sdctl local up` runs it, enforcing IAM after set-up:
+    a bucket with an image, a reader allowed s3:GetObject and a principal allowed nothing."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    from sdctl.execute.aws.session import client_config
+    from tests.conftest import free_port
+    from tests.helpers import wait_for
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([sys.executable, "-m", "sdctl.execute.local.emulator", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=(tmp_path / "emulator.log").open("w"))
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{url}/moto-api/", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        assert wait_for(up, 30), (tmp_path / "emulator.log").read_text()
+        admin = dict(endpoint_url=url, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="x")
+        s3, iam = boto3.client("s3", **admin), boto3.client("iam", **admin)
+        s3.create_bucket(Bucket="images", CreateBucketConfiguration={"LocationConstraint": REGION})
+        s3.put_object(Bucket="images", Key="t/t-1.png", Body=b"png")
+        made = {}
+        for user, action in (("reader", "s3:GetObject"), ("nobody", "sqs:SendMessage")):
+            iam.create_user(UserName=user)
+            iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps({
+                "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": action, "Resource": "*"}]}))
+            key = iam.create_access_key(UserName=user)["AccessKey"]
+            made[user] = boto3.client("s3", endpoint_url=url, region_name=REGION, config=client_config("s3"),
+                                      aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
+        httpx.post(f"{url}/moto-api/reset-auth", content=b"0").raise_for_status()
+        yield made
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_a_presigned_url_is_accepted_while_iam_is_enforced_and_checked_as_s3_checks_it(enforcing_emulator):
+    """The gallery's full-size links are presigned GetObject URLs (SigV4 in the query string;
+    S3 API Reference, "Authenticating Requests: Using Query Parameters"). The emulator answered
+    500 to every one while it enforced IAM; S3 serves a valid one, and refuses a tampered
+    signature (SignatureDoesNotMatch), an expired URL ("Request has expired") and a principal
+    whose policy does not allow the action (AccessDenied), each with 403."""
+    import httpx
+
+    reader, nobody = enforcing_emulator["reader"], enforcing_emulator["nobody"]
+    link = reader.generate_presigned_url("get_object", Params={"Bucket": "images", "Key": "t/t-1.png"}, ExpiresIn=600)
+    assert "X-Amz-Signature=" in link  # SigV4: S3 refuses SigV2 for buckets made since June 2020
+    ok = httpx.get(link)
+    assert (ok.status_code, ok.content) == (200, b"png")
+    tampered = httpx.get(link.replace("X-Amz-Signature=", "X-Amz-Signature=0"))
+    assert tampered.status_code == 403 and "SignatureDoesNotMatch" in tampered.text
+    old = re.sub(r"X-Amz-Date=\d{8}T", "X-Amz-Date=20200101T", link)
+    expired = httpx.get(old)
+    assert expired.status_code == 403 and "Request has expired" in expired.text
+    denied = httpx.get(nobody.generate_presigned_url("get_object", Params={"Bucket": "images", "Key": "t/t-1.png"}))
+    assert denied.status_code == 403 and "AccessDenied" in denied.text

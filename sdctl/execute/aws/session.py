@@ -21,7 +21,7 @@ class Aws:
     profile: str | None = None
 
     def client(self, name: str):
-        return self.session.client(name)
+        return self.session.client(name, config=client_config(name))
 
     def iam_principal(self) -> str:
         """The caller's IAM principal ARN as IAM spells it, path included: what an EKS access
@@ -31,6 +31,17 @@ class Aws:
             cached = role_arn_with_path(self.client("iam"), self.principal_arn)
             self._iam_principal = cached
         return cached
+
+
+def client_config(service: str):
+    """S3 clients sign with SigV4, presigned URLs included: botocore presigns S3 with Signature
+    Version 2 unless told otherwise, which S3 refuses for buckets made since 24 June 2020
+    (Amazon S3 User Guide, "Signature Version 2 turned off (deprecated)")."""
+    if service != "s3":
+        return None
+    from botocore.config import Config
+
+    return Config(signature_version="s3v4")
 
 
 def connect(*, region: str | None, profile: str | None, config_region: str | None = None) -> Aws:

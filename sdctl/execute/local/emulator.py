@@ -27,6 +27,10 @@ serving, and changes nothing else:
   `apigateway` alone the signature comparison is skipped; the access key must still be
   known and the action allowed by its policy.
 
+- moto reads a signature only from the Authorization header, so a presigned URL (its
+  signature in the query string) answered 500: sdctl/execute/local/presigned.py checks it as S3
+  does.
+
 Conditions and resource policies stay unevaluated (moto's docs/iam.rst): the rule tests in
 tests/test_aws_rules.py cover what those decide on AWS.
 """
@@ -53,6 +57,9 @@ def aws_like_authorization() -> None:
 
     if getattr(IAMRequest, "_sdctl_patched", False):
         return
+    from sdctl.execute.local import presigned
+
+    presigned.apply()  # before the wrappers below capture the base class's signature check
 
     def topic_resource(self) -> str:
         return self._get_param("TopicArn") or self._get_param("TargetArn") or "*"

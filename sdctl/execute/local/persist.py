@@ -464,7 +464,11 @@ def _json(start_response, status: str, body: dict):
     return [data]
 
 
-def durable_header(request, **_) -> None:
+def durable_header(request, signature_version=None, **_) -> None:
     """A botocore `before-sign` handler: ask the emulator to answer once the change is on disk
-    (signed like every other header, so moto's signature check sees the same request)."""
+    (signed like every other header, so moto's signature check sees the same request). Not on
+    a presigned URL (``s3v4-query``): a browser that opens it sends no such header, and a
+    signed header it lacks fails the signature."""
+    if str(signature_version or "").endswith(("-query", "-presign-post")):
+        return
     request.headers[DURABLE_HEADER] = "1"

@@ -55,7 +55,9 @@ def local_clients(aws_url: str, region: str, credentials: dict[str, str] | None 
                                     aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"])
     if durable:  # what a command changes is on disk before the command says it is done
         session.events.register("before-sign", durable_header)
-    return {n: session.client(n, endpoint_url=aws_url) for n in services}
+    from sdctl.execute.aws.session import client_config
+
+    return {n: session.client(n, endpoint_url=aws_url, config=client_config(n)) for n in services}
 
 
 def default_api_key(apigateway, stack: str, value: str | None = None) -> str:
