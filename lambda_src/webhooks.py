@@ -61,10 +61,13 @@ def handler(event, context):
             message, outcome, reason = {"body": record.get("body")}, "undeliverable", f"unreadable event: {e}"
         if outcome == "retry" and attempt <= len(delays):
             delay = delays[attempt - 1]
-            _client("sqs").change_message_visibility(
-                QueueUrl=os.environ["WEBHOOK_QUEUE_URL"], ReceiptHandle=record["receiptHandle"],
-                VisibilityTimeout=min(43200, int(delay * random.uniform(1.0, 1.2))))  # noqa: S311 - jitter
             failures.append({"itemIdentifier": record["messageId"]})
+            try:
+                _client("sqs").change_message_visibility(
+                    QueueUrl=os.environ["WEBHOOK_QUEUE_URL"], ReceiptHandle=record["receiptHandle"],
+                    VisibilityTimeout=retry_visibility(delay, random.uniform(1.0, 1.2)))  # noqa: S311 - jitter
+            except Exception as e:  # noqa: BLE001 - the message comes back at the queue's own visibility
+                _log("could not delay the retry; it comes back sooner", message, reason=str(e), attempt=attempt)
             _log("webhook delivery failed; will retry", message, reason=reason, attempt=attempt, retry_in=delay)
         elif outcome != "delivered":
             if outcome == "retry":
@@ -73,6 +76,18 @@ def handler(event, context):
                 {**message, "failure": {"reason": reason, "attempts": attempt, "at": int(time.time())}}))
             _log("webhook undeliverable", message, reason=reason, attempt=attempt)
     return {"batchItemFailures": failures}
+
+
+#: SQS refuses a visibility that takes a message past 12 hours since it was received
+#: (ChangeMessageVisibility: "If you try to extend the visibility timeout beyond 12 hours, the
+#: request is rejected"); the batch has already spent up to the function's timeout by then.
+VISIBILITY_LIMIT = 43_200 - 300
+
+
+def retry_visibility(delay: int, jitter: float) -> int:
+    """The visibility that delays the next attempt by ``delay`` x ``jitter`` (1.0-1.2) seconds,
+    within what SQS accepts."""
+    return max(0, min(VISIBILITY_LIMIT, int(delay * jitter)))
 
 
 def retry_delays() -> tuple[int, ...]:

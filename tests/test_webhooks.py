@@ -159,6 +159,28 @@ def test_a_4xx_a_redirect_or_a_private_address_is_undeliverable_at_once(delivere
     assert "not an https URL" in parked["t-1.expired"]["reason"]
 
 
+def test_the_longest_retry_delay_stays_within_what_sqs_accepts_and_a_refused_delay_fails_only_its_item(
+        deliverer, monkeypatch):
+    """The sixth delay is 36,000 s with up to 20 % jitter: SQS refuses a visibility past 12 hours
+    since the receive (ChangeMessageVisibility), so the delay is capped below it with room for
+    the batch's own time. If SQS refuses anyway, the one item still comes back (at the queue's
+    visibility) and the rest of the batch is not sent again."""
+    from lambda_src import webhooks
+
+    assert max(webhooks.retry_visibility(d, 1.2) for d in webhooks.retry_delays()) <= 43_200 - 300
+    assert webhooks.retry_visibility(5, 1.0) == 5
+    monkeypatch.setenv("WEBHOOK_RETRY_DELAYS", "50000")
+    receiver = Receiver(script=[500, 200])
+    with ServerThread(receiver.app) as server:
+        queued_event(deliverer, f"{server.url}/hook")
+        queued_event(deliverer, f"{server.url}/hook", status="failed")
+        messages = sorted(receive(deliverer), key=lambda m: json.loads(m["Body"])["payload"]["type"])
+        bad = dict(messages[0], ReceiptHandle="no-longer-valid")  # SQS refuses the visibility change
+        result = deliverer["run"](as_event([bad, messages[1]]), None)
+    assert result == {"batchItemFailures": [{"itemIdentifier": bad["MessageId"]}]}
+    assert len(receiver.deliveries) == 2
+
+
 def test_retries_used_up_go_to_the_dead_letter_queue(deliverer, monkeypatch):
     monkeypatch.setenv("WEBHOOK_RETRY_DELAYS", "0,0")
     receiver = Receiver(script=[503, 503, 503])
