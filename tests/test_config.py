@@ -149,3 +149,18 @@ def test_validate_refuses_a_system_node_ami_type_its_instance_types_cannot_run(t
     net = json.loads(next((tmp_path / "synth").glob("*network.template.json")).read_text())["Resources"]["NatInstance"]
     assert net["Properties"]["InstanceType"] == "t3.nano"
     assert net["Properties"]["ImageId"].endswith("al2023-ami-kernel-default-x86_64}}")
+
+
+def test_validate_refuses_a_kubernetes_version_the_pins_are_not_for(tmp_path):
+    """sdctl's EKS add-on pins are for one Kubernetes version (sdctl/versions.py); another used
+    to pass `validate` and stop `deploy` at the pin check. An existing cluster's version is its
+    own, so the field is not checked there."""
+    from sdctl import versions
+    from tests.helpers import cli
+
+    cfg = tmp_path / "sdctl.yaml"
+    cfg.write_text('runtimes: [{name: sd, type: sdwebui}]\ncluster: {version: "1.34"}\n')
+    r = cli("validate", cwd=tmp_path, check=False)
+    assert r.returncode == 2 and f"creates Kubernetes {versions.KUBERNETES} clusters only" in r.stderr
+    cfg.write_text('runtimes: [{name: sd, type: sdwebui}]\ncluster: {version: "1.34", existing: true, name: prod}\n')
+    cli("validate", cwd=tmp_path)

@@ -202,6 +202,15 @@ class Cluster(Model):
     system_nodes: SystemNodes = Field(default_factory=SystemNodes)
 
 
+    @model_validator(mode="after")
+    def _pinned_version(self) -> Cluster:
+        from sdctl import versions
+
+        if not self.existing and self.version != versions.KUBERNETES:
+            raise ValueError(f"version {self.version}: this sdctl creates Kubernetes {versions.KUBERNETES} clusters "
+                             "only (its EKS add-on and node image pins are for that version; sdctl/versions.py)")
+        return self
+
     @field_validator("public_access_cidrs")
     @classmethod
     def _cidrs(cls, v: list[str] | None) -> list[str] | None:
