@@ -20,6 +20,19 @@ def test_the_config_reference_matches_the_model_and_the_example():
         "docs/config-reference.md is stale: python -m sdctl.config.reference > docs/config-reference.md"
 
 
+def test_the_iam_table_in_the_security_page_is_what_the_templates_grant():
+    """docs/security.md's per-component IAM table is generated from builders/cfn/policies.py,
+    the documents the templates grant; a statement added there without regenerating fails here."""
+    from sdctl.builders import iam_table
+
+    page = (DOCS / "security.md").read_text()
+    start, end = page.index(iam_table.BEGIN), page.index(iam_table.END) + len(iam_table.END)
+    assert page[start:end] + "\n" == iam_table.table(), \
+        "docs/security.md is stale: replace its iam-table block with `python -m sdctl.builders.iam_table`"
+    for role in ("webhook deliverer", "dynamodb:BatchGetItem", "apigateway:GET", "secretsmanager:GetSecretValue"):
+        assert role in page[start:end]
+
+
 def test_every_config_key_is_in_the_reference():
     from sdctl.config.model import Config
 
