@@ -180,3 +180,14 @@ def system_nodegroup_name(instance_types: list[str], arm64: bool) -> str:
     digest of both, so the new group is made beside the old one, which is then deleted."""
     digest = hashlib.sha256(json.dumps([list(instance_types), arm64]).encode()).hexdigest()[:8]
     return f"system-{digest}"
+
+
+def partition(region: str) -> str:
+    """The ARN partition of a region: aws, aws-cn (cn-*), aws-us-gov (*-gov-*), aws-iso
+    (*-iso-*) or aws-iso-b (*-isob-*) (AWS General Reference, "Amazon Resource Names")."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    for infix, name in (("-gov-", "aws-us-gov"), ("-isob-", "aws-iso-b"), ("-iso-", "aws-iso")):
+        if infix in region:
+            return name
+    return "aws"

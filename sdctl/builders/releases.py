@@ -9,6 +9,7 @@ from sdctl import __version__, versions
 from sdctl.builders import images
 from sdctl.builders.names import (
     karpenter_node_role,
+    partition,
     queue_url_key,
     release_name,
     runtime_service_account,
@@ -116,7 +117,8 @@ def runtime_values(cfg: Config, rt: Runtime, *, edge: dict[str, str], cluster: d
                   "subnetIds": list(subnet_ids or []),
                   "tags": {"sdctl:stack": cfg.stack_name}},
         "models": {"enabled": bool(cfg.model_bucket.name), "bucket": cfg.model_bucket.name or "none",
-                   "prefix": cfg.model_bucket.prefix, "readOnly": True, "mountPath": "/models"},
+                   "prefix": cfg.model_bucket.prefix, "readOnly": True, "mountPath": "/models",
+                   **({"region": cfg.model_bucket.region} if cfg.model_bucket.region else {})},
     }
 
 
@@ -165,7 +167,7 @@ def releases(cfg: Config, *, edge: dict[str, str], cluster: dict[str, str], acco
 def placeholder_outputs(cfg: Config) -> tuple[dict[str, str], dict[str, str]]:
     """Stand-in outputs for rendering manifests before anything is deployed (synth)."""
     account, region = "123456789012", cfg.region
-    edge = {"ResultsTopicArn": f"arn:aws:sns:{region}:{account}:{cfg.stack_name}-results",
+    edge = {"ResultsTopicArn": f"arn:{partition(region)}:sns:{region}:{account}:{cfg.stack_name}-results",
             "OutputBucket": cfg.output.bucket_name or f"{cfg.stack_name}-output-{account}-{region}",
             "TasksTable": f"{cfg.stack_name}-tasks",
             "WebhooksQueueUrl": f"https://sqs.{region}.amazonaws.com/{account}/{cfg.stack_name}-webhooks"}

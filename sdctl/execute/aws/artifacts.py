@@ -8,6 +8,8 @@ import json
 import zipfile
 from pathlib import Path
 
+from sdctl.builders.names import partition
+
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
@@ -51,9 +53,10 @@ def ensure_bucket(s3, name: str, region: str) -> bool:
         "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
     s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={
         "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+    arn = partition(region)
     s3.put_bucket_policy(Bucket=name, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
         "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-        "Resource": [f"arn:aws:s3:::{name}", f"arn:aws:s3:::{name}/*"],
+        "Resource": [f"arn:{arn}:s3:::{name}", f"arn:{arn}:s3:::{name}/*"],
         "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}))
     return True
 
