@@ -538,6 +538,25 @@ def test_mountpoint_gets_a_prefix_it_accepts(rendered):
             assert all(p.endswith("/") and not p.startswith("/") for p in prefixes), prefixes
 
 
+def test_a_model_bucket_in_another_region_or_under_a_kms_key_can_be_read():
+    """Mountpoint signs its requests for the region it is given (mountpoint-s3 CONFIGURATION.md,
+    "--region"), and S3 answers a bucket of another region with a redirect; reading an SSE-KMS
+    object needs kms:Decrypt on its key (S3 User Guide, "Using server-side encryption with AWS
+    KMS keys"). Without modelBucket.region the stack's region is used, as before."""
+    from sdctl.execute.k8s import helm
+
+    key = "arn:aws:kms:eu-west-1:123456789012:key/12345678-1234-1234-1234-123456789012"
+    for extra, region in (("", "us-west-2"), (f", region: eu-west-1, kmsKeyArn: '{key}'", "eu-west-1")):
+        cfg = parse(f"modelBucket: {{name: team-models{extra}}}\nruntimes: [{{name: sd, type: sdwebui}}]\n")
+        edge, cluster = placeholder_outputs(cfg)
+        [rel] = [r for r in releases(cfg, edge=edge, cluster=cluster, account=ACCOUNT, region=cfg.region) if r.runtime]
+        [pv] = [o for o in helm.render(rel) if o["kind"] == "PersistentVolume"]
+        assert f"region {region}" in pv["spec"]["mountOptions"]
+        tpl = {x.key: x.template for x in stacks(cfg, code=("b", "k"), admin_principal="arn:aws:iam::1:role/x")}
+        role = resources(tpl)["MountpointRole"]
+        assert allows(role, "kms:Decrypt") == bool(extra)
+
+
 def test_every_image_a_release_runs_is_one_sdctl_builds_or_the_users_own(built):
     """A pod whose image is not in a registry sits in ImagePullBackOff on a paid GPU node.
     Each image the releases run is either the user's own (runtimes[].image) or lives in an ECR

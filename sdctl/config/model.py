@@ -66,6 +66,11 @@ class ModelBucket(Model):
 
     name: Annotated[str | None, Field(pattern=BUCKET_NAME)] = None
     prefix: str = ""
+    #: The bucket's region, where it is not the stack's (Mountpoint signs for the region it is
+    #: told; a bucket elsewhere answers every read with a redirect it does not follow).
+    region: Annotated[str | None, Field(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")] = None
+    #: The KMS key of a bucket encrypted with SSE-KMS: the driver's role may then decrypt with it.
+    kms_key_arn: Annotated[str | None, Field(pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$")] = None
 
     @field_validator("prefix")
     @classmethod

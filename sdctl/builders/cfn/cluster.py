@@ -136,7 +136,10 @@ def cluster_template(cfg: Config, n: Names) -> dict:
             "AssumeRolePolicyDocument": PODS_TRUST,
             "Policies": [{"PolicyName": "read-models", "PolicyDocument": policy(
                 allow("s3:ListBucket", sub(f"arn:${{AWS::Partition}}:s3:::{bucket}")),
-                allow("s3:GetObject", sub(f"arn:${{AWS::Partition}}:s3:::{bucket}/*")))}]}}
+                allow("s3:GetObject", sub(f"arn:${{AWS::Partition}}:s3:::{bucket}/*")),
+                # an SSE-KMS bucket's objects are read with its key (S3 User Guide, SSE-KMS:
+                # "you must have kms:Decrypt permission" to read them)
+                *([allow("kms:Decrypt", cfg.model_bucket.kms_key_arn)] if cfg.model_bucket.kms_key_arn else []))}]}}
         if existing:
             r["MountpointIdentity"] = _pod_identity(cluster_name, "kube-system", "s3-csi-driver-sa", "MountpointRole")
 
