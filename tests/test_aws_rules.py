@@ -716,3 +716,28 @@ def test_the_system_node_groups_ami_type_runs_its_instance_types(yaml, types, am
     group = next(iter(resources(tpl, "AWS::EKS::Nodegroup").values()))["Properties"]
     assert group["InstanceTypes"] == types and group["AmiType"] == ami
     assert {architecture(t) for t in types} == {"arm64" if "ARM" in ami else "x86_64"}
+
+
+def test_another_admin_does_not_lock_the_deployer_out_of_the_cluster():
+    """The cluster is created with BootstrapClusterCreatorAdminPermissions false (no implicit
+    admin: EKS User Guide, "Grant IAM users access to Kubernetes with EKS access entries"), and
+    `deploy` installs its Helm releases as the deploying principal right after the stacks. With
+    adminPrincipalArn naming someone else, the deployer gets its own entry, unless it is that
+    admin (one principal, one access entry: CreateAccessEntry refuses a second)."""
+    cfg = parse("cluster: {adminPrincipalArn: 'arn:aws:iam::123456789012:role/platform-admins'}\n"
+                "runtimes: [{name: sd, type: sdwebui}]\n")
+    [spec] = [s for s in stacks(cfg, code=("b", "k"), admin_principal="arn:aws:iam::123456789012:role/ci")
+              if s.key == "cluster"]
+    entries = resources({"c": spec.template}, "AWS::EKS::AccessEntry")
+    assert entries["DeployerAccess"]["Condition"] == "DeployerIsNotAdmin"
+    assert entries["DeployerAccess"]["Properties"]["PrincipalArn"] == {"Ref": "DeployerPrincipalArn"}
+    assert entries["DeployerAccess"]["Properties"]["AccessPolicies"] == \
+        entries["AdminAccess"]["Properties"]["AccessPolicies"]
+    outs = {"edge": {k: "x" for k in ("ResultsTopicArn", "TopicKeyArn", "OutputBucket", "TasksTableArn",
+                                       "WebhooksQueueArn")}, "network": {"PrivateSubnetIds": "a,b"}}
+    outs["edge"].update({k: "x" for k in spec.template["Parameters"] if k.startswith("Queue")})
+    params = spec.parameters(outs)
+    assert params["AdminPrincipalArn"].endswith("platform-admins") and params["DeployerPrincipalArn"].endswith("/ci")
+    example = [s for s in stacks(parse(EXAMPLE.read_text()), code=("b", "k"), admin_principal="arn:aws:iam::1:role/x")
+               if s.key == "cluster"][0]
+    assert "DeployerAccess" not in example.template["Resources"]  # the deployer is the admin

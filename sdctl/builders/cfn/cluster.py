@@ -99,6 +99,14 @@ def cluster_template(cfg: Config, n: Names) -> dict:
             "AccessPolicies": [{"PolicyArn": sub("arn:${AWS::Partition}:eks::aws:cluster-access-policy/"
                                                  "AmazonEKSClusterAdminPolicy"),
                                 "AccessScope": {"Type": "cluster"}}]}}
+        if cfg.cluster.admin_principal_arn:
+            # The principal that runs `sdctl deploy` installs the Helm releases after the stacks:
+            # with another admin named and the creator's own admin off, it would be locked out.
+            p["DeployerPrincipalArn"] = {"Type": "String", "Description": "IAM role or user that deploys."}
+            tpl.setdefault("Conditions", {})["DeployerIsNotAdmin"] = {"Fn::Not": [
+                {"Fn::Equals": [ref("AdminPrincipalArn"), ref("DeployerPrincipalArn")]}]}
+            r["DeployerAccess"] = {"Type": "AWS::EKS::AccessEntry", "Condition": "DeployerIsNotAdmin", "Properties": {
+                **r["AdminAccess"]["Properties"], "PrincipalArn": ref("DeployerPrincipalArn")}}
         sys_nodes = cfg.cluster.system_nodes
         r["SystemNodeRole"] = {"Type": "AWS::IAM::Role", "Properties": {
             "AssumeRolePolicyDocument": _ec2_trust(),

@@ -57,8 +57,10 @@ def stacks(cfg: Config, *, code: tuple[str, str] = ("", ""), admin_principal: st
             for priority in PRIORITIES:
                 params[queue_arn_key(rt.name, priority)] = edge[queue_arn_key(rt.name, priority)]
         if not cfg.cluster.existing:
-            params["AdminPrincipalArn"] = cfg.cluster.admin_principal_arn or (
-                admin_principal() if callable(admin_principal) else admin_principal)
+            deployer = admin_principal() if callable(admin_principal) else admin_principal
+            params["AdminPrincipalArn"] = cfg.cluster.admin_principal_arn or deployer
+            if cfg.cluster.admin_principal_arn:
+                params["DeployerPrincipalArn"] = deployer
             params["PublicAccessCidrs"] = ",".join(cfg.cluster.public_access_cidrs or [deployer_cidr()])
             params["PrivateSubnetIds"] = (",".join(cfg.network.private_subnet_ids) if cfg.network.vpc_id
                                           else outs["network"]["PrivateSubnetIds"])
