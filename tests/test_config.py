@@ -164,3 +164,18 @@ def test_validate_refuses_a_kubernetes_version_the_pins_are_not_for(tmp_path):
     assert r.returncode == 2 and f"creates Kubernetes {versions.KUBERNETES} clusters only" in r.stderr
     cfg.write_text('runtimes: [{name: sd, type: sdwebui}]\ncluster: {version: "1.34", existing: true, name: prod}\n')
     cli("validate", cwd=tmp_path)
+
+
+def test_an_image_cache_snapshot_with_fast_pull_is_refused_naming_why(tmp_path):
+    """Karpenter's Bottlerocket bootstrap binds the RAID0 instance store over containerd's
+    directory when fastPull is on, and the SOCI snapshotter resets containerd's state: the two
+    options defeated each other silently. validate now refuses the pair (exit 2)."""
+    from tests.helpers import cli
+
+    (tmp_path / "sdctl.yaml").write_text(
+        "runtimes: [{name: sd, type: sdwebui, nodes: {imageCacheSnapshotId: snap-0123456789abcdef0}}]\n")
+    r = cli("validate", cwd=tmp_path, check=False)
+    assert r.returncode == 2 and "imageCacheSnapshotId needs fastPull: false" in r.stderr
+    (tmp_path / "sdctl.yaml").write_text("runtimes: [{name: sd, type: sdwebui, nodes: {fastPull: false, "
+                                         "imageCacheSnapshotId: snap-0123456789abcdef0}}]\n")
+    cli("validate", cwd=tmp_path)

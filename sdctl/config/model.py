@@ -130,6 +130,18 @@ class Nodes(Model):
     #: An EBS snapshot holding the runtime's image, restored as the data volume (opt-in).
     image_cache_snapshot_id: Annotated[str | None, Field(pattern=r"^snap-[0-9a-f]{8,17}$")] = None
 
+    @model_validator(mode="after")
+    def _one_image_store(self) -> Nodes:
+        """fastPull binds the instance store (RAID0) over /var/lib/containerd and switches the
+        snapshotter to SOCI, which resets containerd's state when it differs from the last
+        boot's (Karpenter's Bottlerocket bootstrap; Bottlerocket settings reference,
+        settings.container-runtime.snapshotter): a cached image snapshot would be hidden and
+        then discarded, silently."""
+        if self.fast_pull and self.image_cache_snapshot_id:
+            raise ValueError("imageCacheSnapshotId needs fastPull: false: fast pull puts the instance store over "
+                             "containerd's directory and resets its state, so the cached images would not be used")
+        return self
+
     @field_validator("capacity_types", "instance_types")
     @classmethod
     def _unique(cls, v: list[str]) -> list[str]:
