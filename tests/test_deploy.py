@@ -297,3 +297,17 @@ def test_a_template_over_51200_bytes_goes_through_the_artifacts_bucket(env, tmp_
     assert "templates/big-edge.json" in keys
     queues = [u for u in aws.sqs.list_queues(QueueNamePrefix="big-r")["QueueUrls"] if not u.endswith("-dlq")]
     assert len(queues) == 16 * 3  # three priority lanes each
+
+
+def test_deploy_onto_an_existing_cluster_checks_it_before_changing_anything(env, tmp_path, aws):
+    """As a user runs it: a cluster that cannot be read stops the deploy at the preflight
+    (sdctl/execute/aws/preflight.py), before any bucket or stack exists. The checks themselves
+    are in tests/test_preflight.py (moto lacks the EKS calls they need)."""
+    from tests.helpers import EXISTING_CLUSTER
+
+    (tmp_path / "sdctl.yaml").write_text(EXISTING_CLUSTER)
+    r = sdctl(env, tmp_path, "deploy", "--yes", "--skip-releases", check=False)
+    assert r.returncode == 1 and "cluster platform-prod (cluster.existing: true) cannot be read" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert aws.cloudformation.describe_stacks()["Stacks"] == []
+    assert [b["Name"] for b in aws.s3.list_buckets()["Buckets"]] == []

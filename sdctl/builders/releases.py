@@ -115,6 +115,9 @@ def runtime_values(cfg: Config, rt: Runtime, *, edge: dict[str, str], cluster: d
                   "dataVolumeGi": rt.nodes.volume_size_gi, "amiAlias": versions.BOTTLEROCKET_ALIAS,
                   "fastPull": rt.nodes.fast_pull, "imageCacheSnapshotId": rt.nodes.image_cache_snapshot_id or "",
                   "subnetIds": list(subnet_ids or []),
+                  # cluster-scoped names: another stack on a cluster sdctl did not make may have
+                  # a runtime of the same name
+                  **({"poolName": f"{cfg.stack_name}-{rt.name}"[:63].rstrip("-")} if cfg.cluster.existing else {}),
                   "tags": {"sdctl:stack": cfg.stack_name}},
         "models": {"enabled": bool(cfg.model_bucket.name), "bucket": cfg.model_bucket.name or "none",
                    "prefix": cfg.model_bucket.prefix, "readOnly": True, "mountPath": "/models",

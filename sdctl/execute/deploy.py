@@ -11,7 +11,7 @@ from sdctl.builders.names import artifacts_bucket, names
 from sdctl.config.model import Config
 from sdctl.contracts.events import Event, Report, ignore
 from sdctl.errors import SdctlError, UsageError
-from sdctl.execute.aws import artifacts
+from sdctl.execute.aws import adopt, artifacts
 from sdctl.execute.aws.cloudformation import ChangeSet, Deployer, changes_from_template
 from sdctl.execute.aws.session import Aws
 
@@ -141,6 +141,10 @@ def plan(ctx: Context, only: str | None = None) -> list[ChangeSet]:
 def deploy(ctx: Context, *, only: str | None = None, confirm: Callable[[ChangeSet], bool],
            confirm_recreate: Callable[[str], bool], report: Report = ignore) -> dict[str, dict[str, str]]:
     """Deploy stacks in order. Returns every deployed stack's outputs by key."""
+    if ctx.cfg.cluster.existing and any(s.key == "cluster" for s in select(ctx, only)):
+        from sdctl.execute.aws import preflight
+
+        preflight.check(ctx.aws, ctx.cfg, cluster_stack=ctx.stack_name("cluster"))  # before anything changes
     s3 = ctx.aws.client("s3")
     artifacts.ensure_bucket(s3, ctx.code_bucket, ctx.aws.region)
     artifacts.upload_once(s3, ctx.code_bucket, ctx.code_key, ctx.code)
@@ -157,7 +161,7 @@ def deploy(ctx: Context, *, only: str | None = None, confirm: Callable[[ChangeSe
             ctx.deployer.delete(spec.name, report)
         params = _parameters(spec, _upstream_outputs(ctx, spec, outputs))
         if ctx.deployer.status(spec.name) is None:
-            adopt_kept(ctx, spec, params, report)
+            adopt.adopt_kept(ctx, spec, params, report)
         cs = ctx.deployer.create_change_set(spec.name, spec.template, params, spec.capabilities, spec.tags)
         if cs.empty:
             report(Event(f"stack:{spec.name}", "no changes", "ok", "unchanged"))
@@ -169,30 +173,6 @@ def deploy(ctx: Context, *, only: str | None = None, confirm: Callable[[ChangeSe
             report(Event(f"stack:{spec.name}", "deployed", "ok", "deployed"))
         outputs[spec.key] = ctx.deployer.outputs(spec.name)
     return outputs
-
-
-def adopt_kept(ctx: Context, spec: StackSpec, params: dict[str, str], report: Report = ignore) -> list[str]:
-    """Before a stack is created: import what an earlier stack of the same name kept (after
-    `destroy --keep-data`, or a failed create by an sdctl without RetainExceptOnCreate), so the
-    kept images, task records and their key are in use again and the create does not fail on
-    "already exists". Returns the logical ids imported."""
-    from sdctl.builders.cfn import adopt
-    from sdctl.execute.aws import adopt as found_on
-
-    found = found_on.find(ctx.aws, spec.template)
-    if not found:
-        return []
-    try:
-        template, to_import = adopt.plan(spec.template, found)
-    except ValueError as e:
-        raise SdctlError(f"{spec.name}: some kept resources exist and some do not ({e})",
-                         hint="delete the kept ones that remain (or recreate the missing one) and deploy "
-                              "again") from None
-    report(Event(f"stack:{spec.name}", f"importing {len(found)} kept resource(s): {', '.join(sorted(found))}",
-                 "step", "importing"))
-    ctx.deployer.import_resources(spec.name, template, params, to_import, spec.capabilities, spec.tags, report)
-    report(Event(f"stack:{spec.name}", "kept resources imported", "ok", "imported"))
-    return sorted(found)
 
 
 def destroy(ctx: Context, *, keep_data: bool, report: Report = ignore) -> dict:

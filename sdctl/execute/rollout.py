@@ -17,8 +17,12 @@ def release_specs(ctx: Context, outputs: dict[str, dict[str, str]]):
 
     subnets = None
     if ctx.cfg.cluster.existing and not ctx.cfg.network.private_subnet_ids:
+        from sdctl.execute.aws.preflight import public_subnets
+
         eks = ctx.aws.client("eks")
         subnets = eks.describe_cluster(name=ctx.cfg.cluster_name)["cluster"]["resourcesVpcConfig"]["subnetIds"]
+        public = public_subnets(ctx.aws.client("ec2"), subnets)
+        subnets = [s for s in subnets if s not in public]  # a GPU node there reaches nothing
     return releases(ctx.cfg, edge=outputs["edge"], cluster=outputs["cluster"], account=ctx.aws.account,
                     region=ctx.aws.region, cluster_subnets=subnets)
 

@@ -123,7 +123,9 @@ def aws_checks(aws, cfg) -> list[tuple[str, tuple[str, str, str | None]]]:
     except (bex.ClientError, bex.BotoCoreError) as e:
         out.append(("subnets", (FAIL, f"subnets not found: {e}", "check network.privateSubnetIds")))
 
-    name = ami_parameter(cfg.cluster.version)
+    # Karpenter resolves the image for the cluster's live version (an existing cluster's own)
+    live = (cluster_info or {}).get("version") or cfg.cluster.version
+    name = ami_parameter(live)
     try:
         aws.client("ssm").get_parameter(Name=name)
         out.append(("node image", (OK, f"{name} resolves", None)))

@@ -2,6 +2,12 @@
 {{- .Release.Name | trunc 50 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* The cluster-scoped NodePool and EC2NodeClass: nodes.poolName where two stacks may share
+     the cluster (sdctl sets it for an existing cluster), else the release's name. */}}
+{{- define "sd-runtime.poolName" -}}
+{{- .Values.nodes.poolName | default (include "sd-runtime.fullname" .) -}}
+{{- end -}}
+
 {{- define "sd-runtime.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 app.kubernetes.io/name: {{ .Chart.Name }}

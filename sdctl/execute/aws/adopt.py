@@ -10,6 +10,8 @@ from __future__ import annotations
 import botocore.exceptions as bex
 
 from sdctl.builders.cfn.adopt import physical_name, retained
+from sdctl.contracts.events import Event, Report, ignore
+from sdctl.errors import SdctlError
 
 
 def _code(e: bex.ClientError) -> str:
@@ -79,3 +81,26 @@ def _table_key(aws, table: str) -> str | None:
     except bex.ClientError:
         return None
     return meta["KeyId"] if meta.get("KeyState") == "Enabled" else None
+
+
+def adopt_kept(ctx, spec, params: dict[str, str], report: Report = ignore) -> list[str]:
+    """Before a stack is created: import what an earlier stack of the same name kept (after
+    `destroy --keep-data`, or a failed create by an sdctl without RetainExceptOnCreate), so the
+    kept images, task records and their key are in use again and the create does not fail on
+    "already exists". Returns the logical ids imported."""
+    from sdctl.builders.cfn import adopt
+
+    found = find(ctx.aws, spec.template)
+    if not found:
+        return []
+    try:
+        template, to_import = adopt.plan(spec.template, found)
+    except ValueError as e:
+        raise SdctlError(f"{spec.name}: some kept resources exist and some do not ({e})",
+                         hint="delete the kept ones that remain (or recreate the missing one) and deploy "
+                              "again") from None
+    report(Event(f"stack:{spec.name}", f"importing {len(found)} kept resource(s): {', '.join(sorted(found))}",
+                 "step", "importing"))
+    ctx.deployer.import_resources(spec.name, template, params, to_import, spec.capabilities, spec.tags, report)
+    report(Event(f"stack:{spec.name}", "kept resources imported", "ok", "imported"))
+    return sorted(found)
