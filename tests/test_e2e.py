@@ -344,6 +344,22 @@ def test_every_process_runs_with_only_its_template_policy(local_stack):
     assert denied(lambda: stranger.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"]))
 
 
+def test_queue_redrive_moves_dead_letters_back_server_side(local_stack):
+    """`sdctl queue redrive --local`: the emulator now answers StartMessageMoveTask as SQS does
+    (sdctl/execute/local/rules.py), so the command moves the dead letters in one call instead of
+    retrying a 500 page three times and printing it in its JSON."""
+    cwd, _ = local_stack
+    sqs = local_aws(cwd, "sqs")
+    state = json.loads((cwd / ".sdctl" / "state.json").read_text())
+    dlq = state["resources"]["runtimes"]["sdruntime"]["dead_letter_queue_url"]
+    sqs.send_message(QueueUrl=dlq, MessageBody=json.dumps({"not": "a task"}))
+    report = run_json(cwd, "queue", "redrive", "--runtime", "sdruntime")
+    text = json.dumps(report)
+    assert "StartMessageMoveTask" in text and "<html" not in text.lower()
+    attrs = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+    assert attrs["ApproximateNumberOfMessages"] == "0"
+
+
 def test_up_again_is_harmless_and_down_stops_every_process(local_stack):
     cwd, _ = local_stack
     again = json.loads(sdctl("local", "up", "--detach", "-o", "json", cwd=cwd).stdout)

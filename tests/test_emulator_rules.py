@@ -209,3 +209,30 @@ def test_a_presigned_url_is_accepted_while_iam_is_enforced_and_checked_as_s3_che
     assert expired.status_code == 403 and "Request has expired" in expired.text
     denied = httpx.get(nobody.generate_presigned_url("get_object", Params={"Bucket": "images", "Key": "t/t-1.png"}))
     assert denied.status_code == 403 and "AccessDenied" in denied.text
+
+
+def test_a_dead_letter_queue_is_moved_back_server_side_as_sqs_does(aws):
+    """SQS StartMessageMoveTask: the messages of a dead-letter queue go back to the queue, with
+    their attributes; a source that is no queue's dead-letter queue is refused ("Source queue
+    must be configured as a Dead Letter Queue")."""
+    from sdctl.operate.queues import queue_arn, redrive
+
+    sqs = aws("sqs")
+    dlq = sqs.create_queue(QueueName="q-dlq")["QueueUrl"]
+    q = sqs.create_queue(QueueName="q", Attributes={"RedrivePolicy": json.dumps(
+        {"deadLetterTargetArn": queue_arn(sqs, dlq), "maxReceiveCount": "1"})})["QueueUrl"]
+    for i in range(12):
+        sqs.send_message(QueueUrl=dlq, MessageBody=f"t-{i}", MessageAttributes={
+            "runtime": {"DataType": "String", "StringValue": "sd"}})
+    done = redrive(sqs, dlq, q)
+    assert done["method"] == "StartMessageMoveTask"
+    [task] = sqs.list_message_move_tasks(SourceArn=queue_arn(sqs, dlq))["Results"]
+    assert task["Status"] == "COMPLETED" and task["ApproximateNumberOfMessagesMoved"] == 12
+    got = []
+    while batch := sqs.receive_message(QueueUrl=q, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get(
+            "Messages"):
+        got += batch
+    assert sorted(m["Body"] for m in got) == sorted(f"t-{i}" for i in range(12))
+    assert all(m["MessageAttributes"]["runtime"]["StringValue"] == "sd" for m in got)
+    with pytest.raises(ClientError, match="Dead Letter Queue"):
+        sqs.start_message_move_task(SourceArn=queue_arn(sqs, q))

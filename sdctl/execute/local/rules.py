@@ -21,6 +21,12 @@ an account. tests/test_emulator_rules.py runs every rule through boto3 as sdctl 
   not exist. Here each listed resource is looked up by its identifier and becomes the stack's,
   untouched, with those refusals.
 
+- **StartMessageMoveTask.** moto answers it with a 500 page ("not yet implemented"), so
+  `queue redrive --local` spent three retries on it. SQS moves a dead-letter queue's messages
+  back server-side, and refuses a source that is no queue's dead-letter queue ("Source queue
+  must be configured as a Dead Letter Queue"; SQS API Reference, StartMessageMoveTask). Here
+  the move runs at once, in the request; ListMessageMoveTasks reports it COMPLETED.
+
 Checked and already as strict as AWS, so nothing is patched (the rule tests hold moto to it):
 a second DynamoDB table of a name (ResourceInUseException), a second bucket of a name outside
 us-east-1 (BucketAlreadyOwnedByYou), a second queue of a name with other attributes
@@ -165,8 +171,61 @@ def import_change_sets() -> None:
     CloudFormationBackend._sdctl_rules = True
 
 
+def message_move_tasks() -> None:
+    import json
+    import uuid
+
+    from moto.core.responses import ActionResult
+    from moto.sqs.exceptions import InvalidParameterValue
+    from moto.sqs.responses import SQSResponse
+
+    if hasattr(SQSResponse, "start_message_move_task"):
+        return
+
+    def by_arn(backend, arn: str | None):
+        return next((q for q in backend.queues.values() if q.queue_arn == arn), None)
+
+    def start_message_move_task(self):
+        backend = self.sqs_backend
+        source, dest_arn = self._get_param("SourceArn"), self._get_param("DestinationArn")
+        dlq = by_arn(backend, source)
+        if dlq is None:
+            raise InvalidParameterValue("The resource that you specified for the SourceArn parameter doesn't exist.")
+        feeders = [q for q in backend.queues.values()
+                   if (q.redrive_policy or {}).get("deadLetterTargetArn") == source]
+        if not feeders:
+            raise InvalidParameterValue("Source queue must be configured as a Dead Letter Queue.")
+        dest = by_arn(backend, dest_arn) if dest_arn else (feeders[0] if len(feeders) == 1 else None)
+        if dest is None:
+            raise InvalidParameterValue("The resource that you specified for the DestinationArn parameter "
+                                        "doesn't exist." if dest_arn else "DestinationArn is required here.")
+        moved = 0
+        while True:
+            batch = backend.receive_message(dlq.name, 10, 0, 30, message_attribute_names=["All"])
+            if not batch:
+                break
+            for m in batch:
+                backend.send_message(dest.name, m.body, message_attributes=m.message_attributes or None)
+                backend.delete_message(dlq.name, m.receipt_handle)
+                moved += 1
+        handle = json.dumps({"taskId": uuid.uuid4().hex, "sourceArn": source, "moved": moved})
+        backend._sdctl_moves = [*getattr(backend, "_sdctl_moves", []), {
+            "TaskHandle": handle, "Status": "COMPLETED", "SourceArn": source, "DestinationArn": dest.queue_arn,
+            "ApproximateNumberOfMessagesMoved": moved, "ApproximateNumberOfMessagesToMove": moved}]
+        return ActionResult({"TaskHandle": handle})
+
+    def list_message_move_tasks(self):
+        source = self._get_param("SourceArn")
+        found = [t for t in getattr(self.sqs_backend, "_sdctl_moves", []) if t["SourceArn"] == source]
+        return ActionResult({"Results": found[-10:][::-1]})
+
+    SQSResponse.start_message_move_task = start_message_move_task
+    SQSResponse.list_message_move_tasks = list_message_move_tasks
+
+
 def apply() -> None:
     """Every rule above, once per process."""
     usage_plan_stages()
     instance_architecture()
     import_change_sets()
+    message_move_tasks()
