@@ -89,9 +89,11 @@ def register(app: typer.Typer) -> None:
         token_only: Annotated[bool, typer.Option("--token", help="Print an ExecCredential (for kubeconfig exec).")] = False,
         cluster: Annotated[str | None, typer.Option(help="Cluster name (default: from the config).")] = None,
         config: ConfigOpt = None,
+        output: OutputOpt = None,
     ) -> None:
         """Credentials for the EKS cluster without the aws CLI: a kubeconfig whose user runs
         `sdctl kubeconfig --token` for a fresh token on each use."""
+        mode = output_mode(ctx, output)
         from sdctl.execute.aws.session import session_only
         from sdctl.execute.k8s import eks
 
@@ -109,7 +111,10 @@ def register(app: typer.Typer) -> None:
         endpoint, ca = eks.describe(aws.session, name, aws.region)
         doc = eks.kubeconfig(name, endpoint, ca, user=eks.exec_user(name, aws.region, obj.get("profile")))
         if write:
-            out.print(str(eks.write_private(doc, write)))
+            path = str(eks.write_private(doc, write))
+            return emit_json({"written": path, "cluster": name}) if mode == "json" else out.print(path)
+        if mode == "json":
+            emit_json(doc)
         else:
             import yaml
 

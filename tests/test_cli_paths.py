@@ -1,0 +1,89 @@
+"""Commands no other test ran as a user runs them: the `sdctl` program with its flags, its
+output and its exit code (`kubeconfig`, `webhooks verify`, `runtime serve`)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+
+import httpx
+import yaml
+from standardwebhooks import Webhook
+
+from tests.conftest import free_port
+from tests.helpers import sdctl, wait_for
+
+
+def test_kubeconfig_writes_a_private_file_and_token_prints_an_exec_credential(env, tmp_path, aws):
+    """`--write` reads the cluster (moto's EKS) and writes a kubeconfig whose user runs
+    `sdctl kubeconfig --token`; `--token` presigns STS GetCallerIdentity offline: the token
+    is `k8s-aws-v1.` + base64url(the presigned URL) (aws-iam-authenticator's format)."""
+    role = aws.iam.create_role(RoleName="eks", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    vpc = aws.ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    subnet = aws.ec2.create_subnet(VpcId=vpc, CidrBlock="10.8.1.0/24")["Subnet"]["SubnetId"]
+    aws.eks.create_cluster(name="demo", roleArn=role, resourcesVpcConfig={"subnetIds": [subnet]})
+    (tmp_path / "sdctl.yaml").write_text("stackName: demo\nruntimes: [{name: sd, type: sdwebui}]\n")
+    r = sdctl(env, tmp_path, "kubeconfig", "--write", "kc", "-o", "json")
+    path = tmp_path / "kc"
+    assert path.stat().st_mode & 0o077 == 0  # private: it names the cluster and how to get a token
+    cfg = yaml.safe_load(path.read_text())
+    user = cfg["users"][0]["user"]["exec"]
+    assert user["command"] == "sdctl" and user["args"][-4:] == ["kubeconfig", "--token", "--cluster", "demo"]
+    assert cfg["clusters"][0]["cluster"]["server"].startswith("https://")
+    assert json.loads(r.stdout)["written"].endswith("kc") and json.loads(r.stdout)["cluster"] == "demo"
+    token = sdctl(env, tmp_path, "kubeconfig", "--token", "--cluster", "demo")
+    cred = json.loads(token.stdout)
+    assert cred["kind"] == "ExecCredential" and cred["status"]["token"].startswith("k8s-aws-v1.")
+    url = base64.urlsafe_b64decode(cred["status"]["token"].removeprefix("k8s-aws-v1.") + "==").decode()
+    assert "Action=GetCallerIdentity" in url and "x-k8s-aws-id" in url.lower()
+
+
+def test_webhooks_verify_exits_0_for_a_good_signature_and_1_for_a_forged_one(tmp_path):
+    """A receiver's check, as the CLI runs it: the body on stdin, the three headers as flags;
+    signed by the Standard Webhooks reference library."""
+    secret = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+    body = b'{"type":"task.completed","data":{"id":"t-1"}}'
+    stamp = int(time.time())
+    signature = Webhook(secret).sign("t-1.completed", datetime.fromtimestamp(stamp, UTC), body.decode())
+
+    def verify(payload: bytes) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "sdctl", "webhooks", "verify", "-", "--id", "t-1.completed",
+                               "--timestamp", str(stamp), "--signature", signature, "-o", "json"],
+                              input=payload, capture_output=True, cwd=tmp_path, timeout=60,
+                              env={**__import__("os").environ, "SDCTL_WEBHOOK_SECRET": secret})
+
+    good = verify(body)
+    assert good.returncode == 0, good.stderr
+    assert json.loads(good.stdout)["valid"] is True
+    forged = verify(body.replace(b"completed", b"failed"))
+    assert forged.returncode == 1 and b"Traceback" not in forged.stderr
+    assert secret.encode() not in forged.stdout + forged.stderr  # the secret is never printed
+
+
+def test_runtime_serve_answers_the_a1111_api(tmp_path):
+    """`sdctl runtime serve` on the offline `tiny` model: it listens where told and answers
+    the AUTOMATIC1111 calls the agent makes; SIGTERM stops it."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "sdctl", "runtime", "serve", "--port", str(port)], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=(tmp_path / "runtime.log").open("w"))
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{url}/sdapi/v1/sd-models", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        assert wait_for(ready, 180), (tmp_path / "runtime.log").read_text()[-2000:]
+        assert [m["model_name"] for m in httpx.get(f"{url}/sdapi/v1/sd-models").json()] == ["tiny"]
+        r = httpx.post(f"{url}/sdapi/v1/txt2img", json={"prompt": "a red fox", "steps": 1, "width": 64, "height": 64,
+                                                        "seed": 1}, timeout=120)
+        assert r.status_code == 200 and base64.b64decode(r.json()["images"][0])[:4] == b"\x89PNG"
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=60) in (0, -15)
