@@ -311,7 +311,8 @@ def test_an_input_url_to_the_metadata_service_fails_the_task_without_calling_the
 
 
 def test_redrive_moves_dead_lettered_tasks_back_and_they_complete(stack, flaky_runtime):
-    """moto has no StartMessageMoveTask, so this exercises the receive/send/delete path."""
+    """With a limit, redrive takes the receive/send/delete path (the server-side move,
+    StartMessageMoveTask, is in tests/test_emulator_rules.py)."""
     from sdctl.operate.queues import depth, redrive
 
     flaky_runtime.state["failures"] = 2
@@ -323,7 +324,7 @@ def test_redrive_moves_dead_lettered_tasks_back_and_they_complete(stack, flaky_r
     rt = stack["runtimes"]["sdruntime"]
     sqs = stack["aws"].sqs
     assert depth(sqs, rt["dead_letter_queue_url"])["visible"] == 1
-    report = redrive(sqs, rt["dead_letter_queue_url"], rt["queue_url"])
+    report = redrive(sqs, rt["dead_letter_queue_url"], rt["queue_url"], limit=10)
     assert (report["method"], report["moved"]) == ("receive-send-delete", 1)
     assert depth(sqs, rt["dead_letter_queue_url"]) == {"visible": 0, "in_flight": 0, "delayed": 0}
     assert until_received(agent) == ["completed"]  # the runtime recovered: it completes this time

@@ -356,8 +356,9 @@ def test_queue_redrive_moves_dead_letters_back_server_side(local_stack):
     report = run_json(cwd, "queue", "redrive", "--runtime", "sdruntime")
     text = json.dumps(report)
     assert "StartMessageMoveTask" in text and "<html" not in text.lower()
-    attrs = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
-    assert attrs["ApproximateNumberOfMessages"] == "0"
+    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    [move] = sqs.list_message_move_tasks(SourceArn=arn)["Results"]
+    assert (move["Status"], move["ApproximateNumberOfMessagesMoved"]) == ("COMPLETED", 1)
 
 
 def test_up_again_is_harmless_and_down_stops_every_process(local_stack):
