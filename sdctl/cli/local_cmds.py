@@ -44,6 +44,8 @@ def up(
     ephemeral: Annotated[bool, typer.Option(
         "--ephemeral", help="Keep the emulator's data in memory only: nothing from an earlier stack, "
                             "nothing kept after this one (default: kept in .sdctl/aws/).")] = False,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="The gateway's port (default: the one it had "
+                                                                    "last time, if free).")] = None,
     output: OutputOpt = None,
 ) -> None:
     """Start the local stack: AWS emulator, API gateway, runtimes and queue agents. Images,
@@ -59,6 +61,13 @@ def up(
     urls = _runtime_urls(runtime_url)
     for name in urls:
         cfg.runtime(name)  # an unknown name is a usage error
+    if port is not None:
+        from sdctl.errors import UsageError
+        from sdctl.execute.local.ports import bindable
+
+        if not bindable(port):  # before anything starts: exit 2
+            raise UsageError(f"port {port} for the gateway is in use", hint="stop what holds it, or choose another "
+                                                                            "with --port")
     if detach:
         argv = ["local", "up", "-c", str(path.absolute()), "--agents", str(agents), "--model", model]
         for v in runtime_url:
@@ -71,6 +80,8 @@ def up(
             argv.append("--allow-local-webhooks")
         if ephemeral:
             argv.append("--ephemeral")
+        if port is not None:
+            argv += ["--port", str(port)]
         started = time.monotonic()
         with reporting(mode, "starting the local stack…") as report:
             state = stack.spawn_detached(argv, report=report, agents=agents)
@@ -78,7 +89,7 @@ def up(
         return
     stack.run(cfg, str(path), agents=agents, model=model, runtime_urls=urls,
               visibility_seconds=visibility_seconds, enforce_iam=iam, allow_local_webhooks=allow_local_webhooks,
-              keep_data=not ephemeral, report=json_lines() if mode == "json" else Text(err))
+              keep_data=not ephemeral, port=port, report=json_lines() if mode == "json" else Text(err))
 
 
 @app.command()

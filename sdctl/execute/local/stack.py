@@ -100,7 +100,7 @@ def _gateway_key_reader(credentials: dict) -> dict[str, str]:
 def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, agents: int, model: str,
                   runtime_urls: dict[str, str], env: dict[str, str],
                   credentials: dict[str, dict[str, str]] | None = None,
-                  allow_local_webhooks: bool = False, keep_data: bool = False) -> list[ProcSpec]:
+                  allow_local_webhooks: bool = False, keep_data: bool = False, ports=None) -> list[ProcSpec]:
     """The gateway, the webhook deliverer, one runtime per configured runtime (unless given a
     URL) and the agents, each signing with its own credentials where the stack enforces IAM."""
     from sdctl.execute.local import iam
@@ -111,7 +111,8 @@ def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, a
     specs = []
     hooks = resources["webhooks"]
     loopback = "1" if allow_local_webhooks else "0"
-    port = free_port()
+    take = ports.take if ports is not None else (lambda name: free_port())
+    port = take("gateway")
     specs.append(ProcSpec(
         role="gateway", name="gateway", argv=[py, "-m", "sdctl.execute.local.gateway"], port=port,
         url=f"http://127.0.0.1:{port}", ready_path="/ping",
@@ -137,7 +138,7 @@ def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, a
                 raise LocalStackError(
                     f"runtime {rt.name!r} is comfyui; sdctl has no built-in ComfyUI",
                     hint=f"start ComfyUI yourself and pass --runtime-url {rt.name}=http://127.0.0.1:8188")
-            port = free_port()
+            port = take(f"runtime-{rt.name}")
             url = f"http://127.0.0.1:{port}"
             specs.append(ProcSpec(
                 role="runtime", name=f"runtime-{rt.name}", runtime=rt.name, port=port, url=url,
@@ -164,7 +165,7 @@ def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, a
 def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
         runtime_urls: dict[str, str] | None = None, visibility_seconds: int | None = None,
         enforce_iam: bool = True, allow_local_webhooks: bool = False, keep_data: bool = True,
-        report: Report = ignore) -> None:
+        port: int | None = None, report: Report = ignore) -> None:
     """Run the local stack in this process until SIGTERM/SIGINT. Writes state as it goes.
     With `keep_data` the emulator keeps its data in `.sdctl/aws/` (sdctl/execute/local/persist.py):
     a stack started there again gets it back, and an emulator that dies is restarted with it."""
@@ -190,7 +191,10 @@ def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
 
     sup = Supervisor(st.state_dir() / "logs")
     env = base_env(cfg.region)
-    aws_port = free_port()
+    from sdctl.execute.local.ports import Ports
+
+    ports = Ports({"gateway": port} if port else {}, report)  # the ports of the last run, where free
+    aws_port = ports.take("aws")
     aws_url = f"http://127.0.0.1:{aws_port}"
     data_dir = data_path() if keep_data else None
     state = {"status": "starting", "supervisor_pid": os.getpid(), "started_at": time.time(),
@@ -227,7 +231,7 @@ def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
             httpx.post(f"{aws_url}{persist.SYNC_PATH}", timeout=60).raise_for_status()
         specs = process_specs(cfg, resources, aws_url=aws_url, api_key=api_key, agents=agents, model=model,
                               runtime_urls=runtime_urls or {}, env=env, credentials=credentials,
-                              allow_local_webhooks=allow_local_webhooks, keep_data=bool(data_dir))
+                              allow_local_webhooks=allow_local_webhooks, keep_data=bool(data_dir), ports=ports)
         children = [sup.start(s) for s in specs]
         gateway = children[0]
         state.update(gateway_url=gateway.spec.url, api_key=api_key, resources=resources,
