@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-demo: $(STAMP)
+# helm too: `sdctl synth` and `sdctl deploy` render the charts with it.
+demo: $(STAMP) $(HELM)
 	$(BIN)/python -m sdctl.demo
 
 # checkov lives in its own venv: its pins (an old boto3, among others) must not shape ours.

@@ -48,9 +48,9 @@ def _changes_table(cs):
     return table
 
 
-def _synth_manifests(cfg, out_dir: Path) -> list[str]:
-    """Rendered manifests of each runtime's release, and every release's spec (chart, version, values).
-    Stand-in values mark what the stacks' outputs fill in at deploy time."""
+def _synth_manifests(cfg) -> dict[str, str]:
+    """Rendered manifests of each runtime's release, and every release's spec (chart, version, values),
+    by file name. Stand-in values mark what the stacks' outputs fill in at deploy time."""
     import yaml
 
     from sdctl.builders.releases import placeholder_outputs, releases
@@ -58,17 +58,33 @@ def _synth_manifests(cfg, out_dir: Path) -> list[str]:
 
     edge, cluster = placeholder_outputs(cfg)
     rels = releases(cfg, edge=edge, cluster=cluster, account="123456789012", region=cfg.region)
-    written = []
-    specs = out_dir / "releases.json"
-    specs.write_text(json.dumps([r.to_dict() | {"chart": r.chart if not r.runtime else "helm/sd-runtime"}
-                                 for r in rels], indent=2) + "\n")
-    written.append(str(specs))
+    files = {"releases.json": json.dumps([r.to_dict() | {"chart": r.chart if not r.runtime else "helm/sd-runtime"}
+                                          for r in rels], indent=2) + "\n"}
     for rel in rels:
         if rel.runtime:
-            path = out_dir / f"{rel.name}.manifests.yaml"
-            path.write_text(yaml.safe_dump_all(render(rel), sort_keys=False))
-            written.append(str(path))
-    return written
+            files[f"{rel.name}.manifests.yaml"] = yaml.safe_dump_all(render(rel), sort_keys=False)
+    return files
+
+
+def _write_all(out_dir: Path, files: dict[str, str]) -> list[str]:
+    """Every file or none: each is written beside its target and renamed into place only once
+    all of them were made (a failure part-way leaves the folder as it was)."""
+    import os
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    made = []
+    try:
+        for name, text in files.items():
+            tmp = out_dir / f".{name}.sdctl-tmp"
+            tmp.write_text(text)
+            made.append((tmp, out_dir / name))
+    except OSError:
+        for tmp, _ in made:
+            tmp.unlink(missing_ok=True)
+        raise
+    for tmp, final in made:
+        os.replace(tmp, final)
+    return [str(final) for _, final in made]
 
 
 def register(app: typer.Typer) -> None:
@@ -77,7 +93,10 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the templates into.")] = Path("synth"),
         manifests: Annotated[bool, typer.Option("--manifests/--no-manifests",
-                                                help="Also render each runtime's Kubernetes manifests (needs helm).")] = True,
+                                                help="Also render each runtime's Kubernetes manifests (needs helm: "
+                                                     "`make demo` and `make test` install it; else "
+                                                     "python -m sdctl.execute.helmbin install ~/.cache/sdctl/bin)."
+                                                )] = True,
         config: ConfigOpt = None,
         output: OutputOpt = None,
     ) -> None:
@@ -86,17 +105,21 @@ def register(app: typer.Typer) -> None:
 
         mode = output_mode(ctx, output)
         cfg = _load(ctx, config)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        written = []
+        files = {}
         placeholders = placeholder_outputs(cfg)
         for spec in stacks(cfg, code=("<artifacts bucket>", "<handler zip key>"), admin_principal="<deployer>"):
-            path = out_dir / f"{spec.name}.template.json"
-            path.write_text(json.dumps(spec.template, indent=2) + "\n")
-            params = out_dir / f"{spec.name}.parameters.json"
-            params.write_text(json.dumps(spec.parameters(placeholders), indent=2, sort_keys=True) + "\n")
-            written += [str(path), str(params)]
-        if manifests:
-            written += _synth_manifests(cfg, out_dir)
+            files[f"{spec.name}.template.json"] = json.dumps(spec.template, indent=2) + "\n"
+            files[f"{spec.name}.parameters.json"] = json.dumps(spec.parameters(placeholders), indent=2,
+                                                               sort_keys=True) + "\n"
+        if manifests:  # needs helm: before anything is written
+            from sdctl.execute.k8s.helm import HelmMissing
+
+            try:
+                files.update(_synth_manifests(cfg))
+            except HelmMissing as e:
+                e.hint = f"{e.hint}\nnothing was written; `sdctl synth --no-manifests` writes the templates alone"
+                raise
+        written = _write_all(out_dir, files)
         if mode == "json":
             emit_json({"written": written})
         else:
