@@ -330,7 +330,7 @@ def test_the_largest_config_fits_cloudformations_template_limits():
 
     with pytest.raises(ConfigError) as e:  # a 17th is refused before anything is built
         parse(f"stackName: big\nruntimes:\n{runtimes}\n  - {{name: r16, type: diffusers}}\n")
-    assert "at most 16 items" in e.value.problems[0]["message"]
+    assert "17 runtimes; at most 16" in e.value.problems[0]["message"]
 
 
 def test_names_fit_their_limits(built):

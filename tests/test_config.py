@@ -179,3 +179,35 @@ def test_an_image_cache_snapshot_with_fast_pull_is_refused_naming_why(tmp_path):
     (tmp_path / "sdctl.yaml").write_text("runtimes: [{name: sd, type: sdwebui, nodes: {fastPull: false, "
                                          "imageCacheSnapshotId: snap-0123456789abcdef0}}]\n")
     cli("validate", cwd=tmp_path)
+
+
+BOMB = """a: &a ["x","x","x","x","x","x","x","x","x"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+runtimes: [{name: sd, type: sdwebui}]
+"""
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    (BOMB, "holds more than 100,000 values (counting each time an alias"),  # 9^9 values from 1 KB
+    ("runtimes: [{name: sd, type: sdwebui}]\n#" + "x" * (2 * 1024 * 1024) + "\n", "a config is at most"),
+    ("stackName: " + "Q" * 500_000 + "\nruntimes: [{name: sd, type: sdwebui}]\n", "(500,000 characters) is not valid"),
+    ("runtimes: [" + "{}," * 20_000 + "]\n", "runtimes: 20,000 runtimes; at most 16"),
+    ("runtimes:\n" + "  - {name: sd, type: sdwebui}\n" * 250_000, "a config is at most"),
+])
+def test_any_config_is_read_in_bounded_time_and_its_errors_quote_a_short_excerpt(tmp_path, text, words):
+    """As the new user found them: a 1 KB alias bomb ran validate past 120 s and 5.5 GB; a long
+    value came back whole in the error; 250,000 runtimes took 26 s before "at most 16". Each is
+    now refused at once (the subprocess's own timeout is only a guard), exit 2."""
+    from tests.helpers import cli
+
+    (tmp_path / "sdctl.yaml").write_text(text)
+    r = cli("validate", cwd=tmp_path, check=False)
+    assert r.returncode == 2 and words in r.stderr, r.stderr[:500]
+    assert len(r.stderr) < 2000 and "Traceback" not in r.stderr

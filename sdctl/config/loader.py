@@ -14,6 +14,13 @@ from sdctl.errors import ConfigError
 
 DEFAULT_PATH = "sdctl.yaml"
 ENV_VAR = "SDCTL_CONFIG"
+#: Bounds on what a config may cost to read, whatever the file holds: its size (the example is
+#: 12 KB; the largest valid config, 16 runtimes with every option, is under 40 KB), the values
+#: it expands to through YAML aliases (a 1 KB "billion laughs" file expands to 10^9), and how
+#: much of a bad value an error quotes.
+MAX_BYTES = 1024 * 1024
+MAX_VALUES = 100_000
+EXCERPT = 60
 
 Path_ = tuple[Any, ...]
 
@@ -45,6 +52,9 @@ def load(path: str | os.PathLike | None = None) -> Config:
         ) from None
     except OSError as e:
         raise ConfigError(f"cannot read {p}: {e.strerror}") from None
+    if len(data) > MAX_BYTES:
+        raise ConfigError(f"{p} is {len(data):,} bytes; a config is at most {MAX_BYTES:,}",
+                          hint="is this the right file? (sdctl.example.yaml, fully commented, is 12 KB)")
     return parse(decode(data, str(p)), source=str(p))
 
 
@@ -71,12 +81,25 @@ def decode(data: bytes, source: str) -> str:
             hint="save it as UTF-8 (most editors: Save with Encoding > UTF-8)") from None
 
 
+def excerpt(value, limit: int = EXCERPT) -> str:
+    """A value as an error quotes it: its repr, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(str(value)):,} characters)"
+
+
 def parse(text: str, source: str = DEFAULT_PATH) -> Config:
+    if len(text) > MAX_BYTES:
+        raise ConfigError(f"{source} is {len(text):,} characters; a config is at most {MAX_BYTES:,}")
     data, lines, problems = _read_yaml(text)
     if data is None and not problems:
         problems.append({"path": "", "line": 1, "message": "the file is empty"})
     elif data is not None and not isinstance(data, dict):
         problems.append({"path": "", "line": 1, "message": "the top level must be a mapping of keys"})
+    runtimes = data.get("runtimes") if isinstance(data, dict) else None
+    if isinstance(runtimes, list) and len(runtimes) > 16:  # before validating each of them
+        problems.append({"path": "runtimes", "line": lines.get(("runtimes",)),
+                         "message": f"{len(runtimes):,} runtimes; at most 16"})
+        data = None
     if isinstance(data, dict):
         try:
             cfg = Config.model_validate(data)
@@ -102,6 +125,9 @@ def _read_yaml(text: str) -> tuple[Any, dict[Path_, int], list[dict]]:
     """Parse YAML and remember the line of every key and list item."""
     try:
         node = yaml.compose(text, Loader=SafeLoader)
+        if node is not None and _expanded(node, {}) > MAX_VALUES:
+            return None, {}, [{"path": "", "line": 1, "message": f"the YAML holds more than {MAX_VALUES:,} values "
+                               "(counting each time an alias, *name, repeats one); a config needs far fewer"}]
         data = yaml.load(text, Loader=SafeLoader) if node is not None else None  # noqa: S506 (a safe loader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark
@@ -117,6 +143,23 @@ def _read_yaml(text: str) -> tuple[Any, dict[Path_, int], list[dict]]:
     problems: list[dict] = []
     _walk(node, (), lines, problems)
     return data, lines, problems
+
+
+def _expanded(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many values the node stands for once every alias is expanded (each node counted once
+    per place it appears); memoized per node, so a file of aliases costs its size, not theirs."""
+    key = id(node)
+    if key not in memo:
+        memo[key] = 0  # a recursive alias counts nothing more (PyYAML refuses it when loading)
+        children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else \
+            node.value if isinstance(node, yaml.SequenceNode) else []
+        total = 1
+        for child in children:
+            total += _expanded(child, memo)
+            if total > MAX_VALUES:
+                break
+        memo[key] = total
+    return memo[key]
 
 
 def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int], problems: list[dict]) -> None:
@@ -151,7 +194,7 @@ def _problems(err: ValidationError, lines: dict[Path_, int]) -> list[dict]:
             message = "required key is missing"
         elif e["type"] == "string_pattern_mismatch":
             hint = _PATTERN_HINTS.get(next((x for x in reversed(loc) if isinstance(x, str)), ""))
-            message = f"{e['input']!r} is not valid" + (f": use {hint}" if hint else f" ({message})")
+            message = f"{excerpt(e['input'])} is not valid" + (f": use {hint}" if hint else f" ({message})")
         elif message.startswith("Value error, "):
             message = message[len("Value error, "):]
         out.append({"path": _dotted(loc), "line": _line_for(loc, lines), "message": message})
