@@ -26,9 +26,10 @@ def test_bulk_submit_reports_every_line_and_records_each_task_once(held_stack):
     (cwd / "tasks.jsonl").write_text("\n".join(lines) + "\n")
     report = run_json(cwd, "submit", "tasks.jsonl", "--concurrency", "6", code=1)  # 1: some were rejected
     s = report["summary"]
-    assert (s["accepted"], s["duplicate"], s["rejected"]) == (12, 1, 2)
+    assert (s["accepted"], s["duplicate"], s["rejected"]) == (12, 0, 3)
     by_line = {r["line"]: r for r in report["tasks"]}
-    assert by_line[13]["result"] == "duplicate" and by_line[13]["status"] == "queued"
+    # an id the file already used is refused before sending (it would not run, yet counted twice)
+    assert by_line[13]["result"] == "rejected" and "id h-0 is already on line 1" in by_line[13]["message"]
     assert by_line[14]["result"] == "rejected" and "not valid JSON" in by_line[14]["message"]
     assert by_line[15]["field"] == "task.metadata.runtime" and "unknown runtime 'nope'" in by_line[15]["message"]
     queued = run_json(cwd, "tasks", "list", "--status", "queued", "--since", "10m")

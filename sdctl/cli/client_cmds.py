@@ -23,6 +23,24 @@ from sdctl.cli.common import (
 OutOpt = Annotated[Path, typer.Option("--out", help="Folder to write images into.")]
 
 
+def _record(target, task_id: str) -> dict | None:
+    """The task's record from the API, where the stack keeps one (None if it has none or the
+    id is unknown)."""
+    from sdctl.errors import SdctlError
+
+    if not target.tasks_table:
+        return None
+    try:
+        return target.api().task(task_id)
+    except SdctlError:
+        return None
+
+
+def _place(record: dict | None) -> str:
+    place = (record or {}).get("place_in_line")
+    return f", #{place} in line" if place else ""
+
+
 def _wait_and_download(target, task_id: str, prefix: str, timeout: float, out_dir: Path, mode,
                        cancel_on_exit: bool = False) -> tuple[dict, list[Path]]:
     """Follow the task (its live line: place in line, steps, done) until its result is stored,
@@ -118,7 +136,8 @@ def register(app: typer.Typer) -> None:
         file: Annotated[Path, typer.Argument(help="A v1alpha2 task (.json) or one per line (.jsonl).", exists=True,
                                              dir_okay=False)],
         concurrency: Annotated[int, typer.Option(min=1, max=64, help="Requests in flight (.jsonl).")] = 8,
-        wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow every task to its end.")] = False,
+        wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow every task to its end and download "
+                                                                    "the completed ones' images into --out.")] = False,
         timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for all tasks.")] = 600,
         out_dir: OutOpt = Path("outputs"),
         local: LocalOpt = False,
@@ -148,6 +167,8 @@ def register(app: typer.Typer) -> None:
                 f"{entry['id']}: {entry['status']} {' '.join(entry.get('files', [])) or entry['output_location']}"))
             return
         report = _submit_many(target, bodies, bad, concurrency=concurrency, wait=wait, timeout=timeout)
+        if wait:  # as for one task: every completed task's images into --out
+            report["summary"]["files"] = _download_completed(target, report["tasks"], dict(bodies), out_dir)
         _print(report, mode, lambda: _print_report(report))
         s = report["summary"]
         if s["rejected"] or (wait and s.get("completed", 0) != s["accepted"] + s["duplicate"]):
@@ -167,38 +188,104 @@ def register(app: typer.Typer) -> None:
         from sdctl.operate import client
 
         mode = output_mode(ctx, output)
+        client.check_id(task_id)
         target = target_for(ctx, is_local(local))
         s3 = target.s3()
         doc = client.read_result(s3, target.bucket, prefix or target.prefix, task_id)
         if doc is None:
-            raise SdctlError(f"task {task_id} has no result yet (queued, running, or unknown)",
-                             hint="wait and try again, or check the id and --prefix")
+            record = _record(target, task_id)
+            state = (record or {}).get("status")
+            if state in ("cancelled", "expired", "failed"):  # ended before a result was stored
+                why = ((record or {}).get("error") or {}).get("message")
+                raise SdctlError(f"task {task_id} was {state}" + (f": {why}" if why else "") + "; it has no images",
+                                 hint=f"`sdctl tasks get {task_id}{target.flags}` shows its states")
+            where = f" ({state}{_place(record)})" if state else " (queued, running, or unknown)"
+            raise SdctlError(f"task {task_id} has no result yet{where}",
+                             hint=f"`sdctl tasks wait {task_id}{target.flags}`, then fetch it; or check the id "
+                                  "and --prefix")
         client.finished(doc)
         files = client.download(s3, doc.get("image_url", []), out_dir)
         result = {"id": task_id, "status": doc["status"], "files": [str(p) for p in files]}
         _print(result, mode, lambda: [out.print(str(p)) for p in files])
 
 
+#: The API's own limit on a request body (API Gateway's payload quota, 10 MB): a task file, or a
+#: line of a .jsonl file, larger than that could never be accepted.
+MAX_TASK_BYTES = 10 * 1024 * 1024
+
+
+def _decode(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ValueError(f"{where} is not UTF-8: byte 0x{data[e.start]:02x} on line {line} (save it as UTF-8)") \
+            from None
+
+
 def _read_tasks(file: Path) -> tuple[list[tuple[int, dict]], list[dict]]:
-    """(line, body) for each task; in a .jsonl file a line that is not JSON is reported, not fatal."""
+    """(line, body) for each task; in a .jsonl file a line that cannot be a task (not UTF-8, not
+    JSON, over the API's size, an id an earlier line has) is reported, not fatal. The file is
+    read a line at a time."""
     from sdctl.errors import UsageError
 
-    text = file.read_text()
     if file.suffix != ".jsonl":
+        if file.stat().st_size > MAX_TASK_BYTES:
+            raise UsageError(f"{file} is {file.stat().st_size:,} bytes; a task is at most {MAX_TASK_BYTES:,} "
+                             "(the API's request limit)")
         try:
-            return [(1, json.loads(text))], []
+            return [(1, json.loads(_decode(file.read_bytes(), str(file))))], []
         except ValueError as e:
-            raise UsageError(f"{file} is not valid JSON: {e}") from None
-    bodies, bad = [], []
-    for i, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            bodies.append((i, json.loads(line)))
-        except ValueError as e:
-            bad.append({"line": i, "id": None, "result": "rejected", "message": f"not valid JSON: {e}",
-                        "retries": 0})
+            raise UsageError(f"{file} is not a JSON task: {str(e)[:200]}") from None
+    bodies, bad, seen = [], [], {}
+    with file.open("rb") as f:
+        for i, raw in enumerate(iter(lambda: f.readline(MAX_TASK_BYTES + 1), b""), 1):
+            problem, body = None, None
+            if len(raw) > MAX_TASK_BYTES:
+                problem = f"longer than {MAX_TASK_BYTES:,} bytes (the API's request limit)"
+                while raw and not raw.endswith(b"\n"):  # skip the rest of the line
+                    raw = f.readline(MAX_TASK_BYTES + 1)
+            elif not raw.strip():
+                continue
+            else:
+                try:
+                    body = json.loads(_decode(raw, "the line"))
+                except ValueError as e:
+                    problem = str(e) if str(e).startswith("the line") else f"not valid JSON: {str(e)[:200]}"
+            task_id = _task_id(body)
+            if problem is None and task_id is not None and task_id in seen:
+                problem = f"id {task_id} is already on line {seen[task_id]} of this file"
+            if problem is not None:
+                bad.append({"line": i, "id": task_id, "result": "rejected", "message": problem, "retries": 0})
+                continue
+            if task_id is not None:
+                seen[task_id] = i
+            bodies.append((i, body))
     return bodies, bad
+
+
+def _task_id(body) -> str | None:
+    try:
+        value = body["task"]["metadata"]["id"]
+    except (TypeError, KeyError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _download_completed(target, rows: list[dict], bodies: dict[int, dict], out_dir: Path) -> int:
+    """Download the images of each completed row's task; returns how many files were written."""
+    from sdctl.operate import client
+
+    s3, written = target.s3(), 0
+    for r in rows:
+        if r.get("status") != "completed":
+            continue
+        prefix = (bodies.get(r["line"], {}).get("task", {}).get("metadata", {}).get("prefix")) or target.prefix
+        doc = client.read_result(s3, target.bucket, prefix, r["id"])
+        if doc:
+            r["files"] = [str(f) for f in client.download(s3, doc.get("image_url", []), out_dir)]
+            written += len(r["files"])
+    return written
 
 
 def _submit_many(target, bodies, bad, *, concurrency: int, wait: bool, timeout: float) -> dict:
@@ -252,6 +339,8 @@ def _print_report(report: dict) -> None:
         line += f"; {s['completed']} completed, {s['failed']} failed, {s['cancelled']} cancelled, " \
                 f"{s['timed-out']} still running"
     out.print(line)
+    if s.get("files"):
+        err.print(f"[dim]{s['files']} image(s) downloaded[/]")
     if s.get("accepted_per_second") is not None:
         extra = f"{s['accepted_per_second']:g} accepted/s over {s['elapsed_seconds']:g} s"
         if "latency_ms" in s:
