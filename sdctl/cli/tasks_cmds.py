@@ -19,17 +19,31 @@ from sdctl.cli.common import (
 from sdctl.cli.lazy import group_app
 
 app = group_app("Follow and cancel tasks (from the task store).")
-IdArg = Annotated[str, typer.Argument(metavar="ID", help="Task id.")]
+def _checked_id(value: str) -> str:
+    """Checked before anything is asked of the stack (exit 2): see operate.client.check_id."""
+    from sdctl.operate.client import check_id
+
+    return check_id(value)
+
+
+IdArg = Annotated[str, typer.Argument(metavar="ID", help="Task id.", callback=_checked_id)]
 COLOURS = {"queued": "cyan", "running": "yellow", "completed": "green", "failed": "red", "cancelled": "magenta",
            "expired": "magenta"}
 
 
 def _show(record: dict) -> None:
     colour = COLOURS.get(record.get("status"), "white")
+    from sdctl.operate.tasks import describe
+
     out.print(f"[bold]{record['id']}[/] [{colour}]{record.get('status')}[/]  runtime {record.get('runtime', '?')}"
               f"  attempts {record.get('attempts', 0)}")
+    if record.get("queue") or record.get("progress"):  # place in line and ETA, or step k of N
+        out.print(f"  now: {describe(record)}", markup=False)
+        basis = (record.get("queue") or {}).get("eta_basis")
+        if basis:
+            out.print(f"  estimate: {basis}", markup=False)
     for key in ("created_at", "started_at", "finished_at", "deadline", "runtime_seconds", "model", "prompt",
-                "output_url"):
+                "seed", "steps", "cost_usd", "output_url"):
         if record.get(key) not in (None, ""):
             out.print(f"  {key}: {record[key]}", markup=False)
     for url in record.get("image_url") or []:
@@ -73,11 +87,16 @@ def list_(
                             runtime=runtime, since=since_at, limit=limit, client=client)
     if mode == "json":
         return emit_json(rows)
-    table = Table("id", "status", "runtime", "client", "created", "seconds", "prompt", box=None)
+    # An id is never cut (it is what `fetch` and `tasks get` take); the prompt gives way first.
+    table = Table("id", "status", "runtime", "client", "created", "seconds", "error", "prompt", box=None)
+    table.columns[0].no_wrap, table.columns[0].min_width = True, max([len(t["id"]) for t in rows] + [2])
+    table.columns[0].overflow = "ignore"
+    table.columns[-1].overflow = table.columns[-2].overflow = "ellipsis"
     for t in rows:
         colour = COLOURS.get(t.get("status"), "white")
         table.add_row(t["id"], f"[{colour}]{t.get('status')}[/]", t.get("runtime", ""), t.get("client", ""),
-                      t.get("created_at", "")[:19], str(t.get("runtime_seconds", "")), (t.get("prompt") or "")[:40])
+                      t.get("created_at", "")[:19], str(t.get("runtime_seconds", "")),
+                      ((t.get("error") or {}).get("code") or ""), (t.get("prompt") or "")[:40])
     out.print(table)
     err.print(f"[dim]{len(rows)} task(s)[/]")
 

@@ -101,8 +101,28 @@ def resolve_target(local: bool, *, config=None, region: str | None = None, profi
     from sdctl.config import load
     from sdctl.execute.aws.session import connect
 
-    cfg = load(config)
-    return aws_target(cfg, connect(region=region, profile=profile, config_region=cfg.region))
+    try:
+        cfg = load(config)
+        return aws_target(cfg, connect(region=region, profile=profile, config_region=cfg.region))
+    except SdctlError as e:
+        local_running = _local_stack_running()
+        if local_running and "--local" not in (e.hint or ""):
+            e.hint = (f"a local stack is running here ({local_running}): add --local, or set SDCTL_TARGET=local"
+                      + (f"\n{e.hint}" if e.hint else ""))
+        raise
+
+
+def _local_stack_running() -> str | None:
+    """The local stack's gateway URL if one runs from this folder (the user may have meant it)."""
+    from sdctl.execute.local import state as st
+
+    try:
+        state = st.read()
+    except SdctlError:
+        return None
+    if state and st.pid_alive(state.get("supervisor_pid")):
+        return state.get("gateway_url") or "starting"
+    return None
 
 
 def aws_target(cfg, aws) -> Target:
@@ -161,10 +181,10 @@ class ImageApi:
         return self._call("POST", "/v1alpha2", json=body)
 
     def task(self, task_id: str) -> dict:
-        return self._call("GET", f"/v1alpha2/tasks/{task_id}")
+        return self._call("GET", f"/v1alpha2/tasks/{check_id(task_id)}")
 
     def cancel(self, task_id: str) -> dict:
-        return self._call("DELETE", f"/v1alpha2/tasks/{task_id}")
+        return self._call("DELETE", f"/v1alpha2/tasks/{check_id(task_id)}")
 
     def _call(self, method: str, path: str, **kw) -> dict:
         try:
@@ -173,6 +193,19 @@ class ImageApi:
             raise SdctlError(f"cannot reach the API at {self.url}: {e}",
                              hint="check the stack is up (`sdctl local status` or `sdctl status`)") from None
         return _answer(r)
+
+
+def check_id(task_id: str) -> str:
+    """A task id as the wire contract allows it (letters, digits, '-' and '_', at most 64), checked
+    here: an id such as ../x would otherwise be read by the server as another route."""
+    from sdctl.contracts.tasks import ID_PATTERN
+    from sdctl.errors import UsageError
+
+    if not ID_PATTERN.match(task_id or ""):
+        shown = task_id if len(task_id) <= 80 else task_id[:80] + "..."
+        raise UsageError(f"{shown!r} is not a task id", hint="ids are 1-64 letters, digits, '-' and '_' "
+                                                              "(`sdctl tasks list` shows them)")
+    return task_id
 
 
 def _answer(r: httpx.Response) -> dict:

@@ -124,7 +124,8 @@ def describe(record: dict) -> str:
     place, progress = record.get("queue") or {}, record.get("progress") or {}
     if status == "queued" and place:
         where = f"{'at least ' if place.get('at_least') else ''}#{place['position']} in line"
-        eta = f", ~{place['eta_seconds']:.0f} s" if place.get("eta_seconds") is not None else ""
+        eta = (f", ~{place['eta_seconds']:.0f} s" if place.get("eta_seconds") is not None
+               else ", no estimate yet" if place.get("eta_basis") else "")
         return f"queued ({where}{eta})"
     if status == "running" and progress:
         if progress["step"] >= progress["steps"]:
