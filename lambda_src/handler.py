@@ -235,25 +235,45 @@ def _get(task_id: str):
 
 
 def _position(table: str, record: dict) -> dict:
-    """An estimate for a queued task: how many of its runtime's queued tasks are older (one
-    page of the status index: "at least" beyond it), and an ETA from the rate its runtime
-    finished tasks submitted in the last 10 minutes."""
+    """Where a queued task stands: how many of its runtime's queued tasks are older (one page of
+    the status index; "at least" beyond it), and an ETA from what is ahead of it and how long
+    its runtime's recent renders took: (the running tasks' expected remaining time + the tasks
+    ahead x the mean render time) / the tasks running at once. With no render of the last hour
+    to go on, no ETA is given, and `eta_basis` says why."""
     db = _client("dynamodb")
+    runtime = record.get("runtime", "")
 
-    def count(status: str, condition: str, at: str) -> tuple[int, bool]:
-        page = db.query(TableName=table, IndexName=STATUS_INDEX, Select="COUNT",
-                        KeyConditionExpression=f"#s = :s AND created_at {condition} :at",
-                        FilterExpression="runtime = :rt", ExpressionAttributeNames={"#s": "status"},
-                        ExpressionAttributeValues={":s": {"S": status}, ":at": {"S": at},
-                                                   ":rt": {"S": record.get("runtime", "")}})
-        return page["Count"], "LastEvaluatedKey" in page
+    def query(status: str, condition: str, at: str, **kw) -> dict:
+        return db.query(TableName=table, IndexName=STATUS_INDEX, KeyConditionExpression=f"#s = :s AND created_at "
+                        f"{condition} :at", FilterExpression="runtime = :rt", ExpressionAttributeNames={"#s": "status"},
+                        ExpressionAttributeValues={":s": {"S": status}, ":at": {"S": at}, ":rt": {"S": runtime}}, **kw)
 
-    ahead, more = count("queued", "<", record["created_at"])
-    since = datetime.fromtimestamp(time.time() - 600, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    done, _ = count("completed", ">=", since)
-    rate = done / 600
-    return {"position": ahead + 1, "at_least": more,
-            "eta_seconds": round((ahead + 1) / rate, 1) if rate > 0 else None}
+    page = query("queued", "<", record["created_at"], Select="COUNT")
+    ahead, more = page["Count"], "LastEvaluatedKey" in page
+    hour_ago = datetime.fromtimestamp(time.time() - 3600, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    recent = query("completed", ">=", hour_ago, ScanIndexForward=False, Limit=200)["Items"]
+    seconds = [float(i["runtime_seconds"]["N"]) for i in recent if "runtime_seconds" in i][:20]
+    out = {"position": ahead + 1, "at_least": more, "eta_seconds": None}
+    if not seconds:
+        out["eta_basis"] = "no render of this runtime in the last hour to estimate from"
+        return out
+    mean = sum(seconds) / len(seconds)
+    running = query("running", ">=", "0", Limit=200)["Items"]
+    now = time.time()
+    left = [max(0.0, mean - (now - _epoch(i.get("started_at", {}).get("S")))) for i in running]
+    busy = max(1, len(running))
+    out["eta_seconds"] = round((sum(left) + ahead * mean) / busy, 1)
+    out["eta_basis"] = f"{len(seconds)} recent render(s), {mean:.1f} s each; {len(running)} running"
+    return out
+
+
+def _epoch(stamp: str | None) -> float:
+    if not stamp:
+        return time.time()
+    try:
+        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return time.time()
 
 
 def _cancel(task_id: str):

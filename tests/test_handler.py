@@ -259,14 +259,32 @@ def test_the_priority_rides_as_an_attribute_that_routes_the_task_to_its_lane(wir
     assert "priority" not in json.loads(plain["Message"])["metadata"]  # the guidance's task, unchanged
 
 
-def test_a_queued_task_says_its_place_in_line(store, wired):
-    for i in range(3):
+def test_a_queued_task_says_its_place_in_line_and_an_eta_from_what_is_ahead(store, wired):
+    """The ETA is (the running tasks' expected remaining time + the tasks ahead x the mean of
+    the runtime's recent render times) / the tasks running at once; with no render of the last
+    hour there is no ETA, and the record says why. (The old estimate divided by completions per
+    10 minutes: ~200 s for a task that started 18 s later.)"""
+    from sdctl.contracts.tasks import timestamp
+
+    for i in range(4):
         post(task(id=f"line-{i}"))
-    assert call("GET", "line-2")[1]["queue"] == {"position": 3, "at_least": False, "eta_seconds": None}
-    store.update_item(TableName="tasks", Key={"id": {"S": "line-0"}}, UpdateExpression="SET #s = :c",
-                      ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":c": {"S": "completed"}})
-    place = call("GET", "line-2")[1]["queue"]
-    assert place["position"] == 2 and place["eta_seconds"] == 1200.0  # 1 done in 10 min: 2 take ~20 min
+    place = call("GET", "line-3")[1]["queue"]
+    assert (place["position"], place["eta_seconds"]) == (4, None) and "no render" in place["eta_basis"]
+
+    def set_state(task_id, state, **extra):
+        names, values, sets = {"#s": "status"}, {":v": {"S": state}}, ["#s = :v"]
+        for k, v in extra.items():
+            values[f":{k}"] = v
+            sets.append(f"{k} = :{k}")
+        store.update_item(TableName="tasks", Key={"id": {"S": task_id}}, UpdateExpression="SET " + ", ".join(sets),
+                          ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+
+    set_state("line-0", "completed", runtime_seconds={"N": "4.0"})  # renders take 4 s here
+    set_state("line-1", "running", started_at={"S": timestamp()})   # one running, just started
+    place = call("GET", "line-3")[1]["queue"]
+    # line-2 is ahead: (4 s left of the running one + 1 x 4 s) / 1 running = ~8 s
+    assert place["position"] == 2 and 7.0 <= place["eta_seconds"] <= 8.0
+    assert "1 recent render(s), 4.0 s each; 1 running" == place["eta_basis"]
     assert "queue" not in call("GET", "line-0")[1]
 
 
@@ -379,3 +397,37 @@ def test_the_local_gateway_throttles_like_a_usage_plan_before_the_handler_runs()
         assert [client.post("/v1alpha2", headers={"x-api-key": "k"}, content="{}").status_code
                 for _ in range(2)] == [200, 429]
         assert client.post("/v1alpha2", headers={"x-api-key": "wrong"}, content="{}").status_code == 403
+
+
+def test_the_local_gateway_answers_every_request_in_time_while_aws_does_not():
+    """Sent one after another while the handler is stuck on an emulator that does not answer
+    (here a handler that blocks until released), each request gets 503 with Retry-After within
+    the gateway's answer time; none hangs behind the one before. Released, the stuck calls
+    finish and the next request is served as usual."""
+    import threading
+    import time
+
+    from starlette.testclient import TestClient
+
+    from sdctl.execute.local.gateway import create_app
+
+    frozen = threading.Event()
+    frozen.set()
+    release = threading.Event()
+
+    def handler(event, context):
+        if frozen.is_set():
+            release.wait(30)
+        return {"statusCode": 200, "body": "{}"}
+
+    app = create_app("k", handler, answer_seconds=0.5)
+    with TestClient(app) as client:
+        for _ in range(3):
+            asked = time.monotonic()
+            r = client.post("/v1alpha2", headers={"x-api-key": "k"}, content="{}")
+            assert r.status_code == 503 and r.headers["Retry-After"] and time.monotonic() - asked < 3
+            assert "same id" in r.json()["message"]
+        frozen.clear()
+        release.set()
+        assert client.post("/v1alpha2", headers={"x-api-key": "k"}, content="{}").status_code == 200
+

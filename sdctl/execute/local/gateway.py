@@ -15,7 +15,12 @@ Exceeded"}`.
 
 Where the emulator keeps its data (GATEWAY_SYNC_URL set), a request that changed something
 (POST, DELETE) is answered only once the emulator has it on disk; if that cannot be
-confirmed the answer is 503 with Retry-After, and sending it again with the same id is safe."""
+confirmed the answer is 503 with Retry-After, and sending it again with the same id is safe.
+
+Every request is answered within ANSWER_SECONDS (12 s; API Gateway's own integration timeout is
+29 s): when the emulator does not answer (frozen, overloaded), the request gets 503 with
+Retry-After rather than hanging, and the handler call left behind finishes when it can, so a
+retry with the same id is answered 409 if the first one went through after all."""
 
 from __future__ import annotations
 
@@ -175,19 +180,39 @@ def emulator_keys(apigateway, tag: str = "sdctl:client"):
     return load
 
 
+ANSWER_SECONDS = 12.0
+UNAVAILABLE = {"message": "Service Unavailable: AWS did not answer in time; the request may or may not have been "
+                          "accepted; send it again with the same id"}
+
+
 def create_app(api_key: str, handler, *, stage: str = "local", throttle: TokenBucket | None = None,
-               keys: Keys | None = None, sync_url: str | None = None) -> Starlette:
+               keys: Keys | None = None, sync_url: str | None = None,
+               answer_seconds: float = ANSWER_SECONDS) -> Starlette:
+    from concurrent.futures import ThreadPoolExecutor
+
     keys = keys or Keys.static(api_key)
     sync_client = httpx.AsyncClient() if sync_url else None
+    # Its own threads: a call stuck on a frozen emulator holds one, not the loop's default pool.
+    pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="gateway")
+
+    async def in_thread(fn, *args, deadline: float):
+        loop = asyncio.get_running_loop()
+        return await asyncio.wait_for(loop.run_in_executor(pool, fn, *args), timeout=max(0.1, deadline - time.monotonic()))
 
     async def api(request: Request):
+        try:
+            return await answer(request, time.monotonic() + answer_seconds)
+        except TimeoutError:
+            return JSONResponse(UNAVAILABLE, status_code=503, headers={"Retry-After": "5"})
+
+    async def answer(request: Request, deadline: float):
         given = request.headers.get("x-api-key", "")
         if not given:
             key = None
         elif keys.fresh():
             key = keys.lookup(given)
         else:  # a reread calls the emulator: off the event loop
-            key = await asyncio.to_thread(keys.lookup, given)
+            key = await in_thread(keys.lookup, given, deadline=deadline)
         if key is None:
             return JSONResponse({"message": "Forbidden"}, status_code=403)
         if throttle is not None and not throttle.take():
@@ -202,7 +227,9 @@ def create_app(api_key: str, handler, *, stage: str = "local", throttle: TokenBu
         event = proxy_event(request, body, stage, given)
         event["requestContext"]["identity"]["apiKeyId"] = key.key_id
         try:
-            result = await asyncio.to_thread(handler, event, None)
+            result = await in_thread(handler, event, None, deadline=deadline)
+        except TimeoutError:
+            raise
         except Exception as e:  # what API Gateway does when the function errors
             return JSONResponse({"message": "Internal server error", "detail": str(e)}, status_code=502)
         payload = result.get("body") or ""
@@ -212,7 +239,8 @@ def create_app(api_key: str, handler, *, stage: str = "local", throttle: TokenBu
             # Answer only once the emulator has the change on disk: an accepted task survives a
             # crash of the emulator (sdctl/execute/local/persist.py).
             try:
-                (await sync_client.post(sync_url, timeout=30)).raise_for_status()
+                left = max(0.5, deadline - time.monotonic())
+                (await sync_client.post(sync_url, timeout=left)).raise_for_status()
             except httpx.HTTPError:
                 return JSONResponse({"message": "Service Unavailable: the request may not have been saved; "
                                                 "send it again with the same id"},
