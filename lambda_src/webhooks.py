@@ -49,6 +49,11 @@ class Refused(Exception):
     """A URL the deliverer will not call."""
 
 
+class Unresolved(Exception):
+    """A host name that did not resolve this time: retried, never taken as a refusal (a
+    resolver's hiccup would otherwise lose the delivery)."""
+
+
 def handler(event, context):
     failures = []
     delays = retry_delays()
@@ -100,6 +105,8 @@ def deliver(message: dict) -> tuple[str, str]:
     url = message["url"]
     try:
         check_url(url)
+    except Unresolved as e:  # a resolver hiccup, or a host not there yet: retried like a timeout
+        return "retry", str(e)
     except Refused as e:
         return "undeliverable", str(e)
     body = json.dumps(message["payload"], separators=(",", ":")).encode()
@@ -129,7 +136,7 @@ def check_url(url: str) -> None:
         infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
                                    proto=socket.IPPROTO_TCP)
     except OSError as e:
-        raise Refused(f"cannot resolve {parts.hostname}: {e}") from None
+        raise Unresolved(f"cannot resolve {parts.hostname}: {e}") from None
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
         if address.is_global or (allow_loopback and address.is_loopback):

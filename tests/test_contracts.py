@@ -105,3 +105,23 @@ def test_the_lambda_zip_runs_on_its_own(tmp_path):
     r = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "Z"
+
+
+def test_every_error_code_the_agent_raises_is_in_the_contract_and_its_page():
+    """The codes a failed task carries are written once (sdctl/contracts/tasks.py ERROR_CODES):
+    the agent raises no other, and docs/wire-contract.md lists exactly them."""
+    import re
+    from pathlib import Path
+
+    from sdctl.contracts.tasks import ERROR_CODES, error_codes_markdown
+
+    root = Path(__file__).resolve().parent.parent
+    raised = set()
+    for path in (root / "sdctl" / "agent").glob("*.py"):
+        raised |= set(re.findall(r'Failure\(\s*"([a-z-]+)"', path.read_text()))
+    assert raised and raised <= set(ERROR_CODES), raised - set(ERROR_CODES)
+    page = (root / "docs" / "wire-contract.md").read_text()
+    block = page.split("<!-- error-codes: generated from sdctl/contracts/tasks.py ERROR_CODES -->\n", 1)[1]
+    assert block.split("\n<!-- /error-codes -->", 1)[0] == error_codes_markdown()
+    assert "`input-fetch-failed`" in page and "`unsafe-input`" in page
+

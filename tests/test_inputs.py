@@ -49,6 +49,21 @@ def test_a_name_that_resolves_to_a_private_address_is_refused():
     assert "non-public" in err.message
 
 
+def test_a_name_that_does_not_resolve_now_is_retried_not_failed():
+    """A resolver's hiccup (EAI_AGAIN) or a name not there yet: the task goes back on the queue
+    (TransientFailure; its receive count bounds the retries) instead of failing at once."""
+    import socket
+
+    from sdctl.agent.failures import TransientFailure
+
+    def hiccup(host):
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    with pytest.raises(TransientFailure) as e:
+        Fetcher(resolver=hiccup).resolve_content({"init_images": ["https://images.example.com/a.png"]})
+    assert e.value.code == "input-fetch-failed" and "cannot resolve images.example.com" in e.value.message
+
+
 def test_s3_inputs_only_from_allowed_buckets(aws):
     aws.s3.create_bucket(Bucket="inputs", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
     aws.s3.put_object(Bucket="inputs", Key="a.png", Body=b"PNGDATA")

@@ -181,6 +181,25 @@ def test_the_longest_retry_delay_stays_within_what_sqs_accepts_and_a_refused_del
     assert len(receiver.deliveries) == 2
 
 
+def test_a_host_that_does_not_resolve_now_is_retried_and_a_private_one_is_refused(deliverer, monkeypatch):
+    """A resolver's hiccup must not lose a delivery: it is retried like a timeout. Only a host
+    that resolves to a non-public address is refused outright."""
+    import socket
+
+    from lambda_src import webhooks
+
+    def resolve(host, *a, **kw):
+        if host == "flaky.example.com":
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.7", 443))]
+
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", resolve)
+    message = {"url": "https://flaky.example.com/hook", "id": "t-1.completed", "payload": {}}
+    assert webhooks.deliver(message)[0] == "retry"
+    assert webhooks.deliver(dict(message, url="https://internal.example.com/hook")) == \
+        ("undeliverable", "internal.example.com resolves to 10.0.0.7, which is not a public address")
+
+
 def test_retries_used_up_go_to_the_dead_letter_queue(deliverer, monkeypatch):
     monkeypatch.setenv("WEBHOOK_RETRY_DELAYS", "0,0")
     receiver = Receiver(script=[503, 503, 503])

@@ -119,8 +119,8 @@ class Fetcher:
             raise PermanentFailure("unsafe-input", f"{field}: the URL has no host", field=field)
         try:
             addresses = self.resolver(parts.hostname)
-        except OSError:
-            raise PermanentFailure("input-fetch-failed", f"{field}: cannot resolve {parts.hostname}",
+        except OSError:  # a resolver's hiccup must not lose the task: retried (its receive count bounds it)
+            raise TransientFailure("input-fetch-failed", f"{field}: cannot resolve {parts.hostname}",
                                    field=field) from None
         bad = [a for a in addresses if not self.allowed_ip(a)]
         if not addresses or bad:

@@ -71,3 +71,34 @@ def parse_deadline(value) -> datetime | None:
 
 def timestamp(at: datetime | None = None) -> str:
     return (at or datetime.now(UTC)).astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+
+
+#: Every `error.code` a failed task can carry, with what it means; the agent raises only these
+#: (tests/test_contracts.py checks the agent's sources and docs/wire-contract.md against it).
+ERROR_CODES = {
+    "invalid-task": "the task's content is not what its task type takes",
+    "unsupported-tasktype": "the runtime does not do this task type",
+    "unsupported-runtime": "the agent has no adapter for the runtime's type",
+    "unknown-model": "the task names a model the runtime does not have",
+    "model-switch-disabled": "the task names another model and the runtime has dynamicModel off",
+    "unsafe-input": "an input URL is not https, or its host resolves to a non-public address",
+    "input-fetch-failed": "an input could not be fetched (retried while the failure may pass: a timeout, "
+                          "a 429 or 5xx, a name that did not resolve)",
+    "input-too-large": "an input is over the size the agent fetches",
+    "input-too-slow": "an input took longer than the agent waits for it",
+    "runtime-rejected": "the runtime refused the request (4xx)",
+    "runtime-error": "the runtime failed while it worked (5xx)",
+    "runtime-timeout": "the runtime did not answer within maxTaskSeconds",
+    "runtime-unavailable": "the runtime could not be reached",
+    "runtime-bad-response": "the runtime's answer could not be read",
+    "runtime-interrupted": "the runtime was interrupted by something other than the task's caller",
+    "runtime-restarted": "the runtime restarted while it worked on the task",
+    "pipeline-failed": "a ComfyUI node failed",
+    "no-images": "the runtime answered with no image",
+    "deadline": "interrupted: it ran past maxTaskSeconds, or past its deadline under deadlinePolicy: interrupt",
+}
+
+
+def error_codes_markdown() -> str:
+    """docs/wire-contract.md's list of error codes."""
+    return "\n".join(f"- `{code}`: {what}" for code, what in ERROR_CODES.items())
