@@ -80,6 +80,8 @@ def test_runtime_serve_answers_the_a1111_api(tmp_path):
 
     try:
         assert wait_for(ready, 180), (tmp_path / "runtime.log").read_text()[-2000:]
+        log = (tmp_path / "runtime.log").read_text()
+        assert "requires torchvision" not in log and "float32: []" not in log  # libraries' noise dropped
         assert [m["model_name"] for m in httpx.get(f"{url}/sdapi/v1/sd-models").json()] == ["tiny"]
         r = httpx.post(f"{url}/sdapi/v1/txt2img", json={"prompt": "a red fox", "steps": 1, "width": 64, "height": 64,
                                                         "seed": 1}, timeout=120)
@@ -87,3 +89,24 @@ def test_runtime_serve_answers_the_a1111_api(tmp_path):
     finally:
         proc.terminate()
         assert proc.wait(timeout=60) in (0, -15)
+
+
+def test_synth_without_helm_writes_nothing_and_says_what_it_needs(tmp_path):
+    """`synth` renders the charts with helm; without it, it used to stop after writing 7 of its
+    8 files. Now every file or none: the templates alone with --no-manifests."""
+    import os
+
+    from tests.helpers import cli
+
+    (tmp_path / "sdctl.yaml").write_text("runtimes: [{name: sd, type: sdwebui}]\n")
+    env = {**os.environ, "SDCTL_HELM": str(tmp_path / "no-helm-here")}
+    r = subprocess.run([sys.executable, "-m", "sdctl", "synth", "--out", "synth"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "helm binary was not found" in r.stderr and "--no-manifests" in r.stderr
+    assert not (tmp_path / "synth").exists() or list((tmp_path / "synth").iterdir()) == []
+    r = subprocess.run([sys.executable, "-m", "sdctl", "synth", "--out", "synth", "--no-manifests"], cwd=tmp_path,
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and sorted(p.name for p in (tmp_path / "synth").iterdir()) == sorted(
+        f"sdctl-{k}.{kind}.json" for k in ("network", "edge", "cluster") for kind in ("template", "parameters"))
+    assert cli("synth", "--out", "full", cwd=tmp_path).returncode == 0  # with helm (make demo installs it)
+    assert (tmp_path / "full" / "releases.json").exists()

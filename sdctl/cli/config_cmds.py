@@ -20,11 +20,26 @@ def _guided() -> str:
 
     if not sys.stdin.isatty():
         raise UsageError("--guided asks questions and needs a terminal", hint="use plain `sdctl init` and edit the file")
+    import re
+
+    from sdctl.config.model import Config, Nodes
+
+    # Each answer is checked as it is given, by the config model's own rule, and asked again.
+    region_rule = re.compile(Config.model_fields["region"].metadata[0].pattern)
     region = typer.prompt("AWS region", default="us-west-2")
+    while not region_rule.fullmatch(region):
+        region = typer.prompt(f"{region!r} is not an AWS region code; AWS region (e.g. us-west-2)", default="us-west-2")
     kind = typer.prompt("Runtime type (sdwebui, comfyui, diffusers)", default="sdwebui")
     while kind not in ("sdwebui", "comfyui", "diffusers"):
         kind = typer.prompt("Runtime type: one of sdwebui, comfyui, diffusers", default="sdwebui")
-    gpus = typer.prompt("GPU instance types, comma-separated", default="g5.xlarge,g5.2xlarge,g6.xlarge,g6.2xlarge")
+    while True:
+        gpus = typer.prompt("GPU instance types, comma-separated",
+                            default="g5.xlarge,g5.2xlarge,g6.xlarge,g6.2xlarge")
+        try:
+            Nodes.model_validate({"instanceTypes": [g.strip() for g in gpus.split(",") if g.strip()]})
+            break
+        except ValueError as e:
+            typer.echo(f"not a list of instance types: {str(e).splitlines()[-1].strip()[:120]}", err=True)
     spot = typer.confirm("Use spot capacity (on-demand as the fallback)?", default=True)
     doc = {"region": region, "runtimes": [{
         "name": "sdruntime", "type": kind,

@@ -23,12 +23,20 @@ LOCAL_CAVEAT = ("these seconds per image were measured on the local stack, whose
                 "measure on a deployed stack, or pass --seconds-per-image")
 
 
+def usd(value: float) -> str:
+    """A unit price written out in plain decimals, as the price lists write them (3.5, 0.33,
+    0.0000133334), never in exponent form."""
+    from decimal import Decimal
+
+    return format(Decimal(repr(float(value))).normalize(), "f")
+
+
 def _table(title: str, lines: list[dict], total: float, extra: dict | None = None):
     from rich.table import Table
 
     table = Table("service", "dimension", "quantity", "unit USD", "USD / month", title=title, title_justify="left")
     for x in lines:
-        table.add_row(x["service"], x["dimension"], f"{x['quantity']:,.2f}", f"{x['unit']:g}", f"{x['total']:,.2f}")
+        table.add_row(x["service"], x["dimension"], f"{x['quantity']:,.2f}", usd(x["unit"]), f"{x['total']:,.2f}")
     table.add_section()
     table.add_row("[bold]total[/]", "", "", "", f"[bold]{total:,.2f}[/]")
     for k, v in (extra or {}).items():
@@ -146,10 +154,11 @@ def register(app: typer.Typer) -> None:
             left = g["left_out"]
             out.print(_table("What their table leaves out", left["lines"], left["total"],
                              {"their total with it": f"{left['with_them']:,.2f}"}))
-        title = (f"sdctl with {cfg.stack_name}'s config: {a.images:,} images, {a.seconds_per_image} s each, "
+        title = (f"Stack {cfg.stack_name} ({cfg.profile}): {a.images:,} images, {a.seconds_per_image} s each, "
                  f"{a.instance} {a.capacity}")
-        out.print(_table(title, ours["lines"], ours["total"],
-                         {"per image": f"{ours['per_image']:.6f}", "per 1000 images": f"{ours['per_1000_images']:.4f}"}))
+        if not compare:  # the comparison above already holds this config's column
+            out.print(_table(title, ours["lines"], ours["total"], {
+                "per image": f"{ours['per_image']:.6f}", "per 1000 images": f"{ours['per_1000_images']:.4f}"}))
         gpu = ours["lines"][0]
         err.print(f"[dim]prices: {ours['prices_source']}, as of {ours['prices_as_of']}; GPU price: {gpu['note']}[/]")
         if measured_from and measured_from.get("caveat"):

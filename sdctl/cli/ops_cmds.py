@@ -84,6 +84,34 @@ def _chain_text(r: dict) -> None:
     out.print(f"  [bold]→ {r['verdict']}[/]")
 
 
+def _local_scale(target, chosen, sqs, mode) -> None:
+    """The local stack has no KEDA, HPA or Karpenter: a fixed set of agents beside each runtime.
+    Say so, with what it does have: each runtime's queue and its processes."""
+    from sdctl.execute.local import state as st
+    from sdctl.operate import queues
+
+    procs = (st.read() or {}).get("processes", [])
+    report = []
+    for rt in chosen:
+        lanes = [queues.depth(sqs, lane["queue_url"]) for lane in queues.lanes_of(target.queues[rt.name]).values()]
+        mine = [{"name": p["name"], "role": p["role"], "alive": st.pid_alive(p.get("pid"))}
+                for p in procs if p.get("runtime") == rt.name]
+        agents = sum(1 for p in mine if p["role"] == "agent" and p["alive"])
+        report.append({"runtime": rt.name, "local": True,
+                       "queue": {k: sum(d[k] for d in lanes) for k in ("visible", "in_flight", "delayed")},
+                       "processes": mine,
+                       "verdict": f"the local stack does not scale: {agents} agent(s) take tasks as they come "
+                                  "(no KEDA, HPA or Karpenter here; `sdctl queue watch --local` follows the queue)"})
+    if mode == "json":
+        return emit_json(report)
+    for r in report:
+        q = r["queue"]
+        out.print(f"[bold]{r['runtime']}[/]  queue: {q['visible']} waiting, {q['in_flight']} in flight")
+        for p in r["processes"]:
+            out.print(f"  {p['name']} ({p['role']}): {'running' if p['alive'] else 'down'}", markup=False)
+        out.print(f"  [bold]→ {r['verdict']}[/]")
+
+
 @scale_app.command("status")
 def scale_status(
     ctx: typer.Context,
@@ -109,6 +137,8 @@ def scale_status(
         target.runtime(runtime)
     chosen = [rt for rt in cfg.runtimes if runtime in (None, rt.name)]
     sqs = target.client("sqs")
+    if target.kind == "local" and kubeconfig is None:  # with --kubeconfig: that cluster's chain, this queue
+        return _local_scale(target, chosen, sqs, mode)
     with _kube(ctx, cfg, kubeconfig) as api:
         while True:
             report = []
@@ -131,10 +161,7 @@ def scale_status(
                     _chain_text(r)
             if not watch:
                 return
-            try:
-                time.sleep(interval)
-            except KeyboardInterrupt:
-                return
+            time.sleep(interval)  # Ctrl-C: exit 130, like every command
             if mode != "json":
                 out.rule()
 

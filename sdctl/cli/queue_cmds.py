@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -66,13 +67,16 @@ def watch(
     if once or mode == "json":
         rows = snap()
         return emit_json(rows) if mode == "json" else out.print(_table(rows))
+    # Ctrl-C ends a watch as it ends every command: exit 130 (docs/cli.md, "Exit codes").
+    if not out.is_terminal:  # a pipe or a log: one table per refresh, written at once
+        while True:
+            out.print(_table(snap()))
+            sys.stdout.flush()
+            time.sleep(interval)
     with Live(_table(snap()), console=out.real, auto_refresh=False) as live:
-        try:
-            while True:
-                time.sleep(interval)
-                live.update(_table(snap()), refresh=True)
-        except KeyboardInterrupt:
-            pass
+        while True:
+            time.sleep(interval)
+            live.update(_table(snap()), refresh=True)
 
 
 @app.command()

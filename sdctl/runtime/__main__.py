@@ -25,7 +25,30 @@ def model_path(model: str, models_dir: str | None) -> str:
     return os.path.join(models_dir, model)
 
 
+#: Library lines that say nothing an operator can act on, dropped from the runtime's log: the
+#: image ships no torchvision on purpose (transformers then uses its PIL image processors, as
+#: it says), and diffusers' float32 note with an empty module list.
+NOISE = ("requires torchvision (not installed)", "should be kept in float32: []")
+
+
+class _DropNoise:
+    @staticmethod
+    def filter(record) -> bool:
+        text = record.getMessage()
+        return not any(n in text for n in NOISE)
+
+
+def quiet_library_noise() -> None:
+    """A filter on the loggers that emit them (a logger's own filters see its records; the
+    libraries create these loggers by name on import, so they get the same objects)."""
+    import logging
+
+    for name in ("transformers.utils.import_utils", "diffusers.models.modeling_utils"):
+        logging.getLogger(name).addFilter(_DropNoise())
+
+
 def main(argv: list[str] | None = None) -> None:
+    quiet_library_noise()
     ap = argparse.ArgumentParser(prog="python -m sdctl.runtime")
     ap.add_argument("--model", default=_env("SD_MODEL", "MODEL", default="tiny"),
                     help="'tiny', a model file/folder, or its name under --models-dir (env SD_MODEL)")
