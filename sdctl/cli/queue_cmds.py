@@ -67,7 +67,7 @@ def watch(
     if once or mode == "json":
         rows = snap()
         return emit_json(rows) if mode == "json" else out.print(_table(rows))
-    # Ctrl-C ends a watch as it ends every command: exit 130 (docs/cli.md, "Exit codes").
+    # Ctrl-C ends a watch as it ends every command: exit 130 (the README, "Using it").
     if not out.is_terminal:  # a pipe or a log: one table per refresh, written at once
         while True:
             out.print(_table(snap()))
