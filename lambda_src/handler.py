@@ -1,7 +1,7 @@
 """The image API's Lambda handler (API Gateway REST proxy integration).
 
-Runs in the Lambda Python runtime: standard library and boto3 only, and no import of the
-sdctl CLI. Configured by environment:
+Runs in the Lambda Python runtime: standard library, boto3 and sdctl's contracts (shipped in
+its zip; sdctl/execute/aws/artifacts.py), nothing else of sdctl. Configured by environment:
 
 - SNS_TOPIC_ARN: the requests topic tasks are published to
 - S3_BUCKET: the output bucket (for the returned output_location)
@@ -39,28 +39,17 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-if __package__:  # the repository and the wheel
-    from lambda_src.contract import (
-        CLIENT_TAG,
-        DEFAULT_CLIENT,
-        DEFAULT_PRIORITY,
-        ID_PATTERN,
-        STATUS_INDEX,
-        Invalid,
-        webhook_message,
-    )
-    from lambda_src.contract import validate as contract_validate
-else:  # the Lambda zip: its files at its root
-    from contract import (
-        CLIENT_TAG,
-        DEFAULT_CLIENT,
-        DEFAULT_PRIORITY,
-        ID_PATTERN,
-        STATUS_INDEX,
-        Invalid,
-        webhook_message,
-    )
-    from contract import validate as contract_validate
+from sdctl.contracts.request import Invalid
+from sdctl.contracts.request import validate as contract_validate
+from sdctl.contracts.tasks import (
+    CLIENT_TAG,
+    DEFAULT_CLIENT,
+    DEFAULT_PRIORITY,
+    ID_PATTERN,
+    STATUS_INDEX,
+    result_key,
+)
+from sdctl.contracts.webhooks import webhook_message
 
 SNS_MAX_BYTES = 262144
 #: Each AWS call gives up in seconds, so a brownout answers 503 well inside API Gateway's 29 s
@@ -195,7 +184,7 @@ def _record(table: str, task: dict, bucket: str, digest: str, *, client: str | N
     now = _now()
     item = {"id": meta["id"], "status": "queued", "runtime": meta["runtime"], "tasktype": meta["tasktype"],
             "prefix": meta["prefix"], "created_at": now, "updated_at": now, "attempts": 0,
-            "output_url": f"s3://{bucket}/{meta['prefix']}/{meta['id']}/{meta['id']}.out",
+            "output_url": f"s3://{bucket}/{result_key(meta['prefix'], meta['id'])}",
             "expires_at": int(time.time()) + 86400 * int(os.environ.get("TASK_TTL_DAYS", "30")),
             "request_hash": digest, "publishing": True}
     if isinstance(content.get("prompt"), str):

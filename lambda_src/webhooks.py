@@ -35,10 +35,7 @@ from urllib.parse import urlsplit
 
 import boto3
 
-if __package__:  # the repository and the wheel
-    from lambda_src.contract import RETRY_DELAYS, ROTATION_OVERLAP_SECONDS, sign
-else:  # the Lambda zip
-    from contract import RETRY_DELAYS, ROTATION_OVERLAP_SECONDS, sign
+from sdctl.contracts.webhooks import RETRY_DELAYS, ROTATION_OVERLAP_SECONDS, sign
 
 TIMEOUT_SECONDS = 10
 _clients: dict = {}

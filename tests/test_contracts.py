@@ -1,42 +1,44 @@
-"""Contracts written once (sdctl/contracts/): the one copy that must exist twice, the API
-handler's (it ships alone in its Lambda zip), is kept equal to the original here; the other
-sides import the original."""
+"""Contracts written once (sdctl/contracts/), and every side using that one copy: the Lambda
+zip ships the contracts themselves (there is no handler's copy any more), and the agent, the
+operate commands and the CLI import them."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from lambda_src import contract as copy
-from lambda_src import handler
 from sdctl.contracts import tasks as contract
 
 
-def test_the_handlers_copy_of_the_task_contract_is_the_contract():
-    assert copy.TASK_TYPES == contract.TASK_TYPES
-    assert copy.ID_PATTERN.pattern == contract.ID_PATTERN.pattern
-    assert copy.PREFIX_SEGMENT.pattern == contract.PREFIX_SEGMENT.pattern
-    datetime.strptime(handler._now(), contract.TIMESTAMP_FORMAT)  # the same timestamps in the store
-    assert (copy.STATES, copy.FINAL, copy.STATUS_INDEX) == (contract.STATES, contract.FINAL, contract.STATUS_INDEX)
-    assert (copy.PRIORITIES, copy.DEFAULT_PRIORITY) == (contract.PRIORITIES, contract.DEFAULT_PRIORITY)
-    assert (copy.CLIENT_TAG, copy.DEFAULT_CLIENT) == (contract.CLIENT_TAG, contract.DEFAULT_CLIENT)
-    assert (copy.TTL_MAX_SECONDS, copy.DEADLINE_POLICIES) == (contract.TTL_MAX_SECONDS, contract.DEADLINE_POLICIES)
+def test_the_lambda_zip_runs_on_the_contracts_it_carries_and_nothing_else_of_sdctl(tmp_path):
+    """The zip as deploy uploads it: the two functions and sdctl/contracts, standard library
+    only. Extracted and imported in a fresh interpreter that cannot see this checkout (isolated
+    mode, the zip's folder first, as Lambda puts its task root first), both handlers load and
+    their contracts are the zip's own files."""
+    import io
+    import json
+    import subprocess
+    import sys
+    import zipfile
 
+    from sdctl.execute.aws.artifacts import lambda_zip
 
-@settings(max_examples=300, deadline=None, derandomize=True)
-@given(st.one_of(st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
-                 st.text(alphabet="0123456789-:TZ+. ", max_size=30), st.integers(), st.none()))
-def test_the_handler_and_the_agent_read_a_deadline_alike(value):
-    assert copy.parse_deadline(value) == contract.parse_deadline(value)
-
-
-@settings(max_examples=300, deadline=None, derandomize=True)
-@given(st.text(alphabet="ab./-_*'()!~ ", max_size=12))
-def test_the_handler_and_the_agent_agree_on_every_prefix(prefix):
-    assert copy.safe_prefix(prefix) == contract.is_safe_prefix(prefix)
+    with zipfile.ZipFile(io.BytesIO(lambda_zip())) as z:
+        names = sorted(z.namelist())
+        z.extractall(tmp_path / "task")
+    assert names[:2] == ["handler.py", "sdctl/__init__.py"] and "webhooks.py" in names
+    assert {n.split("/")[1] for n in names if n.startswith("sdctl/") and n.count("/") == 2} == {"contracts"}
+    probe = ("import json, sys; import handler, webhooks, sdctl.contracts.request as r; "
+             "t = handler.validate({'task': {'metadata': {'id': 'a', 'runtime': 'r', 'tasktype': 'pipeline', "
+             "'ttlSeconds': 5}, 'content': {}}}, {'r': 'comfyui'}); "
+             "print(json.dumps([r.__file__, sorted(m for m in sys.modules if m.startswith('sdctl')), "
+             "t['metadata']['deadline'][-1]]))")
+    out = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(tmp_path / 'task')!r}); "
+                          + probe], capture_output=True, text=True, timeout=120, cwd=tmp_path / "task")
+    assert out.returncode == 0, out.stderr
+    where, loaded, zone = json.loads(out.stdout)
+    assert zone == "Z"  # a validated deadline, in UTC, as the store keeps it
+    assert where.startswith(str(tmp_path / "task"))
+    assert all(m == "sdctl" or m.startswith("sdctl.contracts") for m in loaded), loaded
 
 
 def test_the_other_sides_use_the_contract_itself():
@@ -57,8 +59,9 @@ def test_the_agent_refuses_a_prefix_the_api_refuses(prefix):
 
     from sdctl.agent.failures import PermanentFailure
     from sdctl.agent.tasks import parse_message
+    from sdctl.contracts.tasks import is_safe_prefix
 
-    assert not copy.safe_prefix(prefix)
+    assert not is_safe_prefix(prefix)
     body = json.dumps({"task": {"metadata": {"id": "t1", "runtime": "r", "prefix": prefix}, "content": {}}})
     with pytest.raises(PermanentFailure) as e:
         parse_message(body)
@@ -86,25 +89,6 @@ def test_every_stack_output_another_part_reads_is_one_the_templates_write():
     bucket = n.artifacts_bucket(cfg.stack_name, "${AWS::AccountId}", "${AWS::Region}")
     project = specs["edge"]["Resources"]["ImageBuildProject"]["Properties"]
     assert project["Source"]["Location"] == {"Fn::Sub": f"{bucket}/images/source.zip"}
-
-
-def test_the_lambda_zip_runs_on_its_own(tmp_path):
-    """What Lambda unpacks: the handler and its copy of the contract at the zip's root, imported
-    as top-level modules with no sdctl installed beside them."""
-    import io
-    import subprocess
-    import sys
-    import zipfile
-
-    from sdctl.execute.aws.artifacts import lambda_zip
-
-    zipfile.ZipFile(io.BytesIO(lambda_zip())).extractall(tmp_path)
-    probe = ("import sys; sys.modules['sdctl'] = None; import handler; "
-             "print(handler.validate({'task': {'metadata': {'id': 'a', 'runtime': 'r', 'tasktype': 'pipeline', "
-             "'ttlSeconds': 5}, 'content': {}}}, {'r': 'comfyui'})['metadata']['deadline'][-1])")
-    r = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "Z"
 
 
 def test_every_error_code_the_agent_raises_is_in_the_contract_and_its_page():

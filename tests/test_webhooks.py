@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from lambda_src import contract
+from sdctl.contracts import webhooks as contract
 from tests.conftest import EXAMPLE, ServerThread
 from tests.helpers import wait_for
 

@@ -8,12 +8,12 @@ import json
 import logging
 import time
 
-from lambda_src.contract import webhook_message
 from sdctl.agent.cost import cost_usd
 from sdctl.agent.failures import Cancelled, Expired, Refused, TaskFailure, TransientFailure
 from sdctl.agent.stages import Job
 from sdctl.agent.tasks import notification, wants_webhook
-from sdctl.builders.names import output_keys
+from sdctl.contracts.tasks import output_keys
+from sdctl.contracts.webhooks import webhook_message
 
 log = logging.getLogger("sdctl.agent")
 

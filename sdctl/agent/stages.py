@@ -22,8 +22,7 @@ from sdctl.agent.failures import (
 )
 from sdctl.agent.tasks import notification, parse_message, wants_webhook
 from sdctl.agent.watch import Watch
-from sdctl.builders.names import output_keys
-from sdctl.contracts.tasks import parse_deadline
+from sdctl.contracts.tasks import output_keys, parse_deadline
 
 log = logging.getLogger("sdctl.agent")
 
@@ -174,7 +173,7 @@ class Stages:
         if self.store:
             self.store.quietly("progress", self.store.progress, job.ctx["task_id"], seen)
         if wants_webhook(job.task, "progress") and self.settings.webhook_queue_url:
-            from lambda_src.contract import webhook_message
+            from sdctl.contracts.webhooks import webhook_message
 
             note = notification(job.task, status="progress", bucket=self.settings.bucket, image_keys=[],
                                 output_key=job.out_key)

@@ -147,15 +147,6 @@ def karpenter_node_role(cluster: str) -> str:
     return f"KarpenterNodeRole-{cluster}"[:64]
 
 
-def output_keys(prefix: str, task_id: str, count: int) -> tuple[list[str], str]:
-    """S3 keys for a task's images and its result JSON. They depend on the id only, so a
-    retried task overwrites its own objects instead of adding new ones."""
-    base = f"{prefix.rstrip('/')}/{task_id}"
-    return [f"{base}/{task_id}-{n}.png" for n in range(1, count + 1)], f"{base}/{task_id}.out"
-
-
-def result_key(prefix: str, task_id: str) -> str:
-    return output_keys(prefix, task_id, 0)[1]
 
 
 def visibility_timeout(max_task_seconds: int) -> int:

@@ -96,7 +96,7 @@ def verify(
     output: OutputOpt = None,
 ) -> None:
     """Check a delivery as a receiver would: exit 0 if the signature is the secret's, 1 if not."""
-    from lambda_src.contract import verify as check
+    from sdctl.contracts.webhooks import verify as check
     from sdctl.errors import SdctlError
 
     mode = output_mode(ctx, output)

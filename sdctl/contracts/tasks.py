@@ -69,6 +69,18 @@ def parse_deadline(value) -> datetime | None:
     return at.astimezone(UTC) if at.tzinfo is not None else None
 
 
+def output_keys(prefix: str, task_id: str, count: int) -> tuple[list[str], str]:
+    """S3 keys for a task's images and its result JSON (`<prefix>/<id>/<id>-<n>.png`,
+    `<prefix>/<id>/<id>.out`). They depend on the id only, so a retried task overwrites its own
+    objects instead of adding new ones."""
+    base = f"{prefix.rstrip('/')}/{task_id}"
+    return [f"{base}/{task_id}-{n}.png" for n in range(1, count + 1)], f"{base}/{task_id}.out"
+
+
+def result_key(prefix: str, task_id: str) -> str:
+    return output_keys(prefix, task_id, 0)[1]
+
+
 def timestamp(at: datetime | None = None) -> str:
     return (at or datetime.now(UTC)).astimezone(UTC).strftime(TIMESTAMP_FORMAT)
 

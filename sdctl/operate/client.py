@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from sdctl.builders.names import result_key
 from sdctl.contracts.events import Event, Report, ignore
+from sdctl.contracts.tasks import result_key
 from sdctl.errors import ApiError, SdctlError, TaskFailed, WaitTimeout
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 
-from lambda_src.contract import ROTATION_OVERLAP_SECONDS
+from sdctl.contracts.webhooks import ROTATION_OVERLAP_SECONDS
 from sdctl.errors import SdctlError
 
 

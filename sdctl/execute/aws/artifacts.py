@@ -26,12 +26,18 @@ def deterministic_zip(files: dict[str, bytes]) -> bytes:
 
 
 def lambda_zip() -> bytes:
-    """lambda_src/handler.py and its contract.py as a zip whose bytes depend only on their content."""
+    """The two functions (lambda_src/handler.py, webhooks.py) and the contracts they import
+    (sdctl/contracts, standard library only, under sdctl/ with a bare package file), as a zip
+    whose bytes depend only on their content. Nothing else of sdctl goes in."""
     import lambda_src
+    import sdctl.contracts
 
     here = Path(lambda_src.__file__).parent
-    files = ("handler.py", "webhooks.py", "contract.py")
-    return deterministic_zip({name: (here / name).read_bytes() for name in files})
+    files = {name: (here / name).read_bytes() for name in ("handler.py", "webhooks.py")}
+    files["sdctl/__init__.py"] = b'"""sdctl\'s contracts, as the Lambda functions ship them."""\n'
+    for path in sorted(Path(sdctl.contracts.__file__).parent.glob("*.py")):
+        files[f"sdctl/contracts/{path.name}"] = path.read_bytes()
+    return deterministic_zip(files)
 
 
 def lambda_key(data: bytes) -> str:
