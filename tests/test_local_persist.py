@@ -19,6 +19,7 @@ import boto3
 import httpx
 import pytest
 
+from sdctl.execute.local import durable as serving
 from sdctl.execute.local import persist
 from tests.conftest import free_port
 
@@ -57,7 +58,7 @@ class Emulator:
         c = boto3.session.Session(region_name=REGION, aws_access_key_id="testing",
                                   aws_secret_access_key="testing").client(service, endpoint_url=self.url)
         if durable:
-            c.meta.events.register("before-sign", persist.durable_header)
+            c.meta.events.register("before-sign", serving.durable_header)
         return c
 
 
@@ -144,7 +145,7 @@ def test_the_gateway_sync_waits_for_a_snapshot_that_holds_earlier_changes(emulat
     first = emulator()
     sns = first.client("sns")
     topic = sns.create_topic(Name="requests")["TopicArn"]
-    assert httpx.post(first.url + persist.SYNC_PATH, timeout=30).status_code == 200
+    assert httpx.post(first.url + serving.SYNC_PATH, timeout=30).status_code == 200
     first.kill(signal.SIGKILL)
     assert [t["TopicArn"] for t in emulator().client("sns").list_topics()["Topics"]] == [topic]
 
@@ -155,7 +156,7 @@ def test_reads_and_empty_receives_are_not_changes(emulator):
     q = sqs.create_queue(QueueName="idle")["QueueUrl"]
 
     def changes() -> int:
-        return httpx.post(e.url + persist.SYNC_PATH, timeout=30).json()["changes"]
+        return httpx.post(e.url + serving.SYNC_PATH, timeout=30).json()["changes"]
 
     before = changes()
     for _ in range(3):
@@ -204,7 +205,7 @@ def test_changes_made_while_a_waited_for_snapshot_is_written_wait_for_the_interv
     records each snapshot and makes a change while it is being taken, as the agent does."""
     taken: list[int] = []
 
-    class Recording(persist.Snapshotter):
+    class Recording(serving.Snapshotter):
         def _fork_and_write(self, generation: int) -> None:
             if not taken:
                 self.changed()  # the agent received the task meanwhile
@@ -239,7 +240,7 @@ def test_after_a_crash_a_taken_message_comes_back_and_a_handle_from_before_canno
     sqs.send_message(QueueUrl=q, MessageBody="taken")
     sqs.send_message(QueueUrl=q, MessageBody="waiting")
     taken = sqs.receive_message(QueueUrl=q, MaxNumberOfMessages=1, VisibilityTimeout=600)["Messages"][0]
-    assert httpx.post(first.url + persist.SYNC_PATH, timeout=30).status_code == 200  # on disk, taken
+    assert httpx.post(first.url + serving.SYNC_PATH, timeout=30).status_code == 200  # on disk, taken
     first.kill(signal.SIGKILL)
     second = emulator()
     sqs = second.client("sqs")

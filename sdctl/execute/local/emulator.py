@@ -307,14 +307,14 @@ def main(argv: list[str] | None = None) -> None:
     app = DomainDispatcherApplication(create_backend_app)
     snapshots = None
     if args.data:
-        from sdctl.execute.local import persist
+        from sdctl.execute.local import durable, persist
 
         root = Path(args.data)
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         info = persist.restore(root)
         print(f"data: {json.dumps(info)}", flush=True)
-        snapshots = persist.Snapshotter(root).start()
-        app = persist.DurableApp(app, snapshots)
+        snapshots = durable.Snapshotter(root).start()
+        app = durable.DurableApp(app, snapshots)
 
     def stop(signum, frame):
         if snapshots is not None:

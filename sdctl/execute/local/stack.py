@@ -17,6 +17,7 @@ from sdctl.contracts.agent_env import for_runtime
 from sdctl.contracts.events import Event, Report, ignore
 from sdctl.errors import LocalStackError
 from sdctl.execute.local import state as st
+from sdctl.execute.local.durable import SYNC_PATH, durable_header
 from sdctl.execute.local.lifecycle import (  # noqa: F401 - re-exported for the CLI
     clean_leftovers,
     data_path,
@@ -54,7 +55,6 @@ def local_clients(aws_url: str, region: str, credentials: dict[str, str] | None 
     call that changes something returns once the emulator has it on disk."""
     import boto3
 
-    from sdctl.execute.local.persist import durable_header
 
     creds = credentials or LOCAL_CREDENTIALS
     session = boto3.session.Session(region_name=region, aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
@@ -110,7 +110,6 @@ def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, a
     """The gateway, the webhook deliverer, one runtime per configured runtime (unless given a
     URL) and the agents, each signing with its own credentials where the stack enforces IAM."""
     from sdctl.execute.local import iam
-    from sdctl.execute.local.persist import SYNC_PATH
 
     py = sys.executable
     credentials = credentials or {}
@@ -234,7 +233,7 @@ def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
         if data_dir:  # the processes about to start hold these credentials: on disk first
             import httpx
 
-            httpx.post(f"{aws_url}{persist.SYNC_PATH}", timeout=60).raise_for_status()
+            httpx.post(f"{aws_url}{SYNC_PATH}", timeout=60).raise_for_status()
         specs = process_specs(cfg, resources, aws_url=aws_url, api_key=api_key, agents=agents, model=model,
                               runtime_urls=runtime_urls or {}, env=env, credentials=credentials,
                               allow_local_webhooks=allow_local_webhooks, keep_data=bool(data_dir), ports=ports)
