@@ -70,7 +70,10 @@ def main() -> None:
     parser.add_argument("--other-path", type=Path, help="libraries for the other checkout, after it on PYTHONPATH")
     args = parser.parse_args()
     cwd = Path(tempfile.mkdtemp(prefix="sdctl-start-"))
-    shutil.copy(ROOT / "sdctl.example.yaml", cwd / "sdctl.yaml")
+    # Against another checkout, its example: an older one may refuse keys the newer example
+    # has (and then stops at the error, far faster than it would run), while the newer accepts
+    # the older's. Both sides then do the same work.
+    shutil.copy((args.against or ROOT) / "sdctl.example.yaml", cwd / "sdctl.yaml")
     if args.against:
         if not (args.against / "sdctl" / "__init__.py").is_file():
             parser.error(f"--against {args.against}: not an sdctl checkout (no sdctl/__init__.py)")
