@@ -309,8 +309,10 @@ def cpu_seconds(pid: int) -> float:
 def test_a_frozen_emulator_stalls_the_agents_without_spinning_and_every_task_completes_once(chaos_stack):
     """The AWS emulator SIGSTOPped for 30 s while agents hold and receive tasks (a regional
     brownout: every AWS call hangs), then resumed. During the freeze the agents' CPU stays
-    near idle (a spinning retry loop would burn one core per agent); afterwards every task
-    has exactly one result document and one image in S3, and none is dead-lettered."""
+    near idle (a spinning retry loop would burn one core per agent), and POSTs sent one after
+    another are each answered 503 with Retry-After within 15 s (the second and third got no
+    answer in 40 s before); afterwards every task has exactly one result document and one
+    image in S3, and none is dead-lettered."""
     state = chaos_stack(max_receive=3, agents=2, latency=1.0)  # 30 s of rendering: a backlog at the freeze
     ids = [f"z-{i}" for i in range(30)]
     submit(state, ids, "frozen")
@@ -324,11 +326,24 @@ def test_a_frozen_emulator_stalls_the_agents_without_spinning_and_every_task_com
     at_freeze = finished(state)
     assert at_freeze < len(ids) - 10, "too few tasks left when the freeze began: the test would measure nothing"
     os.kill(moto, signal.SIGSTOP)
+    answers = []
     try:
-        time.sleep(30)  # the freeze itself is the scenario: nothing to wait for
+        # The freeze lasts 30 s. Meanwhile a client POSTs one task after another: each must be
+        # answered (accepted, or 503 with Retry-After) within 15 s while AWS does not answer.
+        frozen_at = time.monotonic()
+        with httpx.Client(headers={"x-api-key": state["api_key"]}, timeout=60) as http:
+            while time.monotonic() - frozen_at < 26:
+                asked = time.monotonic()
+                r = http.post(f"{state['gateway_url']}/v1alpha2", json={"task": {"metadata": {
+                    "id": f"during-{len(answers)}", "runtime": "sdruntime", "tasktype": "text-to-image"},
+                    "content": {"prompt": "during the freeze"}}})
+                answers.append((r.status_code, r.headers.get("retry-after"), time.monotonic() - asked))
+        time.sleep(max(0.0, 30 - (time.monotonic() - frozen_at)))  # the rest of the freeze
         spent = {pid: cpu_seconds(pid) - before[pid] for pid in agents}
     finally:
         os.kill(moto, signal.SIGCONT)
+    assert len(answers) >= 2 and all(took < 15 for _, _, took in answers), answers
+    assert all(code == 503 and after for code, after, _ in answers), answers
     resumed = time.monotonic()
     assert all(v < 3.0 for v in spent.values()), f"agents burned CPU while AWS was frozen: {spent}"
     done = wait_results(state, ids, 180)
@@ -342,7 +357,8 @@ def test_a_frozen_emulator_stalls_the_agents_without_spinning_and_every_task_com
         assert sum(k.endswith(".out") for k in mine) == 1 and sum(k.endswith(".png") for k in mine) == 1, mine
     assert queue_counts_dlq(state) == 0
     print(f"\nfrozen 30 s: agent CPU during the freeze {sorted(round(v, 2) for v in spent.values())} s; "
-          f"{len(ids) - at_freeze} tasks unfinished at the freeze, all done {recovery:.1f} s after it ended")
+          f"{len(ids) - at_freeze} tasks unfinished at the freeze, all done {recovery:.1f} s after it ended; "
+          f"POSTs during it: {[(code, round(took, 1)) for code, _, took in answers]}")
 
 
 # --- the simulator against a recorded burst ------------------------------------------------
