@@ -32,13 +32,13 @@ import hashlib
 import json
 import os
 import time
-from datetime import UTC, datetime
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambda_src.place import position
+from lambda_src.records import deserialise, key, serialise
 from sdctl.contracts.request import Invalid
 from sdctl.contracts.request import validate as contract_validate
 from sdctl.contracts.tasks import (
@@ -46,8 +46,8 @@ from sdctl.contracts.tasks import (
     DEFAULT_CLIENT,
     DEFAULT_PRIORITY,
     ID_PATTERN,
-    STATUS_INDEX,
     result_key,
+    timestamp,
 )
 from sdctl.contracts.webhooks import webhook_message
 
@@ -149,26 +149,18 @@ def _submit(event):
                                MessageAttributes=attributes)
     except Exception:
         if table:  # not queued after all: take the record back so the id can be retried
-            _client("dynamodb").delete_item(TableName=table, Key=_key(meta["id"]),
+            _client("dynamodb").delete_item(TableName=table, Key=key(meta["id"]),
                                             ConditionExpression="#s = :queued",
                                             ExpressionAttributeNames={"#s": "status"},
                                             ExpressionAttributeValues={":queued": {"S": "queued"}})
         raise
     if table:  # published: a later POST of this id is a 409 again
-        _client("dynamodb").update_item(TableName=table, Key=_key(meta["id"]), UpdateExpression="REMOVE publishing")
+        _client("dynamodb").update_item(TableName=table, Key=key(meta["id"]), UpdateExpression="REMOVE publishing")
     return _response(200, {
         "id": meta["id"],
         "runtime": meta["runtime"],
         "output_location": f"s3://{bucket}/{meta['prefix']}/{meta['id']}",
     })
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _key(task_id: str) -> dict:
-    return {"id": {"S": task_id}}
 
 
 def _record(table: str, task: dict, bucket: str, digest: str, *, client: str | None = None) -> dict | None:
@@ -181,7 +173,7 @@ def _record(table: str, task: dict, bucket: str, digest: str, *, client: str | N
     after all, the agent drops the second copy as a repeat (sdctl/agent/stages.py). Any
     other reuse of an id is a 409."""
     meta, content = task["metadata"], task["content"]
-    now = _now()
+    now = timestamp()
     item = {"id": meta["id"], "status": "queued", "runtime": meta["runtime"], "tasktype": meta["tasktype"],
             "prefix": meta["prefix"], "created_at": now, "updated_at": now, "attempts": 0,
             "output_url": f"s3://{bucket}/{result_key(meta['prefix'], meta['id'])}",
@@ -200,15 +192,15 @@ def _record(table: str, task: dict, bucket: str, digest: str, *, client: str | N
         item["client"] = client
     db = _client("dynamodb")
     try:
-        db.put_item(TableName=table, Item=_serialise(item), ConditionExpression="attribute_not_exists(id)")
+        db.put_item(TableName=table, Item=serialise(item), ConditionExpression="attribute_not_exists(id)")
         return None
     except db.exceptions.ConditionalCheckFailedException:
         return _load(table, meta["id"]) or {"status": "unknown"}
 
 
 def _load(table: str, task_id: str) -> dict | None:
-    found = _client("dynamodb").get_item(TableName=table, Key=_key(task_id), ConsistentRead=True).get("Item")
-    return _deserialise(found) if found else None
+    found = _client("dynamodb").get_item(TableName=table, Key=key(task_id), ConsistentRead=True).get("Item")
+    return deserialise(found) if found else None
 
 
 def _get(task_id: str):
@@ -219,50 +211,8 @@ def _get(task_id: str):
     record.pop("request_hash", None)  # the handler's own bookkeeping
     record.pop("publishing", None)
     if record.get("status") == "queued" and record.get("created_at"):
-        record["queue"] = _position(table, record)
+        record["queue"] = position(_client("dynamodb"), table, record)
     return _response(200, record)
-
-
-def _position(table: str, record: dict) -> dict:
-    """Where a queued task stands: how many of its runtime's queued tasks are older (one page of
-    the status index; "at least" beyond it), and an ETA from what is ahead of it and how long
-    its runtime's recent renders took: (the running tasks' expected remaining time + the tasks
-    ahead x the mean render time) / the tasks running at once. With no render of the last hour
-    to go on, no ETA is given, and `eta_basis` says why."""
-    db = _client("dynamodb")
-    runtime = record.get("runtime", "")
-
-    def query(status: str, condition: str, at: str, **kw) -> dict:
-        return db.query(TableName=table, IndexName=STATUS_INDEX, KeyConditionExpression=f"#s = :s AND created_at "
-                        f"{condition} :at", FilterExpression="runtime = :rt", ExpressionAttributeNames={"#s": "status"},
-                        ExpressionAttributeValues={":s": {"S": status}, ":at": {"S": at}, ":rt": {"S": runtime}}, **kw)
-
-    page = query("queued", "<", record["created_at"], Select="COUNT")
-    ahead, more = page["Count"], "LastEvaluatedKey" in page
-    hour_ago = datetime.fromtimestamp(time.time() - 3600, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    recent = query("completed", ">=", hour_ago, ScanIndexForward=False, Limit=200)["Items"]
-    seconds = [float(i["runtime_seconds"]["N"]) for i in recent if "runtime_seconds" in i][:20]
-    out = {"position": ahead + 1, "at_least": more, "eta_seconds": None}
-    if not seconds:
-        out["eta_basis"] = "no render of this runtime in the last hour to estimate from"
-        return out
-    mean = sum(seconds) / len(seconds)
-    running = query("running", ">=", "0", Limit=200)["Items"]
-    now = time.time()
-    left = [max(0.0, mean - (now - _epoch(i.get("started_at", {}).get("S")))) for i in running]
-    busy = max(1, len(running))
-    out["eta_seconds"] = round((sum(left) + ahead * mean) / busy, 1)
-    out["eta_basis"] = f"{len(seconds)} recent render(s), {mean:.1f} s each; {len(running)} running"
-    return out
-
-
-def _epoch(stamp: str | None) -> float:
-    if not stamp:
-        return time.time()
-    try:
-        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        return time.time()
 
 
 def _cancel(task_id: str):
@@ -271,21 +221,21 @@ def _cancel(task_id: str):
     table = os.environ["TASKS_TABLE"]
     db = _client("dynamodb")
     try:
-        db.update_item(TableName=table, Key=_key(task_id), ConditionExpression="#s = :queued",
+        db.update_item(TableName=table, Key=key(task_id), ConditionExpression="#s = :queued",
                        UpdateExpression="SET #s = :cancelled, updated_at = :now, finished_at = :now",
                        ExpressionAttributeNames={"#s": "status"},
                        ExpressionAttributeValues={":queued": {"S": "queued"}, ":cancelled": {"S": "cancelled"},
-                                                  ":now": {"S": _now()}})
+                                                  ":now": {"S": timestamp()}})
         _announce_cancelled(table, task_id)
         return _response(200, {"id": task_id, "status": "cancelled"})
     except db.exceptions.ConditionalCheckFailedException:
         pass
     try:
-        db.update_item(TableName=table, Key=_key(task_id), ConditionExpression="#s = :running",
+        db.update_item(TableName=table, Key=key(task_id), ConditionExpression="#s = :running",
                        UpdateExpression="SET cancel_requested = :yes, updated_at = :now",
                        ExpressionAttributeNames={"#s": "status"},
                        ExpressionAttributeValues={":running": {"S": "running"}, ":yes": {"BOOL": True},
-                                                  ":now": {"S": _now()}})
+                                                  ":now": {"S": timestamp()}})
         return _response(202, {"id": task_id, "status": "running", "cancel_requested": True,
                                "message": "the runtime is being interrupted; the task ends cancelled"})
     except db.exceptions.ConditionalCheckFailedException:
@@ -308,23 +258,6 @@ def _announce_cancelled(table: str, task_id: str) -> None:
             "error": {"code": "cancelled", "message": "cancelled by its caller before it ran"}}
     _client("sqs").send_message(QueueUrl=os.environ["WEBHOOK_QUEUE_URL"],
                                 MessageBody=json.dumps(webhook_message(hook, note)))
-
-
-def _serialise(item: dict) -> dict:
-    ser = TypeSerializer()
-    return {k: ser.serialize(v) for k, v in item.items()}
-
-
-def _deserialise(item: dict) -> dict:
-    de = TypeDeserializer()
-    out = {k: de.deserialize(v) for k, v in item.items()}
-    out.pop("expires_at", None)
-    return json.loads(json.dumps(out, default=_number))
-
-
-def _number(value):
-    """DynamoDB numbers come back as Decimal."""
-    return int(value) if value == int(value) else float(value)
 
 
 def validate(body, runtimes: dict) -> dict:

@@ -25,19 +25,28 @@ def test_the_lambda_zip_runs_on_the_contracts_it_carries_and_nothing_else_of_sdc
     with zipfile.ZipFile(io.BytesIO(lambda_zip())) as z:
         names = sorted(z.namelist())
         z.extractall(tmp_path / "task")
-    assert names[:2] == ["handler.py", "sdctl/__init__.py"] and "webhooks.py" in names
+    assert {"lambda_src/handler.py", "lambda_src/webhooks.py", "sdctl/__init__.py"} <= set(names)
+    assert {n.split("/")[0] for n in names} == {"lambda_src", "sdctl"}
     assert {n.split("/")[1] for n in names if n.startswith("sdctl/") and n.count("/") == 2} == {"contracts"}
-    probe = ("import json, sys; import handler, webhooks, sdctl.contracts.request as r; "
+    # the functions' Handler settings, as the templates give them
+    from sdctl.builders.cfn.stacks import stacks
+    from sdctl.config import parse
+
+    edge = next(x.template for x in stacks(parse("runtimes: [{name: r, type: comfyui}]")) if x.key == "edge")
+    handlers = sorted(r["Properties"]["Handler"] for r in edge["Resources"].values()
+                      if r["Type"] == "AWS::Lambda::Function")
+    assert handlers == ["lambda_src.handler.handler", "lambda_src.webhooks.handler"]
+    probe = ("import json, sys; import lambda_src.handler as handler, lambda_src.webhooks, sdctl.contracts.request as r; "
              "t = handler.validate({'task': {'metadata': {'id': 'a', 'runtime': 'r', 'tasktype': 'pipeline', "
              "'ttlSeconds': 5}, 'content': {}}}, {'r': 'comfyui'}); "
-             "print(json.dumps([r.__file__, sorted(m for m in sys.modules if m.startswith('sdctl')), "
+             "print(json.dumps([[r.__file__, handler.__file__], sorted(m for m in sys.modules if m.startswith('sdctl')), "
              "t['metadata']['deadline'][-1]]))")
     out = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(tmp_path / 'task')!r}); "
                           + probe], capture_output=True, text=True, timeout=120, cwd=tmp_path / "task")
     assert out.returncode == 0, out.stderr
     where, loaded, zone = json.loads(out.stdout)
     assert zone == "Z"  # a validated deadline, in UTC, as the store keeps it
-    assert where.startswith(str(tmp_path / "task"))
+    assert all(w.startswith(str(tmp_path / "task")) for w in where), where
     assert all(m == "sdctl" or m.startswith("sdctl.contracts") for m in loaded), loaded
 
 

@@ -171,7 +171,7 @@ def edge_template(cfg: Config, n: Names) -> dict:
     r["ApiHandler"] = {"Type": "AWS::Lambda::Function", "DependsOn": ["ApiHandlerLogGroup"], "Properties": {
         "FunctionName": function_name,
         "Description": "sdctl: validate v1alpha2 tasks, record and publish them; task status and cancel",
-        "Runtime": LAMBDA_RUNTIME, "Handler": "handler.handler", "Architectures": ["arm64"],
+        "Runtime": LAMBDA_RUNTIME, "Handler": "lambda_src.handler.handler", "Architectures": ["arm64"],
         "MemorySize": 256, "Timeout": 10,
         "Role": getatt("ApiHandlerRole", "Arn"),
         "Code": {"S3Bucket": ref("CodeBucket"), "S3Key": ref("CodeKey")},

@@ -65,7 +65,7 @@ def resources(cfg: Config, n: Names, r: dict, o: dict, *, retain: dict, deny_ins
                              "Properties": {
         "FunctionName": function_name,
         "Description": "sdctl: sign and deliver task webhooks, with retries; park undeliverable ones",
-        "Runtime": LAMBDA_RUNTIME, "Handler": "webhooks.handler", "Architectures": ["arm64"],
+        "Runtime": LAMBDA_RUNTIME, "Handler": "lambda_src.webhooks.handler", "Architectures": ["arm64"],
         "MemorySize": 256, "Timeout": DELIVERY_TIMEOUT,
         "Role": getatt("WebhookDelivererRole", "Arn"),
         "Code": {"S3Bucket": ref("CodeBucket"), "S3Key": ref("CodeKey")},

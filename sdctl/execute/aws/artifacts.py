@@ -26,14 +26,16 @@ def deterministic_zip(files: dict[str, bytes]) -> bytes:
 
 
 def lambda_zip() -> bytes:
-    """The two functions (lambda_src/handler.py, webhooks.py) and the contracts they import
-    (sdctl/contracts, standard library only, under sdctl/ with a bare package file), as a zip
-    whose bytes depend only on their content. Nothing else of sdctl goes in."""
+    """The functions' package (lambda_src/: the API handler, the webhook deliverer and their
+    modules; the functions' Handler settings name lambda_src.handler.handler and
+    lambda_src.webhooks.handler) and the contracts they import (sdctl/contracts, standard
+    library only, under sdctl/ with a bare package file), as a zip whose bytes depend only on
+    their content. Nothing else of sdctl goes in."""
     import lambda_src
     import sdctl.contracts
 
-    here = Path(lambda_src.__file__).parent
-    files = {name: (here / name).read_bytes() for name in ("handler.py", "webhooks.py")}
+    files = {f"lambda_src/{path.name}": path.read_bytes()
+             for path in sorted(Path(lambda_src.__file__).parent.glob("*.py"))}
     files["sdctl/__init__.py"] = b'"""sdctl\'s contracts, as the Lambda functions ship them."""\n'
     for path in sorted(Path(sdctl.contracts.__file__).parent.glob("*.py")):
         files[f"sdctl/contracts/{path.name}"] = path.read_bytes()
