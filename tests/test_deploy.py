@@ -311,3 +311,11 @@ def test_deploy_onto_an_existing_cluster_checks_it_before_changing_anything(env,
     assert "Traceback" not in r.stderr
     assert aws.cloudformation.describe_stacks()["Stacks"] == []
     assert [b["Name"] for b in aws.s3.list_buckets()["Buckets"]] == []
+
+
+def test_an_operate_command_reads_the_edge_stack_by_name(env, tmp_path, existing_vpc):
+    """`sdctl tasks list` against AWS reads the edge stack's outputs by its name (no template or
+    Lambda zip is built for it); before a deploy it says what to do."""
+    write_config(tmp_path, *existing_vpc)
+    r = sdctl(env, tmp_path, "tasks", "list", check=False)
+    assert r.returncode == 1 and "stack cyc-edge is not deployed" in r.stderr and "sdctl deploy" in r.stderr

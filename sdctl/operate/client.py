@@ -127,14 +127,17 @@ def _local_stack_running() -> str | None:
 
 def aws_target(cfg, aws) -> Target:
     """The deployed API and bucket, from the edge stack's outputs."""
+    from sdctl.builders.cfn.stacks import stack_name
     from sdctl.builders.names import dead_letter_url_key, queue_url_key
     from sdctl.contracts.tasks import PRIORITIES
     from sdctl.execute import deploy
+    from sdctl.execute.aws.cloudformation import Deployer
 
-    ctx = deploy.context(cfg, aws)
-    outs = ctx.outputs("edge")
+    # The outputs, read by the stack's name: an operate command builds no template and no zip.
+    edge = stack_name(cfg, "edge")
+    outs = Deployer(aws.client("cloudformation")).outputs(edge)
     if "ApiEndpoint" not in outs or "ApiKeyId" not in outs:
-        raise SdctlError(f"stack {ctx.stack_name('edge')} is not deployed (or has no API outputs)",
+        raise SdctlError(f"stack {edge} is not deployed (or has no API outputs)",
                          hint="run `sdctl deploy` first, or use --local")
     queues = {rt.name: {"queue_url": outs.get(queue_url_key(rt.name), ""),
                         "dead_letter_queue_url": outs.get(dead_letter_url_key(rt.name), ""),
