@@ -741,3 +741,18 @@ def test_another_admin_does_not_lock_the_deployer_out_of_the_cluster():
     example = [s for s in stacks(parse(EXAMPLE.read_text()), code=("b", "k"), admin_principal="arn:aws:iam::1:role/x")
                if s.key == "cluster"][0]
     assert "DeployerAccess" not in example.template["Resources"]  # the deployer is the admin
+
+
+@pytest.mark.parametrize(("region", "arn"), [("us-west-2", "aws"), ("cn-north-1", "aws-cn"),
+                                             ("us-gov-west-1", "aws-us-gov"), ("us-iso-east-1", "aws-iso"),
+                                             ("us-isob-east-1", "aws-iso-b")])
+def test_arns_sdctl_writes_itself_name_the_regions_partition(region, arn):
+    """An ARN carries its partition (AWS General Reference, "Amazon Resource Names"): arn:aws
+    is refused in GovCloud, China and the ISO regions. Templates use ${AWS::Partition}; the ARNs
+    sdctl writes itself (the artifacts bucket policy, the synth placeholders) use this."""
+    from sdctl.builders.names import partition
+
+    assert partition(region) == arn
+    cfg = parse(f"region: {region}\nruntimes: [{{name: sd, type: sdwebui}}]\n")
+    edge, _ = placeholder_outputs(cfg)
+    assert edge["ResultsTopicArn"].startswith(f"arn:{arn}:sns:{region}:")
