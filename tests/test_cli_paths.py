@@ -110,3 +110,45 @@ def test_synth_without_helm_writes_nothing_and_says_what_it_needs(tmp_path):
         f"sdctl-{k}.{kind}.json" for k in ("network", "edge", "cluster") for kind in ("template", "parameters"))
     assert cli("synth", "--out", "full", cwd=tmp_path).returncode == 0  # with helm (make demo installs it)
     assert (tmp_path / "full" / "releases.json").exists()
+
+
+def test_init_guided_asks_again_for_a_bad_region_at_once(tmp_path):
+    """On a terminal (a pseudo-terminal here), a region that is not one is asked again right
+    away instead of failing after all four answers; the file is then written."""
+    import os
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: sdctl on the terminal
+        os.chdir(tmp_path)
+        os.execv(sys.executable, [sys.executable, "-m", "sdctl", "init", "--guided"])
+    seen = b""
+
+    def until(text: bytes, seconds: float = 60) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + seconds
+        while text not in seen:
+            left = deadline - time.monotonic()
+            assert left > 0, seen.decode(errors="replace")
+            if select.select([fd], [], [], left)[0]:
+                try:
+                    seen += os.read(fd, 4096)
+                except OSError:
+                    break
+
+    until(b"AWS region")
+    os.write(fd, b"mars-north-9\n")
+    until(b"'mars-north-9' is not an AWS region code")
+    os.write(fd, b"eu-west-1\n")
+    until(b"Runtime type")
+    os.write(fd, b"diffusers\n")
+    until(b"GPU instance types")
+    os.write(fd, b"g5.xlarge\n")
+    until(b"spot")
+    os.write(fd, b"y\n")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, seen.decode(errors="replace")
+    text = (tmp_path / "sdctl.yaml").read_text()
+    assert "region: eu-west-1" in text and "type: diffusers" in text
