@@ -8,30 +8,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
+from sdctl.config.base import BUCKET_NAME, DNS_LABEL, DURATION, Model
+from sdctl.config.infra import Cluster, Network, SystemNodes
+from sdctl.config.profiles import apply_profile
 from sdctl.contracts.tasks import TASK_TYPES
+
+__all__ = ["Api", "BUCKET_NAME", "Cluster", "Config", "DNS_LABEL", "DURATION", "Model", "ModelBucket", "Network",
+           "Nodes", "Output", "Runtime", "Scaling", "SystemNodes"]
 
 RuntimeType = Literal["sdwebui", "comfyui", "diffusers"]
 CapacityType = Literal["spot", "on-demand"]
-
-
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-BUCKET_NAME = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
-DURATION = r"^(Never|\d+(s|m|h))$"
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        alias_generator=to_camel,
-        populate_by_name=True,
-        validate_default=True,
-        # Built on first use, once for the whole tree, instead of once per class at import:
-        # a fifth less of `sdctl validate`'s config time (bench/cli_start.py).
-        defer_build=True,
-    )
 
 
 class Throttle(Model):
@@ -151,96 +139,6 @@ class Nodes(Model):
         return v
 
 
-class Network(Model):
-    """The VPC: sdctl's own (default) or an existing one."""
-
-    vpc_id: Annotated[str | None, Field(pattern=r"^vpc-[0-9a-f]{8,17}$")] = None
-    private_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = []
-    cidr: Annotated[str, Field(pattern=r"^(\d{1,3}\.){3}\d{1,3}/16$")] = "10.0.0.0/16"
-    #: How the private subnets reach the internet: a managed NAT gateway, or one small EC2
-    #: NAT instance. Unset: the profile's choice (lean: instance, ha: gateway).
-    nat: Literal["gateway", "instance"] | None = None
-    nat_instance_type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")] = "t4g.nano"
-    nat_per_zone: bool = False
-
-    @model_validator(mode="after")
-    def _existing_needs_subnets(self) -> Network:
-        if self.nat == "instance" and self.nat_per_zone:
-            raise ValueError("natPerZone needs nat: gateway (a NAT instance is one per VPC)")
-        if self.vpc_id and len(self.private_subnet_ids) < 2:
-            raise ValueError("an existing vpcId needs at least two privateSubnetIds")
-        if self.private_subnet_ids and not self.vpc_id:
-            raise ValueError("privateSubnetIds need the vpcId they belong to")
-        return self
-
-
-class SystemNodes(Model):
-    """The small managed node group for Karpenter, KEDA and CoreDNS. Unset fields take the
-    profile's values (lean: one t4g.medium; ha: two m7g.large)."""
-
-    instance_types: Annotated[list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")]] | None,
-                              Field(min_length=1)] = None
-    count: Annotated[int | None, Field(ge=1, le=10)] = None
-    #: The nodes' AMI type (AL2023 arm64 or x86_64). Unset: what instanceTypes are. Set to
-    #: false with no instanceTypes, the profile's x86 types (lean t3.medium, ha m7i.large).
-    arm64: bool | None = None
-
-    @field_validator("instance_types")
-    @classmethod
-    def _one_architecture(cls, v: list[str] | None) -> list[str] | None:
-        from sdctl.config.ec2 import architecture
-
-        arches = {t: architecture(t) for t in v or []}
-        if len(set(arches.values())) > 1:
-            raise ValueError("a node group has one AMI type, so its instance types share one architecture: "
-                             + ", ".join(f"{t} is {a}" for t, a in arches.items()))
-        return v
-
-
-#: What `profile` sets where the config leaves a field out. `lean` halves the fixed monthly
-#: cost; `ha` is the shape that survives a zone outage and a system node loss (sdctl.example.yaml
-#: lists the trade-offs; `sdctl cost --compare` prints both).
-PROFILES: dict[str, dict] = {
-    "lean": {"nat": "instance", "system_instance_types": ["t4g.medium"], "system_instance_types_x86": ["t3.medium"],
-             "system_count": 1},
-    "ha": {"nat": "gateway", "system_instance_types": ["m7g.large"], "system_instance_types_x86": ["m7i.large"],
-           "system_count": 2},
-}
-
-
-class Cluster(Model):
-    """The EKS cluster: sdctl's own (default) or an existing one (`existing: true`)."""
-
-    name: Annotated[str | None, Field(pattern=r"^[a-zA-Z][-a-zA-Z0-9]{0,99}$")] = None
-    existing: bool = False
-    version: Annotated[str, Field(pattern=r"^1\.\d\d$")] = "1.35"
-    public_access_cidrs: Annotated[list[str] | None, Field(min_length=1)] = None
-    admin_principal_arn: Annotated[str | None, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/.+$")] = None
-    system_nodes: SystemNodes = Field(default_factory=SystemNodes)
-
-
-    @model_validator(mode="after")
-    def _pinned_version(self) -> Cluster:
-        from sdctl import versions
-
-        if not self.existing and self.version != versions.KUBERNETES:
-            raise ValueError(f"version {self.version}: this sdctl creates Kubernetes {versions.KUBERNETES} clusters "
-                             "only (its EKS add-on and node image pins are for that version; sdctl/versions.py)")
-        return self
-
-    @field_validator("public_access_cidrs")
-    @classmethod
-    def _cidrs(cls, v: list[str] | None) -> list[str] | None:
-        import ipaddress
-
-        for cidr in v or []:
-            try:
-                ipaddress.IPv4Network(cidr, strict=True)
-            except ValueError as e:
-                raise ValueError(f"{cidr!r} is not an IPv4 CIDR block ({e})") from None
-        return v
-
-
 class Runtime(Model):
     """One Stable Diffusion runtime: a queue, a Deployment, a NodePool."""
 
@@ -330,44 +228,3 @@ class Config(Model):
     @property
     def default_runtime(self) -> Runtime:
         return self.runtimes[0]
-
-
-def apply_profile(cfg: Config, profile: str, *, force: bool = False) -> None:
-    """Fill from the profile what the file leaves out or sets to null. With ``force`` (another
-    profile for the same file), what an earlier profile filled is replaced too; what the file
-    sets is never touched. Writes through ``__dict__``: no validation re-runs, and the field
-    still reads as not given."""
-    p = PROFILES[profile]
-    cfg.__dict__["profile"] = profile
-    net, nodes = cfg.network, cfg.cluster.system_nodes
-    filled = cfg._from_profile
-
-    def fill(model, field: str, path: str, value) -> None:
-        if getattr(model, field) is None or (force and path in filled):
-            model.__dict__[field] = value
-            filled.add(path)
-
-    fill(net, "nat", "network.nat", "gateway" if net.nat_per_zone else p["nat"])
-    x86 = nodes.arm64 is False and "cluster.systemNodes.arm64" not in filled
-    fill(nodes, "instance_types", "cluster.systemNodes.instanceTypes",
-         list(p["system_instance_types_x86" if x86 else "system_instance_types"]))
-    fill(nodes, "count", "cluster.systemNodes.count", p["system_count"])
-    _system_architecture(nodes, filled)
-
-
-def _system_architecture(nodes: SystemNodes, filled: set[str]) -> None:
-    """The AMI type follows the instance types; a file that sets both must make them agree.
-    EKS refuses a node group whose instance types the AMI type cannot run ("[t4g.medium] is
-    not a valid instance type for requested amiType AL2023_x86_64_STANDARD"), and only after
-    the cluster (~15 minutes) is up."""
-    from sdctl.config.ec2 import architecture
-
-    arm64 = architecture(nodes.instance_types[0]) == "arm64"
-    if nodes.arm64 is None or "cluster.systemNodes.arm64" in filled:
-        nodes.__dict__["arm64"] = arm64
-        filled.add("cluster.systemNodes.arm64")
-    elif nodes.arm64 != arm64:
-        want = "arm64" if nodes.arm64 else "x86_64"
-        raise ValueError(f"cluster.systemNodes.arm64 is {str(nodes.arm64).lower()} ({want}), but instanceTypes "
-                         f"{', '.join(nodes.instance_types)} are {architecture(nodes.instance_types[0])}: set "
-                         f"instanceTypes to {want} types, or leave arm64 out and it follows them")
