@@ -17,11 +17,21 @@ import numpy as np
 from numba import njit
 
 from sdctl.builders.sim.controllers import hpa_next, hpa_recommendation, keda_next
-
-# pod states
-NONE, PENDING, STARTING, READY, DRAINING = 0, 1, 2, 3, 4
-# node states
-FREE, LAUNCHING, UP, ENDING = 0, 1, 2, 3
+from sdctl.builders.sim.pods import (  # noqa: F401 - the states are the engine's too
+    DRAINING,
+    ENDING,
+    FREE,
+    LAUNCHING,
+    NONE,
+    PENDING,
+    READY,
+    STARTING,
+    UP,
+    _alive,
+    _rebuild,
+    _release,
+    _sift_down,
+)
 
 # indices into the float parameter vector (see params.Engine.vector)
 (P_POLL, P_SYNC, P_TOL, P_TARGET, P_INFLIGHT, P_ACTIVATION, P_COOLDOWN, P_MIN, P_MAX, P_UP_PODS, P_UP_PCT,
@@ -33,58 +43,6 @@ N_PARAMS = 28
 (C_SERVED, C_EXPIRED, C_UNSERVED, C_CUT, C_LAUNCHES, C_INTERRUPTIONS, C_SPOT_SECONDS, C_OD_SECONDS,
  C_BUSY_SECONDS, C_END, C_BATCHES) = range(11)
 N_COUNTERS = 11
-
-
-@njit(cache=True)
-def _sift_down(ht, hp, size, i):
-    while True:
-        left = 2 * i + 1
-        if left >= size:
-            return
-        small = left
-        if left + 1 < size and ht[left + 1] < ht[left]:
-            small = left + 1
-        if ht[small] < ht[i]:
-            ht[i], ht[small] = ht[small], ht[i]
-            hp[i], hp[small] = hp[small], hp[i]
-            i = small
-        else:
-            return
-
-
-@njit(cache=True)
-def _rebuild(ht, hp, pod_state, pod_free):
-    size = 0
-    for p in range(pod_state.shape[0]):
-        if pod_state[p] == READY:
-            ht[size] = pod_free[p]
-            hp[size] = p
-            size += 1
-    for i in range(size // 2 - 1, -1, -1):
-        _sift_down(ht, hp, size, i)
-    return size
-
-
-@njit(cache=True)
-def _release(p, t, pod_state, pod_node, node_pods, node_empty):
-    """A pod is gone: free its slot on its node, and note when the node became empty."""
-    node = pod_node[p]
-    pod_state[p] = NONE
-    pod_node[p] = -1
-    if node >= 0:
-        node_pods[node] -= 1
-        if node_pods[node] == 0:
-            node_empty[node] = t
-
-
-@njit(cache=True)
-def _alive(node_state):
-    """Nodes launching, up or ending (billed)."""
-    n = 0
-    for st in node_state:
-        if st != FREE:
-            n += 1
-    return n
 
 
 @njit(cache=True)

@@ -1,0 +1,64 @@
+"""The simulation's pods and nodes: their states, and the compiled helpers the loop
+(sdctl/builders/sim/engine.py) keeps them with: a heap of the ready pods by the time each is
+free, a pod's release from its node, the count of billed nodes."""
+
+from __future__ import annotations
+
+from numba import njit
+
+# pod states
+NONE, PENDING, STARTING, READY, DRAINING = 0, 1, 2, 3, 4
+# node states
+FREE, LAUNCHING, UP, ENDING = 0, 1, 2, 3
+
+
+@njit(cache=True)
+def _sift_down(ht, hp, size, i):
+    while True:
+        left = 2 * i + 1
+        if left >= size:
+            return
+        small = left
+        if left + 1 < size and ht[left + 1] < ht[left]:
+            small = left + 1
+        if ht[small] < ht[i]:
+            ht[i], ht[small] = ht[small], ht[i]
+            hp[i], hp[small] = hp[small], hp[i]
+            i = small
+        else:
+            return
+
+
+@njit(cache=True)
+def _rebuild(ht, hp, pod_state, pod_free):
+    size = 0
+    for p in range(pod_state.shape[0]):
+        if pod_state[p] == READY:
+            ht[size] = pod_free[p]
+            hp[size] = p
+            size += 1
+    for i in range(size // 2 - 1, -1, -1):
+        _sift_down(ht, hp, size, i)
+    return size
+
+
+@njit(cache=True)
+def _release(p, t, pod_state, pod_node, node_pods, node_empty):
+    """A pod is gone: free its slot on its node, and note when the node became empty."""
+    node = pod_node[p]
+    pod_state[p] = NONE
+    pod_node[p] = -1
+    if node >= 0:
+        node_pods[node] -= 1
+        if node_pods[node] == 0:
+            node_empty[node] = t
+
+
+@njit(cache=True)
+def _alive(node_state):
+    """Nodes launching, up or ending (billed)."""
+    n = 0
+    for st in node_state:
+        if st != FREE:
+            n += 1
+    return n
