@@ -3,8 +3,7 @@
 Runs in the Lambda Python runtime: standard library, boto3 and sdctl's contracts (shipped in
 its zip; sdctl/execute/aws/artifacts.py), nothing else of sdctl. Configured by environment:
 
-- SNS_TOPIC_ARN: the requests topic tasks are published to
-- S3_BUCKET: the output bucket (for the returned output_location)
+- SNS_TOPIC_ARN: the requests topic; S3_BUCKET: the output bucket (for output_location)
 - RUNTIMES: JSON object mapping each deployed runtime name to its type
 - DEFAULT_PREFIX: key prefix when a task gives none (default "output")
 - TASKS_TABLE: the task store (DynamoDB); empty: no status, cancel or duplicate check
