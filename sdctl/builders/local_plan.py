@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import json
 
-from sdctl.builders.names import (
-    LOCAL_ACCOUNT,
-    WEBHOOK_RECEIVES,
-    lane_filter,
-    names,
-    visibility_timeout,
-)
+from sdctl.builders.names import LOCAL_ACCOUNT, lane_filter, names
+from sdctl.builders.queues import edge_queues, local_attributes
 from sdctl.config.model import Config
 
 
@@ -19,26 +14,23 @@ def local_plan(cfg: Config, *, visibility_seconds: int | None = None) -> dict:
     queues = [{"name": n.results_queue, "attributes": {}}]
     subscriptions = [{"topic": n.results_topic, "queue": n.results_queue, "filter": None}]
     runtimes = {}
+    specs = edge_queues(cfg, n)  # the edge's queues, as CloudFormation makes them (builders/queues.py)
+    by_id = {q.logical_id: q for q in specs}
+    lane_queues = {q.logical_id for q in specs if q.long_poll_seconds is not None}
+    for q in specs:
+        entry = {"name": q.name, "attributes": local_attributes(
+            q, visibility_seconds=visibility_seconds if q.logical_id in lane_queues else None)}
+        if q.dead_letter:
+            entry["dead_letter"] = {"queue": by_id[q.dead_letter].name, "maxReceiveCount": q.max_receive_count}
+        queues.append(entry)
     for rt, rn in zip(cfg.runtimes, n.runtimes, strict=True):
-        for priority, queue, dead_letter_queue in rn.lanes():
-            queues.append({"name": dead_letter_queue, "attributes": {"MessageRetentionPeriod": "1209600"}})
-            queues.append({
-                "name": queue,
-                "attributes": {
-                    "VisibilityTimeout": str(visibility_seconds or visibility_timeout(rt.max_task_seconds)),
-                    "MessageRetentionPeriod": "1209600",
-                },
-                "dead_letter": {"queue": dead_letter_queue, "maxReceiveCount": rt.max_receive_count},
-            })
+        for priority, queue, _dead_letter_queue in rn.lanes():
             subscriptions.append({"topic": n.requests_topic, "queue": queue,  # as the edge stack routes them
                                   "filter": json.dumps(lane_filter(rt.name, priority))})
         runtimes[rt.name] = {"type": rt.type, "queue": rn.queue, "dead_letter_queue": rn.dead_letter_queue,
                              "lanes": {p: {"queue": q, "dead_letter_queue": d} for p, q, d in rn.lanes()},
                              "max_task_seconds": rt.max_task_seconds, "max_receive_count": rt.max_receive_count,
                              "dynamic_model": rt.dynamic_model}
-    queues.append({"name": n.webhooks_dead_letter_queue, "attributes": {"MessageRetentionPeriod": "1209600"}})
-    queues.append({"name": n.webhooks_queue, "attributes": {"VisibilityTimeout": "60", "MessageRetentionPeriod": "345600"},
-                   "dead_letter": {"queue": n.webhooks_dead_letter_queue, "maxReceiveCount": WEBHOOK_RECEIVES}})
     return {
         "region": cfg.region,
         "webhooks": {"queue": n.webhooks_queue, "dead_letter_queue": n.webhooks_dead_letter_queue,

@@ -22,7 +22,8 @@ from sdctl.builders.cfn.base import (
     trust,
 )
 from sdctl.builders.cfn.skips import skip
-from sdctl.builders.names import Names, lane_filter, queue_ids, visibility_timeout
+from sdctl.builders.names import Names, lane_filter, queue_ids
+from sdctl.builders.queues import cfn_properties, edge_queues
 from sdctl.config.model import Config
 from sdctl.contracts.tasks import CLIENT_TAG, DEFAULT_CLIENT, STATUS_INDEX
 
@@ -90,20 +91,14 @@ def edge_template(cfg: Config, n: Names) -> dict:
     o["TopicKeyArn"] = output(getatt("TopicKey", "Arn"))
 
     # -- per runtime, one queue (+ dead-letter queue) per priority lane --------------------------
+    specs = {q.logical_id: q for q in edge_queues(cfg, n)}
     for rt, rn in zip(cfg.runtimes, n.runtimes, strict=True):
-        for priority, queue_name, dlq_name in rn.lanes():
+        for priority, _queue_name, _dlq_name in rn.lanes():
             q, dlq = queue_ids(rt.name, priority)
-            r[dlq] = {"Type": "AWS::SQS::Queue", **RETAIN, "Properties": {
-                "QueueName": dlq_name, "MessageRetentionPeriod": 1209600, "SqsManagedSseEnabled": True}}
-            skip(r[dlq], "CKV_AWS_27")
-            r[q] = {"Type": "AWS::SQS::Queue", **RETAIN, "Properties": {
-                "QueueName": queue_name,
-                "VisibilityTimeout": visibility_timeout(rt.max_task_seconds),
-                "MessageRetentionPeriod": 1209600,
-                "ReceiveMessageWaitTimeSeconds": 20,
-                "SqsManagedSseEnabled": True,
-                "RedrivePolicy": {"deadLetterTargetArn": getatt(dlq, "Arn"), "maxReceiveCount": rt.max_receive_count}}}
-            skip(r[q], "CKV_AWS_27")
+            for lid in (dlq, q):
+                r[lid] = {"Type": "AWS::SQS::Queue", **RETAIN,
+                          "Properties": cfn_properties(specs[lid], getatt(dlq, "Arn"))}
+                skip(r[lid], "CKV_AWS_27")
             r[f"{q}Policy"] = {"Type": "AWS::SQS::QueuePolicy", "Properties": {
                 "Queues": [ref(q)],
                 "PolicyDocument": policy(

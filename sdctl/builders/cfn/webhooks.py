@@ -11,25 +11,18 @@ from __future__ import annotations
 from sdctl.builders.cfn import policies
 from sdctl.builders.cfn.base import LOG_RETENTION_DAYS, getatt, output, ref, trust
 from sdctl.builders.cfn.skips import skip
-from sdctl.builders.names import WEBHOOK_RECEIVES, Names
+from sdctl.builders.names import Names
+from sdctl.builders.queues import DELIVERY_TIMEOUT, cfn_properties, edge_queues
 from sdctl.config.model import Config
 
 LAMBDA_RUNTIME = "python3.12"
-#: The deliverer's visibility while it works on a batch: ten deliveries of at most 10 s each
-#: run one after the other, so a batch takes at most 100 s (SQS requires at least the
-#: function's timeout).
-DELIVERY_TIMEOUT = 110
 
 
 def resources(cfg: Config, n: Names, r: dict, o: dict, *, retain: dict, deny_insecure) -> None:
-    r["WebhooksDeadLetterQueue"] = {"Type": "AWS::SQS::Queue", **retain, "Properties": {
-        "QueueName": n.webhooks_dead_letter_queue, "MessageRetentionPeriod": 1209600, "SqsManagedSseEnabled": True}}
-    r["WebhooksQueue"] = {"Type": "AWS::SQS::Queue", **retain, "Properties": {
-        "QueueName": n.webhooks_queue, "VisibilityTimeout": DELIVERY_TIMEOUT * 6,
-        "MessageRetentionPeriod": 345600,  # 4 days: longer than the ~25 h of retries
-        "SqsManagedSseEnabled": True,
-        "RedrivePolicy": {"deadLetterTargetArn": getatt("WebhooksDeadLetterQueue", "Arn"),
-                          "maxReceiveCount": WEBHOOK_RECEIVES}}}
+    specs = {q.logical_id: q for q in edge_queues(cfg, n)}
+    for lid in ("WebhooksDeadLetterQueue", "WebhooksQueue"):
+        r[lid] = {"Type": "AWS::SQS::Queue", **retain,
+                  "Properties": cfn_properties(specs[lid], getatt("WebhooksDeadLetterQueue", "Arn"))}
     for q in ("WebhooksDeadLetterQueue", "WebhooksQueue"):
         skip(r[q], "CKV_AWS_27")
         r[f"{q}Policy"] = {"Type": "AWS::SQS::QueuePolicy", "Properties": {

@@ -1,0 +1,83 @@
+"""The edge's queues, described once: CloudFormation (builders/cfn/edge.py, webhooks.py) and the
+local stack (builders/local_plan.py) both build theirs from these specs, so a new queue or
+attribute is written here and nowhere else. Pure.
+
+Each runtime lane has a queue and its dead-letter queue; the webhook deliverer has one of each
+too. What differs locally is said where it differs (``local_visibility_seconds``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sdctl.builders.names import WEBHOOK_RECEIVES, Names, queue_ids, visibility_timeout
+
+#: A task (and a dead letter) waits at most 14 days, SQS's longest retention.
+TASK_RETENTION_SECONDS = 14 * 86400
+#: A webhook event waits 4 days: longer than its ~25 hours of retries.
+WEBHOOK_RETENTION_SECONDS = 4 * 86400
+#: The deliverer's visibility while it works on a batch: ten deliveries of at most 10 s each run
+#: one after another, so a batch takes at most 100 s; SQS requires at least the function's
+#: timeout (110 s), six times over for an event source (Lambda Developer Guide, "Using Lambda
+#: with Amazon SQS": "set the source queue's visibility timeout to at least six times the
+#: timeout that you configure on your function").
+DELIVERY_TIMEOUT = 110
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    logical_id: str
+    name: str
+    retention_seconds: int
+    visibility_seconds: int | None = None
+    #: The local stack's visibility where it differs from AWS's, and why it may.
+    local_visibility_seconds: int | None = None
+    long_poll_seconds: int | None = None
+    dead_letter: str | None = None  # the logical id of its dead-letter queue
+    max_receive_count: int | None = None
+
+
+def edge_queues(cfg, n: Names) -> list[QueueSpec]:
+    """Every queue of the edge, each dead-letter queue before the queue that feeds it."""
+    out = []
+    for rt, rn in zip(cfg.runtimes, n.runtimes, strict=True):
+        for priority, queue_name, dlq_name in rn.lanes():
+            q, dlq = queue_ids(rt.name, priority)
+            out.append(QueueSpec(dlq, dlq_name, TASK_RETENTION_SECONDS))
+            out.append(QueueSpec(q, queue_name, TASK_RETENTION_SECONDS,
+                                 visibility_seconds=visibility_timeout(rt.max_task_seconds), long_poll_seconds=20,
+                                 dead_letter=dlq, max_receive_count=rt.max_receive_count))
+    out.append(QueueSpec("WebhooksDeadLetterQueue", n.webhooks_dead_letter_queue, TASK_RETENTION_SECONDS))
+    # Locally the deliverer is a loop, not a Lambda event source, and no function timeout
+    # binds it: a delivery taken by a deliverer that died comes back in a minute, not eleven.
+    out.append(QueueSpec("WebhooksQueue", n.webhooks_queue, WEBHOOK_RETENTION_SECONDS,
+                         visibility_seconds=DELIVERY_TIMEOUT * 6, local_visibility_seconds=60,
+                         dead_letter="WebhooksDeadLetterQueue", max_receive_count=WEBHOOK_RECEIVES))
+    return out
+
+
+def cfn_properties(spec: QueueSpec, dead_letter_arn) -> dict:
+    """An AWS::SQS::Queue's Properties (``dead_letter_arn``: the expression of its DLQ's ARN)."""
+    props = {"QueueName": spec.name}
+    if spec.visibility_seconds is not None:
+        props["VisibilityTimeout"] = spec.visibility_seconds
+    props["MessageRetentionPeriod"] = spec.retention_seconds
+    if spec.long_poll_seconds is not None:
+        props["ReceiveMessageWaitTimeSeconds"] = spec.long_poll_seconds
+    props["SqsManagedSseEnabled"] = True
+    if spec.dead_letter:
+        props["RedrivePolicy"] = {"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": spec.max_receive_count}
+    return props
+
+
+def local_attributes(spec: QueueSpec, *, visibility_seconds: int | None = None) -> dict[str, str]:
+    """The CreateQueue attributes the local stack gives the queue (``visibility_seconds``: the
+    local stack's own override for the task queues; the dead-letter link is provisioned apart,
+    once both queues exist). The local stack's clients pass their own long poll, so the queue's
+    default wait stays 0 there."""
+    attrs = {}
+    visibility = visibility_seconds or spec.local_visibility_seconds or spec.visibility_seconds
+    if visibility is not None:
+        attrs["VisibilityTimeout"] = str(visibility)
+    attrs["MessageRetentionPeriod"] = str(spec.retention_seconds)
+    return attrs

@@ -1,0 +1,33 @@
+"""The edge's queues are described once (sdctl/builders/queues.py): CloudFormation and the local
+stack make the same queues with the same retention, visibility and dead-letter links, and where
+the local stack differs (the webhook queue's visibility), the spec says so."""
+
+from __future__ import annotations
+
+from sdctl.builders.cfn.stacks import stacks
+from sdctl.builders.local_plan import local_plan
+from sdctl.builders.names import LOCAL_ACCOUNT, names
+from sdctl.builders.queues import edge_queues
+from sdctl.config import parse
+from tests.helpers import ALL_OPTIONS
+
+
+def test_aws_and_the_local_stack_make_the_queues_the_specs_describe():
+    cfg = parse(ALL_OPTIONS)
+    edge = next(s.template for s in stacks(cfg) if s.key == "edge")["Resources"]
+    local = {q["name"]: q for q in local_plan(cfg)["queues"]}
+    specs = edge_queues(cfg, names(cfg, account=LOCAL_ACCOUNT))
+    assert len(specs) == 3 * 2 * len(cfg.runtimes) + 2
+    for spec in specs:
+        aws, mine = edge[spec.logical_id]["Properties"], local[spec.name]
+        assert aws["QueueName"] == spec.name
+        assert int(mine["attributes"]["MessageRetentionPeriod"]) == aws["MessageRetentionPeriod"]
+        if spec.local_visibility_seconds is None:
+            assert int(mine["attributes"].get("VisibilityTimeout", 0)) == aws.get("VisibilityTimeout", 0)
+        if spec.dead_letter:
+            dlq = next(q for q in specs if q.logical_id == spec.dead_letter)
+            assert aws["RedrivePolicy"]["maxReceiveCount"] == mine["dead_letter"]["maxReceiveCount"]
+            assert mine["dead_letter"]["queue"] == dlq.name
+    hooks = next(q for q in specs if q.logical_id == "WebhooksQueue")
+    assert edge["WebhooksQueue"]["Properties"]["VisibilityTimeout"] == 660  # six function timeouts on AWS
+    assert local[hooks.name]["attributes"]["VisibilityTimeout"] == str(hooks.local_visibility_seconds) == "60"
