@@ -295,17 +295,25 @@ def existing_vpc(aws):
     return vpc, subnets
 
 
-@pytest.fixture(scope="module")
-def held_stack(tmp_path_factory):
-    """A local stack whose runtime URL points at a closed port: agents never take a task.
-    One per test module that asks for it."""
-    cwd = tmp_path_factory.mktemp("held")
-    shutil.copy(EXAMPLE, cwd / "sdctl.yaml")
-    env_backup = os.environ.pop("SDCTL_STATE_DIR", None)
+def started_stack(tmp_path_factory, folder: str, *up_args: str):
+    """A local stack of the example config, started in a folder of its own with `sdctl local up
+    --detach *up_args` as a user starts it; yields (folder, what `local up` printed), then stops
+    it. For module-scoped fixtures: one stack per test module that asks for it."""
     from tests.helpers import cli
 
-    cli("local", "up", "--detach", "--runtime-url", "sdruntime=http://127.0.0.1:9", cwd=cwd)
-    yield cwd
-    cli("local", "down", cwd=cwd, check=False)
-    if env_backup:
-        os.environ["SDCTL_STATE_DIR"] = env_backup
+    cwd = tmp_path_factory.mktemp(folder)
+    shutil.copy(EXAMPLE, cwd / "sdctl.yaml")
+    env_backup = os.environ.pop("SDCTL_STATE_DIR", None)
+    try:
+        yield cwd, cli("local", "up", "--detach", *up_args, cwd=cwd).stdout
+    finally:
+        cli("local", "down", cwd=cwd, check=False)
+        if env_backup:
+            os.environ["SDCTL_STATE_DIR"] = env_backup
+
+
+@pytest.fixture(scope="module")
+def held_stack(tmp_path_factory):
+    """A local stack whose runtime URL points at a closed port: agents never take a task."""
+    for cwd, _ in started_stack(tmp_path_factory, "held", "--runtime-url", "sdruntime=http://127.0.0.1:9"):
+        yield cwd

@@ -756,3 +756,18 @@ def test_arns_sdctl_writes_itself_name_the_regions_partition(region, arn):
     cfg = parse(f"region: {region}\nruntimes: [{{name: sd, type: sdwebui}}]\n")
     edge, _ = placeholder_outputs(cfg)
     assert edge["ResultsTopicArn"].startswith(f"arn:{arn}:sns:{region}:")
+
+
+def test_node_pool_names_are_label_values_and_stay_apart_when_cut():
+    """Karpenter labels each node it launches karpenter.sh/nodepool=<NodePool name>, and a label
+    value is at most 63 characters of [A-Za-z0-9_.-], starting and ending alphanumeric
+    (Kubernetes docs, "Labels and Selectors"); the chart's schema holds poolName to that. The
+    longest names (a 24-character stack, 40-character runtimes) are cut, and two runtimes alike
+    up to the cut still get two pools."""
+    from sdctl.builders.names import pool_name
+
+    stack = "s" * 24
+    a, b = pool_name(stack, "r" * 38 + "ab"), pool_name(stack, "r" * 38 + "cd")
+    label = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+    assert a != b and all(len(x) <= 63 and label.match(x) for x in (a, b))
+    assert pool_name("theirs", "sd") == "theirs-sd"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.conftest import EXAMPLE
+from tests.conftest import started_stack
 from tests.helpers import cli as sdctl
 from tests.helpers import local_aws, run_json, task_line
 
@@ -30,15 +29,8 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def local_stack(tmp_path_factory):
     pytest.importorskip("torch")
-    cwd = tmp_path_factory.mktemp("stack")
-    shutil.copy(EXAMPLE, cwd / "sdctl.yaml")
-    env_backup = os.environ.pop("SDCTL_STATE_DIR", None)
-    r = sdctl("local", "up", "--detach", "--show-key", "-o", "json", cwd=cwd)
-    state = json.loads(r.stdout)
-    yield cwd, state
-    sdctl("local", "down", cwd=cwd, check=False)
-    if env_backup:
-        os.environ["SDCTL_STATE_DIR"] = env_backup
+    for cwd, printed in started_stack(tmp_path_factory, "stack", "--show-key", "-o", "json"):
+        yield cwd, json.loads(printed)
 
 
 def generate(cwd, *args) -> dict:

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 
 import pytest
 
-from tests.conftest import EXAMPLE
+from tests.conftest import started_stack
 from tests.helpers import cli, run_json, task_line
 
 pytestmark = pytest.mark.e2e
@@ -22,14 +21,8 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     pytest.importorskip("torch")
-    cwd = tmp_path_factory.mktemp("newcomer")
-    shutil.copy(EXAMPLE, cwd / "sdctl.yaml")
-    backup = os.environ.pop("SDCTL_STATE_DIR", None)
-    cli("local", "up", "--detach", cwd=cwd)
-    yield cwd
-    cli("local", "down", cwd=cwd, check=False)
-    if backup:
-        os.environ["SDCTL_STATE_DIR"] = backup
+    for cwd, _ in started_stack(tmp_path_factory, "newcomer"):
+        yield cwd
 
 
 def test_the_local_endpoint_stays_put_across_down_and_up_and_port_pins_it(stack):

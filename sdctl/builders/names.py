@@ -137,6 +137,18 @@ def release_name(runtime: str) -> str:
     return f"sd-{runtime}"
 
 
+def pool_name(stack: str, runtime: str) -> str:
+    """The NodePool and EC2NodeClass of a runtime on a cluster sdctl did not make (cluster-
+    scoped, so they carry the stack's name). Karpenter puts it on every node as the label
+    karpenter.sh/nodepool, whose value is at most 63 characters (Kubernetes docs, "Labels and
+    Selectors"): a longer name is cut and given a digest of the whole, so two runtimes whose
+    names differ only past the cut still get two pools."""
+    name = f"{stack}-{runtime}"
+    if len(name) <= 63:
+        return name
+    return f"{name[:54].rstrip('-')}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
 def runtime_service_account(runtime: str) -> str:
     """The Kubernetes service account a runtime's pods run as (bound to its workload role)."""
     return f"sd-{runtime}"

@@ -10,6 +10,7 @@ from sdctl.builders import images
 from sdctl.builders.names import (
     karpenter_node_role,
     partition,
+    pool_name,
     queue_url_key,
     release_name,
     runtime_service_account,
@@ -117,7 +118,7 @@ def runtime_values(cfg: Config, rt: Runtime, *, edge: dict[str, str], cluster: d
                   "subnetIds": list(subnet_ids or []),
                   # cluster-scoped names: another stack on a cluster sdctl did not make may have
                   # a runtime of the same name
-                  **({"poolName": f"{cfg.stack_name}-{rt.name}"[:63].rstrip("-")} if cfg.cluster.existing else {}),
+                  **({"poolName": pool_name(cfg.stack_name, rt.name)} if cfg.cluster.existing else {}),
                   "tags": {"sdctl:stack": cfg.stack_name}},
         "models": {"enabled": bool(cfg.model_bucket.name), "bucket": cfg.model_bucket.name or "none",
                    "prefix": cfg.model_bucket.prefix, "readOnly": True, "mountPath": "/models",

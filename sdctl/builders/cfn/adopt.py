@@ -52,7 +52,8 @@ def physical_name(value, *, account: str, region: str, partition: str = "aws") -
     return value
 
 
-def _refs(obj) -> set[str]:
+def refs(obj) -> set[str]:
+    """The logical ids (and parameters) an expression refers to through Ref, GetAtt or Sub."""
     found: set[str] = set()
     if isinstance(obj, dict):
         if isinstance(obj.get("Ref"), str):
@@ -62,10 +63,10 @@ def _refs(obj) -> set[str]:
         if isinstance(obj.get("Fn::Sub"), str):
             found |= {m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", obj["Fn::Sub"])}
         for v in obj.values():
-            found |= _refs(v)
+            found |= refs(v)
     elif isinstance(obj, list):
         for v in obj:
-            found |= _refs(v)
+            found |= refs(v)
     return found
 
 
@@ -76,7 +77,7 @@ def plan(template: dict, found: dict[str, str]) -> tuple[dict, list[dict]]:
     resources = template.get("Resources", {})
     chosen = {lid: copy.deepcopy(resources[lid]) for lid in found}
     for lid, res in chosen.items():
-        missing = sorted(r for r in _refs(res) if r in resources and r not in chosen)
+        missing = sorted(r for r in refs(res) if r in resources and r not in chosen)
         if missing:
             raise ValueError(f"{lid} exists but {', '.join(missing)}, which it refers to, does not")
     params = {k: v for k, v in template.get("Parameters", {}).items()}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import botocore.exceptions as bex
 
-from sdctl.builders.cfn.adopt import physical_name, retained
+from sdctl.builders.cfn.adopt import physical_name, refs, retained
 from sdctl.contracts.events import Event, Report, ignore
 from sdctl.errors import SdctlError
 
@@ -37,20 +37,11 @@ def find(aws, template: dict) -> dict[str, str]:
         for tid, res in retained(template).items():
             sse = res.get("Properties", {}).get("SSESpecification") or {}
             target = sse.get("KMSMasterKeyId")
-            if tid in found and res["Type"] == "AWS::DynamoDB::Table" and lid in _named(target):
+            if tid in found and res["Type"] == "AWS::DynamoDB::Table" and lid in refs(target):
                 key = _table_key(aws, found[tid])
                 if key:
                     found[lid] = key
     return found
-
-
-def _named(value) -> set[str]:
-    if isinstance(value, dict):
-        if "Ref" in value:
-            return {value["Ref"]}
-        if "Fn::GetAtt" in value:
-            return {value["Fn::GetAtt"][0]}
-    return set()
 
 
 def _exists(aws, kind: str, name: str) -> str | None:

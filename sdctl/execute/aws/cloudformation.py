@@ -116,11 +116,7 @@ class Deployer:
             raise SdctlError(f"stack {stack} failed to create earlier and is ROLLBACK_COMPLETE",
                              hint="it must be deleted before it can be created again (deploy offers this)")
         kind = "CREATE" if status in (None, "REVIEW_IN_PROGRESS") else "UPDATE"
-        name = f"sdctl-{uuid.uuid4().hex[:12]}"
-        kwargs = dict(StackName=stack, ChangeSetName=name, ChangeSetType=kind,
-                      Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
-                      Capabilities=list(capabilities), Tags=[{"Key": k, "Value": v} for k, v in (tags or {}).items()],
-                      **self._template_arg(stack, template))
+        kwargs = self._change_set_args(stack, "sdctl", kind, template, parameters, capabilities, tags)
         try:
             arn = self.cfn.create_change_set(**kwargs)["Id"]
         except self.cfn.exceptions.ClientError as e:
@@ -129,11 +125,7 @@ class Deployer:
             if any(s in str(e) for s in NO_CHANGES):
                 return ChangeSet(stack=stack, kind=kind)
             raise
-        while True:
-            cs = self.cfn.describe_change_set(ChangeSetName=arn, StackName=stack)
-            if cs["Status"] in ("CREATE_COMPLETE", "FAILED"):
-                break
-            self.sleep(self.poll)
+        cs = self._settled(stack, arn)
         if cs["Status"] == "FAILED":
             reason = cs.get("StatusReason", "")
             if any(s in reason for s in NO_CHANGES):
@@ -153,17 +145,9 @@ class Deployer:
                          report: Report = ignore) -> None:
         """Put existing resources under ``stack`` (a new one, or one that exists) with an IMPORT
         change set whose template holds only them (see builders/cfn/adopt.py)."""
-        name = f"sdctl-import-{uuid.uuid4().hex[:12]}"
-        arn = self.cfn.create_change_set(
-            StackName=stack, ChangeSetName=name, ChangeSetType="IMPORT", ResourcesToImport=to_import,
-            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
-            Capabilities=list(capabilities), Tags=[{"Key": k, "Value": v} for k, v in (tags or {}).items()],
-            **self._template_arg(stack, template))["Id"]
-        while True:
-            cs = self.cfn.describe_change_set(ChangeSetName=arn, StackName=stack)
-            if cs["Status"] in ("CREATE_COMPLETE", "FAILED"):
-                break
-            self.sleep(self.poll)
+        arn = self.cfn.create_change_set(ResourcesToImport=to_import, **self._change_set_args(
+            stack, "sdctl-import", "IMPORT", template, parameters, capabilities, tags))["Id"]
+        cs = self._settled(stack, arn)
         if cs["Status"] == "FAILED":
             self._discard(stack, arn, "CREATE")
             raise SdctlError(f"CloudFormation refused to import the kept resources into {stack}: "
@@ -171,6 +155,21 @@ class Deployer:
         started = datetime.now(UTC)
         self.cfn.execute_change_set(ChangeSetName=arn, StackName=stack)
         self.wait(stack, started, report)
+
+    def _change_set_args(self, stack: str, prefix: str, kind: str, template: dict, parameters: dict[str, str],
+                         capabilities: tuple[str, ...], tags: dict[str, str] | None) -> dict:
+        return dict(StackName=stack, ChangeSetName=f"{prefix}-{uuid.uuid4().hex[:12]}", ChangeSetType=kind,
+                    Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+                    Capabilities=list(capabilities), Tags=[{"Key": k, "Value": v} for k, v in (tags or {}).items()],
+                    **self._template_arg(stack, template))
+
+    def _settled(self, stack: str, arn: str) -> dict:
+        """The change set once CloudFormation has made it (or failed to)."""
+        while True:
+            cs = self.cfn.describe_change_set(ChangeSetName=arn, StackName=stack)
+            if cs["Status"] in ("CREATE_COMPLETE", "FAILED"):
+                return cs
+            self.sleep(self.poll)
 
     def discard(self, cs: ChangeSet) -> None:
         if cs.arn:

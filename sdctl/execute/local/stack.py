@@ -6,7 +6,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -17,7 +16,6 @@ from sdctl.contracts.agent_env import for_runtime
 from sdctl.contracts.events import Event, Report, ignore
 from sdctl.errors import LocalStackError
 from sdctl.execute.local import state as st
-from sdctl.execute.local.durable import SYNC_PATH, durable_header
 from sdctl.execute.local.lifecycle import (  # noqa: F401 - re-exported for the CLI
     clean_leftovers,
     data_path,
@@ -32,12 +30,6 @@ LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "t
 #: Settings of the user's real AWS account that must never reach the local processes.
 SCRUBBED = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL",
             "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def base_env(region: str) -> dict[str, str]:
@@ -55,14 +47,14 @@ def local_clients(aws_url: str, region: str, credentials: dict[str, str] | None 
     call that changes something returns once the emulator has it on disk."""
     import boto3
 
+    from sdctl.execute.aws.session import client_config
+    from sdctl.execute.local.durable import durable_header
 
     creds = credentials or LOCAL_CREDENTIALS
     session = boto3.session.Session(region_name=region, aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
                                     aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"])
     if durable:  # what a command changes is on disk before the command says it is done
         session.events.register("before-sign", durable_header)
-    from sdctl.execute.aws.session import client_config
-
     return {n: session.client(n, endpoint_url=aws_url, config=client_config(n)) for n in services}
 
 
@@ -106,18 +98,18 @@ def _gateway_key_reader(credentials: dict) -> dict[str, str]:
 def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, agents: int, model: str,
                   runtime_urls: dict[str, str], env: dict[str, str],
                   credentials: dict[str, dict[str, str]] | None = None,
-                  allow_local_webhooks: bool = False, keep_data: bool = False, ports=None) -> list[ProcSpec]:
+                  ports, allow_local_webhooks: bool = False, keep_data: bool = False) -> list[ProcSpec]:
     """The gateway, the webhook deliverer, one runtime per configured runtime (unless given a
     URL) and the agents, each signing with its own credentials where the stack enforces IAM."""
     from sdctl.execute.local import iam
+    from sdctl.execute.local.durable import SYNC_PATH
 
     py = sys.executable
     credentials = credentials or {}
     specs = []
     hooks = resources["webhooks"]
     loopback = "1" if allow_local_webhooks else "0"
-    take = ports.take if ports is not None else (lambda name: free_port())
-    port = take("gateway")
+    port = ports.take("gateway")
     specs.append(ProcSpec(
         role="gateway", name="gateway", argv=[py, "-m", "sdctl.execute.local.gateway"], port=port,
         url=f"http://127.0.0.1:{port}", ready_path="/ping",
@@ -143,7 +135,7 @@ def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, a
                 raise LocalStackError(
                     f"runtime {rt.name!r} is comfyui; sdctl has no built-in ComfyUI",
                     hint=f"start ComfyUI yourself and pass --runtime-url {rt.name}=http://127.0.0.1:8188")
-            port = take(f"runtime-{rt.name}")
+            port = ports.take(f"runtime-{rt.name}")
             url = f"http://127.0.0.1:{port}"
             specs.append(ProcSpec(
                 role="runtime", name=f"runtime-{rt.name}", runtime=rt.name, port=port, url=url,
@@ -175,6 +167,7 @@ def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
     With `keep_data` the emulator keeps its data in `.sdctl/aws/` (sdctl/execute/local/persist.py):
     a stack started there again gets it back, and an emulator that dies is restarted with it."""
     from sdctl.execute.local import persist
+    from sdctl.execute.local.durable import SYNC_PATH
 
     existing = st.read()
     if existing and st.pid_alive(existing.get("supervisor_pid")) and existing["supervisor_pid"] != os.getpid():
