@@ -8,8 +8,8 @@ import typer
 
 from sdctl.cli.lazy import group_app
 
-agent_app = group_app("The queue agent that runs beside each runtime.")
-runtime_app = group_app("sdctl's built-in AUTOMATIC1111-compatible runtime.")
+agent_app = group_app("agent")
+runtime_app = group_app("runtime")
 
 
 @agent_app.command("run")

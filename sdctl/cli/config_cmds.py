@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from sdctl.cli.common import ConfigOpt, OutputOpt, config_arg, emit_json, out, output_mode
+from sdctl.cli.lazy import Commands
 
 
 def _guided() -> str:
@@ -49,65 +50,65 @@ def _guided() -> str:
             "# (see sdctl.example.yaml or docs/config-reference.md).\n" + yaml.safe_dump(doc, sort_keys=False))
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def init(
-        ctx: typer.Context,
-        path: Annotated[Path, typer.Argument(help="Where to write the config.")] = Path("sdctl.yaml"),
-        force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
-        from_guidance: Annotated[Path | None, typer.Option(
-            "--from-guidance", exists=True, dir_okay=False,
-            help="Convert the AWS guidance's config.yaml (notes name what is not carried over).")] = None,
-        guided: Annotated[bool, typer.Option("--guided", help="Ask the few questions that matter.")] = False,
-        output: OutputOpt = None,
-    ) -> None:
-        """Write a documented sdctl.yaml to start from (or convert the guidance's, or ask)."""
-        import yaml
+commands = Commands()
 
-        from sdctl.config import migrate as mg
-        from sdctl.config import parse
-        from sdctl.errors import UsageError
 
-        mode = output_mode(ctx, output)
-        if path.exists() and not force:
-            raise UsageError(f"{path} already exists; nothing was written", hint="pass --force to overwrite it")
-        notes: list[str] = []
-        if from_guidance is not None:
-            try:
-                doc = yaml.safe_load(from_guidance.read_text())
-            except yaml.YAMLError as e:
-                raise UsageError(f"{from_guidance} is not valid YAML: {e}") from None
-            converted, notes = mg.from_guidance(doc)
-            text = mg.render(converted, notes, from_guidance.name)
-        elif guided:
-            text = _guided()
-        else:
-            from sdctl.config.loader import example_text
+@commands.command()
+def init(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="Where to write the config.")] = Path("sdctl.yaml"),
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+    from_guidance: Annotated[Path | None, typer.Option(
+        "--from-guidance", exists=True, dir_okay=False,
+        help="Convert the AWS guidance's config.yaml (notes name what is not carried over).")] = None,
+    guided: Annotated[bool, typer.Option("--guided", help="Ask the few questions that matter.")] = False,
+    output: OutputOpt = None,
+) -> None:
+    import yaml
 
-            text = example_text()
-        parse(text)  # never write a config sdctl would refuse
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_text(text)
-        tmp.replace(path)
-        if mode == "json":
-            emit_json({"written": str(path), "notes": notes})
-        else:
-            for n in notes:
-                out.print(f"[yellow]not carried over:[/] {n}")
-            out.print(f"wrote {path}; review it, then run `sdctl validate`")
+    from sdctl.config import migrate as mg
+    from sdctl.config import parse
+    from sdctl.errors import UsageError
 
-    @app.command()
-    def validate(ctx: typer.Context, config: ConfigOpt = None, output: OutputOpt = None) -> None:
-        """Check the config file; report every problem with its field path and line (exit 2)."""
-        from sdctl.config import config_path, load
+    mode = output_mode(ctx, output)
+    if path.exists() and not force:
+        raise UsageError(f"{path} already exists; nothing was written", hint="pass --force to overwrite it")
+    notes: list[str] = []
+    if from_guidance is not None:
+        try:
+            doc = yaml.safe_load(from_guidance.read_text())
+        except yaml.YAMLError as e:
+            raise UsageError(f"{from_guidance} is not valid YAML: {e}") from None
+        converted, notes = mg.from_guidance(doc)
+        text = mg.render(converted, notes, from_guidance.name)
+    elif guided:
+        text = _guided()
+    else:
+        from sdctl.config.loader import example_text
 
-        mode = output_mode(ctx, output)
-        path = config_path(config_arg(ctx, config))
-        cfg = load(path)
-        summary = {"valid": True, "file": str(path), "stack": cfg.stack_name, "region": cfg.region,
-                   "runtimes": [{"name": r.name, "type": r.type} for r in cfg.runtimes]}
-        if mode == "json":
-            emit_json(summary)
-        else:
-            names = ", ".join(f"{r.name} ({r.type})" for r in cfg.runtimes)
-            out.line(f"{path} is valid: stack {cfg.stack_name} in {cfg.region}; runtimes: {names}")
+        text = example_text()
+    parse(text)  # never write a config sdctl would refuse
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(text)
+    tmp.replace(path)
+    if mode == "json":
+        emit_json({"written": str(path), "notes": notes})
+    else:
+        for n in notes:
+            out.print(f"[yellow]not carried over:[/] {n}")
+        out.print(f"wrote {path}; review it, then run `sdctl validate`")
+
+@commands.command()
+def validate(ctx: typer.Context, config: ConfigOpt = None, output: OutputOpt = None) -> None:
+    from sdctl.config import config_path, load
+
+    mode = output_mode(ctx, output)
+    path = config_path(config_arg(ctx, config))
+    cfg = load(path)
+    summary = {"valid": True, "file": str(path), "stack": cfg.stack_name, "region": cfg.region,
+               "runtimes": [{"name": r.name, "type": r.type} for r in cfg.runtimes]}
+    if mode == "json":
+        emit_json(summary)
+    else:
+        names = ", ".join(f"{r.name} ({r.type})" for r in cfg.runtimes)
+        out.line(f"{path} is valid: stack {cfg.stack_name} in {cfg.region}; runtimes: {names}")

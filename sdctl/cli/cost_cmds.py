@@ -17,6 +17,7 @@ from sdctl.cli.common import (
     out,
     output_mode,
 )
+from sdctl.cli.lazy import Commands
 
 LOCAL_CAVEAT = ("these seconds per image were measured on the local stack, whose runtime renders on this "
                 "machine's CPU: they are priced here as GPU time on the config's instance, which they are not; "
@@ -80,92 +81,92 @@ def _price_performance(rows: list[dict], a):
     return table
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def cost(
-        ctx: typer.Context,
-        images: Annotated[int, typer.Option(min=0, help="Images per month.")] = 1_000_000,
-        seconds_per_image: Annotated[float | None, typer.Option(min=0.01, help="GPU seconds per image [1.5].")] = None,
-        instance: Annotated[str | None, typer.Option(help="GPU instance type [the config's first].")] = None,
-        spot: Annotated[bool | None, typer.Option("--spot/--on-demand", help="Capacity type [the config's first].",
-                                                  show_default=False)] = None,
-        price_per_hour: Annotated[float | None, typer.Option(min=0, help="GPU price per hour (a live quote).")] = None,
-        measured: Annotated[bool, typer.Option("--measured", help="Seconds per image from the task store.")] = False,
-        since: Annotated[str, typer.Option(help="With --measured: tasks since (15m, 2h, 7d).")] = "7d",
-        guidance: Annotated[bool, typer.Option("--guidance", help="Reproduce the guidance's table, show what it "
-                                                                 "leaves out, and compare with sdctl.")] = False,
-        compare: Annotated[bool, typer.Option("--compare", help="This config under each profile (lean, ha) side "
-                                                               "by side, and each listed GPU type's price per "
-                                                               "image.")] = False,
-        config: ConfigOpt = None,
-        local: LocalOpt = False,
-        output: OutputOpt = None,
-    ) -> None:
-        """Monthly cost from the config: GPU hours, EKS, system nodes, NAT, API Gateway, Lambda,
-        SNS, SQS, the task store and S3, with the price table's date, and the cost per image."""
-        from sdctl.builders import cost as model
-        from sdctl.config import load
+commands = Commands()
 
-        mode = output_mode(ctx, output)
-        cfg = load(config_arg(ctx, config))
-        secs, measured_from = seconds_per_image, None
-        if measured:
-            from sdctl.cli.common import target_for
-            from sdctl.operate import tasks
 
-            target = target_for(ctx, is_local(local))
-            measured_from = tasks.measured_seconds_per_image(target.client("dynamodb"), tasks.require_store(target),
-                                                             since=tasks.since_timestamp(since))
-            secs = measured_from["seconds_per_image"]
-            if is_local(local):
-                measured_from["caveat"] = LOCAL_CAVEAT
-        capacity = None if spot is None else ("spot" if spot else "on-demand")
-        a = model.sdctl_assumptions(cfg, images=images, seconds_per_image=secs, instance=instance,
-                                    capacity=capacity, gpu_price_per_hour=price_per_hour)
-        ours = model.estimate(a, model.prices_for(cfg.region))
-        report = {"estimate": ours, "measured": measured_from}
-        if guidance:
-            report["guidance"] = model.compare_guidance()
-        if compare:
-            report["profiles"] = {}
-            for name in ("lean", "ha"):
-                other = cfg.with_profile(name)
-                pa = model.sdctl_assumptions(other, images=images, seconds_per_image=secs, instance=instance,
-                                             capacity=capacity, gpu_price_per_hour=price_per_hour)
-                report["profiles"][name] = model.estimate(pa, model.prices_for(cfg.region))
-            rt = cfg.runtimes[0]
-            report["price_performance"] = model.price_performance(rt.nodes.instance_types, a.capacity,
-                                                                  a.seconds_per_image, model.prices_for(cfg.region))
-        if mode == "json":
-            return emit_json(report)
-        if compare:
-            out.print(_compare(report["profiles"], cfg.profile))
-            out.print(_price_performance(report["price_performance"], a))
-        if guidance:
-            g = report["guidance"]
-            theirs = g["theirs"]
-            out.print(_table("The guidance's table (as printed, April 2024)", theirs["lines"], theirs["lines_sum"],
-                             {"their text says": f"{theirs['stated_total']:,.2f}"}))
-            rep = g["reproduced"]
-            out.print(_table("sdctl's model, with the guidance's assumptions", rep["lines"], rep["total"],
-                             {"difference": f"{g['difference_pct']:+.2f} % (vs their text "
-                                            f"{g['difference_vs_stated_pct']:+.2f} %)",
-                              "per image": f"{rep['per_image']:.6f}"}))
-            left = g["left_out"]
-            out.print(_table("What their table leaves out", left["lines"], left["total"],
-                             {"their total with it": f"{left['with_them']:,.2f}"}))
-        title = (f"Stack {cfg.stack_name} ({cfg.profile}): {a.images:,} images, {a.seconds_per_image} s each, "
-                 f"{a.instance} {a.capacity}")
-        if not compare:  # the comparison above already holds this config's column
-            out.print(_table(title, ours["lines"], ours["total"], {
-                "per image": f"{ours['per_image']:.6f}", "per 1000 images": f"{ours['per_1000_images']:.4f}"}))
-        gpu = ours["lines"][0]
-        err.print(f"[dim]prices: {ours['prices_source']}, as of {ours['prices_as_of']}; GPU price: {gpu['note']}[/]")
-        if measured_from and measured_from.get("caveat"):
-            err.print(f"[yellow]note:[/] {measured_from['caveat']}")
-        if measured_from:
-            err.print(f"[dim]measured: {measured_from['seconds_per_image']} s per image over "
-                      f"{measured_from['images']} image(s) in the task store[/]")
-            if measured_from.get("cost_usd_per_image") is not None:
-                err.print(f"[dim]measured: ${measured_from['cost_usd_per_image']:.6f} per image as its "
-                          f"{measured_from['priced_tasks']} priced task(s) recorded it[/]")
+@commands.command()
+def cost(
+    ctx: typer.Context,
+    images: Annotated[int, typer.Option(min=0, help="Images per month.")] = 1_000_000,
+    seconds_per_image: Annotated[float | None, typer.Option(min=0.01, help="GPU seconds per image [1.5].")] = None,
+    instance: Annotated[str | None, typer.Option(help="GPU instance type [the config's first].")] = None,
+    spot: Annotated[bool | None, typer.Option("--spot/--on-demand", help="Capacity type [the config's first].",
+                                              show_default=False)] = None,
+    price_per_hour: Annotated[float | None, typer.Option(min=0, help="GPU price per hour (a live quote).")] = None,
+    measured: Annotated[bool, typer.Option("--measured", help="Seconds per image from the task store.")] = False,
+    since: Annotated[str, typer.Option(help="With --measured: tasks since (15m, 2h, 7d).")] = "7d",
+    guidance: Annotated[bool, typer.Option("--guidance", help="Reproduce the guidance's table, show what it "
+                                                             "leaves out, and compare with sdctl.")] = False,
+    compare: Annotated[bool, typer.Option("--compare", help="This config under each profile (lean, ha) side "
+                                                           "by side, and each listed GPU type's price per "
+                                                           "image.")] = False,
+    config: ConfigOpt = None,
+    local: LocalOpt = False,
+    output: OutputOpt = None,
+) -> None:
+    from sdctl.builders import cost as model
+    from sdctl.config import load
+
+    mode = output_mode(ctx, output)
+    cfg = load(config_arg(ctx, config))
+    secs, measured_from = seconds_per_image, None
+    if measured:
+        from sdctl.cli.common import target_for
+        from sdctl.operate import tasks
+
+        target = target_for(ctx, is_local(local))
+        measured_from = tasks.measured_seconds_per_image(target.client("dynamodb"), tasks.require_store(target),
+                                                         since=tasks.since_timestamp(since))
+        secs = measured_from["seconds_per_image"]
+        if is_local(local):
+            measured_from["caveat"] = LOCAL_CAVEAT
+    capacity = None if spot is None else ("spot" if spot else "on-demand")
+    a = model.sdctl_assumptions(cfg, images=images, seconds_per_image=secs, instance=instance,
+                                capacity=capacity, gpu_price_per_hour=price_per_hour)
+    ours = model.estimate(a, model.prices_for(cfg.region))
+    report = {"estimate": ours, "measured": measured_from}
+    if guidance:
+        report["guidance"] = model.compare_guidance()
+    if compare:
+        report["profiles"] = {}
+        for name in ("lean", "ha"):
+            other = cfg.with_profile(name)
+            pa = model.sdctl_assumptions(other, images=images, seconds_per_image=secs, instance=instance,
+                                         capacity=capacity, gpu_price_per_hour=price_per_hour)
+            report["profiles"][name] = model.estimate(pa, model.prices_for(cfg.region))
+        rt = cfg.runtimes[0]
+        report["price_performance"] = model.price_performance(rt.nodes.instance_types, a.capacity,
+                                                              a.seconds_per_image, model.prices_for(cfg.region))
+    if mode == "json":
+        return emit_json(report)
+    if compare:
+        out.print(_compare(report["profiles"], cfg.profile))
+        out.print(_price_performance(report["price_performance"], a))
+    if guidance:
+        g = report["guidance"]
+        theirs = g["theirs"]
+        out.print(_table("The guidance's table (as printed, April 2024)", theirs["lines"], theirs["lines_sum"],
+                         {"their text says": f"{theirs['stated_total']:,.2f}"}))
+        rep = g["reproduced"]
+        out.print(_table("sdctl's model, with the guidance's assumptions", rep["lines"], rep["total"],
+                         {"difference": f"{g['difference_pct']:+.2f} % (vs their text "
+                                        f"{g['difference_vs_stated_pct']:+.2f} %)",
+                          "per image": f"{rep['per_image']:.6f}"}))
+        left = g["left_out"]
+        out.print(_table("What their table leaves out", left["lines"], left["total"],
+                         {"their total with it": f"{left['with_them']:,.2f}"}))
+    title = (f"Stack {cfg.stack_name} ({cfg.profile}): {a.images:,} images, {a.seconds_per_image} s each, "
+             f"{a.instance} {a.capacity}")
+    if not compare:  # the comparison above already holds this config's column
+        out.print(_table(title, ours["lines"], ours["total"], {
+            "per image": f"{ours['per_image']:.6f}", "per 1000 images": f"{ours['per_1000_images']:.4f}"}))
+    gpu = ours["lines"][0]
+    err.print(f"[dim]prices: {ours['prices_source']}, as of {ours['prices_as_of']}; GPU price: {gpu['note']}[/]")
+    if measured_from and measured_from.get("caveat"):
+        err.print(f"[yellow]note:[/] {measured_from['caveat']}")
+    if measured_from:
+        err.print(f"[dim]measured: {measured_from['seconds_per_image']} s per image over "
+                  f"{measured_from['images']} image(s) in the task store[/]")
+        if measured_from.get("cost_usd_per_image") is not None:
+            err.print(f"[dim]measured: ${measured_from['cost_usd_per_image']:.6f} per image as its "
+                      f"{measured_from['priced_tasks']} priced task(s) recorded it[/]")

@@ -20,6 +20,7 @@ from sdctl.cli.common import (
     out,
     output_mode,
 )
+from sdctl.cli.lazy import Commands
 
 #: `sdctl plan` exit code when changes are pending (0: none, 1: error, 2: usage/config).
 PLAN_CHANGES_PENDING = 3
@@ -87,187 +88,185 @@ def _write_all(out_dir: Path, files: dict[str, str]) -> list[str]:
     return [str(final) for _, final in made]
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def synth(
-        ctx: typer.Context,
-        out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the templates into.")] = Path("synth"),
-        manifests: Annotated[bool, typer.Option("--manifests/--no-manifests",
-                                                help="Also render each runtime's Kubernetes manifests (needs helm: "
-                                                     "`make demo` and `make test` install it; else "
-                                                     "python -m sdctl.execute.helmbin install ~/.cache/sdctl/bin)."
-                                                )] = True,
-        config: ConfigOpt = None,
-        output: OutputOpt = None,
-    ) -> None:
-        """Write every CloudFormation template (no AWS access needed) for review and GitOps."""
-        from sdctl.builders.cfn.stacks import placeholder_outputs, stacks
+commands = Commands()
 
-        mode = output_mode(ctx, output)
-        cfg = _load(ctx, config)
-        files = {}
-        placeholders = placeholder_outputs(cfg)
-        for spec in stacks(cfg, code=("<artifacts bucket>", "<handler zip key>"), admin_principal="<deployer>"):
-            files[f"{spec.name}.template.json"] = json.dumps(spec.template, indent=2) + "\n"
-            files[f"{spec.name}.parameters.json"] = json.dumps(spec.parameters(placeholders), indent=2,
-                                                               sort_keys=True) + "\n"
-        if manifests:  # needs helm: before anything is written
-            from sdctl.execute.k8s.helm import HelmMissing
 
-            try:
-                files.update(_synth_manifests(cfg))
-            except HelmMissing as e:
-                e.hint = f"{e.hint}\nnothing was written; `sdctl synth --no-manifests` writes the templates alone"
-                raise
-        written = _write_all(out_dir, files)
-        if mode == "json":
-            emit_json({"written": written})
-        else:
-            for w in written:
-                out.print(w)
+@commands.command()
+def synth(
+    ctx: typer.Context,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the templates into.")] = Path("synth"),
+    manifests: Annotated[bool, typer.Option("--manifests/--no-manifests",
+                                            help="Also render each runtime's Kubernetes manifests (needs helm: "
+                                                 "`make demo` and `make test` install it; else "
+                                                 "python -m sdctl.execute.helmbin install ~/.cache/sdctl/bin)."
+                                            )] = True,
+    config: ConfigOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    from sdctl.builders.cfn.stacks import placeholder_outputs, stacks
 
-    @app.command()
-    def plan(
-        ctx: typer.Context,
-        only: Annotated[str | None, typer.Option(help="Plan one stack: network, edge or cluster.")] = None,
-        config: ConfigOpt = None,
-        output: OutputOpt = None,
-    ) -> None:
-        """Show what deploy would change (change sets, never executed). Exit 0: nothing; 3: changes pending."""
-        from sdctl.execute import deploy, rollout
+    mode = output_mode(ctx, output)
+    cfg = _load(ctx, config)
+    files = {}
+    placeholders = placeholder_outputs(cfg)
+    for spec in stacks(cfg, code=("<artifacts bucket>", "<handler zip key>"), admin_principal="<deployer>"):
+        files[f"{spec.name}.template.json"] = json.dumps(spec.template, indent=2) + "\n"
+        files[f"{spec.name}.parameters.json"] = json.dumps(spec.parameters(placeholders), indent=2,
+                                                           sort_keys=True) + "\n"
+    if manifests:  # needs helm: before anything is written
+        from sdctl.execute.k8s.helm import HelmMissing
 
-        mode = output_mode(ctx, output)
-        cfg = _load(ctx, config)
-        dctx = deploy.context(cfg, aws_for(ctx, cfg))
-        with err.status("creating change sets…"):
-            results = deploy.plan(dctx, only)
-        with err.status("rendering Helm releases…"):
-            release_plan = rollout.plan_releases(dctx) if only is None else None
-        pending = any(not cs.empty for cs in results) or any(r["changes"] for r in release_plan or [])
-        if mode == "json":
-            emit_json({"changes_pending": pending, "stacks": [
-                {"stack": cs.stack, "kind": cs.kind, "changes": [c.to_dict() for c in cs.changes]} for cs in results],
-                "releases": release_plan})
-        else:
-            for cs in results:
-                if cs.empty:
-                    out.print(f"{cs.stack}: no changes")
-                else:
-                    out.print(_changes_table(cs))
-            if release_plan is None and only is None:
-                err.print("[dim]releases: the cluster is not reachable; run `sdctl synth` to see the manifests[/]")
-            for r in release_plan or []:
-                out.print(f"release {r['release']} ({r['namespace']}): "
-                          + (f"{len(r['changes'])} object(s) change" if r["changes"] else "no changes"))
-                for c in r["changes"]:
-                    out.print(f"  {c['action']:6} {c['kind']}/{c['name']}")
-                    if c["action"] == "change":
-                        out.print(c["diff"], markup=False)
-        if pending:
-            raise typer.Exit(PLAN_CHANGES_PENDING)
+        try:
+            files.update(_synth_manifests(cfg))
+        except HelmMissing as e:
+            e.hint = f"{e.hint}\nnothing was written; `sdctl synth --no-manifests` writes the templates alone"
+            raise
+    written = _write_all(out_dir, files)
+    if mode == "json":
+        emit_json({"written": written})
+    else:
+        for w in written:
+            out.print(w)
 
-    @app.command("deploy")
-    def deploy_cmd(
-        ctx: typer.Context,
-        yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
-        only: Annotated[str | None, typer.Option(help="Deploy one stack: network, edge or cluster.")] = None,
-        skip_releases: Annotated[bool, typer.Option("--skip-releases",
-                                                    help="Only the stacks; leave the Helm releases as they are.")] = False,
-        config: ConfigOpt = None,
-        output: OutputOpt = None,
-    ) -> None:
-        """Create or update the stacks in order (change set, review, confirm, execute), then install
-        Karpenter, KEDA and one release per runtime and wait until they are ready."""
-        from sdctl.errors import UsageError
-        from sdctl.execute import deploy, rollout
+@commands.command()
+def plan(
+    ctx: typer.Context,
+    only: Annotated[str | None, typer.Option(help="Plan one stack: network, edge or cluster.")] = None,
+    config: ConfigOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    """Exit 0: nothing; 3: changes pending."""
+    from sdctl.execute import deploy, rollout
 
-        mode = output_mode(ctx, output)
-        cfg = _load(ctx, config)
-        assume_yes = _yes(ctx, yes)
-        started = time.monotonic()
-
-        from sdctl.cli.progress import Text, json_lines, reporting
-        from sdctl.contracts.events import Event
-
-        results = {}
-        shown = json_lines() if mode == "json" else Text(err)  # no spinner: it would hide the prompt
-
-        def ask(question: str) -> bool:
-            if assume_yes:
-                return True
-            if not sys.stdin.isatty():
-                raise UsageError("refusing to change stacks without a terminal to confirm on",
-                                 hint="review with `sdctl plan`, then pass --yes")
-            return typer.confirm(question, default=False, err=True)
-
-        def confirm(cs) -> bool:
-            if mode == "json":
-                shown(Event(f"stack:{cs.stack}", f"{cs.kind.lower()}: {len(cs.changes)} change(s)", "step",
-                            "changes", {"changes": [c.to_dict() for c in cs.changes]}))
+    mode = output_mode(ctx, output)
+    cfg = _load(ctx, config)
+    dctx = deploy.context(cfg, aws_for(ctx, cfg))
+    with err.status("creating change sets…"):
+        results = deploy.plan(dctx, only)
+    with err.status("rendering Helm releases…"):
+        release_plan = rollout.plan_releases(dctx) if only is None else None
+    pending = any(not cs.empty for cs in results) or any(r["changes"] for r in release_plan or [])
+    if mode == "json":
+        emit_json({"changes_pending": pending, "stacks": [
+            {"stack": cs.stack, "kind": cs.kind, "changes": [c.to_dict() for c in cs.changes]} for cs in results],
+            "releases": release_plan})
+    else:
+        for cs in results:
+            if cs.empty:
+                out.print(f"{cs.stack}: no changes")
             else:
-                err.print(_changes_table(cs))
-            return ask(f"Apply these changes to {cs.stack}?")
+                out.print(_changes_table(cs))
+        if release_plan is None and only is None:
+            err.print("[dim]releases: the cluster is not reachable; run `sdctl synth` to see the manifests[/]")
+        for r in release_plan or []:
+            out.print(f"release {r['release']} ({r['namespace']}): "
+                      + (f"{len(r['changes'])} object(s) change" if r["changes"] else "no changes"))
+            for c in r["changes"]:
+                out.print(f"  {c['action']:6} {c['kind']}/{c['name']}")
+                if c["action"] == "change":
+                    out.print(c["diff"], markup=False)
+    if pending:
+        raise typer.Exit(PLAN_CHANGES_PENDING)
 
+@commands.command("deploy")
+def deploy_cmd(
+    ctx: typer.Context,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
+    only: Annotated[str | None, typer.Option(help="Deploy one stack: network, edge or cluster.")] = None,
+    skip_releases: Annotated[bool, typer.Option("--skip-releases",
+                                                help="Only the stacks; leave the Helm releases as they are.")] = False,
+    config: ConfigOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    from sdctl.errors import UsageError
+    from sdctl.execute import deploy, rollout
 
-        def report(event) -> None:
-            if event.source.startswith("stack:") and event.status in ("deployed", "unchanged"):
-                results[event.source.split(":", 1)[1]] = event.message
-            shown(event)
+    mode = output_mode(ctx, output)
+    cfg = _load(ctx, config)
+    assume_yes = _yes(ctx, yes)
+    started = time.monotonic()
 
-        dctx = deploy.context(cfg, aws_for(ctx, cfg))
-        outputs = deploy.deploy(dctx, only=only, confirm=confirm,
-                                confirm_recreate=lambda s: ask(f"{s} is ROLLBACK_COMPLETE. Delete and create it again?"),
-                                report=report)
-        summary = {"stacks": results, "outputs": outputs}
-        if not skip_releases and only is None:
-            with reporting(mode, "installing Helm releases…") as progress:
-                summary["runtimes"] = rollout.deploy_releases(dctx, dict(outputs), progress)
-        summary["seconds"] = round(time.monotonic() - started, 1)
+    from sdctl.cli.progress import Text, json_lines, reporting
+    from sdctl.contracts.events import Event
+
+    results = {}
+    shown = json_lines() if mode == "json" else Text(err)  # no spinner: it would hide the prompt
+
+    def ask(question: str) -> bool:
+        if assume_yes:
+            return True
+        if not sys.stdin.isatty():
+            raise UsageError("refusing to change stacks without a terminal to confirm on",
+                             hint="review with `sdctl plan`, then pass --yes")
+        return typer.confirm(question, default=False, err=True)
+
+    def confirm(cs) -> bool:
         if mode == "json":
-            emit_json(summary)
+            shown(Event(f"stack:{cs.stack}", f"{cs.kind.lower()}: {len(cs.changes)} change(s)", "step",
+                        "changes", {"changes": [c.to_dict() for c in cs.changes]}))
         else:
-            for key, outs in outputs.items():
-                out.print(f"[bold]{key}[/]")
-                for k, v in sorted(outs.items()):
-                    out.print(f"  {k:32} {v}")
+            err.print(_changes_table(cs))
+        return ask(f"Apply these changes to {cs.stack}?")
 
-    @app.command()
-    def destroy(
-        ctx: typer.Context,
-        yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
-        keep_data: Annotated[bool, typer.Option("--keep-data", help="Keep the output bucket and queues.")] = False,
-        config: ConfigOpt = None,
-        output: OutputOpt = None,
-    ) -> None:
-        """Delete the stacks in reverse order, then the output and artifacts buckets (unless --keep-data).
-        The model bucket is never touched."""
-        from sdctl.errors import SdctlError, UsageError
-        from sdctl.execute import deploy, rollout
 
-        mode = output_mode(ctx, output)
-        cfg = _load(ctx, config)
-        if not _yes(ctx, yes):
-            if not sys.stdin.isatty():
-                raise UsageError("refusing to delete without a terminal to confirm on", hint="pass --yes")
-            what = "stacks" + ("" if keep_data else ", the output bucket with every image, and the queues")
-            if not typer.confirm(f"Delete {cfg.stack_name}'s {what}?", default=False, err=True):
-                raise SdctlError("destroy cancelled; nothing was deleted")
-        from sdctl.cli.progress import reporting
+    def report(event) -> None:
+        if event.source.startswith("stack:") and event.status in ("deployed", "unchanged"):
+            results[event.source.split(":", 1)[1]] = event.message
+        shown(event)
 
-        dctx = deploy.context(cfg, aws_for(ctx, cfg))
-        from sdctl.contracts.events import Event
-        from sdctl.operate import keys as client_keys
+    dctx = deploy.context(cfg, aws_for(ctx, cfg))
+    outputs = deploy.deploy(dctx, only=only, confirm=confirm,
+                            confirm_recreate=lambda s: ask(f"{s} is ROLLBACK_COMPLETE. Delete and create it again?"),
+                            report=report)
+    summary = {"stacks": results, "outputs": outputs}
+    if not skip_releases and only is None:
+        with reporting(mode, "installing Helm releases…") as progress:
+            summary["runtimes"] = rollout.deploy_releases(dctx, dict(outputs), progress)
+    summary["seconds"] = round(time.monotonic() - started, 1)
+    if mode == "json":
+        emit_json(summary)
+    else:
+        for key, outs in outputs.items():
+            out.print(f"[bold]{key}[/]")
+            for k, v in sorted(outs.items()):
+                out.print(f"  {k:32} {v}")
 
-        with reporting(mode, f"destroying {cfg.stack_name}…") as progress:
-            rollout.destroy_releases(dctx, progress)
-            # Client keys and their usage plans (`sdctl keys create`) live outside the stacks and
-            # are bound to the API's stage: remove them first, or they are left behind.
-            clients = client_keys.remove_all(dctx.aws.client("apigateway"), cfg.stack_name)
-            for name in clients:
-                progress(Event(f"key:{name}", "client key and usage plan deleted", "ok", "deleted"))
-            report = deploy.destroy(dctx, keep_data=keep_data, report=progress)
-            report["client_keys"] = clients
-        if mode == "json":
-            emit_json(report)
-        else:
-            out.print(f"{cfg.stack_name} destroyed" + (" (data kept)" if keep_data else ""))
+@commands.command()
+def destroy(
+    ctx: typer.Context,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
+    keep_data: Annotated[bool, typer.Option("--keep-data", help="Keep the output bucket and queues.")] = False,
+    config: ConfigOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    """The model bucket is never touched."""
+    from sdctl.errors import SdctlError, UsageError
+    from sdctl.execute import deploy, rollout
+
+    mode = output_mode(ctx, output)
+    cfg = _load(ctx, config)
+    if not _yes(ctx, yes):
+        if not sys.stdin.isatty():
+            raise UsageError("refusing to delete without a terminal to confirm on", hint="pass --yes")
+        what = "stacks" + ("" if keep_data else ", the output bucket with every image, and the queues")
+        if not typer.confirm(f"Delete {cfg.stack_name}'s {what}?", default=False, err=True):
+            raise SdctlError("destroy cancelled; nothing was deleted")
+    from sdctl.cli.progress import reporting
+
+    dctx = deploy.context(cfg, aws_for(ctx, cfg))
+    from sdctl.contracts.events import Event
+    from sdctl.operate import keys as client_keys
+
+    with reporting(mode, f"destroying {cfg.stack_name}…") as progress:
+        rollout.destroy_releases(dctx, progress)
+        # Client keys and their usage plans (`sdctl keys create`) live outside the stacks and
+        # are bound to the API's stage: remove them first, or they are left behind.
+        clients = client_keys.remove_all(dctx.aws.client("apigateway"), cfg.stack_name)
+        for name in clients:
+            progress(Event(f"key:{name}", "client key and usage plan deleted", "ok", "deleted"))
+        report = deploy.destroy(dctx, keep_data=keep_data, report=progress)
+        report["client_keys"] = clients
+    if mode == "json":
+        emit_json(report)
+    else:
+        out.print(f"{cfg.stack_name} destroyed" + (" (data kept)" if keep_data else ""))

@@ -17,7 +17,7 @@ from sdctl.cli.common import (
 )
 from sdctl.cli.lazy import group_app
 
-app = group_app("Container images: build and push without a local Docker.")
+app = group_app("images")
 
 
 @app.command()

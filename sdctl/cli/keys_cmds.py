@@ -20,7 +20,7 @@ from sdctl.cli.common import (
 )
 from sdctl.cli.lazy import group_app
 
-app = group_app("API keys per client: each with its own throttle and daily quota, named on its tasks.")
+app = group_app("keys")
 
 NameArg = Annotated[str, typer.Argument(help="The client's name (lowercase letters, digits, '-').",
                                         show_default=False)]

@@ -7,17 +7,19 @@ half a second. So the root group knows its commands by name, module and one line
 and imports a command's module only when that command is resolved to run (or to print its
 own help); the help screens are click's plain ones, which need no rich.
 
-    COMMANDS = {"validate": Lazy("sdctl.cli.config_cmds:register", "Check the config file..."), ...}
+    COMMANDS = {"validate": Lazy("sdctl.cli.config_cmds:commands", "Check the config file..."), ...}
     app = typer.Typer(cls=lazy_group(COMMANDS), ...)
 
-A spec names either a `register(app)` function that adds top-level commands to a Typer app,
-or a Typer app that is a command group. tests/test_cli.py keeps each help line equal to the
-command's own first line.
+Every command module has one style: module-level commands on a `Commands()` (top-level
+commands, each looked up by name) or on a `group_app(name)` (a command group). Both take the
+command's summary from the table (sdctl/cli/catalog.py), so it is written once; a command's
+docstring holds only what its own `--help` adds below that line.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,9 +28,32 @@ from typer import _click as click
 from typer.core import TyperCommand, TyperGroup
 
 
-def group_app(help: str, **kwargs: Any) -> typer.Typer:
-    """A command group as every sdctl group is made: help on no arguments, plain help text."""
-    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None, **kwargs)
+def summary(name: str) -> str:
+    from sdctl.cli.catalog import COMMANDS
+
+    return COMMANDS[name].help
+
+
+def group_app(name: str, **kwargs: Any) -> typer.Typer:
+    """The command group `sdctl <name>` as every sdctl group is made: help on no arguments, plain
+    help text, its summary from the table."""
+    return typer.Typer(help=summary(name), no_args_is_help=True, rich_markup_mode=None, **kwargs)
+
+
+class Commands(typer.Typer):
+    """A module's top-level commands (`sdctl deploy`, not `sdctl queue ...`); each one's help
+    is its summary from the table, then its docstring."""
+
+    def __init__(self) -> None:
+        super().__init__(rich_markup_mode=None)
+
+    def command(self, name: str | None = None, **kwargs: Any):
+        def decorator(f):
+            detail = inspect.cleandoc(f.__doc__ or "")
+            kwargs.setdefault("help", "\n\n".join(filter(None, [summary(name or f.__name__), detail])))
+            return typer.Typer.command(self, name, **kwargs)(f)
+
+        return decorator
 
 
 @dataclass(frozen=True)
@@ -45,14 +70,9 @@ def load(name: str, spec: str) -> click.Command:
     if spec not in _loaded:
         module, attr = spec.split(":")
         obj = getattr(importlib.import_module(module), attr)
-        if isinstance(obj, typer.Typer):  # a command group
-            _loaded[spec] = typer.main.get_group(obj)  # a group even with one command
-            _loaded[spec].name = name
-        else:  # register(app): top-level commands, each looked up by name
-            holder = typer.Typer(rich_markup_mode=None)
-            obj(holder)
-            _loaded[spec] = typer.main.get_group(holder)
-            _loaded[spec].name = spec
+        _loaded[spec] = typer.main.get_group(obj)  # a group even with one command
+        # Commands: top-level commands, each looked up by name; else the group `name`
+        _loaded[spec].name = spec if isinstance(obj, Commands) else name
     command = _loaded[spec]
     return command if command.name == name else command.commands[name]
 

@@ -11,7 +11,7 @@ import typer
 from sdctl.cli.common import ConfigOpt, OutputOpt, config_arg, emit_json, err, out, output_mode
 from sdctl.cli.lazy import group_app
 
-app = group_app("Run the image service on this machine (moto as AWS, CPU runtime).")
+app = group_app("local")
 
 
 def _runtime_urls(values: list[str]) -> dict[str, str]:

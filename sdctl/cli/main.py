@@ -16,65 +16,9 @@ plugins_off.install()  # and with them off, pydantic need not import importlib.m
 import typer  # noqa: E402
 
 from sdctl import __version__  # noqa: E402
-from sdctl.cli.lazy import Lazy, lazy_group  # noqa: E402
+from sdctl.cli.catalog import COMMANDS  # noqa: E402
+from sdctl.cli.lazy import lazy_group  # noqa: E402
 from sdctl.cli.output import RUN, Output  # noqa: E402
-
-#: Every command, in the order `sdctl --help` lists them. Each module is imported only when
-#: its command runs (sdctl/cli/lazy.py); tests/test_cli.py keeps these lines equal to the
-#: commands' own help.
-COMMANDS = {
-    "init": Lazy("sdctl.cli.config_cmds:register",
-                 "Write a documented sdctl.yaml to start from (or convert the guidance's, or ask)."),
-    "validate": Lazy("sdctl.cli.config_cmds:register",
-                     "Check the config file; report every problem with its field path and line (exit 2)."),
-    "synth": Lazy("sdctl.cli.deploy_cmds:register",
-                  "Write every CloudFormation template (no AWS access needed) for review and GitOps."),
-    "plan": Lazy("sdctl.cli.deploy_cmds:register", "Show what deploy would change (change sets, never executed)."),
-    "deploy": Lazy("sdctl.cli.deploy_cmds:register",
-                   "Create or update the stacks in order (change set, review, confirm, execute), then install "
-                   "Karpenter, KEDA and one release per runtime and wait until they are ready."),
-    "destroy": Lazy("sdctl.cli.deploy_cmds:register",
-                    "Delete the stacks in reverse order, then the output and artifacts buckets (unless --keep-data)."),
-    "doctor": Lazy("sdctl.cli.stack_cmds:register",
-                   "Check the tools, the config, the AWS credentials and GPU quotas, and the cluster (Karpenter, "
-                   "KEDA, each runtime's ScaledObject, chart versions); each says how to fix it."),
-    "kubeconfig": Lazy("sdctl.cli.stack_cmds:register",
-                       "Credentials for the EKS cluster without the aws CLI: a kubeconfig whose user runs "
-                       "`sdctl kubeconfig --token` for a fresh token on each use."),
-    "status": Lazy("sdctl.cli.stack_cmds:register", "Stacks with their status and outputs."),
-    "generate": Lazy("sdctl.cli.client_cmds:register",
-                     "Make images from a prompt: submit a text-to-image task, follow it (place in line, steps), "
-                     "download the PNGs."),
-    "submit": Lazy("sdctl.cli.client_cmds:register",
-                   "Send raw tasks as they are written: one (.json), or many at once (.jsonl) with a progress bar, "
-                   "backoff on throttling and a summary (exit 1 if any was rejected, or with --wait did not "
-                   "complete)."),
-    "fetch": Lazy("sdctl.cli.client_cmds:register",
-                  "Download a finished task's images (exit 1 if it failed or is not finished)."),
-    "cost": Lazy("sdctl.cli.cost_cmds:register",
-                 "Monthly cost from the config: GPU hours, EKS, system nodes, NAT, API Gateway, Lambda, SNS, SQS, "
-                 "the task store and S3, with the price table's date, and the cost per image."),
-    "simulate": Lazy("sdctl.cli.simulate_cmds:register",
-                     "Simulate a traffic pattern against the config before deploying it: queue, KEDA, HPA, pods, "
-                     "Karpenter, GPU nodes; prints wait and end-to-end p50/p95/p99, GPU node-hours and cost."),
-    "gallery": Lazy("sdctl.cli.ops_cmds:register",
-                    "Write a self-contained HTML page of recent results: a thumbnail grid with prompt, seed, "
-                    "runtime and seconds, each linking to the full-size image."),
-    "logs": Lazy("sdctl.cli.ops_cmds:register",
-                 "A runtime's (or its agent's) logs: from its pods, or on the local stack from the processes' "
-                 "log files."),
-    "local": Lazy("sdctl.cli.local_cmds:app", "Run the image service on this machine (moto as AWS, CPU runtime)."),
-    "queue": Lazy("sdctl.cli.queue_cmds:app", "Look at and manage the runtimes' queues."),
-    "tasks": Lazy("sdctl.cli.tasks_cmds:app", "Follow and cancel tasks (from the task store)."),
-    "webhooks": Lazy("sdctl.cli.webhooks_cmds:app",
-                     "Signed webhook deliveries (Standard Webhooks): secret, failures, replay, verify."),
-    "keys": Lazy("sdctl.cli.keys_cmds:app",
-                 "API keys per client: each with its own throttle and daily quota, named on its tasks."),
-    "scale": Lazy("sdctl.cli.ops_cmds:scale_app", "Scaling: from queue depth to GPU nodes."),
-    "images": Lazy("sdctl.cli.images_cmds:app", "Container images: build and push without a local Docker."),
-    "agent": Lazy("sdctl.cli.agent_cmds:agent_app", "The queue agent that runs beside each runtime."),
-    "runtime": Lazy("sdctl.cli.agent_cmds:runtime_app", "sdctl's built-in AUTOMATIC1111-compatible runtime."),
-}
 
 app = typer.Typer(
     name="sdctl",

@@ -24,9 +24,9 @@ from sdctl.cli.common import (
     output_mode,
     target_for,
 )
-from sdctl.cli.lazy import group_app
+from sdctl.cli.lazy import Commands, group_app
 
-scale_app = group_app("Scaling: from queue depth to GPU nodes.")
+scale_app = group_app("scale")
 KubeconfigOpt = Annotated[Path | None, typer.Option("--kubeconfig", exists=True, dir_okay=False,
                                                     help="Use this kubeconfig instead of asking EKS.")]
 
@@ -166,97 +166,96 @@ def scale_status(
                 out.rule()
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def gallery(
-        ctx: typer.Context,
-        since: Annotated[str, typer.Option(help="Tasks created since: 30m, 12h, 7d or an ISO time.")] = "1d",
-        runtime: Annotated[str | None, typer.Option(help="Only this runtime.")] = None,
-        out_path: Annotated[Path, typer.Option("--out", help="The HTML file to write.")] = Path("gallery.html"),
-        limit: Annotated[int, typer.Option(min=1, max=2000, help="Most images on the page.")] = 200,
-        open_page: Annotated[bool, typer.Option("--open", help="Open it in the browser.")] = False,
-        local: LocalOpt = False,
-        output: OutputOpt = None,
-    ) -> None:
-        """Write a self-contained HTML page of recent results: a thumbnail grid with prompt, seed,
-        runtime and seconds, each linking to the full-size image."""
-        from sdctl.operate import gallery as gal
-        from sdctl.operate import tasks
+commands = Commands()
 
-        mode = output_mode(ctx, output)
-        since_at = tasks.since_timestamp(since)
-        target = target_for(ctx, is_local(local))
-        if runtime is not None:
-            target.runtime(runtime)
-        rows = tasks.list_tasks(target.client("dynamodb"), tasks.require_store(target), status="completed",
-                                runtime=runtime, since=since_at, limit=limit)
-        with err.status(f"fetching {len(rows)} task(s)' images…"):
-            items = gal.collect(rows, target.s3(), limit=limit)
-        page = gal.render(items, title=f"sdctl gallery ({target.kind}, since {since})")
-        tmp = out_path.with_name(out_path.name + ".part")
-        tmp.write_text(page, encoding="utf-8")
-        tmp.replace(out_path)
-        report = {"written": str(out_path), "images": len(items), "tasks": len(rows)}
-        if open_page:
-            import webbrowser
 
-            report["opened"] = webbrowser.open(out_path.resolve().as_uri())
-            if not report["opened"]:
-                err.print(f"no web browser found to open it; open {out_path.resolve().as_uri()} yourself")
+@commands.command()
+def gallery(
+    ctx: typer.Context,
+    since: Annotated[str, typer.Option(help="Tasks created since: 30m, 12h, 7d or an ISO time.")] = "1d",
+    runtime: Annotated[str | None, typer.Option(help="Only this runtime.")] = None,
+    out_path: Annotated[Path, typer.Option("--out", help="The HTML file to write.")] = Path("gallery.html"),
+    limit: Annotated[int, typer.Option(min=1, max=2000, help="Most images on the page.")] = 200,
+    open_page: Annotated[bool, typer.Option("--open", help="Open it in the browser.")] = False,
+    local: LocalOpt = False,
+    output: OutputOpt = None,
+) -> None:
+    from sdctl.operate import gallery as gal
+    from sdctl.operate import tasks
+
+    mode = output_mode(ctx, output)
+    since_at = tasks.since_timestamp(since)
+    target = target_for(ctx, is_local(local))
+    if runtime is not None:
+        target.runtime(runtime)
+    rows = tasks.list_tasks(target.client("dynamodb"), tasks.require_store(target), status="completed",
+                            runtime=runtime, since=since_at, limit=limit)
+    with err.status(f"fetching {len(rows)} task(s)' images…"):
+        items = gal.collect(rows, target.s3(), limit=limit)
+    page = gal.render(items, title=f"sdctl gallery ({target.kind}, since {since})")
+    tmp = out_path.with_name(out_path.name + ".part")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(out_path)
+    report = {"written": str(out_path), "images": len(items), "tasks": len(rows)}
+    if open_page:
+        import webbrowser
+
+        report["opened"] = webbrowser.open(out_path.resolve().as_uri())
+        if not report["opened"]:
+            err.print(f"no web browser found to open it; open {out_path.resolve().as_uri()} yourself")
+    if mode == "json":
+        emit_json(report)
+    else:
+        out.print(f"wrote {out_path}: {len(items)} image(s) from {len(rows)} task(s)")
+
+@commands.command()
+def logs(
+    ctx: typer.Context,
+    runtime: Annotated[str, typer.Option(help="The runtime whose logs to show.")],
+    agent: Annotated[bool, typer.Option("--agent", help="The queue agent's logs instead of the runtime's.")] = False,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+    since: Annotated[str | None, typer.Option(help="Only lines since: 30s, 15m, 2h, 3d.")] = None,
+    kubeconfig: KubeconfigOpt = None,
+    config: ConfigOpt = None,
+    local: LocalOpt = False,
+    output: OutputOpt = None,
+) -> None:
+    """With -o json, one JSON object per line."""
+    from sdctl.operate import logs as logmod
+    from sdctl.operate.tasks import since_timestamp
+
+    mode = output_mode(ctx, output)
+    since_at = since_timestamp(since)
+    if is_local(local):
+        from sdctl.execute.local import state as st
+
+        state = st.running()
+        if runtime not in state["resources"]["runtimes"]:
+            from sdctl.errors import UsageError
+
+            raise UsageError(f"no runtime named {runtime!r}",
+                             hint=f"runtimes: {', '.join(state['resources']['runtimes'])}")
+        files = logmod.local_files(Path(state["logs"]), runtime, agent=agent)
+        lines = logmod.follow_files(files, since=since_at) if follow else logmod.read_files(files, since=since_at)
+    else:
+        from sdctl.config import load
+
+        cfg = load(config_arg(ctx, config))
+        rt = cfg.runtime(runtime)
+        lines = _pod_lines(ctx, cfg, rt, kubeconfig, agent=agent, follow=follow, since=since)
+    for source, text in lines:  # Ctrl-C ends a --follow: exit 130, like every command
         if mode == "json":
-            emit_json(report)
+            sys.stdout.write(json.dumps({"source": source, "line": text}) + "\n")
+            sys.stdout.flush()
         else:
-            out.print(f"wrote {out_path}: {len(items)} image(s) from {len(rows)} task(s)")
+            out.print(f"[dim]{source}[/] {text}", highlight=False)
 
-    @app.command()
-    def logs(
-        ctx: typer.Context,
-        runtime: Annotated[str, typer.Option(help="The runtime whose logs to show.")],
-        agent: Annotated[bool, typer.Option("--agent", help="The queue agent's logs instead of the runtime's.")] = False,
-        follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
-        since: Annotated[str | None, typer.Option(help="Only lines since: 30s, 15m, 2h, 3d.")] = None,
-        kubeconfig: KubeconfigOpt = None,
-        config: ConfigOpt = None,
-        local: LocalOpt = False,
-        output: OutputOpt = None,
-    ) -> None:
-        """A runtime's (or its agent's) logs: from its pods, or on the local stack from the
-        processes' log files. With -o json, one JSON object per line."""
-        from sdctl.operate import logs as logmod
-        from sdctl.operate.tasks import since_timestamp
+def _pod_lines(ctx, cfg, rt, kubeconfig, *, agent: bool, follow: bool, since: str | None):
+    from sdctl.operate import logs as logmod
+    from sdctl.operate.tasks import duration_seconds
 
-        mode = output_mode(ctx, output)
-        since_at = since_timestamp(since)
-        if is_local(local):
-            from sdctl.execute.local import state as st
-
-            state = st.running()
-            if runtime not in state["resources"]["runtimes"]:
-                from sdctl.errors import UsageError
-
-                raise UsageError(f"no runtime named {runtime!r}",
-                                 hint=f"runtimes: {', '.join(state['resources']['runtimes'])}")
-            files = logmod.local_files(Path(state["logs"]), runtime, agent=agent)
-            lines = logmod.follow_files(files, since=since_at) if follow else logmod.read_files(files, since=since_at)
-        else:
-            from sdctl.config import load
-
-            cfg = load(config_arg(ctx, config))
-            rt = cfg.runtime(runtime)
-            lines = _pod_lines(ctx, cfg, rt, kubeconfig, agent=agent, follow=follow, since=since)
-        for source, text in lines:  # Ctrl-C ends a --follow: exit 130, like every command
-            if mode == "json":
-                sys.stdout.write(json.dumps({"source": source, "line": text}) + "\n")
-                sys.stdout.flush()
-            else:
-                out.print(f"[dim]{source}[/] {text}", highlight=False)
-
-    def _pod_lines(ctx, cfg, rt, kubeconfig, *, agent: bool, follow: bool, since: str | None):
-        from sdctl.operate import logs as logmod
-        from sdctl.operate.tasks import duration_seconds
-
-        with _kube(ctx, cfg, kubeconfig) as api:
-            yield from logmod.pod_lines(api, release=release_name(rt.name), namespace=rt.namespace,
-                                        container="agent" if agent else "runtime", follow=follow,
-                                        since_seconds=duration_seconds(since) if since else None)
-        err.print("[dim]end of logs[/]")
+    with _kube(ctx, cfg, kubeconfig) as api:
+        yield from logmod.pod_lines(api, release=release_name(rt.name), namespace=rt.namespace,
+                                    container="agent" if agent else "runtime", follow=follow,
+                                    since_seconds=duration_seconds(since) if since else None)
+    err.print("[dim]end of logs[/]")

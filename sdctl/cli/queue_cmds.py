@@ -10,7 +10,7 @@ import typer
 from sdctl.cli.common import LocalOpt, OutputOpt, emit_json, is_local, out, output_mode, target_for
 from sdctl.cli.lazy import group_app
 
-app = group_app("Look at and manage the runtimes' queues.")
+app = group_app("queue")
 RuntimeOpt = Annotated[str | None, typer.Option(help="Only this runtime (default: all).")]
 
 

@@ -18,10 +18,8 @@ from sdctl.cli.common import (
     out,
     output_mode,
 )
+from sdctl.cli.lazy import Commands
 from sdctl.errors import UsageError
-
-HELP = ("Simulate a traffic pattern against the config before deploying it: queue, KEDA, HPA, pods, "
-        "Karpenter, GPU nodes; prints wait and end-to-end p50/p95/p99, GPU node-hours and cost.")
 
 
 def _needs():
@@ -33,106 +31,108 @@ def _needs():
                          hint="pip install 'sdctl[sim]'") from None
 
 
-def register(app: typer.Typer) -> None:
-    @app.command(help=HELP)
-    def simulate(
-        ctx: typer.Context,
-        rate: Annotated[str | None, typer.Option(help="Poisson arrivals: 2/s, 120/m, 7200/h, 1M/month.")] = None,
-        diurnal: Annotated[float, typer.Option(min=0, max=1, help="Daily cycle amplitude (0.6: the peak at 14:00 "
-                                                                  "is 4x the trough at 02:00); the mean stays --rate.")]
-        = 0.0,
-        burst: Annotated[list[str] | None, typer.Option(help="COUNT@HH:MM: that many tasks at that time each day, "
-                                                             "at the API's throttle rate (repeatable).")] = None,
-        trace: Annotated[Path | None, typer.Option(help="Arrivals from a CSV or JSONL file (time[, seconds, runtime]).",
-                                                   exists=True, dir_okay=False)] = None,
-        duration: Annotated[str, typer.Option(help="Simulated time: 90m, 24h, 30d.")] = "24h",
-        runtime: Annotated[str | None, typer.Option(help="Runtime to simulate [the config's first].")] = None,
-        set_: Annotated[list[str] | None, typer.Option("--set", help="Override a knob: NAME=VALUE (repeatable; "
-                                                                      "the knob table lists them).")] = None,
-        sweep: Annotated[list[str] | None, typer.Option(help="Run every combination: NAME=V1,V2,... (repeatable).")]
-        = None,
-        target_p95: Annotated[str | None, typer.Option(help="With --sweep: print the cheapest setting whose p95 "
-                                                            "wait is at most this (30s, 2m).")] = None,
-        measured: Annotated[bool, typer.Option("--measured", help="Seconds per image from the task store.")] = False,
-        since: Annotated[str, typer.Option(help="With --measured: tasks since (15m, 2h, 7d).")] = "7d",
-        plot: Annotated[Path | None, typer.Option(help="Write the timeline (queue, replicas, nodes) as a PNG.")]
-        = None,
-        html: Annotated[Path | None, typer.Option(help="Write a page with the timeline, the knobs and the results.")]
-        = None,
-        config: ConfigOpt = None,
-        local: LocalOpt = False,
-        output: OutputOpt = None,
-    ) -> None:
-        mode = output_mode(ctx, output)
-        _needs()
+commands = Commands()
 
-        from sdctl.builders.sim import knobs as kn
-        from sdctl.builders.sim import run as sim
-        from sdctl.builders.sim import traffic
-        from sdctl.config import load
 
-        cfg = load(config_arg(ctx, config))
-        rt = cfg.runtime(runtime) if runtime else cfg.runtimes[0]
-        overrides = dict(_pair(s, "--set") for s in (set_ or []))
-        if measured:
-            from sdctl.cli.common import target_for
-            from sdctl.operate import tasks
+@commands.command()
+def simulate(
+    ctx: typer.Context,
+    rate: Annotated[str | None, typer.Option(help="Poisson arrivals: 2/s, 120/m, 7200/h, 1M/month.")] = None,
+    diurnal: Annotated[float, typer.Option(min=0, max=1, help="Daily cycle amplitude (0.6: the peak at 14:00 "
+                                                              "is 4x the trough at 02:00); the mean stays --rate.")]
+    = 0.0,
+    burst: Annotated[list[str] | None, typer.Option(help="COUNT@HH:MM: that many tasks at that time each day, "
+                                                         "at the API's throttle rate (repeatable).")] = None,
+    trace: Annotated[Path | None, typer.Option(help="Arrivals from a CSV or JSONL file (time[, seconds, runtime]).",
+                                               exists=True, dir_okay=False)] = None,
+    duration: Annotated[str, typer.Option(help="Simulated time: 90m, 24h, 30d.")] = "24h",
+    runtime: Annotated[str | None, typer.Option(help="Runtime to simulate [the config's first].")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a knob: NAME=VALUE (repeatable; "
+                                                                  "the knob table lists them).")] = None,
+    sweep: Annotated[list[str] | None, typer.Option(help="Run every combination: NAME=V1,V2,... (repeatable).")]
+    = None,
+    target_p95: Annotated[str | None, typer.Option(help="With --sweep: print the cheapest setting whose p95 "
+                                                        "wait is at most this (30s, 2m).")] = None,
+    measured: Annotated[bool, typer.Option("--measured", help="Seconds per image from the task store.")] = False,
+    since: Annotated[str, typer.Option(help="With --measured: tasks since (15m, 2h, 7d).")] = "7d",
+    plot: Annotated[Path | None, typer.Option(help="Write the timeline (queue, replicas, nodes) as a PNG.")]
+    = None,
+    html: Annotated[Path | None, typer.Option(help="Write a page with the timeline, the knobs and the results.")]
+    = None,
+    config: ConfigOpt = None,
+    local: LocalOpt = False,
+    output: OutputOpt = None,
+) -> None:
+    mode = output_mode(ctx, output)
+    _needs()
 
-            target = target_for(ctx, is_local(local))
-            m = tasks.measured_seconds_per_image(target.client("dynamodb"), tasks.require_store(target),
-                                                 since=tasks.since_timestamp(since))
-            overrides.setdefault("seconds_per_image", m["seconds_per_image"])
-        k = kn.from_config(rt, **overrides)
-        span = kn.parse_seconds(duration)
-        if not 0 < span <= 90 * 86400:
-            raise UsageError(f"--duration {duration} must be more than 0 and at most 90d")
-        services = None
-        if trace:
-            arrivals, services = traffic.parse_trace(trace.read_text(), trace.name, runtime=rt.name)
-            span = max(span, float(arrivals[-1]) + 1) if arrivals.size else span
-        else:
-            profile = traffic.Profile(rate=traffic.parse_rate(rate) if rate else 0.0, diurnal=diurnal,
-                                      bursts=tuple(traffic.parse_burst(b) for b in burst or []),
-                                      burst_rate=float(cfg.api.throttle.rate_limit))
-            arrivals = traffic.generate(profile, span, kn.rng(k.seed, "arrivals"))
-        if arrivals.size > 50_000_000:
-            raise UsageError(f"{arrivals.size:,} tasks is more than the 50 million one run takes")
-        pricing = sim.pricing_for(cfg, rt)
+    from sdctl.builders.sim import knobs as kn
+    from sdctl.builders.sim import run as sim
+    from sdctl.builders.sim import traffic
+    from sdctl.config import load
 
-        def one(knobs):
-            return sim.simulate(knobs, arrivals, duration=span, services=services, pricing=pricing)
+    cfg = load(config_arg(ctx, config))
+    rt = cfg.runtime(runtime) if runtime else cfg.runtimes[0]
+    overrides = dict(_pair(s, "--set") for s in (set_ or []))
+    if measured:
+        from sdctl.cli.common import target_for
+        from sdctl.operate import tasks
 
-        report = {"runtime": rt.name, "instance": pricing["instance"], "knobs": sim.knob_table(k)}
-        if sweep:
-            rows = sim.sweep(k, sweep, one)
-            report["sweep"] = [{"setting": r["setting"], **_brief(r["result"])} for r in rows]
-            if target_p95:
-                goal = kn.parse_seconds(target_p95)
-                best = sim.cheapest_meeting(rows, goal)
-                report["target_p95_seconds"] = goal
-                report["cheapest"] = None if best is None else {"setting": best["setting"], **_brief(best["result"])}
-            result = (sim.cheapest_meeting(rows, kn.parse_seconds(target_p95)) if target_p95 else None) or rows[0]
-            result = result["result"]
-        else:
-            if target_p95:
-                raise UsageError("--target-p95 needs --sweep (the settings to choose from)")
-            result = one(k)
-            report["result"] = {x: v for x, v in result.items() if x != "timeline"}
-        if plot or html:
-            from sdctl.cli import sim_plot
+        target = target_for(ctx, is_local(local))
+        m = tasks.measured_seconds_per_image(target.client("dynamodb"), tasks.require_store(target),
+                                             since=tasks.since_timestamp(since))
+        overrides.setdefault("seconds_per_image", m["seconds_per_image"])
+    k = kn.from_config(rt, **overrides)
+    span = kn.parse_seconds(duration)
+    if not 0 < span <= 90 * 86400:
+        raise UsageError(f"--duration {duration} must be more than 0 and at most 90d")
+    services = None
+    if trace:
+        arrivals, services = traffic.parse_trace(trace.read_text(), trace.name, runtime=rt.name)
+        span = max(span, float(arrivals[-1]) + 1) if arrivals.size else span
+    else:
+        profile = traffic.Profile(rate=traffic.parse_rate(rate) if rate else 0.0, diurnal=diurnal,
+                                  bursts=tuple(traffic.parse_burst(b) for b in burst or []),
+                                  burst_rate=float(cfg.api.throttle.rate_limit))
+        arrivals = traffic.generate(profile, span, kn.rng(k.seed, "arrivals"))
+    if arrivals.size > 50_000_000:
+        raise UsageError(f"{arrivals.size:,} tasks is more than the 50 million one run takes")
+    pricing = sim.pricing_for(cfg, rt)
 
-            png = sim_plot.timeline_png(result["timeline"], title=f"{rt.name}: {arrivals.size:,} tasks")
-            if plot:
-                plot.write_bytes(png)
-            if html:
-                html.write_text(sim_plot.page(report, png))
-        if mode == "json":
-            report["timeline"] = result["timeline"]
-            return emit_json(report)
-        _print(report, result)
-        for path in (plot, html):
-            if path:
-                err.print(f"[dim]wrote {path}[/]")
+    def one(knobs):
+        return sim.simulate(knobs, arrivals, duration=span, services=services, pricing=pricing)
+
+    report = {"runtime": rt.name, "instance": pricing["instance"], "knobs": sim.knob_table(k)}
+    if sweep:
+        rows = sim.sweep(k, sweep, one)
+        report["sweep"] = [{"setting": r["setting"], **_brief(r["result"])} for r in rows]
+        if target_p95:
+            goal = kn.parse_seconds(target_p95)
+            best = sim.cheapest_meeting(rows, goal)
+            report["target_p95_seconds"] = goal
+            report["cheapest"] = None if best is None else {"setting": best["setting"], **_brief(best["result"])}
+        result = (sim.cheapest_meeting(rows, kn.parse_seconds(target_p95)) if target_p95 else None) or rows[0]
+        result = result["result"]
+    else:
+        if target_p95:
+            raise UsageError("--target-p95 needs --sweep (the settings to choose from)")
+        result = one(k)
+        report["result"] = {x: v for x, v in result.items() if x != "timeline"}
+    if plot or html:
+        from sdctl.cli import sim_plot
+
+        png = sim_plot.timeline_png(result["timeline"], title=f"{rt.name}: {arrivals.size:,} tasks")
+        if plot:
+            plot.write_bytes(png)
+        if html:
+            html.write_text(sim_plot.page(report, png))
+    if mode == "json":
+        report["timeline"] = result["timeline"]
+        return emit_json(report)
+    _print(report, result)
+    for path in (plot, html):
+        if path:
+            err.print(f"[dim]wrote {path}[/]")
 
 
 def _pair(text: str, flag: str) -> tuple[str, str]:

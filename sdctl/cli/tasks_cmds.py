@@ -18,7 +18,7 @@ from sdctl.cli.common import (
 )
 from sdctl.cli.lazy import group_app
 
-app = group_app("Follow and cancel tasks (from the task store).")
+app = group_app("tasks")
 def _checked_id(value: str) -> str:
     """Checked before anything is asked of the stack (exit 2): see operate.client.check_id."""
     from sdctl.operate.client import check_id

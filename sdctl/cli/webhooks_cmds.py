@@ -12,7 +12,7 @@ import typer
 from sdctl.cli.common import LocalOpt, OutputOpt, emit_json, is_local, out, output_mode, target_for
 from sdctl.cli.lazy import group_app
 
-app = group_app("Signed webhook deliveries (Standard Webhooks): secret, failures, replay, verify.")
+app = group_app("webhooks")
 
 
 @app.command()
