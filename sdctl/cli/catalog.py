@@ -5,7 +5,13 @@ modules (sdctl/cli/lazy.py); each command and group takes its summary from here 
 
 from __future__ import annotations
 
-from sdctl.cli.lazy import Lazy
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Lazy:
+    spec: str  # "module:attr": a Commands() of top-level commands, or a group_app(name)
+    help: str  # the one line `sdctl --help` shows, and the first of the command's own help
 
 #: In the order `sdctl --help` lists them.
 COMMANDS = {

@@ -20,17 +20,16 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from dataclasses import dataclass
 from typing import Any
 
 import typer
 from typer import _click as click
 from typer.core import TyperCommand, TyperGroup
 
+from sdctl.cli.catalog import COMMANDS, Lazy
+
 
 def summary(name: str) -> str:
-    from sdctl.cli.catalog import COMMANDS
-
     return COMMANDS[name].help
 
 
@@ -54,12 +53,6 @@ class Commands(typer.Typer):
             return typer.Typer.command(self, name, **kwargs)(f)
 
         return decorator
-
-
-@dataclass(frozen=True)
-class Lazy:
-    spec: str  # "module:attr"
-    help: str  # the one line `sdctl --help` shows
 
 
 _loaded: dict[str, click.Command] = {}
