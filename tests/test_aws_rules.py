@@ -16,7 +16,7 @@ import re
 import pytest
 
 from sdctl import versions
-from sdctl.builders.cfn.stacks import stacks
+from sdctl.builders.cfn.stacks import Site, stacks
 from sdctl.builders.releases import images_of, placeholder_outputs, releases
 from sdctl.config import parse
 from sdctl.config.ec2 import architecture
@@ -34,7 +34,7 @@ ACCOUNT = "123456789012"
 @pytest.fixture(scope="module", params=list(CONFIGS))
 def built(request):
     cfg = parse(CONFIGS[request.param])
-    templates = {s.key: s.template for s in stacks(cfg, code=("b", "k"), admin_principal="arn:aws:iam::1:role/x")}
+    templates = {s.key: s.template for s in stacks(cfg)}
     edge, cluster = placeholder_outputs(cfg)
     rels = releases(cfg, edge=edge, cluster=cluster, account=ACCOUNT, region=cfg.region,
                     cluster_subnets=["subnet-0ccccccccccccccc3"] if cfg.cluster.existing else None)
@@ -322,7 +322,7 @@ def test_the_largest_config_fits_cloudformations_template_limits():
     none. The largest config sdctl accepts, 16 runtimes, must fit in each stack."""
     runtimes = "\n".join(f"  - {{name: r{i}, type: diffusers}}" for i in range(16))
     cfg = parse(f"stackName: big\nruntimes:\n{runtimes}\n")
-    for spec in stacks(cfg, code=("b", "k"), admin_principal="arn:aws:iam::1:role/x"):
+    for spec in stacks(cfg):
         t = spec.template
         assert len(t["Resources"]) <= 500 and len(t.get("Outputs", {})) <= 200, spec.key
         assert len(t.get("Parameters", {})) <= 200 and len(json.dumps(t)) <= 1_000_000, spec.key
@@ -388,11 +388,11 @@ def test_the_cluster_endpoint_is_not_open_to_the_internet_by_default():
     """EKS best practices: restrict the public endpoint to known CIDR blocks. The default is
     the deployer's /32, not 0.0.0.0/0."""
     cfg = parse(EXAMPLE.read_text())
-    [cluster] = [s for s in stacks(cfg, deployer_cidr=lambda: "203.0.113.7/32") if s.key == "cluster"]
+    [cluster] = [s for s in stacks(cfg) if s.key == "cluster"]
     outs = {"edge": {k: "x" for k in ("ResultsTopicArn", "TopicKeyArn", "OutputBucket", "TasksTableArn",
                                       "WebhooksQueueArn", "QueueSdruntimeHighArn", "QueueSdruntimeLowArn",
                                       "QueueSdruntimeArn")}, "network": {"PrivateSubnetIds": "a,b"}}
-    assert cluster.parameters(outs)["PublicAccessCidrs"] == "203.0.113.7/32"
+    assert cluster.parameters(outs, Site(deployer_cidr="203.0.113.7/32"))["PublicAccessCidrs"] == "203.0.113.7/32"
     vpc = cluster.template["Resources"]["Cluster"]["Properties"]["ResourcesVpcConfig"]
     assert vpc["PublicAccessCidrs"] == {"Ref": "PublicAccessCidrs"} and vpc["EndpointPrivateAccess"] is True
 
@@ -552,7 +552,7 @@ def test_a_model_bucket_in_another_region_or_under_a_kms_key_can_be_read():
         [rel] = [r for r in releases(cfg, edge=edge, cluster=cluster, account=ACCOUNT, region=cfg.region) if r.runtime]
         [pv] = [o for o in helm.render(rel) if o["kind"] == "PersistentVolume"]
         assert f"region {region}" in pv["spec"]["mountOptions"]
-        tpl = {x.key: x.template for x in stacks(cfg, code=("b", "k"), admin_principal="arn:aws:iam::1:role/x")}
+        tpl = {x.key: x.template for x in stacks(cfg)}
         role = resources(tpl)["MountpointRole"]
         assert allows(role, "kms:Decrypt") == bool(extra)
 
@@ -680,7 +680,7 @@ def test_a_system_node_group_change_that_replaces_it_also_renames_it(built):
     for label, c in (("ha", ha), ("lean", lean), ("ha-3", ha.model_copy(deep=True))):
         if label == "ha-3":
             c.cluster.system_nodes.__dict__["count"] = 3
-        tpl = {s.key: s.template for s in stacks(c, code=("b", "k"), admin_principal="arn:aws:iam::1:role/x")}
+        tpl = {s.key: s.template for s in stacks(c)}
         names[label] = next(iter(resources(tpl, "AWS::EKS::Nodegroup").values()))["Properties"]["NodegroupName"]
     if ha.cluster.system_nodes.instance_types != lean.cluster.system_nodes.instance_types:
         assert names["ha"] != names["lean"]
@@ -712,7 +712,7 @@ def test_the_system_node_groups_ami_type_runs_its_instance_types(yaml, types, am
     #12404), and only after the ~15-minute cluster create. `arm64: false` alone picks the
     profile's x86 types; instance types alone pick their AMI type."""
     cfg = parse(f"{yaml}\nruntimes: [{{name: sd, type: sdwebui}}]\n")
-    tpl = {s.key: s.template for s in stacks(cfg, code=("b", "k"), admin_principal="arn:aws:iam::1:role/x")}
+    tpl = {s.key: s.template for s in stacks(cfg)}
     group = next(iter(resources(tpl, "AWS::EKS::Nodegroup").values()))["Properties"]
     assert group["InstanceTypes"] == types and group["AmiType"] == ami
     assert {architecture(t) for t in types} == {"arm64" if "ARM" in ami else "x86_64"}
@@ -726,8 +726,7 @@ def test_another_admin_does_not_lock_the_deployer_out_of_the_cluster():
     admin (one principal, one access entry: CreateAccessEntry refuses a second)."""
     cfg = parse("cluster: {adminPrincipalArn: 'arn:aws:iam::123456789012:role/platform-admins'}\n"
                 "runtimes: [{name: sd, type: sdwebui}]\n")
-    [spec] = [s for s in stacks(cfg, code=("b", "k"), admin_principal="arn:aws:iam::123456789012:role/ci")
-              if s.key == "cluster"]
+    [spec] = [s for s in stacks(cfg) if s.key == "cluster"]
     entries = resources({"c": spec.template}, "AWS::EKS::AccessEntry")
     assert entries["DeployerAccess"]["Condition"] == "DeployerIsNotAdmin"
     assert entries["DeployerAccess"]["Properties"]["PrincipalArn"] == {"Ref": "DeployerPrincipalArn"}
@@ -736,10 +735,9 @@ def test_another_admin_does_not_lock_the_deployer_out_of_the_cluster():
     outs = {"edge": {k: "x" for k in ("ResultsTopicArn", "TopicKeyArn", "OutputBucket", "TasksTableArn",
                                        "WebhooksQueueArn")}, "network": {"PrivateSubnetIds": "a,b"}}
     outs["edge"].update({k: "x" for k in spec.template["Parameters"] if k.startswith("Queue")})
-    params = spec.parameters(outs)
+    params = spec.parameters(outs, Site(admin_principal="arn:aws:iam::123456789012:role/ci"))
     assert params["AdminPrincipalArn"].endswith("platform-admins") and params["DeployerPrincipalArn"].endswith("/ci")
-    example = [s for s in stacks(parse(EXAMPLE.read_text()), code=("b", "k"), admin_principal="arn:aws:iam::1:role/x")
-               if s.key == "cluster"][0]
+    example = [s for s in stacks(parse(EXAMPLE.read_text())) if s.key == "cluster"][0]
     assert "DeployerAccess" not in example.template["Resources"]  # the deployer is the admin
 
 

@@ -32,7 +32,7 @@ runtimes:
 
 def build(text: str | None = None) -> dict[str, dict]:
     cfg = parse(text) if text else parse(EXAMPLE.read_text())
-    return {s.key: s.template for s in stacks(cfg, code=("bucket", "key"), admin_principal="arn:aws:iam::1:role/x")}
+    return {s.key: s.template for s in stacks(cfg)}
 
 
 def resources(tpl: dict, rtype: str) -> dict[str, dict]:

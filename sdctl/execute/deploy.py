@@ -4,9 +4,9 @@ this module only sequences the executors and reports `Event`s (sdctl/contracts/e
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from sdctl.builders.cfn.stacks import StackSpec, stack_name, stacks
+from sdctl.builders.cfn.stacks import Site, StackSpec, stack_name, stacks
 from sdctl.builders.names import artifacts_bucket, names
 from sdctl.config.model import Config
 from sdctl.contracts.events import Event, Report, ignore
@@ -25,6 +25,7 @@ class Context:
     code_bucket: str
     code_key: str
     code: bytes
+    site_values: dict = field(default_factory=dict)
 
     def stack_name(self, key: str) -> str | None:
         return next((s.name for s in self.specs if s.key == key), None)
@@ -46,23 +47,34 @@ def context(cfg: Config, aws: Aws, *, poll: float = 2.0) -> Context:
 
     deployer = Deployer(aws.client("cloudformation"), upload=upload, poll=poll)
 
-    def previous(key: str, parameter: str) -> str | None:
-        data = deployer.describe(stack_name(cfg, key)) or {}
-        return next((p.get("ParameterValue") for p in data.get("Parameters", []) if p["ParameterKey"] == parameter),
-                    None)
+    return Context(cfg, aws, deployer, stacks(cfg), bucket, key, code)
 
-    def cluster_cidr() -> str:
-        # Keep the address the cluster was opened to: a deploy from another machine must not
-        # lock the first one out. Set cluster.publicAccessCidrs to choose.
-        return previous("cluster", "PublicAccessCidrs") or deployer_cidr()
 
-    def api_logs_role() -> str:
-        return existing_api_logs_role(aws.client("apigateway"), cfg.stack_name, aws.region,
-                                      owned=previous("edge", "ExistingApiGatewayLogsRoleArn") == "")
+def site(ctx: Context, spec: StackSpec) -> Site:
+    """The values `spec`'s parameters need, each looked up (once per run) only when it does."""
+    found = ctx.site_values
+    for need in spec.needs:
+        if need not in found:
+            found[need] = _LOOKUPS[need](ctx)
+    return Site(**found)
 
-    specs = stacks(cfg, code=(bucket, key), admin_principal=aws.iam_principal, deployer_cidr=cluster_cidr,
-                   api_logs_role=api_logs_role)
-    return Context(cfg, aws, deployer, specs, bucket, key, code)
+
+def _previous(ctx: Context, key: str, parameter: str) -> str | None:
+    data = ctx.deployer.describe(stack_name(ctx.cfg, key)) or {}
+    return next((p.get("ParameterValue") for p in data.get("Parameters", []) if p["ParameterKey"] == parameter),
+                None)
+
+
+_LOOKUPS: dict[str, Callable[[Context], object]] = {
+    "code": lambda ctx: (ctx.code_bucket, ctx.code_key),
+    "admin_principal": lambda ctx: ctx.aws.iam_principal(),
+    # Keep the address the cluster was opened to: a deploy from another machine must not lock
+    # the first one out. Set cluster.publicAccessCidrs to choose.
+    "deployer_cidr": lambda ctx: _previous(ctx, "cluster", "PublicAccessCidrs") or deployer_cidr(),
+    "api_logs_role": lambda ctx: existing_api_logs_role(
+        ctx.aws.client("apigateway"), ctx.cfg.stack_name, ctx.aws.region,
+        owned=_previous(ctx, "edge", "ExistingApiGatewayLogsRoleArn") == ""),
+}
 
 
 def existing_api_logs_role(apigateway, stack: str, region: str, *, owned: bool) -> str:
@@ -116,9 +128,9 @@ def _upstream_outputs(ctx: Context, spec: StackSpec, done: dict[str, dict[str, s
     return outs
 
 
-def _parameters(spec: StackSpec, outputs: dict[str, dict[str, str]]) -> dict[str, str]:
+def _parameters(ctx: Context, spec: StackSpec, outputs: dict[str, dict[str, str]]) -> dict[str, str]:
     try:
-        return spec.parameters(outputs)
+        return spec.parameters(outputs, site(ctx, spec))
     except KeyError as e:
         raise SdctlError(f"{spec.name} needs the output {e.args[0]} of an earlier stack, which lacks it",
                          hint="deploy the earlier stacks again (sdctl deploy) and check `sdctl status`") from None
@@ -131,7 +143,7 @@ def plan(ctx: Context, only: str | None = None) -> list[ChangeSet]:
         if ctx.deployer.status(spec.name) is None:
             results.append(changes_from_template(spec.name, spec.template))
             continue
-        params = _parameters(spec, _upstream_outputs(ctx, spec, {}))
+        params = _parameters(ctx, spec, _upstream_outputs(ctx, spec, {}))
         cs = ctx.deployer.create_change_set(spec.name, spec.template, params, spec.capabilities, spec.tags)
         ctx.deployer.discard(cs)
         results.append(cs)
@@ -159,7 +171,7 @@ def deploy(ctx: Context, *, only: str | None = None, confirm: Callable[[ChangeSe
                 raise SdctlError(f"stack {spec.name} is ROLLBACK_COMPLETE and was not deleted",
                                  hint="delete it (or answer yes) and deploy again")
             ctx.deployer.delete(spec.name, report)
-        params = _parameters(spec, _upstream_outputs(ctx, spec, outputs))
+        params = _parameters(ctx, spec, _upstream_outputs(ctx, spec, outputs))
         if ctx.deployer.status(spec.name) is None:
             adopt.adopt_kept(ctx, spec, params, report)
         cs = ctx.deployer.create_change_set(spec.name, spec.template, params, spec.capabilities, spec.tags)
