@@ -158,8 +158,8 @@ def test_every_command_is_listed_with_its_own_help():
     """`sdctl --help` lists commands from a table (sdctl/cli/catalog.py COMMANDS) so that it needs
     none of their modules; each line must say what the command's own help says, and each
     command must be reachable by its name."""
-    from sdctl.cli.lazy import load
     from sdctl.cli.catalog import COMMANDS
+    from sdctl.cli.lazy import load
 
     for name, entry in COMMANDS.items():
         command = load(name, entry.spec)

@@ -23,57 +23,30 @@ from sdctl.cli.lazy import Commands
 OutOpt = Annotated[Path, typer.Option("--out", help="Folder to write images into.")]
 
 
-def _record(target, task_id: str) -> dict | None:
-    """The task's record from the API, where the stack keeps one (None if it has none or the
-    id is unknown)."""
-    from sdctl.errors import SdctlError
-
-    if not target.tasks_table:
-        return None
-    try:
-        return target.api().task(task_id)
-    except SdctlError:
-        return None
-
-
-def _place(record: dict | None) -> str:
-    place = (record or {}).get("place_in_line")
-    return f", #{place} in line" if place else ""
-
-
 def _wait_and_download(target, task_id: str, prefix: str, timeout: float, out_dir: Path, mode,
                        cancel_on_exit: bool = False) -> tuple[dict, list[Path]]:
-    """Follow the task (its live line: place in line, steps, done) until its result is stored,
-    then download its images. Ctrl-C asks whether to cancel it (or cancels with
-    --cancel-on-exit) and exits 130; the task otherwise keeps running."""
+    """operate.follow with this terminal's progress lines; Ctrl-C asks whether to cancel the
+    task (or cancels with --cancel-on-exit) and exits 130; the task otherwise keeps running."""
     import sys
 
     from sdctl.cli.progress import reporting, task_lines
-    from sdctl.operate import client, tasks
+    from sdctl.operate.follow import LeftRunning, follow_and_download
 
-    s3 = target.s3()
+    def cancel() -> bool:
+        return cancel_on_exit or (sys.stdin.isatty() and
+                                  typer.confirm(f"\ncancel task {task_id}?", default=False, err=True))
+
     try:
-        if target.tasks_table:  # the record says where the task is, step by step
-            api = target.api()
-            with task_lines(mode) as report:
-                record = tasks.wait(lambda: api.task(task_id), task_id=task_id, timeout=timeout, report=report)
-            if record.get("status") == "cancelled":  # perhaps while queued: then nothing was stored
-                client.finished({**record, "error": record.get("error") or {"code": "cancelled",
-                                                                              "message": "cancelled by its caller"}})
-        with reporting(mode, f"waiting for task {task_id}…") as report:
-            doc = client.wait_result(s3, target.bucket, prefix, task_id, timeout=timeout, report=report,
-                                     flags=target.flags)
-    except KeyboardInterrupt:
-        ask = not cancel_on_exit and sys.stdin.isatty()
-        if cancel_on_exit or (ask and typer.confirm(f"\ncancel task {task_id}?", default=False, err=True)):
-            answer = target.api().cancel(task_id)
+        return follow_and_download(target, task_id, prefix, timeout=timeout, out_dir=out_dir,
+                                   steps=lambda _: task_lines(mode), waiting=lambda m: reporting(mode, m),
+                                   cancel=cancel)
+    except LeftRunning as left:
+        if left.cancelled:
             err.print(f"task {task_id}: " + ("cancelling (its runtime call is interrupted)"
-                                              if answer.get("cancel_requested") else "cancelled"))
+                                              if left.cancel_requested else "cancelled"))
         else:
             err.print(f"task {task_id} keeps going; fetch it later with `sdctl fetch {task_id}{target.flags}`")
         raise
-    client.finished(doc)
-    return doc, client.download(s3, doc.get("image_url", []), out_dir)
 
 
 commands = Commands()
@@ -183,7 +156,7 @@ def fetch(
     output: OutputOpt = None,
 ) -> None:
     from sdctl.errors import SdctlError
-    from sdctl.operate import client
+    from sdctl.operate import client, follow
 
     mode = output_mode(ctx, output)
     client.check_id(task_id)
@@ -191,13 +164,13 @@ def fetch(
     s3 = target.s3()
     doc = client.read_result(s3, target.bucket, prefix or target.prefix, task_id)
     if doc is None:
-        record = _record(target, task_id)
+        record = follow.record(target, task_id)
         state = (record or {}).get("status")
         if state in ("cancelled", "expired", "failed"):  # ended before a result was stored
             why = ((record or {}).get("error") or {}).get("message")
             raise SdctlError(f"task {task_id} was {state}" + (f": {why}" if why else "") + "; it has no images",
                              hint=f"`sdctl tasks get {task_id}{target.flags}` shows its states")
-        where = f" ({state}{_place(record)})" if state else " (queued, running, or unknown)"
+        where = f" ({state}{follow.place(record)})" if state else " (queued, running, or unknown)"
         raise SdctlError(f"task {task_id} has no result yet{where}",
                          hint=f"`sdctl tasks wait {task_id}{target.flags}`, then fetch it; or check the id "
                               "and --prefix")

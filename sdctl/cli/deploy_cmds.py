@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -49,45 +47,6 @@ def _changes_table(cs):
     return table
 
 
-def _synth_manifests(cfg) -> dict[str, str]:
-    """Rendered manifests of each runtime's release, and every release's spec (chart, version, values),
-    by file name. Stand-in values mark what the stacks' outputs fill in at deploy time."""
-    import yaml
-
-    from sdctl.builders.releases import placeholder_outputs, releases
-    from sdctl.execute.k8s.helm import render
-
-    edge, cluster = placeholder_outputs(cfg)
-    rels = releases(cfg, edge=edge, cluster=cluster, account="123456789012", region=cfg.region)
-    files = {"releases.json": json.dumps([r.to_dict() | {"chart": r.chart if not r.runtime else "helm/sd-runtime"}
-                                          for r in rels], indent=2) + "\n"}
-    for rel in rels:
-        if rel.runtime:
-            files[f"{rel.name}.manifests.yaml"] = yaml.safe_dump_all(render(rel), sort_keys=False)
-    return files
-
-
-def _write_all(out_dir: Path, files: dict[str, str]) -> list[str]:
-    """Every file or none: each is written beside its target and renamed into place only once
-    all of them were made (a failure part-way leaves the folder as it was)."""
-    import os
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    made = []
-    try:
-        for name, text in files.items():
-            tmp = out_dir / f".{name}.sdctl-tmp"
-            tmp.write_text(text)
-            made.append((tmp, out_dir / name))
-    except OSError:
-        for tmp, _ in made:
-            tmp.unlink(missing_ok=True)
-        raise
-    for tmp, final in made:
-        os.replace(tmp, final)
-    return [str(final) for _, final in made]
-
-
 commands = Commands()
 
 
@@ -103,25 +62,17 @@ def synth(
     config: ConfigOpt = None,
     output: OutputOpt = None,
 ) -> None:
-    from sdctl.builders.cfn.stacks import placeholder_outputs, stacks
+    from sdctl.execute import synth as synthesis
+    from sdctl.execute.k8s.helm import HelmMissing
 
     mode = output_mode(ctx, output)
     cfg = _load(ctx, config)
-    files = {}
-    placeholders = placeholder_outputs(cfg)
-    for spec in stacks(cfg, code=("<artifacts bucket>", "<handler zip key>"), admin_principal="<deployer>"):
-        files[f"{spec.name}.template.json"] = json.dumps(spec.template, indent=2) + "\n"
-        files[f"{spec.name}.parameters.json"] = json.dumps(spec.parameters(placeholders), indent=2,
-                                                           sort_keys=True) + "\n"
-    if manifests:  # needs helm: before anything is written
-        from sdctl.execute.k8s.helm import HelmMissing
-
-        try:
-            files.update(_synth_manifests(cfg))
-        except HelmMissing as e:
-            e.hint = f"{e.hint}\nnothing was written; `sdctl synth --no-manifests` writes the templates alone"
-            raise
-    written = _write_all(out_dir, files)
+    try:
+        files = synthesis.files(cfg, manifests=manifests)
+    except HelmMissing as e:
+        e.hint = f"{e.hint}\nnothing was written; `sdctl synth --no-manifests` writes the templates alone"
+        raise
+    written = synthesis.write_all(out_dir, files)
     if mode == "json":
         emit_json({"written": written})
     else:
@@ -178,18 +129,15 @@ def deploy_cmd(
     config: ConfigOpt = None,
     output: OutputOpt = None,
 ) -> None:
+    from sdctl.cli.progress import Text, json_lines, reporting
+    from sdctl.contracts.events import Event
     from sdctl.errors import UsageError
-    from sdctl.execute import deploy, rollout
+    from sdctl.execute import deploy
+    from sdctl.operate import lifecycle
 
     mode = output_mode(ctx, output)
     cfg = _load(ctx, config)
     assume_yes = _yes(ctx, yes)
-    started = time.monotonic()
-
-    from sdctl.cli.progress import Text, json_lines, reporting
-    from sdctl.contracts.events import Event
-
-    results = {}
     shown = json_lines() if mode == "json" else Text(err)  # no spinner: it would hide the prompt
 
     def ask(question: str) -> bool:
@@ -208,21 +156,11 @@ def deploy_cmd(
             err.print(_changes_table(cs))
         return ask(f"Apply these changes to {cs.stack}?")
 
-
-    def report(event) -> None:
-        if event.source.startswith("stack:") and event.status in ("deployed", "unchanged"):
-            results[event.source.split(":", 1)[1]] = event.message
-        shown(event)
-
-    dctx = deploy.context(cfg, aws_for(ctx, cfg))
-    outputs = deploy.deploy(dctx, only=only, confirm=confirm,
-                            confirm_recreate=lambda s: ask(f"{s} is ROLLBACK_COMPLETE. Delete and create it again?"),
-                            report=report)
-    summary = {"stacks": results, "outputs": outputs}
-    if not skip_releases and only is None:
-        with reporting(mode, "installing Helm releases…") as progress:
-            summary["runtimes"] = rollout.deploy_releases(dctx, dict(outputs), progress)
-    summary["seconds"] = round(time.monotonic() - started, 1)
+    summary = lifecycle.deploy_all(
+        deploy.context(cfg, aws_for(ctx, cfg)), only=only, skip_releases=skip_releases, confirm=confirm,
+        confirm_recreate=lambda s: ask(f"{s} is ROLLBACK_COMPLETE. Delete and create it again?"),
+        report=shown, shows=lambda message: reporting(mode, message))
+    outputs = summary["outputs"]
     if mode == "json":
         emit_json(summary)
     else:
@@ -241,7 +179,7 @@ def destroy(
 ) -> None:
     """The model bucket is never touched."""
     from sdctl.errors import SdctlError, UsageError
-    from sdctl.execute import deploy, rollout
+    from sdctl.execute import deploy
 
     mode = output_mode(ctx, output)
     cfg = _load(ctx, config)
@@ -252,20 +190,11 @@ def destroy(
         if not typer.confirm(f"Delete {cfg.stack_name}'s {what}?", default=False, err=True):
             raise SdctlError("destroy cancelled; nothing was deleted")
     from sdctl.cli.progress import reporting
+    from sdctl.operate import lifecycle
 
     dctx = deploy.context(cfg, aws_for(ctx, cfg))
-    from sdctl.contracts.events import Event
-    from sdctl.operate import keys as client_keys
-
     with reporting(mode, f"destroying {cfg.stack_name}…") as progress:
-        rollout.destroy_releases(dctx, progress)
-        # Client keys and their usage plans (`sdctl keys create`) live outside the stacks and
-        # are bound to the API's stage: remove them first, or they are left behind.
-        clients = client_keys.remove_all(dctx.aws.client("apigateway"), cfg.stack_name)
-        for name in clients:
-            progress(Event(f"key:{name}", "client key and usage plan deleted", "ok", "deleted"))
-        report = deploy.destroy(dctx, keep_data=keep_data, report=progress)
-        report["client_keys"] = clients
+        report = lifecycle.destroy_all(dctx, keep_data=keep_data, report=progress)
     if mode == "json":
         emit_json(report)
     else:
