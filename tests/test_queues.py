@@ -31,3 +31,23 @@ def test_aws_and_the_local_stack_make_the_queues_the_specs_describe():
     hooks = next(q for q in specs if q.logical_id == "WebhooksQueue")
     assert edge["WebhooksQueue"]["Properties"]["VisibilityTimeout"] == 660  # six function timeouts on AWS
     assert local[hooks.name]["attributes"]["VisibilityTimeout"] == str(hooks.local_visibility_seconds) == "60"
+
+
+def test_aws_and_the_local_stack_route_each_lane_from_the_same_topic_with_the_same_filter():
+    """A task reaches the lane its runtime and priority name, on AWS as locally: the same topics,
+    and one subscription per lane with the same filter policy (a filter that differed would
+    send a high-priority task to the normal lane locally and nowhere on AWS)."""
+    import json
+
+    cfg = parse(ALL_OPTIONS)
+    edge = next(s.template for s in stacks(cfg) if s.key == "edge")["Resources"]
+    plan = local_plan(cfg)
+    n = names(cfg, account=LOCAL_ACCOUNT)
+    topics = {r["Properties"]["TopicName"] for r in edge.values() if r["Type"] == "AWS::SNS::Topic"}
+    assert set(plan["topics"]) == topics == {n.requests_topic, n.results_topic}
+    queue_names = {lid: r["Properties"]["QueueName"] for lid, r in edge.items() if r["Type"] == "AWS::SQS::Queue"}
+    on_aws = {queue_names[r["Properties"]["Endpoint"]["Fn::GetAtt"][0]]: r["Properties"]["FilterPolicy"]
+              for r in edge.values() if r["Type"] == "AWS::SNS::Subscription"}
+    locally = {s["queue"]: json.loads(s["filter"]) for s in plan["subscriptions"] if s["filter"]}
+    assert on_aws == locally and len(on_aws) == 3 * len(cfg.runtimes)
+    assert {s["topic"] for s in plan["subscriptions"] if s["filter"]} == {n.requests_topic}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from sdctl.builders.names import LOCAL_ACCOUNT, lane_filter, names
-from sdctl.builders.queues import edge_queues, local_attributes
+from sdctl.builders.names import LOCAL_ACCOUNT, names
+from sdctl.builders.queues import edge_queues, edge_topics, lane_subscriptions, local_attributes
 from sdctl.config.model import Config
 
 
@@ -23,10 +23,10 @@ def local_plan(cfg: Config, *, visibility_seconds: int | None = None) -> dict:
         if q.dead_letter:
             entry["dead_letter"] = {"queue": by_id[q.dead_letter].name, "maxReceiveCount": q.max_receive_count}
         queues.append(entry)
+    topics = {t.logical_id: t.name for t in edge_topics(n)}
+    subscriptions += [{"topic": topics[sub.topic], "queue": by_id[sub.queue].name,  # as the edge stack routes
+                       "filter": json.dumps(sub.filter_policy)} for sub in lane_subscriptions(cfg)]
     for rt, rn in zip(cfg.runtimes, n.runtimes, strict=True):
-        for priority, queue, _dead_letter_queue in rn.lanes():
-            subscriptions.append({"topic": n.requests_topic, "queue": queue,  # as the edge stack routes them
-                                  "filter": json.dumps(lane_filter(rt.name, priority))})
         runtimes[rt.name] = {"type": rt.type, "queue": rn.queue, "dead_letter_queue": rn.dead_letter_queue,
                              "lanes": {p: {"queue": q, "dead_letter_queue": d} for p, q, d in rn.lanes()},
                              "max_task_seconds": rt.max_task_seconds, "max_receive_count": rt.max_receive_count,
@@ -35,7 +35,7 @@ def local_plan(cfg: Config, *, visibility_seconds: int | None = None) -> dict:
         "region": cfg.region,
         "webhooks": {"queue": n.webhooks_queue, "dead_letter_queue": n.webhooks_dead_letter_queue,
                      "secret": n.webhook_secret},
-        "topics": [n.requests_topic, n.results_topic],
+        "topics": list(topics.values()),
         "queues": queues,
         "subscriptions": subscriptions,
         "bucket": n.output_bucket,

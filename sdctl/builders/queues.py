@@ -1,16 +1,21 @@
-"""The edge's queues, described once: CloudFormation (builders/cfn/edge.py, webhooks.py) and the
-local stack (builders/local_plan.py) both build theirs from these specs, so a new queue or
-attribute is written here and nowhere else. Pure.
+"""The edge's messaging, described once: its queues, its topics and the lane subscriptions that
+route one to the other. CloudFormation (builders/cfn/edge.py, webhooks.py) and the local stack
+(builders/local_plan.py) both build theirs from these specs, so a new queue, topic or attribute
+is written here and nowhere else. Pure.
 
 Each runtime lane has a queue and its dead-letter queue; the webhook deliverer has one of each
-too. What differs locally is said where it differs (``local_visibility_seconds``).
+too. What differs locally is said where it differs (``local_visibility_seconds``). The task
+table's shape is written once too (cfn/edge.py ``tasks_table_properties``, which the local stack
+creates its table from); the output bucket shares its name (builders/names.py), while its
+encryption, ownership and TLS-only policy are AWS's alone: the emulator keeps no such settings.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sdctl.builders.names import WEBHOOK_RECEIVES, Names, queue_ids, visibility_timeout
+from sdctl.builders.names import WEBHOOK_RECEIVES, Names, lane_filter, queue_ids, visibility_timeout
+from sdctl.contracts.tasks import PRIORITIES
 
 #: A task (and a dead letter) waits at most 14 days, SQS's longest retention.
 TASK_RETENTION_SECONDS = 14 * 86400
@@ -54,6 +59,32 @@ def edge_queues(cfg, n: Names) -> list[QueueSpec]:
                          visibility_seconds=DELIVERY_TIMEOUT * 6, local_visibility_seconds=60,
                          dead_letter="WebhooksDeadLetterQueue", max_receive_count=WEBHOOK_RECEIVES))
     return out
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    logical_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class SubscriptionSpec:
+    """A lane queue subscribed to the requests topic, taking only its runtime's and priority's
+    tasks (a filter on the message attributes)."""
+
+    topic: str  # logical ids
+    queue: str
+    filter_policy: dict
+
+
+def edge_topics(n: Names) -> list[TopicSpec]:
+    """Tasks go out on the requests topic; results (and webhook events) come back on the results topic."""
+    return [TopicSpec("RequestsTopic", n.requests_topic), TopicSpec("ResultsTopic", n.results_topic)]
+
+
+def lane_subscriptions(cfg) -> list[SubscriptionSpec]:
+    return [SubscriptionSpec("RequestsTopic", queue_ids(rt.name, priority)[0], lane_filter(rt.name, priority))
+            for rt in cfg.runtimes for priority in PRIORITIES]
 
 
 def cfn_properties(spec: QueueSpec, dead_letter_arn) -> dict:

@@ -22,8 +22,8 @@ from sdctl.builders.cfn.base import (
     trust,
 )
 from sdctl.builders.cfn.skips import skip
-from sdctl.builders.names import Names, lane_filter, queue_ids
-from sdctl.builders.queues import cfn_properties, edge_queues
+from sdctl.builders.names import Names, queue_ids
+from sdctl.builders.queues import cfn_properties, edge_queues, edge_topics, lane_subscriptions
 from sdctl.config.model import Config
 from sdctl.contracts.tasks import CLIENT_TAG, DEFAULT_CLIENT, STATUS_INDEX
 
@@ -84,14 +84,15 @@ def edge_template(cfg: Config, n: Names) -> dict:
                       "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*")}}),
         )}}
     o["TopicKeyId"] = output(ref("TopicKey"))
-    for logical, name in (("RequestsTopic", n.requests_topic), ("ResultsTopic", n.results_topic)):
-        r[logical] = {"Type": "AWS::SNS::Topic", "Properties": {
-            "TopicName": name, "KmsMasterKeyId": ref("TopicKey")}}
-        o[f"{logical}Arn"] = output(ref(logical))
+    for topic in edge_topics(n):
+        r[topic.logical_id] = {"Type": "AWS::SNS::Topic", "Properties": {
+            "TopicName": topic.name, "KmsMasterKeyId": ref("TopicKey")}}
+        o[f"{topic.logical_id}Arn"] = output(ref(topic.logical_id))
     o["TopicKeyArn"] = output(getatt("TopicKey", "Arn"))
 
     # -- per runtime, one queue (+ dead-letter queue) per priority lane --------------------------
     specs = {q.logical_id: q for q in edge_queues(cfg, n)}
+    subscriptions = {sub.queue: sub for sub in lane_subscriptions(cfg)}
     for rt, rn in zip(cfg.runtimes, n.runtimes, strict=True):
         for priority, _queue_name, _dlq_name in rn.lanes():
             q, dlq = queue_ids(rt.name, priority)
@@ -104,12 +105,12 @@ def edge_template(cfg: Config, n: Names) -> dict:
                 "PolicyDocument": policy(
                     allow("sqs:SendMessage", getatt(q, "Arn"), Sid="FromRequestsTopic",
                           Principal={"Service": "sns.amazonaws.com"},
-                          Condition={"ArnEquals": {"aws:SourceArn": ref("RequestsTopic")}}),
+                          Condition={"ArnEquals": {"aws:SourceArn": ref(subscriptions[q].topic)}}),
                     _deny_insecure("sqs:*", getatt(q, "Arn")),
                 )}}
             r[f"{q}Subscription"] = {"Type": "AWS::SNS::Subscription", "Properties": {
-                "TopicArn": ref("RequestsTopic"), "Protocol": "sqs", "Endpoint": getatt(q, "Arn"),
-                "FilterPolicyScope": "MessageAttributes", "FilterPolicy": lane_filter(rt.name, priority),
+                "TopicArn": ref(subscriptions[q].topic), "Protocol": "sqs", "Endpoint": getatt(q, "Arn"),
+                "FilterPolicyScope": "MessageAttributes", "FilterPolicy": subscriptions[q].filter_policy,
                 "RawMessageDelivery": False}}
             lane = "" if priority == "normal" else f" ({priority} priority)"
             o[f"{q}Url"] = output(ref(q), f"queue of runtime {rt.name}{lane}")
