@@ -285,7 +285,7 @@ def test_a_changed_api_makes_a_new_deployment():
     properties; a changed method or integration reaches the stage only through a new
     deployment, i.e. a new logical id (CloudFormation User Guide, AWS::ApiGateway::Deployment,
     and the SAM/CDK practice of hashing the API into the id)."""
-    from sdctl.builders.cfn import edge as edge_module
+    from sdctl.builders.cfn import api as edge_module
 
     def deployment_ids(text):
         tpl = {s.key: s.template for s in stacks(parse(text))}["edge"]

@@ -172,7 +172,7 @@ def test_deploy_stops_before_the_releases_when_an_image_is_missing(aws, env, tmp
 def test_the_api_gateway_account_setting_is_set_only_where_unset(aws):
     """Defect 12: AWS::ApiGateway::Account is one per account and region. The edge stack sets
     it only when no CloudWatch role is set, or when the one set is its own."""
-    from sdctl.builders.cfn.edge import api_logs_role_name
+    from sdctl.builders.cfn.api import api_logs_role_name
 
     apigw = aws.apigateway
     assert deploy.existing_api_logs_role(apigw, "cyc", "us-west-2", owned=False) == ""

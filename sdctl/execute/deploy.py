@@ -82,7 +82,7 @@ def existing_api_logs_role(apigateway, stack: str, region: str, *, owned: bool) 
     ExistingApiGatewayLogsRoleArn: "" when none is set (the stack sets its own) or when the
     role set is the one this stack owns now; another stack's, or this stack's retained from an
     earlier deploy, is kept as it is."""
-    from sdctl.builders.cfn.edge import api_logs_role_name
+    from sdctl.builders.cfn.api import api_logs_role_name
 
     role = apigateway.get_account().get("cloudwatchRoleArn") or ""
     ours = role.endswith("/" + api_logs_role_name(stack).replace("${AWS::Region}", region))

@@ -79,3 +79,7 @@ def load_static(name: str) -> dict:
 def prune(tpl: dict) -> dict:
     """Drop empty top-level sections (CloudFormation rejects some of them)."""
     return {k: v for k, v in tpl.items() if v != {} or k == "Resources"}
+
+
+#: Data-holding resources outlive the stack that made them (and a replacement of it).
+RETAIN = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}

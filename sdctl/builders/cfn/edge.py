@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 
-from sdctl.builders.cfn import policies, registry, webhooks
+from sdctl.builders.cfn import api, policies, registry, webhooks
 from sdctl.builders.cfn.base import (
     LOG_RETENTION_DAYS,
+    RETAIN,
     allow,
     getatt,
     output,
@@ -25,10 +26,9 @@ from sdctl.builders.cfn.skips import skip
 from sdctl.builders.names import Names, queue_ids
 from sdctl.builders.queues import cfn_properties, edge_queues, edge_topics, lane_subscriptions
 from sdctl.config.model import Config
-from sdctl.contracts.tasks import CLIENT_TAG, DEFAULT_CLIENT, STATUS_INDEX
+from sdctl.contracts.tasks import STATUS_INDEX
 
 LAMBDA_RUNTIME = "python3.12"
-RETAIN = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
 
 
 def tasks_table_properties(name: str) -> dict:
@@ -67,7 +67,19 @@ def edge_template(cfg: Config, n: Names) -> dict:
     r = tpl["Resources"]
     o = tpl["Outputs"]
 
-    # -- encryption key for the topics -------------------------------------------------------
+    _topics(cfg, n, r, o)
+    _lanes(cfg, n, r, o)
+    _output_bucket(cfg, n, r, o)
+    registry.image_resources(cfg, r, o)  # container images: ECR and the build project (`sdctl images publish`)
+    _tasks_table(n, r, o)
+    webhooks.resources(cfg, n, r, o, retain=RETAIN, deny_insecure=_deny_insecure)  # queue, DLQ, secret, deliverer
+    _api_handler(cfg, r)
+    api.rest_api(cfg, tpl)
+    return prune(tpl)
+
+
+def _topics(cfg: Config, n: Names, r: dict, o: dict) -> None:
+    """The topics and the key that encrypts them (and the logs)."""
     # Retained like the data it encrypts (the task store): a table kept by `destroy --keep-data`
     # stays readable. `sdctl destroy` without --keep-data schedules the key's deletion itself.
     r["TopicKey"] = {"Type": "AWS::KMS::Key", **RETAIN, "Properties": {
@@ -90,7 +102,9 @@ def edge_template(cfg: Config, n: Names) -> dict:
         o[f"{topic.logical_id}Arn"] = output(ref(topic.logical_id))
     o["TopicKeyArn"] = output(getatt("TopicKey", "Arn"))
 
-    # -- per runtime, one queue (+ dead-letter queue) per priority lane --------------------------
+
+def _lanes(cfg: Config, n: Names, r: dict, o: dict) -> None:
+    """Per runtime, one queue (and dead-letter queue) per priority lane, each subscribed to its lane's tasks."""
     specs = {q.logical_id: q for q in edge_queues(cfg, n)}
     subscriptions = {sub.queue: sub for sub in lane_subscriptions(cfg)}
     for rt, rn in zip(cfg.runtimes, n.runtimes, strict=True):
@@ -117,7 +131,9 @@ def edge_template(cfg: Config, n: Names) -> dict:
             o[f"{q}Arn"] = output(getatt(q, "Arn"))
             o[f"{dlq}Url"] = output(ref(dlq), f"dead-letter queue of runtime {rt.name}{lane}")
 
-    # -- output bucket ---------------------------------------------------------------------------
+
+def _output_bucket(cfg: Config, n: Names, r: dict, o: dict) -> None:
+    """The output bucket: private, TLS only, results expire with the config's retention."""
     r["OutputBucket"] = {"Type": "AWS::S3::Bucket", **RETAIN, "Properties": {
         "BucketName": sub(n.output_bucket) if "${" in n.output_bucket else n.output_bucket,
         "BucketEncryption": {"ServerSideEncryptionConfiguration": [
@@ -136,10 +152,9 @@ def edge_template(cfg: Config, n: Names) -> dict:
                                                          sub("${OutputBucket.Arn}/*")]))}}
     o["OutputBucket"] = output(ref("OutputBucket"))
 
-    # -- container images: ECR repositories and the build project (`sdctl images publish`) -------
-    registry.image_resources(cfg, r, o)
 
-    # -- task store ----------------------------------------------------------------------------------
+def _tasks_table(n: Names, r: dict, o: dict) -> None:
+    """The task store, encrypted with the topics' key, recoverable to a point in time."""
     r["TasksTable"] = {"Type": "AWS::DynamoDB::Table", **RETAIN, "Properties": {
         **tasks_table_properties(n.tasks_table),
         "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
@@ -147,10 +162,9 @@ def edge_template(cfg: Config, n: Names) -> dict:
     o["TasksTable"] = output(ref("TasksTable"))
     o["TasksTableArn"] = output(getatt("TasksTable", "Arn"))
 
-    # -- webhook delivery (queue, dead-letter queue, signing secret, deliverer) ---------------------
-    webhooks.resources(cfg, n, r, o, retain=RETAIN, deny_insecure=_deny_insecure)
 
-    # -- the API handler ---------------------------------------------------------------------------
+def _api_handler(cfg: Config, r: dict) -> None:
+    """The API's Lambda function, its role and its log group."""
     function_name = f"{cfg.stack_name}-api"
     r["ApiHandlerLogGroup"] = {"Type": "AWS::Logs::LogGroup", "Properties": {
         "LogGroupName": f"/aws/lambda/{function_name}", "RetentionInDays": LOG_RETENTION_DAYS,
@@ -180,100 +194,7 @@ def edge_template(cfg: Config, n: Names) -> dict:
 
     skip(r["ApiHandler"], "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_115", "CKV_AWS_173")
 
-    # -- the REST API --------------------------------------------------------------------------------
-    stage = cfg.api.stage_name
-    r["Api"] = {"Type": "AWS::ApiGateway::RestApi", "Properties": {
-        "Name": f"{cfg.stack_name}-api", "Description": "sdctl image API (v1alpha2)",
-        "EndpointConfiguration": {"Types": ["REGIONAL"]}}}
-    r["ApiTasksResource"] = {"Type": "AWS::ApiGateway::Resource", "Properties": {
-        "RestApiId": ref("Api"), "ParentId": getatt("Api", "RootResourceId"), "PathPart": "v1alpha2"}}
-    r["ApiTasksMethod"] = {"Type": "AWS::ApiGateway::Method", "Properties": {
-        "RestApiId": ref("Api"), "ResourceId": ref("ApiTasksResource"), "HttpMethod": "ANY",
-        "AuthorizationType": "NONE", "ApiKeyRequired": True,
-        "Integration": {"Type": "AWS_PROXY", "IntegrationHttpMethod": "POST",
-                        "Uri": sub("arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"
-                                   "${ApiHandler.Arn}/invocations")}}}
-    # GET and DELETE /v1alpha2/tasks/{id}: a task's status, and cancelling it.
-    r["ApiTasksTaskResource"] = {"Type": "AWS::ApiGateway::Resource", "Properties": {
-        "RestApiId": ref("Api"), "ParentId": ref("ApiTasksResource"), "PathPart": "tasks"}}
-    r["ApiTasksIdResource"] = {"Type": "AWS::ApiGateway::Resource", "Properties": {
-        "RestApiId": ref("Api"), "ParentId": ref("ApiTasksTaskResource"), "PathPart": "{id}"}}
-    r["ApiTasksIdMethod"] = {"Type": "AWS::ApiGateway::Method", "Properties": {
-        "RestApiId": ref("Api"), "ResourceId": ref("ApiTasksIdResource"), "HttpMethod": "ANY",
-        "AuthorizationType": "NONE", "ApiKeyRequired": True,
-        "RequestParameters": {"method.request.path.id": True},
-        "Integration": r["ApiTasksMethod"]["Properties"]["Integration"]}}
-    r["ApiInvokePermission"] = {"Type": "AWS::Lambda::Permission", "Properties": {
-        "Action": "lambda:InvokeFunction", "FunctionName": ref("ApiHandler"), "Principal": "apigateway.amazonaws.com",
-        "SourceArn": sub("arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${Api}/*/*/v1alpha2")}}
-    r["ApiTaskInvokePermission"] = {"Type": "AWS::Lambda::Permission", "Properties": {
-        "Action": "lambda:InvokeFunction", "FunctionName": ref("ApiHandler"), "Principal": "apigateway.amazonaws.com",
-        "SourceArn": sub("arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${Api}/*/*/v1alpha2/tasks/*")}}
-    # A Deployment is a snapshot: CloudFormation makes a new one only for a new logical id, so
-    # the id carries a hash of the API's definition (as SAM and CDK do). A changed API then
-    # reaches the stage; an unchanged one keeps its deployment.
-    deployment = deployment_id(tpl)
-    r[deployment] = {"Type": "AWS::ApiGateway::Deployment", "DependsOn": ["ApiTasksMethod", "ApiTasksIdMethod"],
-                     "Properties": {"RestApiId": ref("Api"), "Description": "sdctl image API (v1alpha2)"}}
-    r["ApiAccessLogGroup"] = {"Type": "AWS::Logs::LogGroup", "Properties": {
-        "LogGroupName": f"/sdctl/{cfg.stack_name}/api-access", "RetentionInDays": LOG_RETENTION_DAYS,
-        "KmsKeyId": getatt("TopicKey", "Arn")}}
-    r["ApiGatewayLogsRole"] = {"Type": "AWS::IAM::Role", "Condition": "OwnApiGatewayAccount", **RETAIN,
-                               "Properties": {
-        "RoleName": sub(api_logs_role_name(cfg.stack_name)),
-        "AssumeRolePolicyDocument": trust("apigateway.amazonaws.com"),
-        "ManagedPolicyArns": [sub("arn:${AWS::Partition}:iam::aws:policy/service-role/"
-                                  "AmazonAPIGatewayPushToCloudWatchLogs")]}}
-    r["ApiGatewayAccount"] = {"Type": "AWS::ApiGateway::Account", "Condition": "OwnApiGatewayAccount", **RETAIN,
-                              "Properties": {"CloudWatchRoleArn": getatt("ApiGatewayLogsRole", "Arn")}}
-    r["ApiStage"] = {"Type": "AWS::ApiGateway::Stage", "Properties": {
-        "RestApiId": ref("Api"), "DeploymentId": ref(deployment), "StageName": stage,
-        # Logging needs the account's CloudWatch role first; the reference orders the stage
-        # after it when this stack sets it (a DependsOn cannot name a conditional resource).
-        "Description": {"Fn::If": ["OwnApiGatewayAccount", sub("sdctl stage; account logging ${ApiGatewayAccount}"),
-                                   "sdctl stage"]},
-        "TracingEnabled": True,
-        "AccessLogSetting": {"DestinationArn": getatt("ApiAccessLogGroup", "Arn"), "Format": json.dumps({
-            "requestId": "$context.requestId", "ip": "$context.identity.sourceIp",
-            "apiKeyId": "$context.identity.apiKeyId", "method": "$context.httpMethod",
-            "path": "$context.path", "status": "$context.status", "latency": "$context.responseLatency",
-            "error": "$context.error.message"}, separators=(",", ":"))},
-        "MethodSettings": [{"ResourcePath": "/*", "HttpMethod": "*", "MetricsEnabled": True,
-                            "LoggingLevel": "ERROR", "DataTraceEnabled": False,
-                            "ThrottlingRateLimit": cfg.api.throttle.rate_limit,
-                            "ThrottlingBurstLimit": cfg.api.throttle.burst_limit}]}}
-    skip(r["ApiStage"], "CKV_AWS_120")
-    r["ApiKey"] = {"Type": "AWS::ApiGateway::ApiKey", "DependsOn": ["ApiStage"], "Properties": {
-        "Name": f"{cfg.stack_name}-key", "Enabled": True,
-        "Tags": [{"Key": CLIENT_TAG, "Value": DEFAULT_CLIENT}]}}
-    r["ApiUsagePlan"] = {"Type": "AWS::ApiGateway::UsagePlan", "DependsOn": ["ApiStage"], "Properties": {
-        "UsagePlanName": f"{cfg.stack_name}-plan",
-        "ApiStages": [{"ApiId": ref("Api"), "Stage": stage}],
-        "Throttle": {"RateLimit": cfg.api.throttle.rate_limit, "BurstLimit": cfg.api.throttle.burst_limit}}}
-    r["ApiUsagePlanKey"] = {"Type": "AWS::ApiGateway::UsagePlanKey", "Properties": {
-        "KeyId": ref("ApiKey"), "KeyType": "API_KEY", "UsagePlanId": ref("ApiUsagePlan")}}
-    o["ApiEndpoint"] = output(sub(f"https://${{Api}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/{stage}"),
-                              "POST {ApiEndpoint}/v1alpha2")
-    o["ApiId"] = output(ref("Api"))
-    o["ApiKeyId"] = output(ref("ApiKey"), "fetch its value with `sdctl status --show-key`")
-    return prune(tpl)
-
 
 def _deny_insecure(action: str, resource) -> dict:
     return {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": action,
             "Resource": resource, "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
-
-
-def deployment_id(tpl: dict) -> str:
-    """`ApiDeployment<hash>`: the hash covers every resource, method and integration of the API."""
-    import hashlib
-
-    shape = json.dumps({k: v for k, v in tpl["Resources"].items() if k == "Api" or k.startswith("ApiTasks")},
-                       sort_keys=True)
-    return "ApiDeployment" + hashlib.sha256(shape.encode()).hexdigest()[:10]
-
-
-def api_logs_role_name(stack: str) -> str:
-    """The name of the CloudWatch role this stack sets for API Gateway (so the deployer can tell
-    its own role from another stack's). ${AWS::Region}: IAM names are global."""
-    return f"{stack}-apigw-cloudwatch-${{AWS::Region}}"
