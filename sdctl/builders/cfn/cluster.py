@@ -54,11 +54,8 @@ def managed(name: str) -> dict:
 
 def cluster_template(cfg: Config, n: Names) -> dict:
     name = cfg.cluster_name
-    existing = cfg.cluster.existing
     tpl = template(f"sdctl {cfg.stack_name} cluster: EKS, Karpenter, KEDA and runtime IAM")
-    p = tpl["Parameters"]
-    r = tpl["Resources"]
-    o = tpl["Outputs"]
+    p, r, o = tpl["Parameters"], tpl["Resources"], tpl["Outputs"]
     p["ResultsTopicArn"] = {"Type": "String"}
     p["TopicKeyArn"] = {"Type": "String"}
     p["OutputBucket"] = {"Type": "String"}
@@ -67,91 +64,116 @@ def cluster_template(cfg: Config, n: Names) -> dict:
     for rt in cfg.runtimes:
         for priority in PRIORITIES:
             p[queue_arn_key(rt.name, priority)] = {"Type": "String", "Description": f"queue of runtime {rt.name}"}
-    cluster_name = name if existing else ref("Cluster")
-
-    if not existing:
-        p["PrivateSubnetIds"] = {"Type": "List<AWS::EC2::Subnet::Id>"}
-        p["AdminPrincipalArn"] = {"Type": "String", "Description": "IAM role or user given cluster-admin."}
-        p["PublicAccessCidrs"] = {"Type": "CommaDelimitedList",
-                                  "Description": "Who may reach the public API endpoint (default: the deployer's address)."}
-        r["ClusterRole"] = {"Type": "AWS::IAM::Role", "Properties": {
-            "AssumeRolePolicyDocument": trust("eks.amazonaws.com", ["sts:AssumeRole", "sts:TagSession"]),
-            "ManagedPolicyArns": [managed("AmazonEKSClusterPolicy")]}}
-        r["SecretsKey"] = {"Type": "AWS::KMS::Key", "Properties": {
-            "Description": f"sdctl {name}: Kubernetes secrets encryption", "EnableKeyRotation": True,
-            "KeyPolicy": policy(allow("kms:*", "*", Principal={
-                "AWS": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root")}))}}
-        r["Cluster"] = {"Type": "AWS::EKS::Cluster", "Properties": {
-            "Name": name, "Version": cfg.cluster.version, "RoleArn": getatt("ClusterRole", "Arn"),
-            "AccessConfig": {"AuthenticationMode": "API", "BootstrapClusterCreatorAdminPermissions": False},
-            "BootstrapSelfManagedAddons": False,
-            "ResourcesVpcConfig": {"SubnetIds": ref("PrivateSubnetIds"), "EndpointPublicAccess": True,
-                                   "EndpointPrivateAccess": True,
-                                   "PublicAccessCidrs": ref("PublicAccessCidrs")},
-            # Standard support only: extended support bills 6x the hourly price, by itself,
-            # once the version ages out (https://docs.aws.amazon.com/eks/latest/userguide/view-upgrade-policy.html).
-            "UpgradePolicy": {"SupportType": "STANDARD"},
-            "EncryptionConfig": [{"Resources": ["secrets"], "Provider": {"KeyArn": getatt("SecretsKey", "Arn")}}],
-            "Logging": {"ClusterLogging": {"EnabledTypes": [{"Type": t} for t in
-                                                            ("api", "audit", "authenticator")]}}}}
-        r["AdminAccess"] = {"Type": "AWS::EKS::AccessEntry", "Properties": {
-            "ClusterName": cluster_name, "PrincipalArn": ref("AdminPrincipalArn"), "Type": "STANDARD",
-            "AccessPolicies": [{"PolicyArn": sub("arn:${AWS::Partition}:eks::aws:cluster-access-policy/"
-                                                 "AmazonEKSClusterAdminPolicy"),
-                                "AccessScope": {"Type": "cluster"}}]}}
-        if cfg.cluster.admin_principal_arn:
-            # The principal that runs `sdctl deploy` installs the Helm releases after the stacks:
-            # with another admin named and the creator's own admin off, it would be locked out.
-            p["DeployerPrincipalArn"] = {"Type": "String", "Description": "IAM role or user that deploys."}
-            tpl.setdefault("Conditions", {})["DeployerIsNotAdmin"] = {"Fn::Not": [
-                {"Fn::Equals": [ref("AdminPrincipalArn"), ref("DeployerPrincipalArn")]}]}
-            r["DeployerAccess"] = {"Type": "AWS::EKS::AccessEntry", "Condition": "DeployerIsNotAdmin", "Properties": {
-                **r["AdminAccess"]["Properties"], "PrincipalArn": ref("DeployerPrincipalArn")}}
-        sys_nodes = cfg.cluster.system_nodes
-        r["SystemNodeRole"] = {"Type": "AWS::IAM::Role", "Properties": {
-            "AssumeRolePolicyDocument": _ec2_trust(),
-            "ManagedPolicyArns": [managed("AmazonEKSWorkerNodePolicy"), managed("AmazonEKS_CNI_Policy"),
-                                  managed("AmazonEC2ContainerRegistryPullOnly"),
-                                  managed("AmazonSSMManagedInstanceCore")]}}
-        r["SystemNodes"] = {"Type": "AWS::EKS::Nodegroup", "DependsOn": ["VpcCni", "PodIdentityAgent", "KubeProxy"],
-                            "Properties": {
-            "ClusterName": cluster_name, "NodegroupName": system_nodegroup_name(sys_nodes.instance_types, sys_nodes.arm64), "NodeRole": getatt("SystemNodeRole", "Arn"),
-            "Subnets": ref("PrivateSubnetIds"), "InstanceTypes": sys_nodes.instance_types,
-            "AmiType": "AL2023_ARM_64_STANDARD" if sys_nodes.arm64 else "AL2023_x86_64_STANDARD",
-            "CapacityType": "ON_DEMAND",
-            "ScalingConfig": {"MinSize": sys_nodes.count, "MaxSize": sys_nodes.count + 1,
-                              "DesiredSize": sys_nodes.count},
-            "Labels": {"sdctl.io/role": "system"}}}
-        for addon, lid in ADDON_IDS.items():
-            props = {"ClusterName": cluster_name, "AddonName": addon, "AddonVersion": versions.ADDONS[addon],
-                     "ResolveConflicts": "OVERWRITE"}
-            if addon == "vpc-cni":
-                props["ConfigurationValues"] = VPC_CNI_CONFIGURATION
-            res = {"Type": "AWS::EKS::Addon", "Properties": props}
-            if addon in ("coredns", "aws-mountpoint-s3-csi-driver"):
-                res["DependsOn"] = ["SystemNodes"]  # their pods need nodes to become healthy
-            if addon == "aws-mountpoint-s3-csi-driver" and cfg.model_bucket.name:
-                props["PodIdentityAssociations"] = [{"ServiceAccount": "s3-csi-driver-sa",
-                                                     "RoleArn": getatt("MountpointRole", "Arn")}]
-            r[lid] = res
-        o["ClusterEndpoint"] = output(getatt("Cluster", "Endpoint"))
-        o["ClusterArn"] = output(getatt("Cluster", "Arn"))
-        o["ClusterSecurityGroupId"] = output(getatt("Cluster", "ClusterSecurityGroupId"))
-
+    cluster_name = name if cfg.cluster.existing else ref("Cluster")
+    if not cfg.cluster.existing:
+        _control_plane(cfg, tpl)
+        _system_nodes(cfg, r, o, cluster_name)
     if cfg.model_bucket.name:
-        bucket = cfg.model_bucket.name
-        r["MountpointRole"] = {"Type": "AWS::IAM::Role", "Properties": {
-            "AssumeRolePolicyDocument": PODS_TRUST,
-            "Policies": [{"PolicyName": "read-models", "PolicyDocument": policy(
-                allow("s3:ListBucket", sub(f"arn:${{AWS::Partition}}:s3:::{bucket}")),
-                allow("s3:GetObject", sub(f"arn:${{AWS::Partition}}:s3:::{bucket}/*")),
-                # an SSE-KMS bucket's objects are read with its key (S3 User Guide, SSE-KMS:
-                # "you must have kms:Decrypt permission" to read them)
-                *([allow("kms:Decrypt", cfg.model_bucket.kms_key_arn)] if cfg.model_bucket.kms_key_arn else []))}]}}
-        if existing:
-            r["MountpointIdentity"] = _pod_identity(cluster_name, "kube-system", "s3-csi-driver-sa", "MountpointRole")
+        _model_bucket_reader(cfg, r, cluster_name)
+    _karpenter(name, r, cluster_name)
+    _keda_and_runtimes(cfg, r, o, cluster_name)
+    o["ClusterName"] = output(cluster_name)
+    o["KarpenterNodeRoleName"] = output(ref("KarpenterNodeRole"))
+    o["KarpenterControllerRoleArn"] = output(getatt("KarpenterControllerRole", "Arn"))
+    o["InterruptionQueueName"] = output(getatt("InterruptionQueue", "QueueName"))
+    o["KedaOperatorRoleArn"] = output(getatt("KedaOperatorRole", "Arn"))
+    return prune(tpl)
 
-    # -- Karpenter -----------------------------------------------------------------------------------
+
+def _control_plane(cfg: Config, tpl: dict) -> None:
+    """The EKS cluster (access entries only, secrets encrypted, standard support) and its admins."""
+    name, cluster_name = cfg.cluster_name, ref("Cluster")
+    p, r = tpl["Parameters"], tpl["Resources"]
+    p["PrivateSubnetIds"] = {"Type": "List<AWS::EC2::Subnet::Id>"}
+    p["AdminPrincipalArn"] = {"Type": "String", "Description": "IAM role or user given cluster-admin."}
+    p["PublicAccessCidrs"] = {"Type": "CommaDelimitedList",
+                              "Description": "Who may reach the public API endpoint (default: the deployer's address)."}
+    r["ClusterRole"] = {"Type": "AWS::IAM::Role", "Properties": {
+        "AssumeRolePolicyDocument": trust("eks.amazonaws.com", ["sts:AssumeRole", "sts:TagSession"]),
+        "ManagedPolicyArns": [managed("AmazonEKSClusterPolicy")]}}
+    r["SecretsKey"] = {"Type": "AWS::KMS::Key", "Properties": {
+        "Description": f"sdctl {name}: Kubernetes secrets encryption", "EnableKeyRotation": True,
+        "KeyPolicy": policy(allow("kms:*", "*", Principal={
+            "AWS": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root")}))}}
+    r["Cluster"] = {"Type": "AWS::EKS::Cluster", "Properties": {
+        "Name": name, "Version": cfg.cluster.version, "RoleArn": getatt("ClusterRole", "Arn"),
+        "AccessConfig": {"AuthenticationMode": "API", "BootstrapClusterCreatorAdminPermissions": False},
+        "BootstrapSelfManagedAddons": False,
+        "ResourcesVpcConfig": {"SubnetIds": ref("PrivateSubnetIds"), "EndpointPublicAccess": True,
+                               "EndpointPrivateAccess": True,
+                               "PublicAccessCidrs": ref("PublicAccessCidrs")},
+        # Standard support only: extended support bills 6x the hourly price, by itself,
+        # once the version ages out (https://docs.aws.amazon.com/eks/latest/userguide/view-upgrade-policy.html).
+        "UpgradePolicy": {"SupportType": "STANDARD"},
+        "EncryptionConfig": [{"Resources": ["secrets"], "Provider": {"KeyArn": getatt("SecretsKey", "Arn")}}],
+        "Logging": {"ClusterLogging": {"EnabledTypes": [{"Type": t} for t in
+                                                        ("api", "audit", "authenticator")]}}}}
+    r["AdminAccess"] = {"Type": "AWS::EKS::AccessEntry", "Properties": {
+        "ClusterName": cluster_name, "PrincipalArn": ref("AdminPrincipalArn"), "Type": "STANDARD",
+        "AccessPolicies": [{"PolicyArn": sub("arn:${AWS::Partition}:eks::aws:cluster-access-policy/"
+                                             "AmazonEKSClusterAdminPolicy"),
+                            "AccessScope": {"Type": "cluster"}}]}}
+    if cfg.cluster.admin_principal_arn:
+        # The principal that runs `sdctl deploy` installs the Helm releases after the stacks:
+        # with another admin named and the creator's own admin off, it would be locked out.
+        p["DeployerPrincipalArn"] = {"Type": "String", "Description": "IAM role or user that deploys."}
+        tpl.setdefault("Conditions", {})["DeployerIsNotAdmin"] = {"Fn::Not": [
+            {"Fn::Equals": [ref("AdminPrincipalArn"), ref("DeployerPrincipalArn")]}]}
+        r["DeployerAccess"] = {"Type": "AWS::EKS::AccessEntry", "Condition": "DeployerIsNotAdmin", "Properties": {
+            **r["AdminAccess"]["Properties"], "PrincipalArn": ref("DeployerPrincipalArn")}}
+
+
+def _system_nodes(cfg: Config, r: dict, o: dict, cluster_name) -> None:
+    """The on-demand node group for the controllers, and the add-ons."""
+    sys_nodes = cfg.cluster.system_nodes
+    r["SystemNodeRole"] = {"Type": "AWS::IAM::Role", "Properties": {
+        "AssumeRolePolicyDocument": _ec2_trust(),
+        "ManagedPolicyArns": [managed("AmazonEKSWorkerNodePolicy"), managed("AmazonEKS_CNI_Policy"),
+                              managed("AmazonEC2ContainerRegistryPullOnly"),
+                              managed("AmazonSSMManagedInstanceCore")]}}
+    r["SystemNodes"] = {"Type": "AWS::EKS::Nodegroup", "DependsOn": ["VpcCni", "PodIdentityAgent", "KubeProxy"],
+                        "Properties": {
+        "ClusterName": cluster_name, "NodegroupName": system_nodegroup_name(sys_nodes.instance_types, sys_nodes.arm64), "NodeRole": getatt("SystemNodeRole", "Arn"),
+        "Subnets": ref("PrivateSubnetIds"), "InstanceTypes": sys_nodes.instance_types,
+        "AmiType": "AL2023_ARM_64_STANDARD" if sys_nodes.arm64 else "AL2023_x86_64_STANDARD",
+        "CapacityType": "ON_DEMAND",
+        "ScalingConfig": {"MinSize": sys_nodes.count, "MaxSize": sys_nodes.count + 1,
+                          "DesiredSize": sys_nodes.count},
+        "Labels": {"sdctl.io/role": "system"}}}
+    for addon, lid in ADDON_IDS.items():
+        props = {"ClusterName": cluster_name, "AddonName": addon, "AddonVersion": versions.ADDONS[addon],
+                 "ResolveConflicts": "OVERWRITE"}
+        if addon == "vpc-cni":
+            props["ConfigurationValues"] = VPC_CNI_CONFIGURATION
+        res = {"Type": "AWS::EKS::Addon", "Properties": props}
+        if addon in ("coredns", "aws-mountpoint-s3-csi-driver"):
+            res["DependsOn"] = ["SystemNodes"]  # their pods need nodes to become healthy
+        if addon == "aws-mountpoint-s3-csi-driver" and cfg.model_bucket.name:
+            props["PodIdentityAssociations"] = [{"ServiceAccount": "s3-csi-driver-sa",
+                                                 "RoleArn": getatt("MountpointRole", "Arn")}]
+        r[lid] = res
+    o["ClusterEndpoint"] = output(getatt("Cluster", "Endpoint"))
+    o["ClusterArn"] = output(getatt("Cluster", "Arn"))
+    o["ClusterSecurityGroupId"] = output(getatt("Cluster", "ClusterSecurityGroupId"))
+
+
+def _model_bucket_reader(cfg: Config, r: dict, cluster_name) -> None:
+    """Mountpoint for S3's role: read the model bucket (with its key, if it has one)."""
+    bucket = cfg.model_bucket.name
+    r["MountpointRole"] = {"Type": "AWS::IAM::Role", "Properties": {
+        "AssumeRolePolicyDocument": PODS_TRUST,
+        "Policies": [{"PolicyName": "read-models", "PolicyDocument": policy(
+            allow("s3:ListBucket", sub(f"arn:${{AWS::Partition}}:s3:::{bucket}")),
+            allow("s3:GetObject", sub(f"arn:${{AWS::Partition}}:s3:::{bucket}/*")),
+            # an SSE-KMS bucket's objects are read with its key (S3 User Guide, SSE-KMS:
+            # "you must have kms:Decrypt permission" to read them)
+            *([allow("kms:Decrypt", cfg.model_bucket.kms_key_arn)] if cfg.model_bucket.kms_key_arn else []))}]}}
+    if cfg.cluster.existing:
+        r["MountpointIdentity"] = _pod_identity(cluster_name, "kube-system", "s3-csi-driver-sa", "MountpointRole")
+
+
+def _karpenter(name: str, r: dict, cluster_name) -> None:
+    """Karpenter's node role, its interruption queue and events, its controller's role."""
     r["KarpenterNodeRole"] = {"Type": "AWS::IAM::Role", "Properties": {
         "RoleName": karpenter_node_role(name), "AssumeRolePolicyDocument": _ec2_trust(),
         "ManagedPolicyArns": [managed("AmazonEKSWorkerNodePolicy"), managed("AmazonEKS_CNI_Policy"),
@@ -181,14 +203,15 @@ def cluster_template(cfg: Config, n: Names) -> dict:
             "InterruptionQueueArn": getatt("InterruptionQueue", "Arn")})}]}}
     r["KarpenterIdentity"] = _pod_identity(cluster_name, "kube-system", "karpenter", "KarpenterControllerRole")
 
-    # -- KEDA -----------------------------------------------------------------------------------------
+
+def _keda_and_runtimes(cfg: Config, r: dict, o: dict, cluster_name) -> None:
+    """KEDA reads queue depths; each runtime's workload role reads its lanes and writes results."""
     queue_arns = [ref(queue_arn_key(rt.name, pr)) for rt in cfg.runtimes for pr in PRIORITIES]
     r["KedaOperatorRole"] = {"Type": "AWS::IAM::Role", "Properties": {
         "AssumeRolePolicyDocument": PODS_TRUST,
         "Policies": [{"PolicyName": "read-queue-depth",
                       "PolicyDocument": policies.keda_operator(queue_arns)}]}}
     r["KedaIdentity"] = _pod_identity(cluster_name, "keda", "keda-operator", "KedaOperatorRole")
-
     # -- one workload role per runtime ----------------------------------------------------------------------
     for rt in cfg.runtimes:
         role = runtime_role_id(rt.name)
@@ -205,13 +228,6 @@ def cluster_template(cfg: Config, n: Names) -> dict:
         r[role.removesuffix("Role") + "Identity"] = _pod_identity(cluster_name, rt.namespace,
                                                                   runtime_service_account(rt.name), role)
         o[f"{role}Arn"] = output(getatt(role, "Arn"))
-
-    o["ClusterName"] = output(cluster_name)
-    o["KarpenterNodeRoleName"] = output(ref("KarpenterNodeRole"))
-    o["KarpenterControllerRoleArn"] = output(getatt("KarpenterControllerRole", "Arn"))
-    o["InterruptionQueueName"] = output(getatt("InterruptionQueue", "QueueName"))
-    o["KedaOperatorRoleArn"] = output(getatt("KedaOperatorRole", "Arn"))
-    return prune(tpl)
 
 
 def _ec2_trust() -> dict:
