@@ -173,16 +173,17 @@ def test_the_api_gateway_account_setting_is_set_only_where_unset(aws):
     """Defect 12: AWS::ApiGateway::Account is one per account and region. The edge stack sets
     it only when no CloudWatch role is set, or when the one set is its own."""
     from sdctl.builders.cfn.api import api_logs_role_name
+    from sdctl.execute import site
 
     apigw = aws.apigateway
-    assert deploy.existing_api_logs_role(apigw, "cyc", "us-west-2", owned=False) == ""
+    assert site.existing_api_logs_role(apigw, "cyc", "us-west-2", owned=False) == ""
     ours = "arn:aws:iam::123456789012:role/" + api_logs_role_name("cyc").replace("${AWS::Region}", "us-west-2")
     apigw.update_account(patchOperations=[{"op": "replace", "path": "/cloudwatchRoleArn", "value": ours}])
-    assert deploy.existing_api_logs_role(apigw, "cyc", "us-west-2", owned=True) == ""  # it keeps its own
-    assert deploy.existing_api_logs_role(apigw, "cyc", "us-west-2", owned=False) == ours  # retained earlier
+    assert site.existing_api_logs_role(apigw, "cyc", "us-west-2", owned=True) == ""  # it keeps its own
+    assert site.existing_api_logs_role(apigw, "cyc", "us-west-2", owned=False) == ours  # retained earlier
     theirs = "arn:aws:iam::123456789012:role/their-apigw-logs"
     apigw.update_account(patchOperations=[{"op": "replace", "path": "/cloudwatchRoleArn", "value": theirs}])
-    assert deploy.existing_api_logs_role(apigw, "cyc", "us-west-2", owned=True) == theirs
+    assert site.existing_api_logs_role(apigw, "cyc", "us-west-2", owned=True) == theirs
 
 
 def test_a_second_stack_leaves_the_first_ones_api_logging_alone(aws, env, tmp_path, existing_vpc):

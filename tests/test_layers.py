@@ -127,3 +127,22 @@ def test_no_test_module_imports_another():
     wrong = [f"{p.name} imports {dep}" for p in sorted(tests.glob("test_*.py"))
              for dep in imports(p, {}) if dep.startswith("tests.test_")]
     assert wrong == []
+
+
+def test_rooms_of_a_size():
+    """No module over 300 lines and no function over 80, so each can be read at once; the one
+    exception is the simulator's compiled loop (numba compiles one function: its state lives in
+    local arrays a split would pass through dozens of arguments)."""
+    exempt = {("sdctl/builders/sim/engine.py", "run")}
+    too_long = []
+    for path in modules().values():
+        text = path.read_text()
+        where = str(path.relative_to(ROOT))
+        if text.count("\n") > 300:
+            too_long.append((where, "module", text.count("\n")))
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.lineno + 1
+                if length > 80 and (where, node.name) not in exempt:
+                    too_long.append((where, node.name, length))
+    assert too_long == []

@@ -24,6 +24,21 @@ LOCAL_CAVEAT = ("these seconds per image were measured on the local stack, whose
                 "measure on a deployed stack, or pass --seconds-per-image")
 
 
+def _print_guidance(g: dict) -> None:
+    """The guidance's own cost table, sdctl's model under its assumptions, and what it leaves out."""
+    theirs = g["theirs"]
+    out.print(_table("The guidance's table (as printed, April 2024)", theirs["lines"], theirs["lines_sum"],
+                     {"their text says": f"{theirs['stated_total']:,.2f}"}))
+    rep = g["reproduced"]
+    out.print(_table("sdctl's model, with the guidance's assumptions", rep["lines"], rep["total"],
+                     {"difference": f"{g['difference_pct']:+.2f} % (vs their text "
+                                    f"{g['difference_vs_stated_pct']:+.2f} %)",
+                      "per image": f"{rep['per_image']:.6f}"}))
+    left = g["left_out"]
+    out.print(_table("What their table leaves out", left["lines"], left["total"],
+                     {"their total with it": f"{left['with_them']:,.2f}"}))
+
+
 def usd(value: float) -> str:
     """A unit price written out in plain decimals, as the price lists write them (3.5, 0.33,
     0.0000133334), never in exponent form."""
@@ -143,18 +158,7 @@ def cost(
         out.print(_compare(report["profiles"], cfg.profile))
         out.print(_price_performance(report["price_performance"], a))
     if guidance:
-        g = report["guidance"]
-        theirs = g["theirs"]
-        out.print(_table("The guidance's table (as printed, April 2024)", theirs["lines"], theirs["lines_sum"],
-                         {"their text says": f"{theirs['stated_total']:,.2f}"}))
-        rep = g["reproduced"]
-        out.print(_table("sdctl's model, with the guidance's assumptions", rep["lines"], rep["total"],
-                         {"difference": f"{g['difference_pct']:+.2f} % (vs their text "
-                                        f"{g['difference_vs_stated_pct']:+.2f} %)",
-                          "per image": f"{rep['per_image']:.6f}"}))
-        left = g["left_out"]
-        out.print(_table("What their table leaves out", left["lines"], left["total"],
-                         {"their total with it": f"{left['with_them']:,.2f}"}))
+        _print_guidance(report["guidance"])
     title = (f"Stack {cfg.stack_name} ({cfg.profile}): {a.images:,} images, {a.seconds_per_image} s each, "
              f"{a.instance} {a.capacity}")
     if not compare:  # the comparison above already holds this config's column

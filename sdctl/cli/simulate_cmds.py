@@ -68,7 +68,6 @@ def simulate(
 
     from sdctl.builders.sim import knobs as kn
     from sdctl.builders.sim import run as sim
-    from sdctl.builders.sim import traffic
     from sdctl.config import load
 
     cfg = load(config_arg(ctx, config))
@@ -86,38 +85,14 @@ def simulate(
     span = kn.parse_seconds(duration)
     if not 0 < span <= 90 * 86400:
         raise UsageError(f"--duration {duration} must be more than 0 and at most 90d")
-    services = None
-    if trace:
-        arrivals, services = traffic.parse_trace(trace.read_text(), trace.name, runtime=rt.name)
-        span = max(span, float(arrivals[-1]) + 1) if arrivals.size else span
-    else:
-        profile = traffic.Profile(rate=traffic.parse_rate(rate) if rate else 0.0, diurnal=diurnal,
-                                  bursts=tuple(traffic.parse_burst(b) for b in burst or []),
-                                  burst_rate=float(cfg.api.throttle.rate_limit))
-        arrivals = traffic.generate(profile, span, kn.rng(k.seed, "arrivals"))
-    if arrivals.size > 50_000_000:
-        raise UsageError(f"{arrivals.size:,} tasks is more than the 50 million one run takes")
+    arrivals, services, span = _arrivals(cfg, rt, k, span, rate=rate, diurnal=diurnal, burst=burst, trace=trace)
     pricing = sim.pricing_for(cfg, rt)
 
     def one(knobs):
         return sim.simulate(knobs, arrivals, duration=span, services=services, pricing=pricing)
 
     report = {"runtime": rt.name, "instance": pricing["instance"], "knobs": sim.knob_table(k)}
-    if sweep:
-        rows = sim.sweep(k, sweep, one)
-        report["sweep"] = [{"setting": r["setting"], **_brief(r["result"])} for r in rows]
-        if target_p95:
-            goal = kn.parse_seconds(target_p95)
-            best = sim.cheapest_meeting(rows, goal)
-            report["target_p95_seconds"] = goal
-            report["cheapest"] = None if best is None else {"setting": best["setting"], **_brief(best["result"])}
-        result = (sim.cheapest_meeting(rows, kn.parse_seconds(target_p95)) if target_p95 else None) or rows[0]
-        result = result["result"]
-    else:
-        if target_p95:
-            raise UsageError("--target-p95 needs --sweep (the settings to choose from)")
-        result = one(k)
-        report["result"] = {x: v for x, v in result.items() if x != "timeline"}
+    result = _results(report, k, sweep, target_p95, one)
     if plot or html:
         from sdctl.cli import sim_plot
 
@@ -133,6 +108,49 @@ def simulate(
     for path in (plot, html):
         if path:
             err.print(f"[dim]wrote {path}[/]")
+
+
+def _arrivals(cfg, rt, k, span: float, *, rate, diurnal, burst, trace):
+    """The arrival times (and, from a trace, each task's seconds), and the span they cover."""
+    from sdctl.builders.sim import knobs as kn
+    from sdctl.builders.sim import traffic
+
+    services = None
+    if trace:
+        arrivals, services = traffic.parse_trace(trace.read_text(), trace.name, runtime=rt.name)
+        span = max(span, float(arrivals[-1]) + 1) if arrivals.size else span
+    else:
+        profile = traffic.Profile(rate=traffic.parse_rate(rate) if rate else 0.0, diurnal=diurnal,
+                                  bursts=tuple(traffic.parse_burst(b) for b in burst or []),
+                                  burst_rate=float(cfg.api.throttle.rate_limit))
+        arrivals = traffic.generate(profile, span, kn.rng(k.seed, "arrivals"))
+    if arrivals.size > 50_000_000:
+        raise UsageError(f"{arrivals.size:,} tasks is more than the 50 million one run takes")
+    return arrivals, services, span
+
+
+def _results(report: dict, k, sweep, target_p95, one) -> dict:
+    """One run, or with --sweep every combination (and the cheapest meeting --target-p95, which is
+    the result shown); the report gains what the user asked for."""
+    from sdctl.builders.sim import knobs as kn
+    from sdctl.builders.sim import run as sim
+
+    if sweep:
+        rows = sim.sweep(k, sweep, one)
+        report["sweep"] = [{"setting": r["setting"], **_brief(r["result"])} for r in rows]
+        if target_p95:
+            goal = kn.parse_seconds(target_p95)
+            best = sim.cheapest_meeting(rows, goal)
+            report["target_p95_seconds"] = goal
+            report["cheapest"] = None if best is None else {"setting": best["setting"], **_brief(best["result"])}
+        result = (sim.cheapest_meeting(rows, kn.parse_seconds(target_p95)) if target_p95 else None) or rows[0]
+        return result["result"]
+    else:
+        if target_p95:
+            raise UsageError("--target-p95 needs --sweep (the settings to choose from)")
+        result = one(k)
+        report["result"] = {x: v for x, v in result.items() if x != "timeline"}
+        return result
 
 
 def _pair(text: str, flag: str) -> tuple[str, str]:

@@ -64,44 +64,49 @@ def _b64(png: bytes) -> str:
     return base64.b64encode(png).decode("ascii")
 
 
-def create_app(engine: Engine) -> Starlette:
-    def title() -> str:
-        return engine.model
+class Api:
+    """The AUTOMATIC1111-compatible endpoints over one Engine (and sdctl's batch extension)."""
 
-    def run(fn, *args):
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def title(self) -> str:
+        return self.engine.model
+
+    def run(self, fn, *args):
         """Await `fn(*args)` on the engine's torch thread (never on the event loop, never on a
         thread of the server's pool: see Engine)."""
         import asyncio
 
-        return asyncio.wrap_future(engine.submit(fn, *args))
+        return asyncio.wrap_future(self.engine.submit(fn, *args))
 
-    async def txt2img(request: Request):
+    async def txt2img(self, request: Request):
         req = await _json(request)
-        images, info = await run(engine.txt2img, req)
+        images, info = await self.run(self.engine.txt2img, req)
         return JSONResponse({"images": [_b64(i) for i in images], "parameters": req, "info": json.dumps(info)})
 
-    async def txt2img_batch(request: Request):
+    async def txt2img_batch(self, request: Request):
         """sdctl's extension: several tasks' txt2img requests in one pipeline call."""
         body = await _json(request)
         reqs = body.get("requests")
         if not isinstance(reqs, list) or not all(isinstance(r, dict) for r in reqs):
             raise RequestError("requests must be a list of txt2img request objects")
-        results = await run(engine.txt2img_many, reqs)
+        results = await self.run(self.engine.txt2img_many, reqs)
         return JSONResponse({"results": [
             {"images": [_b64(i) for i in images], "parameters": req, "info": json.dumps(info)}
             for req, (images, info) in zip(reqs, results, strict=True)]})
 
-    async def img2img(request: Request):
+    async def img2img(self, request: Request):
         req = await _json(request)
         inits = req.get("init_images")
         if not isinstance(inits, list) or not inits:
             raise RequestError("init_images must be a non-empty list of base64 images")
         init = _decode_image(inits[0], "init_images[0]")
-        images, info = await run(engine.img2img, req, init)
+        images, info = await self.run(self.engine.img2img, req, init)
         shown = {k: v for k, v in req.items() if k != "init_images"}
         return JSONResponse({"images": [_b64(i) for i in images], "parameters": shown, "info": json.dumps(info)})
 
-    async def extra_single_image(request: Request):
+    async def extra_single_image(self, request: Request):
         req = await _json(request)
         image = _decode_image(req.get("image"), "image")
         out = upscale(image, req)
@@ -109,29 +114,29 @@ def create_app(engine: Engine) -> Starlette:
         out.save(buf, format="PNG")
         return JSONResponse({"image": _b64(buf.getvalue()), "html_info": f"<p>{out.width}x{out.height}</p>"})
 
-    async def options(request: Request):
+    async def options(self, request: Request):
         if request.method == "GET":
-            return JSONResponse({"sd_model_checkpoint": title(), "samples_format": "png"})
+            return JSONResponse({"sd_model_checkpoint": self.title(), "samples_format": "png"})
         req = await _json(request)
         name = req.get("sd_model_checkpoint")
         if name is not None:
-            target = engine.resolve(str(name))
-            if target.split("/")[-1] != engine.model:
-                await run(engine.load, target)
+            target = self.engine.resolve(str(name))
+            if target.split("/")[-1] != self.engine.model:
+                await self.run(self.engine.load, target)
         return JSONResponse(None)
 
-    async def sd_models(request: Request):
+    async def sd_models(self, request: Request):
         return JSONResponse([
             {"title": n, "model_name": n.rsplit(".", 1)[0], "hash": None, "sha256": None,
              "filename": n, "config": None}
-            for n in engine.available()
+            for n in self.engine.available()
         ])
 
-    async def refresh(request: Request):
+    async def refresh(self, request: Request):
         return JSONResponse(None)
 
-    async def progress(request: Request):
-        p = engine.progress
+    async def progress(self, request: Request):
+        p = self.engine.progress
         busy = bool(p.job)
         done = 0.0
         if busy and p.sampling_steps and p.job_count:
@@ -145,35 +150,38 @@ def create_app(engine: Engine) -> Starlette:
                       "sampling_steps": p.sampling_steps},
         })
 
-    async def interrupt(request: Request):
-        engine.interrupt()
+    async def interrupt(self, request: Request):
+        self.engine.interrupt()
         return JSONResponse({})
 
-    async def memory(request: Request):
+    async def memory(self, request: Request):
         return JSONResponse({"ram": _ram(), "cuda": _cuda()})
 
-    async def ping(request: Request):
-        return JSONResponse({"status": "ok", "model": title()})
+    async def ping(self, request: Request):
+        return JSONResponse({"status": "ok", "model": self.title()})
 
-    async def ready(request: Request):
+    async def ready(self, request: Request):
         """Ready (the port opens only after load and warm-up), with how long each start phase
         took and how the pipeline runs (device, dtype, recipes)."""
-        return JSONResponse({"status": "ready", "model": title(), "start_seconds": engine.phases,
-                             "accel": engine.accel.to_dict()})
+        return JSONResponse({"status": "ready", "model": self.title(), "start_seconds": self.engine.phases,
+                             "accel": self.engine.accel.to_dict()})
 
+
+def create_app(engine: Engine) -> Starlette:
+    api = Api(engine)
     routes = [
-        Route("/sdapi/v1/txt2img", txt2img, methods=["POST"]),
-        Route("/sdapi/v1/img2img", img2img, methods=["POST"]),
-        Route("/sdapi/v1/extra-single-image", extra_single_image, methods=["POST"]),
-        Route("/sdapi/v1/options", options, methods=["GET", "POST"]),
-        Route("/sdapi/v1/sd-models", sd_models, methods=["GET"]),
-        Route("/sdapi/v1/refresh-checkpoints", refresh, methods=["POST"]),
-        Route("/sdapi/v1/progress", progress, methods=["GET"]),
-        Route("/sdapi/v1/interrupt", interrupt, methods=["POST"]),
-        Route("/sdapi/v1/memory", memory, methods=["GET"]),
-        Route("/internal/ping", ping, methods=["GET"]),
-        Route("/readyz", ready, methods=["GET"]),
-        Route("/sdctl/v1/txt2img-batch", txt2img_batch, methods=["POST"]),
+        Route("/sdapi/v1/txt2img", api.txt2img, methods=["POST"]),
+        Route("/sdapi/v1/img2img", api.img2img, methods=["POST"]),
+        Route("/sdapi/v1/extra-single-image", api.extra_single_image, methods=["POST"]),
+        Route("/sdapi/v1/options", api.options, methods=["GET", "POST"]),
+        Route("/sdapi/v1/sd-models", api.sd_models, methods=["GET"]),
+        Route("/sdapi/v1/refresh-checkpoints", api.refresh, methods=["POST"]),
+        Route("/sdapi/v1/progress", api.progress, methods=["GET"]),
+        Route("/sdapi/v1/interrupt", api.interrupt, methods=["POST"]),
+        Route("/sdapi/v1/memory", api.memory, methods=["GET"]),
+        Route("/internal/ping", api.ping, methods=["GET"]),
+        Route("/readyz", api.ready, methods=["GET"]),
+        Route("/sdctl/v1/txt2img-batch", api.txt2img_batch, methods=["POST"]),
     ]
 
     async def request_error(request: Request, exc: RequestError):

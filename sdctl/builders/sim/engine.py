@@ -16,59 +16,35 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from sdctl.builders.sim import layout as ix  # where each parameter and counter lives
+from sdctl.builders.sim import pods as pd
 from sdctl.builders.sim.controllers import hpa_next, hpa_recommendation, keda_next
-from sdctl.builders.sim.pods import (  # noqa: F401 - the states are the engine's too
-    DRAINING,
-    ENDING,
-    FREE,
-    LAUNCHING,
-    NONE,
-    PENDING,
-    READY,
-    STARTING,
-    UP,
-    _alive,
-    _rebuild,
-    _release,
-    _sift_down,
-)
-
-# indices into the float parameter vector (see params.Engine.vector)
-(P_POLL, P_SYNC, P_TOL, P_TARGET, P_INFLIGHT, P_ACTIVATION, P_COOLDOWN, P_MIN, P_MAX, P_UP_PODS, P_UP_PCT,
- P_DOWN_WINDOW, P_LAUNCH, P_PULL, P_LOAD, P_PODS_PER_NODE, P_NODE_CAP, P_CONSOLIDATE, P_SPOT_FRACTION,
- P_SPOT_RATE, P_NOTICE, P_BATCH, P_BATCH_SPEEDUP, P_EXPIRE, P_DRAIN, P_SAMPLE, P_SEED, P_WARM) = range(28)
-N_PARAMS = 28
-
-# indices into the counters result
-(C_SERVED, C_EXPIRED, C_UNSERVED, C_CUT, C_LAUNCHES, C_INTERRUPTIONS, C_SPOT_SECONDS, C_OD_SECONDS,
- C_BUSY_SECONDS, C_END, C_BATCHES) = range(11)
-N_COUNTERS = 11
 
 
 @njit(cache=True)
 def run(arrivals, service, prm):
     """Simulate. Returns (wait, e2e, counters, timeline); wait/e2e are NaN for tasks that
     expired or were never served, timeline rows are (t, queued, busy, replicas, ready, nodes)."""
-    np.random.seed(int(prm[P_SEED]))
+    np.random.seed(int(prm[ix.P_SEED]))
     n = arrivals.shape[0]
     wait = np.full(n, np.nan, dtype=np.float32)
     e2e = np.full(n, np.nan, dtype=np.float32)
-    counters = np.zeros(N_COUNTERS)
+    counters = np.zeros(ix.N_COUNTERS)
 
-    poll = max(1, int(prm[P_POLL]))
-    sync = max(1, int(prm[P_SYNC]))
-    tol, target, inflight_counts = prm[P_TOL], prm[P_TARGET], prm[P_INFLIGHT] > 0
-    activation, cooldown = prm[P_ACTIVATION], prm[P_COOLDOWN]
-    min_r, max_r = int(prm[P_MIN]), int(prm[P_MAX])
-    up_pods, up_pct = int(prm[P_UP_PODS]), prm[P_UP_PCT]
-    window = max(1, int(prm[P_DOWN_WINDOW]) // sync + 1)
-    launch, pull, load = prm[P_LAUNCH], prm[P_PULL], prm[P_LOAD]
-    per_node, node_cap = max(1, int(prm[P_PODS_PER_NODE])), max(1, int(prm[P_NODE_CAP]))
-    consolidate, spot_fraction, spot_rate, notice = prm[P_CONSOLIDATE], prm[P_SPOT_FRACTION], prm[P_SPOT_RATE], \
-        prm[P_NOTICE]
-    batch, batch_speedup = max(1, int(prm[P_BATCH])), prm[P_BATCH_SPEEDUP]
-    expire, drain = prm[P_EXPIRE], prm[P_DRAIN]  # drain: the last tick
-    sample = max(1, int(prm[P_SAMPLE]))
+    poll = max(1, int(prm[ix.P_POLL]))
+    sync = max(1, int(prm[ix.P_SYNC]))
+    tol, target, inflight_counts = prm[ix.P_TOL], prm[ix.P_TARGET], prm[ix.P_INFLIGHT] > 0
+    activation, cooldown = prm[ix.P_ACTIVATION], prm[ix.P_COOLDOWN]
+    min_r, max_r = int(prm[ix.P_MIN]), int(prm[ix.P_MAX])
+    up_pods, up_pct = int(prm[ix.P_UP_PODS]), prm[ix.P_UP_PCT]
+    window = max(1, int(prm[ix.P_DOWN_WINDOW]) // sync + 1)
+    launch, pull, load = prm[ix.P_LAUNCH], prm[ix.P_PULL], prm[ix.P_LOAD]
+    per_node, node_cap = max(1, int(prm[ix.P_PODS_PER_NODE])), max(1, int(prm[ix.P_NODE_CAP]))
+    consolidate, spot_fraction, spot_rate, notice = prm[ix.P_CONSOLIDATE], prm[ix.P_SPOT_FRACTION], prm[ix.P_SPOT_RATE], \
+        prm[ix.P_NOTICE]
+    batch, batch_speedup = max(1, int(prm[ix.P_BATCH])), prm[ix.P_BATCH_SPEEDUP]
+    expire, drain = prm[ix.P_EXPIRE], prm[ix.P_DRAIN]  # drain: the last tick
+    sample = max(1, int(prm[ix.P_SAMPLE]))
 
     pmax = 2 * max_r + 2
     nmax = min(node_cap, pmax) + max_r + 2
@@ -96,19 +72,19 @@ def run(arrivals, service, prm):
     rows = 0
 
     replicas = 0
-    if prm[P_WARM] > 0 and min_r > 0:
+    if prm[ix.P_WARM] > 0 and min_r > 0:
         replicas = min_r
         for p in range(min_r):
             node = p // per_node
-            if node_state[node] == FREE:
-                node_state[node] = UP
+            if node_state[node] == pd.FREE:
+                node_state[node] = pd.UP
                 node_spot[node] = 1 if np.random.random() < spot_fraction else 0
                 if node_spot[node] == 1 and spot_rate > 0:
                     node_notice[node] = np.random.exponential(3600.0 / spot_rate)
             node_pods[node] += 1
-            pod_state[p] = READY
+            pod_state[p] = pd.READY
             pod_node[p] = node
-    size = _rebuild(ht, hp, pod_state, pod_free)
+    size = pd._rebuild(ht, hp, pod_state, pod_free)
     dirty = False
     nxt = 0  # next task to start (tasks start in arrival order)
     narr = 0  # tasks arrived so far
@@ -117,7 +93,7 @@ def run(arrivals, service, prm):
     for tick in range(1, horizon + 1):
         t = float(tick)
         if dirty:
-            size = _rebuild(ht, hp, pod_state, pod_free)
+            size = pd._rebuild(ht, hp, pod_state, pod_free)
             dirty = False
         # 1. serve, exactly, every task that can start before this tick
         while nxt < n and arrivals[nxt] < t and size > 0:
@@ -128,7 +104,7 @@ def run(arrivals, service, prm):
                 break
             if start - a > expire:
                 nxt += 1
-                counters[C_EXPIRED] += 1
+                counters[ix.C_EXPIRED] += 1
                 continue
             k = 1
             dur = service[nxt]
@@ -137,22 +113,22 @@ def run(arrivals, service, prm):
                 k += 1
             if k > 1:
                 dur = dur / (1.0 + (batch_speedup - 1.0) * (k - 1) / (batch - 1))
-                counters[C_BATCHES] += 1
+                counters[ix.C_BATCHES] += 1
             end = start + dur
             for j in range(nxt, nxt + k):
                 wait[j] = start - arrivals[j]
                 e2e[j] = end - arrivals[j]
-            counters[C_SERVED] += k
-            counters[C_BUSY_SECONDS] += dur
+            counters[ix.C_SERVED] += k
+            counters[ix.C_BUSY_SECONDS] += dur
             nxt += k
             p = hp[0]
             pod_free[p] = end
             ht[0] = end
-            _sift_down(ht, hp, size, 0)
+            pd._sift_down(ht, hp, size, 0)
         # expire what waited too long while no pod could take it
         while nxt < n and arrivals[nxt] < t - expire and (size == 0 or ht[0] >= t):
             nxt += 1
-            counters[C_EXPIRED] += 1
+            counters[ix.C_EXPIRED] += 1
         while narr < n and arrivals[narr] < t:
             narr += 1
         queued = narr - nxt
@@ -160,37 +136,37 @@ def run(arrivals, service, prm):
         # 2. nodes: registration, spot notices, termination, consolidation
         for node in range(nmax):
             st = node_state[node]
-            if st == LAUNCHING and node_up[node] <= t:
-                node_state[node] = UP
-            elif st == UP and node_notice[node] <= t:
-                node_state[node] = ENDING
+            if st == pd.LAUNCHING and node_up[node] <= t:
+                node_state[node] = pd.UP
+            elif st == pd.UP and node_notice[node] <= t:
+                node_state[node] = pd.ENDING
                 node_end[node] = node_notice[node] + notice
-                counters[C_INTERRUPTIONS] += 1
+                counters[ix.C_INTERRUPTIONS] += 1
                 for p in range(pmax):
-                    if pod_node[p] == node and pod_state[p] != NONE:
-                        if pod_state[p] == READY:
-                            pod_state[p] = DRAINING
+                    if pod_node[p] == node and pod_state[p] != pd.NONE:
+                        if pod_state[p] == pd.READY:
+                            pod_state[p] = pd.DRAINING
                             dirty = True
-                        elif pod_state[p] != DRAINING:
-                            pod_state[p] = NONE
+                        elif pod_state[p] != pd.DRAINING:
+                            pod_state[p] = pd.NONE
                             pod_node[p] = -1
                             node_pods[node] -= 1
-            if node_state[node] == ENDING and node_end[node] <= t:
+            if node_state[node] == pd.ENDING and node_end[node] <= t:
                 for p in range(pmax):
-                    if pod_node[p] == node and pod_state[p] != NONE:
+                    if pod_node[p] == node and pod_state[p] != pd.NONE:
                         if pod_free[p] > t:
-                            counters[C_CUT] += 1
-                        pod_state[p] = NONE
+                            counters[ix.C_CUT] += 1
+                        pod_state[p] = pd.NONE
                         pod_node[p] = -1
                 node_pods[node] = 0
-                node_state[node] = FREE
+                node_state[node] = pd.FREE
                 secs = t - node_start[node]
-                counters[C_SPOT_SECONDS if node_spot[node] else C_OD_SECONDS] += secs
+                counters[ix.C_SPOT_SECONDS if node_spot[node] else ix.C_OD_SECONDS] += secs
                 node_notice[node] = np.inf
                 node_end[node] = np.inf
-            elif node_state[node] == UP and node_pods[node] == 0 and t - node_empty[node] >= consolidate:
-                node_state[node] = FREE
-                counters[C_SPOT_SECONDS if node_spot[node] else C_OD_SECONDS] += t - node_start[node]
+            elif node_state[node] == pd.UP and node_pods[node] == 0 and t - node_empty[node] >= consolidate:
+                node_state[node] = pd.FREE
+                counters[ix.C_SPOT_SECONDS if node_spot[node] else ix.C_OD_SECONDS] += t - node_start[node]
                 node_notice[node] = np.inf
 
         # 3. pods: start on registered nodes, become ready, finish draining
@@ -199,23 +175,23 @@ def run(arrivals, service, prm):
         ready = 0
         for p in range(pmax):
             st = pod_state[p]
-            if st == PENDING and pod_node[p] >= 0 and node_state[pod_node[p]] == UP:
+            if st == pd.PENDING and pod_node[p] >= 0 and node_state[pod_node[p]] == pd.UP:
                 node = pod_node[p]
-                pod_state[p] = STARTING
+                pod_state[p] = pd.STARTING
                 pod_ready[p] = max(t, node_image[node]) + load
-            elif st == DRAINING and pod_free[p] <= t:
-                _release(p, t, pod_state, pod_node, node_pods, node_empty)
-            if pod_state[p] == STARTING and pod_ready[p] <= t:
-                pod_state[p] = READY
+            elif st == pd.DRAINING and pod_free[p] <= t:
+                pd._release(p, t, pod_state, pod_node, node_pods, node_empty)
+            if pod_state[p] == pd.STARTING and pod_ready[p] <= t:
+                pod_state[p] = pd.READY
                 pod_free[p] = t
                 dirty = True
             st = pod_state[p]
-            if st == READY or st == DRAINING:
+            if st == pd.READY or st == pd.DRAINING:
                 if pod_free[p] > t:
                     busy += 1
-            if st == PENDING or st == STARTING or st == READY:
+            if st == pd.PENDING or st == pd.STARTING or st == pd.READY:
                 live += 1
-            if st == READY:
+            if st == pd.READY:
                 ready += 1
 
         # 4. KEDA every polling interval, the HPA every sync period
@@ -244,54 +220,54 @@ def run(arrivals, service, prm):
             for p in range(pmax):  # unscheduled first, then starting, then the newest ready
                 st = pod_state[p]
                 r = -1
-                if st == PENDING:
+                if st == pd.PENDING:
                     r = 3
-                elif st == STARTING:
+                elif st == pd.STARTING:
                     r = 2
-                elif st == READY:
+                elif st == pd.READY:
                     r = 1
                 if r > rank or (r == rank and r >= 0 and pod_ready[p] > pod_ready[victim]):
                     rank = r
                     victim = p
             if victim < 0 or rank < 0:
                 break
-            if pod_state[victim] == READY:
-                pod_state[victim] = DRAINING
+            if pod_state[victim] == pd.READY:
+                pod_state[victim] = pd.DRAINING
                 dirty = True
             else:
-                _release(victim, t, pod_state, pod_node, node_pods, node_empty)
+                pd._release(victim, t, pod_state, pod_node, node_pods, node_empty)
             live -= 1
         while live < replicas:
             slot = -1
             for p in range(pmax):
-                if pod_state[p] == NONE:
+                if pod_state[p] == pd.NONE:
                     slot = p
                     break
             if slot < 0:
                 break
-            pod_state[slot] = PENDING
+            pod_state[slot] = pd.PENDING
             pod_node[slot] = -1
             live += 1
         # 6. Karpenter: bind pending pods to nodes with room, launch nodes for the rest
         for p in range(pmax):
-            if pod_state[p] != PENDING or pod_node[p] >= 0:
+            if pod_state[p] != pd.PENDING or pod_node[p] >= 0:
                 continue
             chosen = -1
             for node in range(nmax):
                 st = node_state[node]
-                if (st == UP or st == LAUNCHING) and node_pods[node] < per_node:
+                if (st == pd.UP or st == pd.LAUNCHING) and node_pods[node] < per_node:
                     chosen = node
                     break
             if chosen < 0:
-                if _alive(node_state) >= node_cap:
+                if pd._alive(node_state) >= node_cap:
                     continue
                 for node in range(nmax):
-                    if node_state[node] == FREE:
+                    if node_state[node] == pd.FREE:
                         chosen = node
                         break
                 if chosen < 0:
                     continue
-                node_state[chosen] = LAUNCHING
+                node_state[chosen] = pd.LAUNCHING
                 node_start[chosen] = t
                 node_up[chosen] = t + launch
                 node_image[chosen] = t + launch + pull
@@ -299,7 +275,7 @@ def run(arrivals, service, prm):
                 node_notice[chosen] = np.inf
                 if node_spot[chosen] == 1 and spot_rate > 0:
                     node_notice[chosen] = t + np.random.exponential(3600.0 / spot_rate)
-                counters[C_LAUNCHES] += 1
+                counters[ix.C_LAUNCHES] += 1
             pod_node[p] = chosen
             node_pods[chosen] += 1
 
@@ -309,15 +285,15 @@ def run(arrivals, service, prm):
             timeline[rows, 2] = busy
             timeline[rows, 3] = replicas
             timeline[rows, 4] = ready
-            timeline[rows, 5] = _alive(node_state)
+            timeline[rows, 5] = pd._alive(node_state)
             rows += 1
-        if t > t_last and nxt >= n and busy == 0 and live == 0 and _alive(node_state) == 0:
+        if t > t_last and nxt >= n and busy == 0 and live == 0 and pd._alive(node_state) == 0:
             break
 
     t_end = float(tick)
     for node in range(nmax):  # bill what is still up
-        if node_state[node] != FREE:
-            counters[C_SPOT_SECONDS if node_spot[node] else C_OD_SECONDS] += t_end - node_start[node]
-    counters[C_UNSERVED] = n - nxt
-    counters[C_END] = t_end
+        if node_state[node] != pd.FREE:
+            counters[ix.C_SPOT_SECONDS if node_spot[node] else ix.C_OD_SECONDS] += t_end - node_start[node]
+    counters[ix.C_UNSERVED] = n - nxt
+    counters[ix.C_END] = t_end
     return wait, e2e, counters, timeline[:rows]

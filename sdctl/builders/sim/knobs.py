@@ -192,7 +192,7 @@ def service_times(k: Knobs, n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def vector(k: Knobs, horizon: float, sample: int) -> np.ndarray:
-    from sdctl.builders.sim import engine as e
+    from sdctl.builders.sim import layout as e
 
     v = np.zeros(e.N_PARAMS)
     v[e.P_POLL], v[e.P_SYNC], v[e.P_TOL] = k.polling_seconds, k.hpa_sync_seconds, k.hpa_tolerance

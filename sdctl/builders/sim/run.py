@@ -9,6 +9,7 @@ import numpy as np
 
 from sdctl.builders import cost as cost_model
 from sdctl.builders.sim import knobs as kn
+from sdctl.builders.sim import layout
 from sdctl.builders.sim.knobs import Knobs
 from sdctl.errors import UsageError
 
@@ -62,24 +63,24 @@ def simulate(k: Knobs, arrivals: np.ndarray, *, duration: float, services: np.nd
     def pct(x, q):
         return round(float(np.percentile(x, q)), 3) if x.size else None
 
-    spot_h, od_h = float(c[engine.C_SPOT_SECONDS]) / 3600, float(c[engine.C_OD_SECONDS]) / 3600
+    spot_h, od_h = float(c[layout.C_SPOT_SECONDS]) / 3600, float(c[layout.C_OD_SECONDS]) / 3600
     result = {
         "tasks": n,
-        "completed": int(c[engine.C_SERVED]),
-        "expired": int(c[engine.C_EXPIRED]),
-        "unserved": int(c[engine.C_UNSERVED]),
-        "cut_by_interruption": int(c[engine.C_CUT]),
+        "completed": int(c[layout.C_SERVED]),
+        "expired": int(c[layout.C_EXPIRED]),
+        "unserved": int(c[layout.C_UNSERVED]),
+        "cut_by_interruption": int(c[layout.C_CUT]),
         "wait_seconds": {"mean": round(float(served.mean()), 3) if served.size else None,
                          "p50": pct(served, 50), "p95": pct(served, 95), "p99": pct(served, 99),
                          "max": round(float(served.max()), 3) if served.size else None},
         "end_to_end_seconds": {"p50": pct(done, 50), "p95": pct(done, 95), "p99": pct(done, 99)},
         "gpu_node_hours": {"spot": round(spot_h, 3), "on-demand": round(od_h, 3)},
-        "gpu_busy_fraction": round(float(c[engine.C_BUSY_SECONDS]) / max(1e-9, (spot_h + od_h) * 3600), 4),
-        "node_launches": int(c[engine.C_LAUNCHES]),
-        "spot_interruptions": int(c[engine.C_INTERRUPTIONS]),
-        "batched_calls": int(c[engine.C_BATCHES]),
+        "gpu_busy_fraction": round(float(c[layout.C_BUSY_SECONDS]) / max(1e-9, (spot_h + od_h) * 3600), 4),
+        "node_launches": int(c[layout.C_LAUNCHES]),
+        "spot_interruptions": int(c[layout.C_INTERRUPTIONS]),
+        "batched_calls": int(c[layout.C_BATCHES]),
         "simulated_seconds": duration,
-        "ended_at_seconds": float(c[engine.C_END]),
+        "ended_at_seconds": float(c[layout.C_END]),
         "cold_start_seconds": round(k.cold_start_seconds(), 1),
         "timeline": {"columns": ["t", "queued", "busy", "replicas", "ready", "nodes"],
                      "rows": timeline.round(3).tolist()},

@@ -16,12 +16,17 @@ def faster_sqs() -> None:
     attribute it needs; GetQueueAttributes builds the attributes once; receipt handles are
     indexed as moto hands them out (a weak map, so a deleted message leaves it), and a handle
     the index lacks (one from before a restore) falls back to moto's scan."""
-    import weakref
-
     from moto.sqs import models
 
     if getattr(models.Queue, "_sdctl_fast", False):
         return
+    _clock_and_counts(models)
+    _indexed_receipt_handles(models)
+    models.Queue._sdctl_fast = True
+
+
+def _clock_and_counts(models) -> None:
+    """time.time() for moto's clock; the queue's counts in one pass; attributes built once."""
     import time
 
     original_unix_time = models.unix_time
@@ -68,6 +73,16 @@ def faster_sqs() -> None:
     models.Queue.approximate_number_of_messages_delayed = property(lambda self: counts(self)[2])
     models.SQSBackend.get_queue_attributes = get_queue_attributes
     models.SQSBackend.is_message_valid_based_on_retention_period = retained
+
+
+def _indexed_receipt_handles(models) -> None:
+    """Receipt handles found through a weak index, not a scan (moto's scan where it lacks one)."""
+    import time
+    import weakref
+
+    def unix_time_millis():
+        return time.time() * 1000.0
+
     handles: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
     original_mark_received = models.Message.mark_received
 
@@ -118,7 +133,6 @@ def faster_sqs() -> None:
     models.Queue.messages = property(messages)
     models.Queue.delete_message = delete_message
     models.SQSBackend.change_message_visibility = change_message_visibility
-    models.Queue._sdctl_fast = True
 
 
 def faster_dispatch() -> None:

@@ -24,7 +24,8 @@ from sdctl.execute.local.lifecycle import (  # noqa: F401 - re-exported for the 
     spawn_detached,
 )
 from sdctl.execute.local.provision import provision
-from sdctl.execute.local.supervisor import ProcSpec, Supervisor, tail
+from sdctl.execute.local.serve import restore_event, supervise
+from sdctl.execute.local.supervisor import ProcSpec, Supervisor
 
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 #: Settings of the user's real AWS account that must never reach the local processes.
@@ -167,8 +168,6 @@ def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
     With `keep_data` the emulator keeps its data in `.sdctl/aws/` (sdctl/execute/local/persist.py):
     a stack started there again gets it back, and an emulator that dies is restarted with it."""
     from sdctl.execute.local import persist
-    from sdctl.execute.local.durable import SYNC_PATH
-
     existing = st.read()
     if existing and st.pid_alive(existing.get("supervisor_pid")) and existing["supervisor_pid"] != os.getpid():
         raise LocalStackError(f"a local stack is already running (pid {existing['supervisor_pid']})",
@@ -211,22 +210,9 @@ def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
         if data_dir:
             state["restored"] = restored = persist.read_restore(data_dir) or {}
             report(restore_event(restored, data_dir))
-        report(Event("local:aws", "creating topics, queues and the bucket"))
-        # Provisioning is one unit: no snapshot per call, one at the end.
-        resources = provision(local_plan(cfg, visibility_seconds=visibility_seconds),
-                              **local_clients(aws_url, cfg.region, durable=False))
-        api_key = default_api_key(local_clients(aws_url, cfg.region, services=("apigateway",),
-                                                durable=False)["apigateway"], cfg.stack_name)
-        credentials = None
-        if enforce_iam:
-            report(Event("local:iam", "granting each component its template's IAM policy; enforcing IAM"))
-            credentials = grant_least_privilege(cfg, resources, aws_url)
-            # An emulator restarted with this data enforces IAM from its first request.
-            moto.spec.env = dict(moto.spec.env, INITIAL_NO_AUTH_ACTION_COUNT="0")
-        if data_dir:  # the processes about to start hold these credentials: on disk first
-            import httpx
-
-            httpx.post(f"{aws_url}{SYNC_PATH}", timeout=60).raise_for_status()
+        resources, api_key, credentials = _provision(cfg, aws_url, moto, visibility_seconds=visibility_seconds,
+                                                     enforce_iam=enforce_iam, keep_data=bool(data_dir),
+                                                     report=report)
         specs = process_specs(cfg, resources, aws_url=aws_url, api_key=api_key, agents=agents, model=model,
                               runtime_urls=runtime_urls or {}, env=env, credentials=credentials,
                               allow_local_webhooks=allow_local_webhooks, keep_data=bool(data_dir), ports=ports)
@@ -244,25 +230,7 @@ def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
         st.write(state)
         stopping["ready"] = True
         report(Event("local", f"ready: gateway {gateway.spec.url}", "ok", "ready", {"gateway_url": gateway.spec.url}))
-        while not stopping["flag"]:
-            events = sup.poll()
-            if events:
-                for e in events:
-                    report(e)
-                if moto.popen.poll() is not None:
-                    if not data_dir:
-                        raise LocalStackError("the AWS emulator died; its data is gone (the stack ran with --ephemeral)",
-                                              hint=f"its log: {moto.log_path}\n{tail(moto.log_path)}")
-                    state.update(status="recovering", processes=sup.describe())
-                    st.write(state)
-                elif any(e.status == "restarted" and e.source == "local:aws" for e in events):
-                    sup.wait_ready(moto, 60)
-                    state.update(status="ready", restored=persist.read_restore(data_dir) or {},
-                                 aws_restarts=moto.restarts)
-                    report(restore_event(state["restored"], data_dir, restart=True))
-                state["processes"] = sup.describe()
-                st.write(state)
-            time.sleep(0.2)
+        supervise(sup, moto, state, data_dir, stopping, report)
     except LocalStackError as e:
         state.update(status="failed", error=e.message, hint=e.hint)
         st.write(state)
@@ -274,14 +242,26 @@ def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
             st.remove()
 
 
-def restore_event(info: dict, data_dir: Path, *, restart: bool = False) -> Event:
-    what = "the AWS emulator restarted" if restart else "AWS data"
-    if info.get("error"):
-        return Event("local:aws", f"{what}: the data in {data_dir} could not be read ({info['error']}); "
-                                  f"it was kept as {info.get('moved_to')} and the emulator started empty", "warning",
-                     "unreadable", info)
-    if info.get("restored"):
-        age = max(0.0, info.get("at", 0) - info.get("taken_at", 0))
-        return Event("local:aws", f"{what}: restored from {data_dir} ({info.get('objects', 0)} objects; "
-                                  f"saved {age:.1f}s before the start)", "ok", "restored", info)
-    return Event("local:aws", f"{what}: none kept yet; keeping it in {data_dir}", "step", "fresh", info)
+def _provision(cfg: Config, aws_url: str, moto, *, visibility_seconds: int | None, enforce_iam: bool,
+               keep_data: bool, report: Report) -> tuple[dict, str, dict | None]:
+    """The plan's topics, queues, bucket and table; the default API key; with `enforce_iam`, each
+    component's credentials under its template's policy. Their resources, key and credentials."""
+    from sdctl.execute.local.durable import SYNC_PATH
+
+    report(Event("local:aws", "creating topics, queues and the bucket"))
+    # Provisioning is one unit: no snapshot per call, one at the end.
+    resources = provision(local_plan(cfg, visibility_seconds=visibility_seconds),
+                          **local_clients(aws_url, cfg.region, durable=False))
+    api_key = default_api_key(local_clients(aws_url, cfg.region, services=("apigateway",),
+                                            durable=False)["apigateway"], cfg.stack_name)
+    credentials = None
+    if enforce_iam:
+        report(Event("local:iam", "granting each component its template's IAM policy; enforcing IAM"))
+        credentials = grant_least_privilege(cfg, resources, aws_url)
+        # An emulator restarted with this data enforces IAM from its first request.
+        moto.spec.env = dict(moto.spec.env, INITIAL_NO_AUTH_ACTION_COUNT="0")
+    if keep_data:  # the processes about to start hold these credentials: on disk first
+        import httpx
+
+        httpx.post(f"{aws_url}{SYNC_PATH}", timeout=60).raise_for_status()
+    return resources, api_key, credentials
