@@ -29,7 +29,7 @@ import httpx
 from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
-PLAIN = ("import sys; from sdctl.execute.local import emulator as e; "
+PLAIN = ("import sys; from sdctl.execute.local.emulator import server as e; "
          "e.faster_dispatch = lambda: None; e.main(sys.argv[1:])")
 
 

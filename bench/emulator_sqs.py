@@ -1,5 +1,5 @@
 """What one agent's SQS calls cost the local emulator with a backlog waiting, with moto as it
-is and with the emulator's faster_sqs() (sdctl/execute/local/emulator.py), in one invocation.
+is and with the emulator's faster_sqs() (sdctl/execute/local/emulator/fast.py), in one invocation.
 
 For each backlog (messages waiting in the queue) it times 100 rounds of what an agent does per
 task: ReceiveMessage (1), ChangeMessageVisibility, DeleteMessage, called on moto's backend
@@ -28,7 +28,7 @@ def one(backlog: int, fast: bool, rounds: int = 100) -> float:
 
     if fast:
         sys.path.insert(0, str(ROOT))
-        from sdctl.execute.local.emulator import faster_sqs
+        from sdctl.execute.local.emulator.fast import faster_sqs
 
         faster_sqs()
     sqs = sqs_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]

@@ -1,4 +1,4 @@
-"""What keeping the local stack's data costs per task (sdctl/execute/local/persist.py).
+"""What keeping the local stack's data costs per task (sdctl/execute/local/emulator/persist.py).
 
 The same run as bench/submit_latency.py (an instant stub runtime, tasks sent one at a time,
 POST to result notification), twice in one invocation: once with `local up --ephemeral` (moto

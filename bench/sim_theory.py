@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("--config", default=str(ROOT / "sdctl.example.yaml"))
     ap.add_argument("--seconds-per-image", type=float, default=1.5)
     args = ap.parse_args()
-    from sdctl.builders.sim import run as sim
+    from sdctl.analysis.sim import run as sim
 
     mean = args.seconds_per_image
     print(f"{'queue':<8}{'law':<18}{'rho':>5}{'tasks':>12}{'simulated s':>13}{'theory s':>10}{'sim/theory':>12}")

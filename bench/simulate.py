@@ -24,9 +24,9 @@ def main() -> None:
     args = ap.parse_args()
 
     t0 = time.perf_counter()
-    from sdctl.builders.sim import knobs, traffic
-    from sdctl.builders.sim import run as sim
-    from sdctl.builders.sim.knobs import Knobs
+    from sdctl.analysis.sim import knobs, traffic
+    from sdctl.analysis.sim import run as sim
+    from sdctl.analysis.sim.knobs import Knobs
 
     warm = sim.simulate(Knobs(), np.array([1.0, 2.0]), duration=60)  # compiles, or loads the cache
     t_compile = time.perf_counter() - t0
@@ -39,7 +39,7 @@ def main() -> None:
     r = sim.simulate(Knobs(), arrivals, duration=duration)
     t3 = time.perf_counter()
 
-    from sdctl.builders.sim import engine
+    from sdctl.analysis.sim import engine
 
     k = Knobs()
     span = args.baseline_hours * 3600

@@ -143,7 +143,7 @@ def measure(tasks: int, runtime: str, up_args: tuple[str, ...] = ()) -> dict:
 
 
 def snapshot_stats(state: dict) -> dict | None:
-    """The emulator's snapshot counters (sdctl/execute/local/persist.py); None if it keeps none."""
+    """The emulator's snapshot counters (sdctl/execute/local/emulator/persist.py); None if it keeps none."""
     if not state.get("data"):
         return None
     return httpx.post(f"{state['aws_url']}/_sdctl/sync", timeout=30).json()

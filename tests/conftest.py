@@ -154,7 +154,7 @@ def aws_like_table_encryption() -> None:
 
 
 def patch_moto() -> None:
-    from sdctl.execute.local import rules
+    from sdctl.execute.local.emulator import rules
 
     rules.apply()  # the emulator's own rules: what AWS refuses, refused here too
     aws_like_bucket_policies()

@@ -387,9 +387,9 @@ def test_a_recorded_burst_on_the_local_stack_is_reproduced_by_the_simulator(chao
     Tolerance, stated: at every second the simulated count of outstanding tasks is within
     max(3, 10 % of the peak) of the recorded one, and the last completion is within 5 %.
     """
-    from sdctl.builders.sim import engine, knobs
-    from sdctl.builders.sim import run as sim
-    from sdctl.builders.sim.knobs import Knobs
+    from sdctl.analysis.sim import engine, knobs
+    from sdctl.analysis.sim import run as sim
+    from sdctl.analysis.sim.knobs import Knobs
 
     state = chaos_stack(max_receive=3, agents=1, latency=LATENCY)
     ids = [f"burst-{i:03d}" for i in range(BURST)]
@@ -448,7 +448,7 @@ def exactly_once(state, ids) -> None:
 
 def test_an_emulator_killed_mid_burst_comes_back_with_its_data_and_every_accepted_task_completes_once(chaos_stack):
     """SIGKILL of the AWS emulator (a crash, the OOM killer) while two agents work through a
-    backlog. The supervisor restarts it on the kept data (sdctl/execute/local/persist.py); the
+    backlog. The supervisor restarts it on the kept data (sdctl/execute/local/emulator/persist.py); the
     gateway and the agents are the same processes before and after (they reconnect on their
     own); every task the gateway accepted completes, with one result and one image, and none is
     dead-lettered. A task finished in the second before the crash may be rendered again (the

@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from sdctl.builders import cost
+from sdctl.analysis import cost
 from sdctl.cli.main import app
 from tests.conftest import EXAMPLE
 

@@ -94,7 +94,7 @@ def test_deploy_after_destroy_keep_data_takes_the_kept_data_back(env, tmp_path, 
     """The documented flow `destroy --keep-data`, then `deploy`: the bucket, table, queues and
     key keep their fixed names, so a plain create fails on "already exists" on AWS. deploy
     imports them (an IMPORT change set, which the emulator's rules give moto:
-    sdctl/execute/local/rules.py), and the kept image, task record and key are the stack's again."""
+    sdctl/execute/local/emulator/rules.py), and the kept image, task record and key are the stack's again."""
     write_config(tmp_path, *existing_vpc)
     first = json.loads(sdctl(env, tmp_path, "deploy", "--yes", "--skip-releases", "-o", "json").stdout)
     edge = first["outputs"]["edge"]

@@ -338,7 +338,7 @@ def test_every_process_runs_with_only_its_template_policy(local_stack):
 
 def test_queue_redrive_moves_dead_letters_back_server_side(local_stack):
     """`sdctl queue redrive --local`: the emulator now answers StartMessageMoveTask as SQS does
-    (sdctl/execute/local/rules.py), so the command moves the dead letters in one call instead of
+    (sdctl/execute/local/emulator/rules.py), so the command moves the dead letters in one call instead of
     retrying a 500 page three times and printing it in its JSON."""
     cwd, _ = local_stack
     sqs = local_aws(cwd, "sqs")

@@ -1,4 +1,4 @@
-"""The emulator refuses what AWS refuses (sdctl/execute/local/rules.py), through boto3 as sdctl
+"""The emulator refuses what AWS refuses (sdctl/execute/local/emulator/rules.py), through boto3 as sdctl
 calls it, against moto's in-process mock with the rules applied (the local stack's emulator and
 the tests' moto server apply the same ones). Each test names the documented rule it holds."""
 
@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from sdctl.execute.local import rules
+from sdctl.execute.local.emulator import rules
 from sdctl.operate import keys
 
 REGION = "us-west-2"

@@ -1,4 +1,4 @@
-"""The emulator's faster SQS and dispatch (sdctl/execute/local/emulator.py: faster_sqs,
+"""The emulator's faster SQS and dispatch (sdctl/execute/local/emulator/fast.py: faster_sqs,
 faster_dispatch) answer as moto does.
 
 One scenario, run twice in fresh processes (the patch is process-wide), once on moto as it is
@@ -26,7 +26,7 @@ import boto3
 from botocore.exceptions import ClientError
 from moto import mock_aws
 if sys.argv[1] == "fast":
-    from sdctl.execute.local.emulator import faster_dispatch, faster_sqs
+    from sdctl.execute.local.emulator.fast import faster_dispatch, faster_sqs
     faster_sqs()
     faster_dispatch()
 out = []
@@ -98,7 +98,7 @@ DISPATCH = r'''
 import json, sys
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 if sys.argv[1] == "fast":
-    from sdctl.execute.local.emulator import faster_dispatch
+    from sdctl.execute.local.emulator.fast import faster_dispatch
     faster_dispatch()
 app = DomainDispatcherApplication(create_backend_app)
 hosts = [None, "moto_api", "s3", "sqs", "sqs.us-west-2.amazonaws.com", "sns.us-west-2.amazonaws.com",

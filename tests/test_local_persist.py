@@ -1,4 +1,4 @@
-"""The local stack's AWS keeps its data (sdctl/execute/local/persist.py).
+"""The local stack's AWS keeps its data (sdctl/execute/local/emulator/persist.py).
 
 Each test runs the emulator as the local stack does, a real moto server in its own process
 (`python -m sdctl.execute.local.emulator --data DIR`), talks to it with boto3 over HTTP, kills
@@ -19,8 +19,8 @@ import boto3
 import httpx
 import pytest
 
-from sdctl.execute.local import durable as serving
-from sdctl.execute.local import persist
+from sdctl.execute.local.emulator import durable as serving
+from sdctl.execute.local.emulator import persist
 from tests.conftest import free_port
 
 REGION = "us-east-1"

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from sdctl import versions
-from sdctl.builders import scale
+from sdctl.analysis import scale
 from sdctl.execute.k8s.scale import collect
 from tests.conftest import ServerThread
 from tests.kube_replay import app, kubeconfig, scenario

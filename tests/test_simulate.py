@@ -2,7 +2,7 @@
 
 The replica formulas are the HPA's (kubernetes `GetExternalPerPodMetricReplicas`, the
 autoscaling/v2 default behaviour) and KEDA's activation and cooldown, as the docstring of
-sdctl/builders/sim/controllers.py states them; each step is asserted here with numbers worked
+sdctl/analysis/sim/controllers.py states them; each step is asserted here with numbers worked
 by hand. No Kubernetes cluster is involved: the simulator is the model, the formulas are the
 reference.
 """
@@ -15,11 +15,11 @@ import math
 import numpy as np
 import pytest
 
-from sdctl.builders.sim import controllers as c
-from sdctl.builders.sim import knobs as kn
-from sdctl.builders.sim import run as sim
-from sdctl.builders.sim import traffic
-from sdctl.builders.sim.knobs import Knobs
+from sdctl.analysis.sim import controllers as c
+from sdctl.analysis.sim import knobs as kn
+from sdctl.analysis.sim import run as sim
+from sdctl.analysis.sim import traffic
+from sdctl.analysis.sim.knobs import Knobs
 from sdctl.errors import UsageError
 from tests.conftest import EXAMPLE
 from tests.helpers import cli

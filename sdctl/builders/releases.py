@@ -62,7 +62,7 @@ def _image(ref: str) -> dict:
 def gpu_prices(rt: Runtime, region: str) -> dict[str, dict[str, float]]:
     """USD per hour of each instance type the runtime's nodes may be, by capacity type, from
     sdctl's price table (the cost model's): the agent prices each task with it."""
-    from sdctl.builders.cost import Assumptions, gpu_price, prices_for
+    from sdctl.analysis.cost import Assumptions, gpu_price, prices_for
     from sdctl.errors import UsageError
 
     try:

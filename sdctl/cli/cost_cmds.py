@@ -119,7 +119,7 @@ def cost(
     local: LocalOpt = False,
     output: OutputOpt = None,
 ) -> None:
-    from sdctl.builders import cost as model
+    from sdctl.analysis import cost as model
     from sdctl.config import load
 
     mode = output_mode(ctx, output)

@@ -64,7 +64,7 @@ def _chain_text(r: dict) -> None:
     out.print(f"[bold]{r['runtime']}[/]: " + " → ".join(parts))
     for p in pods["pending"]:
         out.print(f"  pod {p['name']} pending: {p['reason'] or ''} {p['message'] or ''}".rstrip(), markup=False)
-    from sdctl.builders.scale import human
+    from sdctl.analysis.scale import human
 
     for c in claims:
         state = "ready" if c["ready"] == "True" else ("registered" if c["registered"] == "True" else
@@ -125,7 +125,7 @@ def scale_status(
 ) -> None:
     """Per runtime, cause and effect: queue depth → KEDA ScaledObject → Deployment → pending pods
     → Karpenter NodeClaims → nodes, and a verdict in plain words."""
-    from sdctl.builders import scale as verdicts
+    from sdctl.analysis import scale as verdicts
     from sdctl.config import load
     from sdctl.execute.k8s import scale
     from sdctl.operate import queues

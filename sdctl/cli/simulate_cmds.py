@@ -66,8 +66,8 @@ def simulate(
     mode = output_mode(ctx, output)
     _needs()
 
-    from sdctl.builders.sim import knobs as kn
-    from sdctl.builders.sim import run as sim
+    from sdctl.analysis.sim import knobs as kn
+    from sdctl.analysis.sim import run as sim
     from sdctl.config import load
 
     cfg = load(config_arg(ctx, config))
@@ -112,8 +112,8 @@ def simulate(
 
 def _arrivals(cfg, rt, k, span: float, *, rate, diurnal, burst, trace):
     """The arrival times (and, from a trace, each task's seconds), and the span they cover."""
-    from sdctl.builders.sim import knobs as kn
-    from sdctl.builders.sim import traffic
+    from sdctl.analysis.sim import knobs as kn
+    from sdctl.analysis.sim import traffic
 
     services = None
     if trace:
@@ -132,8 +132,8 @@ def _arrivals(cfg, rt, k, span: float, *, rate, diurnal, burst, trace):
 def _results(report: dict, k, sweep, target_p95, one) -> dict:
     """One run, or with --sweep every combination (and the cheapest meeting --target-p95, which is
     the result shown); the report gains what the user asked for."""
-    from sdctl.builders.sim import knobs as kn
-    from sdctl.builders.sim import run as sim
+    from sdctl.analysis.sim import knobs as kn
+    from sdctl.analysis.sim import run as sim
 
     if sweep:
         rows = sim.sweep(k, sweep, one)

@@ -1,13 +1,13 @@
 """doctor's readers: tools, config, credentials, quotas, the deployed stack and the cluster.
-Each check reads, then asks a pure verdict (sdctl/builders/doctor.py): (status, detail, fix)."""
+Each check reads, then asks a pure verdict (sdctl/analysis/doctor.py): (status, detail, fix)."""
 
 from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable
 
-# The verdicts are pure (sdctl/builders/doctor.py); the CLI reaches them through this module.
-from sdctl.builders.doctor import (  # noqa: F401
+# The verdicts are pure (sdctl/analysis/doctor.py); the CLI reaches them through this module.
+from sdctl.analysis.doctor import (  # noqa: F401
     FAIL,
     OK,
     QUOTAS,

@@ -1,6 +1,6 @@
 """`sdctl scale status`: from queue depth to GPU nodes, one runtime at a time.
 
-`collect` reads the objects with the kubernetes client (thin); sdctl/builders/scale.py turns
+`collect` reads the objects with the kubernetes client (thin); sdctl/analysis/scale.py turns
 them into the chain queue -> ScaledObject -> Deployment -> pods -> NodeClaims -> nodes and a
 verdict in plain language.
 """

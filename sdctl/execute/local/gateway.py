@@ -237,7 +237,7 @@ def create_app(api_key: str, handler, *, stage: str = "local", throttle: TokenBu
         status = int(result.get("statusCode", 200))
         if sync_url and request.method not in ("GET", "HEAD", "OPTIONS") and 200 <= status < 300:
             # Answer only once the emulator has the change on disk: an accepted task survives a
-            # crash of the emulator (sdctl/execute/local/persist.py).
+            # crash of the emulator (sdctl/execute/local/emulator/persist.py).
             try:
                 left = max(0.5, deadline - time.monotonic())
                 (await sync_client.post(sync_url, timeout=left)).raise_for_status()

@@ -1,6 +1,6 @@
 """Least privilege on the local stack: each process signs with its own credentials, whose
 policy is the very document the CloudFormation templates grant that component on AWS
-(sdctl/builders/cfn/policies.py), and the emulator enforces it (sdctl/execute/local/emulator.py).
+(sdctl/builders/cfn/policies.py), and the emulator enforces it (sdctl/execute/local/emulator/server.py).
 
     operator      the CLI's operate commands: a user's own credentials, so everything
     api-handler   the gateway's Lambda handler: policies.api_handler

@@ -1,5 +1,5 @@
 """Apply a local plan to the AWS emulator. Idempotent: every call is a create-or-get, so a
-stack started again on the data of an earlier one (sdctl/execute/local/persist.py) gets its
+stack started again on the data of an earlier one (sdctl/execute/local/emulator/persist.py) gets its
 queues, topics, bucket, table and webhook secret back as they were, with the plan's
 attributes applied."""
 

@@ -1,5 +1,5 @@
 """The local stack once it serves: watch the processes, restart what dies, and bring the AWS
-emulator back with its data (sdctl/execute/local/persist.py) when it is restarted."""
+emulator back with its data (sdctl/execute/local/emulator/persist.py) when it is restarted."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sdctl.execute.local.supervisor import tail
 
 def supervise(sup, moto, state: dict, data_dir: Path | None, stopping: dict, report: Report) -> None:
     """Until `stopping["flag"]`: report each process event, keep `state` on disk current."""
-    from sdctl.execute.local import persist
+    from sdctl.execute.local.emulator import persist
 
     while not stopping["flag"]:
         events = sup.poll()

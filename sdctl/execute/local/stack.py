@@ -49,7 +49,7 @@ def local_clients(aws_url: str, region: str, credentials: dict[str, str] | None 
     import boto3
 
     from sdctl.execute.aws.session import client_config
-    from sdctl.execute.local.durable import durable_header
+    from sdctl.execute.local.emulator.durable import durable_header
 
     creds = credentials or LOCAL_CREDENTIALS
     session = boto3.session.Session(region_name=region, aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
@@ -103,7 +103,7 @@ def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, a
     """The gateway, the webhook deliverer, one runtime per configured runtime (unless given a
     URL) and the agents, each signing with its own credentials where the stack enforces IAM."""
     from sdctl.execute.local import iam
-    from sdctl.execute.local.durable import SYNC_PATH
+    from sdctl.execute.local.emulator.durable import SYNC_PATH
 
     py = sys.executable
     credentials = credentials or {}
@@ -165,9 +165,9 @@ def run(cfg: Config, config_path: str, *, agents: int = 1, model: str = "tiny",
         enforce_iam: bool = True, allow_local_webhooks: bool = False, keep_data: bool = True,
         port: int | None = None, report: Report = ignore) -> None:
     """Run the local stack in this process until SIGTERM/SIGINT. Writes state as it goes.
-    With `keep_data` the emulator keeps its data in `.sdctl/aws/` (sdctl/execute/local/persist.py):
+    With `keep_data` the emulator keeps its data in `.sdctl/aws/` (sdctl/execute/local/emulator/persist.py):
     a stack started there again gets it back, and an emulator that dies is restarted with it."""
-    from sdctl.execute.local import persist
+    from sdctl.execute.local.emulator import persist
     existing = st.read()
     if existing and st.pid_alive(existing.get("supervisor_pid")) and existing["supervisor_pid"] != os.getpid():
         raise LocalStackError(f"a local stack is already running (pid {existing['supervisor_pid']})",
@@ -246,7 +246,7 @@ def _provision(cfg: Config, aws_url: str, moto, *, visibility_seconds: int | Non
                keep_data: bool, report: Report) -> tuple[dict, str, dict | None]:
     """The plan's topics, queues, bucket and table; the default API key; with `enforce_iam`, each
     component's credentials under its template's policy. Their resources, key and credentials."""
-    from sdctl.execute.local.durable import SYNC_PATH
+    from sdctl.execute.local.emulator.durable import SYNC_PATH
 
     report(Event("local:aws", "creating topics, queues and the bucket"))
     # Provisioning is one unit: no snapshot per call, one at the end.

@@ -28,7 +28,7 @@ serving, and changes nothing else:
   known and the action allowed by its policy.
 
 - moto reads a signature only from the Authorization header, so a presigned URL (its
-  signature in the query string) answered 500: sdctl/execute/local/presigned.py checks it as S3
+  signature in the query string) answered 500: sdctl/execute/local/emulator/presigned.py checks it as S3
   does.
 
 Conditions and resource policies stay unevaluated (moto's docs/iam.rst): the rule tests in
@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 import sys
 
-from sdctl.execute.local.fast import faster_dispatch, faster_sqs  # noqa: F401 - the emulator's, re-exported
+from sdctl.execute.local.emulator.fast import faster_dispatch, faster_sqs  # noqa: F401 - the emulator's, re-exported
 
 #: Batch calls and the IAM action AWS authorizes them with.
 BATCH_ACTIONS = {"sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
@@ -59,7 +59,7 @@ def aws_like_authorization() -> None:
 
     if getattr(IAMRequest, "_sdctl_patched", False):
         return
-    from sdctl.execute.local import presigned
+    from sdctl.execute.local.emulator import presigned
 
     presigned.apply()  # before the wrappers below capture the base class's signature check
 
@@ -117,7 +117,7 @@ def aws_like_authorization() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """moto's server, with the corrections above and, given `--data DIR`, its memory kept in
-    DIR (sdctl/execute/local/persist.py): read back before serving, snapshotted as it changes,
+    DIR (sdctl/execute/local/emulator/persist.py): read back before serving, snapshotted as it changes,
     and once more on SIGTERM."""
     import argparse
     import signal
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
 
     os.environ.setdefault("MOTO_PORT", str(args.port))
     aws_like_authorization()
-    from sdctl.execute.local import rules
+    from sdctl.execute.local.emulator import rules
 
     rules.apply()
     faster_sqs()
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     app = DomainDispatcherApplication(create_backend_app)
     snapshots = None
     if args.data:
-        from sdctl.execute.local import durable, persist
+        from sdctl.execute.local.emulator import durable, persist
 
         root = Path(args.data)
         root.mkdir(parents=True, exist_ok=True, mode=0o700)

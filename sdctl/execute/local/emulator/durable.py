@@ -1,4 +1,4 @@
-"""Serving the emulator durably: when to snapshot (sdctl/execute/local/persist.py writes and
+"""Serving the emulator durably: when to snapshot (sdctl/execute/local/emulator/persist.py writes and
 restores the snapshots), and the WSGI wrapper that answers a durable request only once its
 change is on disk.
 
@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from sdctl.execute.local.persist import OBJECTS, SnapshotError, write
+from sdctl.execute.local.emulator.persist import OBJECTS, SnapshotError, write
 
 #: The header a client sends to be answered only once its change is on disk.
 DURABLE_HEADER = "x-sdctl-durable"

@@ -7,10 +7,10 @@ from dataclasses import asdict, replace
 
 import numpy as np
 
-from sdctl.builders import cost as cost_model
-from sdctl.builders.sim import knobs as kn
-from sdctl.builders.sim import layout
-from sdctl.builders.sim.knobs import Knobs
+from sdctl.analysis import cost as cost_model
+from sdctl.analysis.sim import knobs as kn
+from sdctl.analysis.sim import layout
+from sdctl.analysis.sim.knobs import Knobs
 from sdctl.errors import UsageError
 
 MONTH = 730 * 3600.0
@@ -44,7 +44,7 @@ def simulate(k: Knobs, arrivals: np.ndarray, *, duration: float, services: np.nd
              pricing: dict | None = None, timeline_points: int = 2000) -> dict:
     """Run once. ``pricing``: {"spot": USD/h, "on-demand": USD/h, "monthly_fixed": USD,
     "per_task": USD} (see :func:`pricing_for`)."""
-    from sdctl.builders.sim import engine
+    from sdctl.analysis.sim import engine
 
     n = int(arrivals.shape[0])
     if services is None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from sdctl.builders.sim import controllers as hpa
+from sdctl.analysis.sim import controllers as hpa
 from sdctl.errors import UsageError
 
 
@@ -192,7 +192,7 @@ def service_times(k: Knobs, n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def vector(k: Knobs, horizon: float, sample: int) -> np.ndarray:
-    from sdctl.builders.sim import layout as e
+    from sdctl.analysis.sim import layout as e
 
     v = np.zeros(e.N_PARAMS)
     v[e.P_POLL], v[e.P_SYNC], v[e.P_TOL] = k.polling_seconds, k.hpa_sync_seconds, k.hpa_tolerance

@@ -1,5 +1,5 @@
 """The simulation's pods and nodes: their states, and the compiled helpers the loop
-(sdctl/builders/sim/engine.py) keeps them with: a heap of the ready pods by the time each is
+(sdctl/analysis/sim/engine.py) keeps them with: a heap of the ready pods by the time each is
 free, a pod's release from its node, the count of billed nodes."""
 
 from __future__ import annotations

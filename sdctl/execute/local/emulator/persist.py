@@ -1,7 +1,7 @@
 """The local stack's AWS keeps its data: point-in-time snapshots of the emulator's memory.
 
 moto holds every bucket, queue, table, key and IAM user in one process's memory. This module,
-loaded into that process (sdctl/execute/local/emulator.py), writes that memory to a folder
+loaded into that process (sdctl/execute/local/emulator/server.py), writes that memory to a folder
 (`.sdctl/aws/` by default) and reads it back when the emulator starts, so a `local down` /
 `local up` or a crash of the emulator keeps what the stack held:
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from sdctl.builders.sim import layout as ix  # where each parameter and counter lives
-from sdctl.builders.sim import pods as pd
-from sdctl.builders.sim.controllers import hpa_next, hpa_recommendation, keda_next
+from sdctl.analysis.sim import layout as ix  # where each parameter and counter lives
+from sdctl.analysis.sim import pods as pd
+from sdctl.analysis.sim.controllers import hpa_next, hpa_recommendation, keda_next
 
 
 @njit(cache=True)

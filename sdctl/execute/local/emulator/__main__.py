@@ -1,0 +1,3 @@
+from sdctl.execute.local.emulator.server import main
+
+main()
