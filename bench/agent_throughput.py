@@ -151,7 +151,7 @@ def measure(mode: str, *, urls: dict[str, str], res: dict, runtime_url: str, n: 
     if mode == "baseline":
         done = 0
         while done < n:
-            for m in agent.receive():
+            for m in agent.lanes.receive():
                 agent.handle(m)
                 agent.heartbeat.untrack(m)
                 done += 1

@@ -45,7 +45,8 @@ def stack(aws):
         agent.heartbeat.stop()
 
 
-def make_agent(stack, runtime_url: str, visibility: int = 30, batches: bool = False, **settings) -> Agent:
+def make_agent(stack, runtime_url: str, visibility: int = 30, batches: bool = False, store=None,
+               price_per_second: float | None = None, **settings) -> Agent:
     rt = stack["runtimes"]["sdruntime"]
     settings = AgentSettings(queue_url=rt["queue_url"], topic_arn=stack["results_topic_arn"],
                              bucket=stack["bucket"], runtime_name="sdruntime", runtime_type="sdwebui",
@@ -54,9 +55,9 @@ def make_agent(stack, runtime_url: str, visibility: int = 30, batches: bool = Fa
                              lane_urls=tuple((p, rt["lanes"][p]["queue_url"]) for p in ("high", "normal", "low")),
                              **settings)
     aws = stack["aws"]
-    agent = Agent(settings, sqs=aws.sqs, s3=aws.s3, sns=aws.sns,
+    agent = Agent(settings, sqs=aws.sqs, s3=aws.s3, sns=aws.sns, store=store, price_per_second=price_per_second,
                   adapter=A1111Adapter(runtime_url, timeout=30, batches=batches))
-    agent.discover_redrive_policy()
+    agent.lanes.discover_redrive_policy()
     stack["agents"].append(agent)
     return agent
 
@@ -74,7 +75,7 @@ def send(stack, task_id="t-1", meta: dict | None = None, priority: str | None = 
 
 
 def once(agent) -> list[str]:
-    return [agent.handle(m) for m in agent.receive()]
+    return [agent.handle(m) for m in agent.lanes.receive()]
 
 
 def until_received(agent, seconds=10) -> list[str]:
@@ -211,7 +212,7 @@ def test_transient_failure_leaves_the_task_for_redelivery(stack, flaky_runtime):
 def test_last_attempt_reports_failed_and_moves_to_the_dead_letter_queue(stack, flaky_runtime):
     flaky_runtime.state["failures"] = 10
     agent = make_agent(stack, flaky_runtime.url)
-    assert agent.max_receive_count == 2  # from the queue's redrive policy, not the setting
+    assert agent.lanes.max_receive_count == 2  # from the queue's redrive policy, not the setting
     send(stack)
     assert once(agent) == ["retry"]
     assert until_received(agent) == ["dead-letter"]  # redelivered after the backoff
@@ -283,7 +284,7 @@ def test_heartbeat_keeps_a_long_task_from_a_second_agent(stack, flaky_runtime):
     time.sleep(0.5)
     stolen = []
     while worker.is_alive():
-        stolen += second.receive()
+        stolen += second.lanes.receive()
     worker.join()
     first.heartbeat.stop()
     assert outcomes["first"] == ["completed"] and stolen == []
@@ -526,8 +527,7 @@ def record(store, task_id) -> dict:
 
 
 def test_the_agent_records_running_then_completed_and_skips_a_cancelled_task(stack, flaky_runtime, store):
-    agent = make_agent(stack, flaky_runtime.url)
-    agent.store = store
+    agent = make_agent(stack, flaky_runtime.url, store=store)
     store.db.put_item(TableName="tasks", Item={"id": {"S": "gone"}, "status": {"S": "cancelled"}})
     send(stack, task_id="gone")
     assert until_received(agent) == ["cancelled"]
@@ -548,8 +548,7 @@ def test_one_receive_reads_its_tasks_records_in_one_call(stack, flaky_runtime, s
     """Five tasks arrive in one receive (RECEIVE_BATCH=5), one cancelled before it runs: the
     agent reads the five records in one BatchGetItem, not five GetItems, and still drops the
     cancelled one without a runtime call while the four others complete."""
-    agent = make_agent(stack, flaky_runtime.url, batch_size=5, prefetch=5)
-    agent.store = store
+    agent = make_agent(stack, flaky_runtime.url, batch_size=5, prefetch=5, store=store)
     queued(store, *[f"b-{i}" for i in range(5)])
     store.db.update_item(TableName="tasks", Key={"id": {"S": "b-2"}}, UpdateExpression="SET #s = :c",
                          ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":c": {"S": "cancelled"}})
@@ -604,8 +603,7 @@ def test_a_throttled_task_store_delays_only_the_record_which_catches_up(stack, f
                                "ResponseMetadata": {"HTTPStatusCode": 400}}, kwargs.get("model").name)
 
     store.db.meta.events.register("before-call.dynamodb", throttle)
-    agent = make_agent(stack, flaky_runtime.url)
-    agent.store = store
+    agent = make_agent(stack, flaky_runtime.url, store=store)
     send(stack, task_id="slow-store")
     assert until_received(agent) == ["completed"]
     assert [n["id"] for n in notifications(stack)] == ["slow-store"] and throttled["refused"] > 0
@@ -618,9 +616,8 @@ def test_a_throttled_task_store_delays_only_the_record_which_catches_up(stack, f
 
 def test_a_failed_task_is_recorded_with_its_reason(stack, flaky_runtime, store):
     flaky_runtime.state["failures"] = 10
-    agent = make_agent(stack, flaky_runtime.url)
-    agent.store = store
-    agent.has_dead_letter_queue, agent.max_receive_count = False, 1
+    agent = make_agent(stack, flaky_runtime.url, store=store)
+    agent.lanes.has_dead_letter_queue, agent.lanes.max_receive_count = False, 1
     send(stack, task_id="bad")
     assert until_received(agent) == ["failed"]
     rec = record(store, "bad")
@@ -679,8 +676,7 @@ def in_thread(fn):
 
 
 def test_a_task_whose_deadline_passes_in_the_queue_expires_without_a_runtime_call(stack, flaky_runtime, store):
-    agent = make_agent(stack, flaky_runtime.url)
-    agent.store = store
+    agent = make_agent(stack, flaky_runtime.url, store=store)
     queued(store, "late")
     # The handler refuses a deadline that has passed; one passes while the task waits in the queue.
     send(stack, task_id="late", meta={"deadline": in_seconds(-1)})
@@ -699,8 +695,7 @@ def test_prefetched_tasks_stay_queued_until_the_runtime_starts_them(stack, flaky
     agent records `running` beside the runtime call, not before it, so the call for the
     cancelled task is interrupted at once and leaves no image, notice or record change."""
     flaky_runtime.state["delay"] = 1.5
-    agent = make_agent(stack, flaky_runtime.url, prefetch=2)
-    agent.store = store
+    agent = make_agent(stack, flaky_runtime.url, prefetch=2, store=store)
     queued(store, "q-0", "q-1", "q-2")
     for i in range(3):
         send(stack, task_id=f"q-{i}", prompt=f"fox {i}")
@@ -721,8 +716,7 @@ def test_prefetched_tasks_stay_queued_until_the_runtime_starts_them(stack, flaky
 
 def test_cancel_while_running_interrupts_the_runtime_and_stores_no_image(stack, flaky_runtime, store):
     flaky_runtime.state["delay"] = 60
-    agent = make_agent(stack, flaky_runtime.url)
-    agent.store = store
+    agent = make_agent(stack, flaky_runtime.url, store=store)
     queued(store, "busy")
     send(stack, task_id="busy")
     thread, box = in_thread(lambda: until_received(agent))
@@ -741,9 +735,8 @@ def test_cancel_while_running_interrupts_the_runtime_and_stores_no_image(stack, 
 
 def test_deadline_policy_interrupt_stops_a_running_task_at_its_deadline(stack, flaky_runtime, store):
     flaky_runtime.state["delay"] = 60
-    agent = make_agent(stack, flaky_runtime.url)
-    agent.store = store
-    agent.has_dead_letter_queue = False
+    agent = make_agent(stack, flaky_runtime.url, store=store)
+    agent.lanes.has_dead_letter_queue = False
     send(stack, task_id="slow", meta={"deadline": in_seconds(2), "deadlinePolicy": "interrupt"})
     assert until_received(agent, seconds=15) == ["failed"]
     assert flaky_runtime.state["interrupts"] == 1 and record(store, "slow")["error"]["code"] == "deadline"
@@ -752,8 +745,7 @@ def test_deadline_policy_interrupt_stops_a_running_task_at_its_deadline(stack, f
 
 def test_a_running_tasks_progress_is_in_its_record_at_most_once_a_second(stack, flaky_runtime, store):
     flaky_runtime.state["delay"] = 3.0
-    agent = make_agent(stack, flaky_runtime.url)
-    agent.store = store
+    agent = make_agent(stack, flaky_runtime.url, store=store)
     queued(store, "steps")
     send(stack, task_id="steps")
     thread, box = in_thread(lambda: until_received(agent))
@@ -784,8 +776,7 @@ def test_a_task_on_a_priced_node_carries_its_cost(stack, flaky_runtime, store, t
             labels=lambda name: cost.node_labels(name, api=api.url, token="replay", ca=False))
     assert per_second == pytest.approx(0.4125 / 3600)
     flaky_runtime.state["delay"] = 0.5
-    agent = make_agent(stack, flaky_runtime.url)
-    agent.store, agent.price_per_second = store, per_second
+    agent = make_agent(stack, flaky_runtime.url, store=store, price_per_second=per_second)
     queued(store, "priced")
     send(stack, task_id="priced")
     assert until_received(agent) == ["completed"]
@@ -862,13 +853,13 @@ def test_finished_messages_are_deleted_ten_to_a_call_and_none_is_left_behind(sta
 
 def test_a_fast_runtime_gets_about_a_second_of_work_per_receive(stack):
     agent = make_agent(stack, "http://127.0.0.1:9")
-    assert agent.receive_count() == 1  # nothing known yet: one at a time
+    assert agent.lanes.receive_count() == 1  # nothing known yet: one at a time
     for _ in range(20):
-        agent._paced(0.05)
-    assert agent.receive_count() == 10
+        agent.lanes.paced(0.05)
+    assert agent.lanes.receive_count() == 10
     for _ in range(40):
-        agent._paced(2.0)
-    assert agent.receive_count() == 1
+        agent.lanes.paced(2.0)
+    assert agent.lanes.receive_count() == 1
 
 
 _text = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=200)  # what SQS accepts in a body
@@ -896,7 +887,7 @@ def test_a_malformed_message_never_stops_the_agent_and_ends_failed_or_dead_lette
     `unreadable` (left for the dead-letter queue), `failed` (with its notice), or the task
     ran; and the next well-formed task still completes."""
     agent = make_agent(stack, flaky_runtime.url)
-    agent.max_receive_count = 2  # the queue's own redrive policy says 2 (CONFIG)
+    agent.lanes.max_receive_count = 2  # the queue's own redrive policy says 2 (CONFIG)
     sqs, url = stack["aws"].sqs, stack["runtimes"]["sdruntime"]["queue_url"]
     while notifications(stack):  # earlier examples' notices
         pass
@@ -904,7 +895,7 @@ def test_a_malformed_message_never_stops_the_agent_and_ends_failed_or_dead_lette
     outcome = None
     deadline = time.monotonic() + 20
     while outcome is None and time.monotonic() < deadline:
-        for m in agent.receive():
+        for m in agent.lanes.receive():
             result = agent.handle(m)  # earlier examples' returned garbage comes back too: all is handled
             assert isinstance(result, str)
             if m["MessageId"] == sent:
@@ -920,7 +911,7 @@ def test_a_malformed_message_never_stops_the_agent_and_ends_failed_or_dead_lette
     deadline = time.monotonic() + 20
     while not record_completed(stack, after):
         assert time.monotonic() < deadline, "the agent stopped serving after a malformed message"
-        for m in agent.receive():
+        for m in agent.lanes.receive():
             agent.handle(m)
     agent.heartbeat.stop()
 

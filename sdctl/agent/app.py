@@ -66,6 +66,4 @@ def build(settings: AgentSettings):
         store = TaskStore(dynamodb, settings.tasks_table, settings.task_ttl_days)
     from sdctl.agent.cost import price_per_second
 
-    agent = Agent(settings, adapter=adapter, store=store, **clients)
-    agent.price_per_second = price_per_second()
-    return agent
+    return Agent(settings, adapter=adapter, store=store, price_per_second=price_per_second(), **clients)

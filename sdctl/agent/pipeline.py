@@ -30,6 +30,31 @@ class Stop(BaseException):
 
 
 class Pipeline:
+    """The agent's threads over its named parts: `lanes` receives, releases and deletes
+    (sdctl/agent/sqs.py); `preparer` prepares (stages.py); `runner` runs on the runtime
+    (runner.py); `results` stores and announces (results.py); `heartbeat` keeps held messages
+    invisible; `deletes` batches the deletes. Each is built with what it needs and nothing
+    else (sdctl/agent/worker.py wires them)."""
+
+    def __init__(self, settings, *, lanes, preparer, runner, results, heartbeat, deletes, metrics, stopping,
+                 clock) -> None:
+        self.settings, self.lanes, self.preparer, self.runner, self.results = settings, lanes, preparer, runner, results
+        self.heartbeat, self.deletes, self.metrics, self.stopping, self.clock = heartbeat, deletes, metrics, stopping, clock
+        self.processed = 0
+        self._claimed = 0
+        self._count_lock = threading.Lock()
+        self.running: dict[str, dict] = {}  # message id -> message, for tasks on the runtime now
+
+    def handle(self, message: dict) -> str:
+        """Process one message start to end; return what happened (for logs and tests)."""
+        job = self.preparer.prepare(message)
+        if isinstance(job, Job):
+            job = self.preparer.begin(job) or job
+        outcome = job if isinstance(job, str) else self.results.finish(job, self.runner.execute(job))
+        self.deletes.flush()  # one task at a time: its message goes now
+        self.metrics.outcome(outcome)
+        return outcome
+
     def install_signal_handlers(self, grace_seconds: float | None = None) -> None:
         """SIGTERM/SIGINT: stop receiving; return unstarted messages; let the running task
         finish within the grace period, else return it too; exit 0. A second signal exits at once."""
@@ -57,23 +82,10 @@ class Pipeline:
 
         self.heartbeat.stop()
         for held in self.heartbeat.held():
-            self._release(held)
+            self.lanes.release(held)
         log.warning("exiting without finishing; held messages returned to the queue", extra={"why": why})
         logging.shutdown()
         os._exit(0)
-
-    def wait_for_runtime(self, timeout: float | None = None) -> bool:
-        deadline = None if timeout is None else self.clock() + timeout
-        delay = 0.2
-        while not self.stopping.is_set():
-            if self.adapter.ready():
-                log.info("runtime is ready", extra={"runtime_url": getattr(self.adapter, "root", "")})
-                return True
-            if deadline is not None and self.clock() > deadline:
-                return False
-            self.stopping.wait(delay)
-            delay = min(delay * 2, 5.0)
-        return False
 
     def run(self, *, max_tasks: int | None = None) -> None:
         """Keep the runtime busy: a prefetcher thread receives and prepares the next task while
@@ -81,7 +93,7 @@ class Pipeline:
         tasks, so no AWS call sits between two runtime calls. With RUNTIME_CONCURRENCY > 1,
         that many runners each keep one call in flight; a runtime that queues requests
         (AUTOMATIC1111, sdctl's runtime) then starts the next one the moment it finishes."""
-        self.discover_redrive_policy()
+        self.lanes.discover_redrive_policy()
         # The runtime's answer must not wait for a finisher thread's boto3 work to yield the
         # GIL (5 ms by default): this process is I/O bound, so switch threads sooner.
         sys.setswitchinterval(0.0005)
@@ -91,11 +103,11 @@ class Pipeline:
         runners: list[threading.Thread] = []
         log.info("agent started; waiting for the runtime", extra={
             "runtime": self.settings.runtime_name, "queue_url": self.settings.queue_url,
-            "runtime_url": getattr(self.adapter, "root", ""), "runtime_concurrency": self.settings.runtime_concurrency,
+            "runtime_url": getattr(self.runner.adapter, "root", ""), "runtime_concurrency": self.settings.runtime_concurrency,
             "batch_tasks": self.settings.batch_tasks, "prefetch": self.settings.prefetch,
             "task_store": self.settings.tasks_table or None})
         try:
-            if not self.wait_for_runtime():
+            if not self.runner.wait_ready():
                 return
             threading.Thread(target=self._prefetch, args=(ready,), name="prefetch", daemon=True).start()
             for i in range(1, self.settings.runtime_concurrency):
@@ -111,11 +123,11 @@ class Pipeline:
             for runner in runners:  # each finishes its call (the grace timer bounds this)
                 runner.join()
             finishing.shutdown(wait=True)  # started tasks are stored, announced and deleted
-            self.finish_polls()  # a lane's long poll still in flight brings its messages here
+            self.lanes.finish_polls()  # a lane's long poll still in flight brings its messages here
             # Whatever is still held (prefetched, or taken but not started) goes back at once.
             self.deletes.flush()  # finished tasks' messages go before anything is handed back
             for held in self.heartbeat.held():
-                self._release(held)
+                self.lanes.release(held)
             self.heartbeat.stop()
 
     def _run_tasks(self, ready: queue.Queue, finishing: ThreadPoolExecutor, max_tasks: int | None) -> None:
@@ -136,14 +148,14 @@ class Pipeline:
                         self._claim(None, release=True)
                         continue
             jobs = [job]
-            key = self._batch_key(job)
+            key = self.runner.batch_key(job)
             while key is not None and len(jobs) < self.settings.batch_tasks and self._claim(max_tasks):
                 try:
                     more = ready.get_nowait()
                 except queue.Empty:
                     self._claim(None, release=True)
                     break
-                if self._batch_key(more) != key:
+                if self.runner.batch_key(more) != key:
                     carry.append(more)
                     break
                 jobs.append(more)
@@ -155,7 +167,7 @@ class Pipeline:
                 if self.settings.notify_running or wants_webhook(j.task, "running"):
                     finishing.submit(self._announce_running, j)
             try:
-                results = self.execute_many(jobs)
+                results = self.runner.execute_many(jobs)
             finally:
                 for j in jobs:
                     self.running.pop(j.message.get("MessageId", ""), None)
@@ -182,12 +194,12 @@ class Pipeline:
             # Poll only with room to put what comes: a message taken while the queue is full
             # would sit in this thread's hands, and a long poll in flight at shutdown could
             # take back a message the agent had just returned.
-            while (ready.full() or self.runtime_down.is_set()) and not self.stopping.is_set():
+            while (ready.full() or self.runner.down.is_set()) and not self.stopping.is_set():
                 self.stopping.wait(0.005)  # no new task while the line is full or the runtime is down
             if self.stopping.is_set():
                 break
-            messages = self.receive()
-            peeked = self.peek_all(messages) if messages and not self.stopping.is_set() else {}
+            messages = self.lanes.receive()
+            peeked = self.preparer.peek_all(messages) if messages and not self.stopping.is_set() else {}
             for message in messages:
                 job = None if self.stopping.is_set() else self._prepare_quietly(message, peeked)
                 if isinstance(job, str):
@@ -203,7 +215,7 @@ class Pipeline:
                     else:
                         job = None
                 if job is None:
-                    self._release(message)
+                    self.lanes.release(message)
                 if not isinstance(job, Job):
                     self.heartbeat.untrack(message)
 
@@ -221,7 +233,7 @@ class Pipeline:
         if mine not in lanes[1:] or self.clock() - held.received < OVERTAKE_AFTER_SECONDS:
             return None
         for url in lanes[:lanes.index(mine)]:
-            for message in self.receive_from(url, wait=0, count=1):
+            for message in self.lanes.receive_from(url, wait=0, count=1):
                 higher = self._prepare_quietly(message)
                 if isinstance(higher, Job):
                     log.info("a higher-priority task goes before a waiting one",
@@ -230,7 +242,7 @@ class Pipeline:
                 if isinstance(higher, str):
                     self.metrics.outcome(higher)
                 else:
-                    self._release(message)
+                    self.lanes.release(message)
                 self.heartbeat.untrack(message)
         return None
 
@@ -238,10 +250,10 @@ class Pipeline:
         """True if the job goes to the runtime now; a job that will not (cancelled or expired
         while it waited here) is counted and let go."""
         try:
-            outcome = self.begin(job)
+            outcome = self.preparer.begin(job)
         except Exception as e:  # an AWS hiccup: the message comes back later
             log.warning("could not start a task; it will be retried", extra={**job.ctx, "error": str(e)})
-            self._release(job.message)
+            self.lanes.release(job.message)
             outcome = "retry"
         if outcome is None:
             return True
@@ -253,7 +265,7 @@ class Pipeline:
 
     def _prepare_quietly(self, message: dict, peeked: dict | None = None) -> Job | str | None:
         try:
-            return self.prepare(message, peeked)
+            return self.preparer.prepare(message, peeked)
         except Exception as e:  # an AWS hiccup while preparing: the message comes back later
             log.warning("could not prepare a task; it will be retried", extra={"error": str(e)})
             return None
@@ -264,14 +276,14 @@ class Pipeline:
                             output_key=job.out_key)
         note["attempt"] = job.attempt
         try:
-            self._publish(note, job.task, topic=self.settings.notify_running)
+            self.results.publish(note, job.task, topic=self.settings.notify_running)
         except Exception as e:  # a lost notice must not cost the task
             log.warning("could not announce running", extra={**job.ctx, "error": str(e)})
 
     def _finish(self, job: Job, result) -> None:
         time.sleep(QUIET_SECONDS)  # the runner is sending the next request now
         try:
-            self.metrics.outcome(self.finish(job, result))
+            self.metrics.outcome(self.results.finish(job, result))
         except Exception as e:
             log.error("finishing failed; the task returns when its visibility lapses", extra={**job.ctx, "error": str(e)})
         finally:

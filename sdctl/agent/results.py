@@ -18,18 +18,27 @@ from sdctl.contracts.webhooks import webhook_message
 log = logging.getLogger("sdctl.agent")
 
 
-class ResultSide:
+class Results:
+    """Store and announce: a task's images and result document in S3, the notice on the results
+    topic, its webhook event, its record in the task store; then its message is deleted (or,
+    for a retry, released)."""
+
+    def __init__(self, settings, *, s3, sns, sqs, store, lanes, metrics, clock, price_per_second=None) -> None:
+        self.settings, self.s3, self.sns, self.sqs, self.store = settings, s3, sns, sqs, store
+        self.lanes, self.metrics, self.clock = lanes, metrics, clock
+        self.price_per_second: float | None = price_per_second  # this node's, when known (agent/cost.py)
+
     def finish(self, job: Job, result) -> str:
         """Store images and the result document, announce it, then delete the message."""
         message, task, ctx = job.message, job.task, job.ctx
         if isinstance(result, Refused):
             log.info("task was cancelled or expired before it ran; dropping it", extra=ctx)
-            self._delete(message)
+            self.lanes.delete(message)
             return "cancelled"
         if isinstance(result, Cancelled | Expired):
             return self._ended(job, "cancelled" if isinstance(result, Cancelled) else "expired")
         if isinstance(result, TaskFailure):
-            return self._fail(message, task, result, job.attempt, job.out_key, ctx)
+            return self.fail(message, task, result, job.attempt, job.out_key, ctx)
         meta = task["metadata"]
         image_keys, out_key = output_keys(meta["prefix"], meta["id"], len(result.images))
         note = notification(task, status="completed", bucket=self.settings.bucket, image_keys=image_keys,
@@ -45,15 +54,15 @@ class ResultSide:
             job.marks["stored"] = time.time()  # the document itself is the last write
             document["timeline"] = {k: round(v, 3) for k, v in job.marks.items()}
             self._put_json(out_key, document)
-            self._publish(note, task)
+            self.publish(note, task)
         except Exception as e:
             log.warning("storing or notifying failed; the task will be retried", extra={**ctx, "error": str(e)})
-            self._release(message)
+            self.lanes.release(message)
             return "retry"
         if self.store:
             self.store.quietly("completed", self.store.complete, meta["id"], note, seconds=job.runtime_seconds,
                                seed=(result.info or {}).get("seed"))
-        self._delete(message)
+        self.lanes.delete(message)
         self.metrics.task_seconds.observe(self.clock() - job.received)
         log.info("task completed", extra={**ctx, "images": len(image_keys),
                                           "seconds": document["seconds"]["total"]})
@@ -69,49 +78,49 @@ class ResultSide:
         try:
             self._put_json(job.out_key, {**note, "notification": note, "attempt": job.attempt,
                                          "seconds": {"runtime": round(job.runtime_seconds, 3)}})
-            self._publish(note, job.task)
+            self.publish(note, job.task)
         except Exception as e:
             log.warning(f"could not report the task {status}; it will be retried", extra={**job.ctx, "error": str(e)})
-            self._release(job.message)
+            self.lanes.release(job.message)
             return "retry"
         if self.store:
             self.store.quietly(status, self.store.end, job.task["metadata"]["id"], status,
                                seconds=job.runtime_seconds)
         log.info(f"task {status}", extra=job.ctx)
-        self._delete(job.message)
+        self.lanes.delete(job.message)
         return status
 
-    def _fail(self, message: dict, task: dict, failure: TaskFailure, attempt: int, out_key: str, ctx: dict) -> str:
-        last = attempt >= self.max_receive_count
+    def fail(self, message: dict, task: dict, failure: TaskFailure, attempt: int, out_key: str, ctx: dict) -> str:
+        last = attempt >= self.lanes.max_receive_count
         if isinstance(failure, TransientFailure) and not last:
             log.warning("transient failure; the task will be retried",
                         extra={**ctx, "code": failure.code, "error": failure.message})
             # A runtime that just came back is ready now: no backoff for the task it dropped.
-            self._release(message, delay=0 if failure.code == "runtime-restarted" else min(2 ** attempt, 60))
+            self.lanes.release(message, delay=0 if failure.code == "runtime-restarted" else min(2 ** attempt, 60))
             return "retry"
         note = notification(task, status="failed", bucket=self.settings.bucket, image_keys=[],
                             output_key=out_key, error=failure.to_dict())
         try:
             self._put_json(out_key, {**note, "notification": note, "attempt": attempt})
-            self._publish(note, task)
+            self.publish(note, task)
         except Exception as e:
             log.warning("could not report the failure; the task will be retried",
                         extra={**ctx, "error": str(e)})
-            self._release(message)
+            self.lanes.release(message)
             return "retry"
         if self.store:
             self.store.quietly("failed", self.store.fail, task["metadata"]["id"], failure.to_dict(), attempt=attempt)
-        if isinstance(failure, TransientFailure) and self.has_dead_letter_queue:
+        if isinstance(failure, TransientFailure) and self.lanes.has_dead_letter_queue:
             # Last allowed attempt: reported as failed; SQS moves it to the DLQ on its next receive.
             log.error("task failed on its last attempt; moving to the dead-letter queue",
                       extra={**ctx, "code": failure.code, "error": failure.message})
-            self._release(message)
+            self.lanes.release(message)
             return "dead-letter"
         log.error("task failed", extra={**ctx, "code": failure.code, "error": failure.message})
-        self._delete(message)
+        self.lanes.delete(message)
         return "failed"
 
-    def _existing_result(self, key: str) -> dict | None:
+    def existing_result(self, key: str) -> dict | None:
         try:
             obj = self.s3.get_object(Bucket=self.settings.bucket, Key=key)
         except self.s3.exceptions.NoSuchKey:
@@ -129,7 +138,7 @@ class ResultSide:
         self.s3.put_object(Bucket=self.settings.bucket, Key=key, ContentType="application/json",
                            Body=json.dumps(document, separators=(",", ":")).encode())
 
-    def _publish(self, note: dict, task: dict, *, topic: bool = True) -> None:
+    def publish(self, note: dict, task: dict, *, topic: bool = True) -> None:
         """The notice on the results topic, and the task's webhook event if it asked for this one."""
         if not note:
             return

@@ -35,7 +35,19 @@ def queue_of(message: dict, default: str) -> str:
     return message.get(QUEUE) or default
 
 
-class QueueSide:
+class Lanes:
+    """Receive (from the lanes, highest first), release (now or after a backoff) and delete (in
+    batches) a runtime's messages; the queue's redrive policy says which attempt is the last."""
+
+    def __init__(self, sqs, settings, *, heartbeat, deletes, stopping) -> None:
+        self.sqs, self.settings, self.heartbeat, self.deletes, self.stopping = sqs, settings, heartbeat, deletes, stopping
+        self.max_receive_count = settings.max_receive_count
+        self.has_dead_letter_queue = False
+        self.pace: float | None = None  # the runtime's recent seconds per task (see paced)
+        self._served_high = 0
+        self._lane_polls: dict[str, Future] = {}
+        self._lane_pool: ThreadPoolExecutor | None = None
+
     def discover_redrive_policy(self) -> None:
         """Read the queue's redrive policy: it, not a setting, decides when a task's attempt is
         its last. Without a dead-letter queue, the last attempt reports failed and deletes."""
@@ -53,7 +65,7 @@ class QueueSide:
 
     def lane_order(self) -> list[tuple[str, str]]:
         lanes = list(self.settings.lanes)
-        if len(lanes) > 1 and getattr(self, "_served_high", 0) >= STARVATION_LIMIT:
+        if len(lanes) > 1 and self._served_high >= STARVATION_LIMIT:
             self._served_high = 0
             return lanes[1:] + lanes[:1]  # the lower lanes first, this once
         return lanes
@@ -83,7 +95,7 @@ class QueueSide:
         order = self.lane_order()
         if len(order) == 1:
             return self.receive_from(order[0][1], wait=self.settings.wait_seconds, count=self.receive_count())
-        polls: dict[str, Future] = self.__dict__.setdefault("_lane_polls", {})
+        polls = self._lane_polls
         brought = self._polled(order)
         if brought:
             return self._served(order, brought)
@@ -93,7 +105,7 @@ class QueueSide:
             messages = self.receive_from(url, wait=0, count=self.receive_count())
             if messages:
                 return self._served(order, messages)
-        if "_lane_pool" not in self.__dict__:
+        if self._lane_pool is None:
             self._lane_pool = ThreadPoolExecutor(max_workers=len(order), thread_name_prefix="lane-poll")
         wait = min(self.settings.wait_seconds, LANE_WAIT_SECONDS)
         for _, url in order:
@@ -109,7 +121,7 @@ class QueueSide:
 
     def _polled(self, order: list[tuple[str, str]]) -> list[dict]:
         """What the lanes' finished long polls brought, highest lane first."""
-        polls: dict[str, Future] = self.__dict__.get("_lane_polls", {})
+        polls = self._lane_polls
         brought = []
         for _, url in order:
             poll = polls.get(url)
@@ -122,21 +134,20 @@ class QueueSide:
     def finish_polls(self) -> None:
         """At shutdown: wait for the lanes' long polls still in flight (at most LANE_WAIT_SECONDS),
         so what they bring is held, and so released, rather than taken after the agent let go."""
-        polls: dict[str, Future] = self.__dict__.get("_lane_polls", {})
-        for poll in list(polls.values()):
+        for poll in list(self._lane_polls.values()):
             poll.result()
-        polls.clear()
-        if "_lane_pool" in self.__dict__:
+        self._lane_polls.clear()
+        if self._lane_pool is not None:
             self._lane_pool.shutdown(wait=True)
-            del self._lane_pool
+            self._lane_pool = None
 
     def _served(self, order: list[tuple[str, str]], messages: list[dict]) -> list[dict]:
         if messages:
             top = messages[0].get(QUEUE) == self.settings.lanes[0][1] and order[0][0] == self.settings.lanes[0][0]
-            self._served_high = getattr(self, "_served_high", 0) + len(messages) if top else 0
+            self._served_high = self._served_high + len(messages) if top else 0
         return messages
 
-    def _delete(self, message: dict) -> None:
+    def delete(self, message: dict) -> None:
         """The task is done: its message goes in the next delete batch (sdctl/agent/deletes.py)."""
         self.deletes.add(queue_of(message, self.settings.queue_url), message["ReceiptHandle"])
 
@@ -147,13 +158,16 @@ class QueueSide:
         tasks that another agent could start sooner."""
         if self.settings.batch_size:
             return self.settings.batch_size
-        pace = getattr(self, "_runtime_pace", None)
-        count = 1 if not pace else max(1, min(10, int(AHEAD_SECONDS / pace)))
+        count = 1 if not self.pace else max(1, min(10, int(AHEAD_SECONDS / self.pace)))
         if len(self.settings.lanes) > 1:  # no more than the starvation guard lets the top lane have
-            count = max(1, min(count, STARVATION_LIMIT - getattr(self, "_served_high", 0)))
+            count = max(1, min(count, STARVATION_LIMIT - self._served_high))
         return count
 
-    def _release(self, message: dict, delay: int = 0) -> None:
+    def paced(self, seconds_per_task: float) -> None:
+        """The runtime's recent seconds per task (a moving average), for receive_count."""
+        self.pace = seconds_per_task if self.pace is None else 0.8 * self.pace + 0.2 * seconds_per_task
+
+    def release(self, message: dict, delay: int = 0) -> None:
         try:
             self.sqs.change_message_visibility(QueueUrl=queue_of(message, self.settings.queue_url),
                                                ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=delay)
