@@ -2,12 +2,7 @@
 
 Runs in the Lambda Python runtime: standard library, boto3 and sdctl's contracts (shipped in
 its zip; sdctl/execute/aws/artifacts.py), nothing else of sdctl. Configured by environment:
-
-- SNS_TOPIC_ARN: the requests topic; S3_BUCKET: the output bucket (for output_location)
-- RUNTIMES: JSON object mapping each deployed runtime name to its type
-- DEFAULT_PREFIX: key prefix when a task gives none (default "output")
-- TASKS_TABLE: the task store (DynamoDB); empty: no status, cancel or duplicate check
-- TASK_TTL_DAYS: how long task records live (the output retention period)
+sdctl/contracts/edge_env.py (HandlerEnv) says what it reads.
 
 POST /v1alpha2 with {"task": {"metadata": {...}, "content": {...}}}: validate, record the
 task as `queued` (a conditional put: an id already used answers 409 with that task's
@@ -29,7 +24,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import time
 
 import boto3
@@ -38,6 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from lambda_src.place import position
 from lambda_src.records import deserialise, key, serialise
+from sdctl.contracts.edge_env import HandlerEnv
 from sdctl.contracts.request import Invalid
 from sdctl.contracts.request import validate as contract_validate
 from sdctl.contracts.tasks import (
@@ -99,7 +94,7 @@ def handler(event, context):
             task_id = (event.get("pathParameters") or {}).get("id") or ""
             if not ID_PATTERN.match(task_id):
                 raise Invalid("id", "the task id must be 1-64 letters, digits, '-' or '_'")
-            if not os.environ.get("TASKS_TABLE"):
+            if not HandlerEnv.read().tasks_table:
                 return _response(501, {"message": "this deployment has no task store"})
             if method == "GET":
                 return _get(task_id)
@@ -133,8 +128,8 @@ def _submit(event):
     if size > SNS_MAX_BYTES:
         raise Invalid("task", f"task is {size} bytes; the limit is {SNS_MAX_BYTES} (256 KiB). "
                               "Pass large inputs as s3:// URLs instead of inline data")
-    bucket = os.environ.get("S3_BUCKET", "")
-    table = os.environ.get("TASKS_TABLE")
+    env = HandlerEnv.read()
+    bucket, table = env.bucket, env.tasks_table
     digest = hashlib.sha256(message.encode()).hexdigest()
     if table:
         existing = _record(table, task, bucket, digest, client=caller(event))
@@ -144,7 +139,7 @@ def _submit(event):
                                               "use a new id to run it again",
                                    "id": meta["id"], "status": existing.get("status")})
     try:
-        _client("sns").publish(TopicArn=os.environ["SNS_TOPIC_ARN"], Message=message,
+        _client("sns").publish(TopicArn=env.topic_arn, Message=message,
                                MessageAttributes=attributes)
     except Exception:
         if table:  # not queued after all: take the record back so the id can be retried
@@ -176,7 +171,7 @@ def _record(table: str, task: dict, bucket: str, digest: str, *, client: str | N
     item = {"id": meta["id"], "status": "queued", "runtime": meta["runtime"], "tasktype": meta["tasktype"],
             "prefix": meta["prefix"], "created_at": now, "updated_at": now, "attempts": 0,
             "output_url": f"s3://{bucket}/{result_key(meta['prefix'], meta['id'])}",
-            "expires_at": int(time.time()) + 86400 * int(os.environ.get("TASK_TTL_DAYS", "30")),
+            "expires_at": int(time.time()) + 86400 * HandlerEnv.read().task_ttl_days,
             "request_hash": digest, "publishing": True}
     if isinstance(content.get("prompt"), str):
         item["prompt"] = content["prompt"][:PROMPT_CHARS]
@@ -203,7 +198,7 @@ def _load(table: str, task_id: str) -> dict | None:
 
 
 def _get(task_id: str):
-    table = os.environ["TASKS_TABLE"]
+    table = HandlerEnv.read().tasks_table
     record = _load(table, task_id)
     if record is None:
         return _response(404, {"message": f"no task {task_id} (never submitted, or expired)", "id": task_id})
@@ -217,7 +212,7 @@ def _get(task_id: str):
 def _cancel(task_id: str):
     """Queued: cancelled now. Running: ask its agent to interrupt the runtime (it records
     `cancelled` when the call has stopped, within seconds). Finished: 409."""
-    table = os.environ["TASKS_TABLE"]
+    table = HandlerEnv.read().tasks_table
     db = _client("dynamodb")
     try:
         db.update_item(TableName=table, Key=key(task_id), ConditionExpression="#s = :queued",
@@ -249,21 +244,22 @@ def _announce_cancelled(table: str, task_id: str) -> None:
     """The `cancelled` webhook of a task cancelled while queued (no agent will announce it)."""
     record = _load(table, task_id) or {}
     hook = record.get("webhook")
-    if not hook or "cancelled" not in hook.get("events", []) or not os.environ.get("WEBHOOK_QUEUE_URL"):
+    env = HandlerEnv.read()
+    if not hook or "cancelled" not in hook.get("events", []) or not env.webhook_queue_url:
         return
-    bucket = os.environ.get("S3_BUCKET", "")
+    bucket = env.bucket
     note = {"id": task_id, "runtime": record.get("runtime"), "result": False, "status": "cancelled",
             "image_url": [], "output_url": record.get("output_url") or f"s3://{bucket}/", "context": "",
             "error": {"code": "cancelled", "message": "cancelled by its caller before it ran"}}
-    _client("sqs").send_message(QueueUrl=os.environ["WEBHOOK_QUEUE_URL"],
+    _client("sqs").send_message(QueueUrl=env.webhook_queue_url,
                                 MessageBody=json.dumps(webhook_message(hook, note)))
 
 
 def validate(body, runtimes: dict) -> dict:
     """Check a request body against the wire contract (contract.validate) with this
     deployment's default prefix and webhook rule; return the normalised task."""
-    return contract_validate(body, runtimes, default_prefix=os.environ.get("DEFAULT_PREFIX", "output"),
-                             allow_loopback=os.environ.get("WEBHOOK_ALLOW_LOOPBACK") == "1")
+    env = HandlerEnv.read()
+    return contract_validate(body, runtimes, default_prefix=env.default_prefix, allow_loopback=env.allow_loopback)
 
 
 def _body(event):
@@ -282,7 +278,7 @@ def _body(event):
 
 
 def _runtimes() -> dict:
-    return json.loads(os.environ.get("RUNTIMES", "{}"))
+    return HandlerEnv.read().runtimes
 
 
 def _client(name: str):

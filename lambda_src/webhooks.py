@@ -16,16 +16,13 @@ it with a 10 s limit and no redirects, and then:
 An undeliverable event is sent to the webhooks dead-letter queue with the reason;
 `sdctl webhooks failed` lists them and `sdctl webhooks replay` sends them again.
 
-Configured by environment: WEBHOOK_QUEUE_URL, WEBHOOK_DLQ_URL, WEBHOOK_SECRET_ARN,
-WEBHOOK_ALLOW_LOOPBACK ("1" on a local stack that allows it), WEBHOOK_SECRET_CACHE_SECONDS,
-WEBHOOK_RETRY_DELAYS (comma-separated seconds, to shorten or lengthen the retry schedule).
+Configured by environment: sdctl/contracts/edge_env.py (DelivererEnv) says what it reads.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import random
 import socket
 import time
@@ -35,6 +32,7 @@ from urllib.parse import urlsplit
 
 import boto3
 
+from sdctl.contracts.edge_env import DelivererEnv
 from sdctl.contracts.webhooks import RETRY_DELAYS, ROTATION_OVERLAP_SECONDS, sign
 
 TIMEOUT_SECONDS = 10
@@ -66,7 +64,7 @@ def handler(event, context):
             failures.append({"itemIdentifier": record["messageId"]})
             try:
                 _client("sqs").change_message_visibility(
-                    QueueUrl=os.environ["WEBHOOK_QUEUE_URL"], ReceiptHandle=record["receiptHandle"],
+                    QueueUrl=DelivererEnv.read().queue_url, ReceiptHandle=record["receiptHandle"],
                     VisibilityTimeout=retry_visibility(delay, random.uniform(1.0, 1.2)))  # noqa: S311 - jitter
             except Exception as e:  # noqa: BLE001 - the message comes back at the queue's own visibility
                 _log("could not delay the retry; it comes back sooner", message, reason=str(e), attempt=attempt)
@@ -74,7 +72,7 @@ def handler(event, context):
         elif outcome != "delivered":
             if outcome == "retry":
                 reason = f"gave up after {attempt} attempts; last: {reason}"
-            _client("sqs").send_message(QueueUrl=os.environ["WEBHOOK_DLQ_URL"], MessageBody=json.dumps(
+            _client("sqs").send_message(QueueUrl=DelivererEnv.read().dead_letter_queue_url, MessageBody=json.dumps(
                 {**message, "failure": {"reason": reason, "attempts": attempt, "at": int(time.time())}}))
             _log("webhook undeliverable", message, reason=reason, attempt=attempt)
     return {"batchItemFailures": failures}
@@ -93,8 +91,7 @@ def retry_visibility(delay: int, jitter: float) -> int:
 
 
 def retry_delays() -> tuple[int, ...]:
-    raw = os.environ.get("WEBHOOK_RETRY_DELAYS")
-    return tuple(int(x) for x in raw.split(",") if x.strip()) if raw else RETRY_DELAYS
+    return DelivererEnv.read().retry_delays or RETRY_DELAYS
 
 
 def deliver(message: dict) -> tuple[str, str]:
@@ -126,7 +123,7 @@ def deliver(message: dict) -> tuple[str, str]:
 def check_url(url: str) -> None:
     """https, and every address the host resolves to public; loopback http only when allowed."""
     parts = urlsplit(url)
-    allow_loopback = os.environ.get("WEBHOOK_ALLOW_LOOPBACK") == "1"
+    allow_loopback = DelivererEnv.read().allow_loopback
     if parts.scheme != "https" and not (allow_loopback and parts.scheme == "http"):
         raise Refused(f"not an https URL: {url}")
     try:
@@ -143,10 +140,11 @@ def check_url(url: str) -> None:
 
 def signing_secrets() -> list[str]:
     """The current secret, and the previous one while a rotation is recent."""
-    ttl = float(os.environ.get("WEBHOOK_SECRET_CACHE_SECONDS", "30"))
+    env = DelivererEnv.read()
+    ttl = env.secret_cache_seconds
     if time.monotonic() - _secrets["at"] > ttl or not _secrets["value"]:
         doc = json.loads(_client("secretsmanager").get_secret_value(
-            SecretId=os.environ["WEBHOOK_SECRET_ARN"])["SecretString"])
+            SecretId=env.secret_arn)["SecretString"])
         value = [doc["current"]]
         if doc.get("previous") and time.time() - float(doc.get("rotated_at") or 0) < ROTATION_OVERLAP_SECONDS:
             value.append(doc["previous"])

@@ -118,3 +118,18 @@ def test_every_error_code_the_agent_raises_is_in_the_contract_and_its_page():
     assert block.split("\n<!-- /error-codes -->", 1)[0] == error_codes_markdown()
     assert "`input-fetch-failed`" in page and "`unsafe-input`" in page
 
+
+
+def test_the_handler_and_the_deliverer_read_the_environment_their_writers_write():
+    """sdctl/contracts/edge_env.py: what CloudFormation and the local stack write, the handler
+    and the deliverer read back, field for field (a name spelled two ways would read empty)."""
+    from sdctl.contracts.edge_env import DelivererEnv, HandlerEnv, deliverer_environment, handler_environment
+
+    written = handler_environment(topic_arn="arn:t", bucket="b", runtimes={"sd": "sdwebui"}, default_prefix="out",
+                                  tasks_table="tt", task_ttl_days=7, webhook_queue_url="https://q", allow_loopback=True)
+    assert HandlerEnv.read(written) == HandlerEnv(topic_arn="arn:t", bucket="b", runtimes={"sd": "sdwebui"},
+                                                  default_prefix="out", tasks_table="tt", task_ttl_days=7,
+                                                  webhook_queue_url="https://q", allow_loopback=True)
+    written = deliverer_environment(queue_url="q", dead_letter_queue_url="d", secret_arn="s", secret_cache_seconds=1)
+    assert DelivererEnv.read({**written, "WEBHOOK_RETRY_DELAYS": "1,2"}) == DelivererEnv(
+        queue_url="q", dead_letter_queue_url="d", secret_arn="s", secret_cache_seconds=1.0, retry_delays=(1, 2))

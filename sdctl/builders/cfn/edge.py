@@ -6,8 +6,6 @@ is replaced; `sdctl destroy` removes the bucket itself unless asked to keep data
 
 from __future__ import annotations
 
-import json
-
 from sdctl.builders.cfn import api, policies, registry, webhooks
 from sdctl.builders.cfn.base import (
     LOG_RETENTION_DAYS,
@@ -26,6 +24,7 @@ from sdctl.builders.cfn.skips import skip
 from sdctl.builders.names import Names, queue_ids
 from sdctl.builders.queues import cfn_properties, edge_queues, edge_topics, lane_subscriptions
 from sdctl.config.model import Config
+from sdctl.contracts.edge_env import handler_environment
 from sdctl.contracts.tasks import STATUS_INDEX
 
 LAMBDA_RUNTIME = "python3.12"
@@ -185,11 +184,11 @@ def _api_handler(cfg: Config, r: dict) -> None:
         "MemorySize": 256, "Timeout": 10,
         "Role": getatt("ApiHandlerRole", "Arn"),
         "Code": {"S3Bucket": ref("CodeBucket"), "S3Key": ref("CodeKey")},
-        "Environment": {"Variables": {
-            "SNS_TOPIC_ARN": ref("RequestsTopic"), "S3_BUCKET": ref("OutputBucket"),
-            "RUNTIMES": json.dumps({rt.name: rt.type for rt in cfg.runtimes}, sort_keys=True),
-            "DEFAULT_PREFIX": cfg.output.prefix, "TASKS_TABLE": ref("TasksTable"),
-            "TASK_TTL_DAYS": str(cfg.output.retention_days), "WEBHOOK_QUEUE_URL": ref("WebhooksQueue")}},
+        "Environment": {"Variables": handler_environment(
+            topic_arn=ref("RequestsTopic"), bucket=ref("OutputBucket"),
+            runtimes={rt.name: rt.type for rt in cfg.runtimes}, default_prefix=cfg.output.prefix,
+            tasks_table=ref("TasksTable"), task_ttl_days=cfg.output.retention_days,
+            webhook_queue_url=ref("WebhooksQueue"))},
         "TracingConfig": {"Mode": "Active"}}}
 
     skip(r["ApiHandler"], "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_115", "CKV_AWS_173")

@@ -14,6 +14,7 @@ from sdctl.builders.cfn.skips import skip
 from sdctl.builders.names import Names
 from sdctl.builders.queues import DELIVERY_TIMEOUT, cfn_properties, edge_queues
 from sdctl.config.model import Config
+from sdctl.contracts.edge_env import deliverer_environment
 
 LAMBDA_RUNTIME = "python3.12"
 
@@ -62,9 +63,9 @@ def resources(cfg: Config, n: Names, r: dict, o: dict, *, retain: dict, deny_ins
         "MemorySize": 256, "Timeout": DELIVERY_TIMEOUT,
         "Role": getatt("WebhookDelivererRole", "Arn"),
         "Code": {"S3Bucket": ref("CodeBucket"), "S3Key": ref("CodeKey")},
-        "Environment": {"Variables": {
-            "WEBHOOK_QUEUE_URL": ref("WebhooksQueue"), "WEBHOOK_DLQ_URL": ref("WebhooksDeadLetterQueue"),
-            "WEBHOOK_SECRET_ARN": ref("WebhookSecret")}},
+        "Environment": {"Variables": deliverer_environment(
+            queue_url=ref("WebhooksQueue"), dead_letter_queue_url=ref("WebhooksDeadLetterQueue"),
+            secret_arn=ref("WebhookSecret"))},
         "TracingConfig": {"Mode": "Active"}}}
     skip(r["WebhookDeliverer"], "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_115", "CKV_AWS_173")
     r["WebhookEvents"] = {"Type": "AWS::Lambda::EventSourceMapping", "Properties": {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import signal
@@ -13,6 +12,7 @@ from pathlib import Path
 from sdctl.builders.local_plan import local_plan
 from sdctl.config.model import Config
 from sdctl.contracts.agent_env import for_runtime
+from sdctl.contracts.edge_env import deliverer_environment, handler_environment
 from sdctl.contracts.events import Event, Report, ignore
 from sdctl.errors import LocalStackError
 from sdctl.execute.local import state as st
@@ -109,26 +109,27 @@ def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, a
     credentials = credentials or {}
     specs = []
     hooks = resources["webhooks"]
-    loopback = "1" if allow_local_webhooks else "0"
     port = ports.take("gateway")
     specs.append(ProcSpec(
         role="gateway", name="gateway", argv=[py, "-m", "sdctl.execute.local.gateway"], port=port,
         url=f"http://127.0.0.1:{port}", ready_path="/ping",
         env=dict(env, **credentials.get(iam.HANDLER, {}), AWS_ENDPOINT_URL=aws_url, GATEWAY_API_KEY=api_key,
                  GATEWAY_PORT=str(port), **_gateway_key_reader(credentials),
-                 SNS_TOPIC_ARN=resources["requests_topic_arn"], S3_BUCKET=resources["bucket"],
-                 DEFAULT_PREFIX=resources["prefix"], TASKS_TABLE=resources.get("tasks_table") or "",
-                 TASK_TTL_DAYS=str(resources["task_ttl_days"]), WEBHOOK_QUEUE_URL=hooks["queue_url"],
-                 WEBHOOK_ALLOW_LOOPBACK=loopback, GATEWAY_RATE=str(cfg.api.throttle.rate_limit),
-                 GATEWAY_SYNC_URL=f"{aws_url}{SYNC_PATH}" if keep_data else "",
-                 GATEWAY_BURST=str(cfg.api.throttle.burst_limit),
-                 RUNTIMES=json.dumps({r.name: r.type for r in cfg.runtimes}))))
+                 **handler_environment(topic_arn=resources["requests_topic_arn"], bucket=resources["bucket"],
+                                       runtimes={r.name: r.type for r in cfg.runtimes},
+                                       default_prefix=resources["prefix"],
+                                       tasks_table=resources.get("tasks_table") or "",
+                                       task_ttl_days=resources["task_ttl_days"], webhook_queue_url=hooks["queue_url"],
+                                       allow_loopback=allow_local_webhooks),
+                 GATEWAY_RATE=str(cfg.api.throttle.rate_limit), GATEWAY_BURST=str(cfg.api.throttle.burst_limit),
+                 GATEWAY_SYNC_URL=f"{aws_url}{SYNC_PATH}" if keep_data else "")))
     specs.append(ProcSpec(  # what the Lambda event source and the deliverer function do on AWS
         role="webhooks", name="webhooks", argv=[py, "-m", "sdctl.execute.local.webhooks"],
         env=dict(env, **credentials.get(iam.WEBHOOKS, {}), AWS_ENDPOINT_URL=aws_url,
-                 WEBHOOK_QUEUE_URL=hooks["queue_url"], WEBHOOK_DLQ_URL=hooks["dead_letter_queue_url"],
-                 WEBHOOK_SECRET_ARN=hooks["secret_arn"], WEBHOOK_ALLOW_LOOPBACK=loopback,
-                 WEBHOOK_SECRET_CACHE_SECONDS="1")))
+                 **deliverer_environment(queue_url=hooks["queue_url"],
+                                         dead_letter_queue_url=hooks["dead_letter_queue_url"],
+                                         secret_arn=hooks["secret_arn"], allow_loopback=allow_local_webhooks,
+                                         secret_cache_seconds=1))))
     for rt in cfg.runtimes:
         url = runtime_urls.get(rt.name)
         if url is None:

@@ -8,12 +8,13 @@ function did not report as failed (ReportBatchItemFailures). Run by the supervis
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
+
+from sdctl.contracts.edge_env import DelivererEnv
 
 
 def event(messages: list[dict]) -> dict:
@@ -30,7 +31,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *a: stop.update(flag=True))
     signal.signal(signal.SIGINT, lambda *a: stop.update(flag=True))
     sqs = boto3.client("sqs")
-    queue = os.environ["WEBHOOK_QUEUE_URL"]
+    queue = DelivererEnv.read().queue_url
     pause = 0.0
     while not stop["flag"]:
         try:
