@@ -31,7 +31,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambda_src.place import position
-from lambda_src.records import deserialise, key, serialise
+from sdctl.contracts import record
 from sdctl.contracts.edge_env import HandlerEnv
 from sdctl.contracts.request import Invalid
 from sdctl.contracts.request import validate as contract_validate
@@ -40,6 +40,7 @@ from sdctl.contracts.tasks import (
     DEFAULT_CLIENT,
     DEFAULT_PRIORITY,
     ID_PATTERN,
+    notification,
     result_key,
     timestamp,
 )
@@ -143,13 +144,14 @@ def _submit(event):
                                MessageAttributes=attributes)
     except Exception:
         if table:  # not queued after all: take the record back so the id can be retried
-            _client("dynamodb").delete_item(TableName=table, Key=key(meta["id"]),
+            _client("dynamodb").delete_item(TableName=table, Key=record.key(meta["id"]),
                                             ConditionExpression="#s = :queued",
                                             ExpressionAttributeNames={"#s": "status"},
                                             ExpressionAttributeValues={":queued": {"S": "queued"}})
         raise
     if table:  # published: a later POST of this id is a 409 again
-        _client("dynamodb").update_item(TableName=table, Key=key(meta["id"]), UpdateExpression="REMOVE publishing")
+        _client("dynamodb").update_item(TableName=table, Key=record.key(meta["id"]),
+                                        **record.update(remove=("publishing",)))
     return _response(200, {
         "id": meta["id"],
         "runtime": meta["runtime"],
@@ -186,27 +188,25 @@ def _record(table: str, task: dict, bucket: str, digest: str, *, client: str | N
         item["client"] = client
     db = _client("dynamodb")
     try:
-        db.put_item(TableName=table, Item=serialise(item), ConditionExpression="attribute_not_exists(id)")
+        db.put_item(TableName=table, Item=record.item(**item), ConditionExpression="attribute_not_exists(id)")
         return None
     except db.exceptions.ConditionalCheckFailedException:
         return _load(table, meta["id"]) or {"status": "unknown"}
 
 
-def _load(table: str, task_id: str) -> dict | None:
-    found = _client("dynamodb").get_item(TableName=table, Key=key(task_id), ConsistentRead=True).get("Item")
-    return deserialise(found) if found else None
+def _load(table: str, task_id: str, *, private: bool = True) -> dict | None:
+    found = _client("dynamodb").get_item(TableName=table, Key=record.key(task_id), ConsistentRead=True).get("Item")
+    return record.plain(found, private=private) if found else None
 
 
 def _get(task_id: str):
     table = HandlerEnv.read().tasks_table
-    record = _load(table, task_id)
-    if record is None:
+    found = _load(table, task_id, private=False)  # not the handler's own bookkeeping
+    if found is None:
         return _response(404, {"message": f"no task {task_id} (never submitted, or expired)", "id": task_id})
-    record.pop("request_hash", None)  # the handler's own bookkeeping
-    record.pop("publishing", None)
-    if record.get("status") == "queued" and record.get("created_at"):
-        record["queue"] = position(_client("dynamodb"), table, record)
-    return _response(200, record)
+    if found.get("status") == "queued" and found.get("created_at"):
+        found["queue"] = position(_client("dynamodb"), table, found)
+    return _response(200, found)
 
 
 def _cancel(task_id: str):
@@ -215,42 +215,41 @@ def _cancel(task_id: str):
     table = HandlerEnv.read().tasks_table
     db = _client("dynamodb")
     try:
-        db.update_item(TableName=table, Key=key(task_id), ConditionExpression="#s = :queued",
-                       UpdateExpression="SET #s = :cancelled, updated_at = :now, finished_at = :now",
-                       ExpressionAttributeNames={"#s": "status"},
-                       ExpressionAttributeValues={":queued": {"S": "queued"}, ":cancelled": {"S": "cancelled"},
-                                                  ":now": {"S": timestamp()}})
+        now = timestamp()
+        db.update_item(TableName=table, Key=record.key(task_id), **record.update(
+            set={"status": "cancelled", "updated_at": now, "finished_at": now},
+            condition="#status = :queued", values={"queued": "queued"}))
         _announce_cancelled(table, task_id)
         return _response(200, {"id": task_id, "status": "cancelled"})
     except db.exceptions.ConditionalCheckFailedException:
         pass
     try:
-        db.update_item(TableName=table, Key=key(task_id), ConditionExpression="#s = :running",
-                       UpdateExpression="SET cancel_requested = :yes, updated_at = :now",
-                       ExpressionAttributeNames={"#s": "status"},
-                       ExpressionAttributeValues={":running": {"S": "running"}, ":yes": {"BOOL": True},
-                                                  ":now": {"S": timestamp()}})
+        db.update_item(TableName=table, Key=record.key(task_id), **record.update(
+            set={"cancel_requested": True, "updated_at": timestamp()},
+            condition="#status = :running", values={"running": "running"}))
         return _response(202, {"id": task_id, "status": "running", "cancel_requested": True,
                                "message": "the runtime is being interrupted; the task ends cancelled"})
     except db.exceptions.ConditionalCheckFailedException:
-        record = _load(table, task_id)
-    if record is None:
+        found = _load(table, task_id)
+    if found is None:
         return _response(404, {"message": f"no task {task_id} (never submitted, or expired)", "id": task_id})
-    return _response(409, {"message": f"task {task_id} is {record['status']}; only queued or running tasks "
-                                      "can be cancelled", "id": task_id, "status": record["status"]})
+    return _response(409, {"message": f"task {task_id} is {found['status']}; only queued or running tasks "
+                                      "can be cancelled", "id": task_id, "status": found["status"]})
 
 
 def _announce_cancelled(table: str, task_id: str) -> None:
     """The `cancelled` webhook of a task cancelled while queued (no agent will announce it)."""
-    record = _load(table, task_id) or {}
-    hook = record.get("webhook")
+    found = _load(table, task_id) or {}
+    hook = found.get("webhook")
     env = HandlerEnv.read()
     if not hook or "cancelled" not in hook.get("events", []) or not env.webhook_queue_url:
         return
     bucket = env.bucket
-    note = {"id": task_id, "runtime": record.get("runtime"), "result": False, "status": "cancelled",
-            "image_url": [], "output_url": record.get("output_url") or f"s3://{bucket}/", "context": "",
-            "error": {"code": "cancelled", "message": "cancelled by its caller before it ran"}}
+    task = {"metadata": {"id": task_id, "runtime": found.get("runtime"),
+                         "prefix": found.get("prefix") or HandlerEnv.read().default_prefix}}
+    note = notification(task, status="cancelled", bucket=bucket, image_keys=[],
+                        output_key=result_key(task["metadata"]["prefix"], task_id),
+                        error={"code": "cancelled", "message": "cancelled by its caller before it ran"})
     _client("sqs").send_message(QueueUrl=env.webhook_queue_url,
                                 MessageBody=json.dumps(webhook_message(hook, note)))
 

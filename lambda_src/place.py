@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from sdctl.contracts.tasks import STATUS_INDEX
+from sdctl.contracts import record as rec
+from sdctl.contracts.tasks import STATUS_INDEX, TIMESTAMP_FORMAT, timestamp
 
 
 def position(db, table: str, record: dict) -> dict:
@@ -18,23 +19,26 @@ def position(db, table: str, record: dict) -> dict:
     runtime = record.get("runtime", "")
 
     def query(status: str, condition: str, at: str, **kw) -> dict:
-        return db.query(TableName=table, IndexName=STATUS_INDEX, KeyConditionExpression=f"#s = :s AND created_at "
-                        f"{condition} :at", FilterExpression="runtime = :rt", ExpressionAttributeNames={"#s": "status"},
+        return db.query(TableName=table, IndexName=STATUS_INDEX,
+                        KeyConditionExpression=f"#status = :s AND #created_at {condition} :at",
+                        FilterExpression="#runtime = :rt",
+                        ExpressionAttributeNames={"#status": "status", "#created_at": "created_at",
+                                                  "#runtime": "runtime"},
                         ExpressionAttributeValues={":s": {"S": status}, ":at": {"S": at}, ":rt": {"S": runtime}}, **kw)
 
     page = query("queued", "<", record["created_at"], Select="COUNT")
     ahead, more = page["Count"], "LastEvaluatedKey" in page
-    hour_ago = datetime.fromtimestamp(time.time() - 3600, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    recent = query("completed", ">=", hour_ago, ScanIndexForward=False, Limit=200)["Items"]
-    seconds = [float(i["runtime_seconds"]["N"]) for i in recent if "runtime_seconds" in i][:20]
+    hour_ago = timestamp(datetime.fromtimestamp(time.time() - 3600, UTC))
+    recent = [rec.record(i) for i in query("completed", ">=", hour_ago, ScanIndexForward=False, Limit=200)["Items"]]
+    seconds = [r.runtime_seconds for r in recent if r.runtime_seconds is not None][:20]
     out = {"position": ahead + 1, "at_least": more, "eta_seconds": None}
     if not seconds:
         out["eta_basis"] = "no render of this runtime in the last hour to estimate from"
         return out
     mean = sum(seconds) / len(seconds)
-    running = query("running", ">=", "0", Limit=200)["Items"]
+    running = [rec.record(i) for i in query("running", ">=", "0", Limit=200)["Items"]]
     now = time.time()
-    left = [max(0.0, mean - (now - _epoch(i.get("started_at", {}).get("S")))) for i in running]
+    left = [max(0.0, mean - (now - _epoch(r.started_at))) for r in running]
     busy = max(1, len(running))
     out["eta_seconds"] = round((sum(left) + ahead * mean) / busy, 1)
     out["eta_basis"] = f"{len(seconds)} recent render(s), {mean:.1f} s each; {len(running)} running"
@@ -45,6 +49,6 @@ def _epoch(stamp: str | None) -> float:
     if not stamp:
         return time.time()
     try:
-        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+        return datetime.strptime(stamp, TIMESTAMP_FORMAT).replace(tzinfo=UTC).timestamp()
     except ValueError:
         return time.time()

@@ -123,7 +123,12 @@ def test_every_error_code_the_agent_raises_is_in_the_contract_and_its_page():
 def test_the_handler_and_the_deliverer_read_the_environment_their_writers_write():
     """sdctl/contracts/edge_env.py: what CloudFormation and the local stack write, the handler
     and the deliverer read back, field for field (a name spelled two ways would read empty)."""
-    from sdctl.contracts.edge_env import DelivererEnv, HandlerEnv, deliverer_environment, handler_environment
+    from sdctl.contracts.edge_env import (
+        DelivererEnv,
+        HandlerEnv,
+        deliverer_environment,
+        handler_environment,
+    )
 
     written = handler_environment(topic_arn="arn:t", bucket="b", runtimes={"sd": "sdwebui"}, default_prefix="out",
                                   tasks_table="tt", task_ttl_days=7, webhook_queue_url="https://q", allow_loopback=True)
@@ -133,3 +138,21 @@ def test_the_handler_and_the_deliverer_read_the_environment_their_writers_write(
     written = deliverer_environment(queue_url="q", dead_letter_queue_url="d", secret_arn="s", secret_cache_seconds=1)
     assert DelivererEnv.read({**written, "WEBHOOK_RETRY_DELAYS": "1,2"}) == DelivererEnv(
         queue_url="q", dead_letter_queue_url="d", secret_arn="s", secret_cache_seconds=1.0, retry_delays=(1, 2))
+
+
+def test_the_task_record_refuses_an_attribute_it_does_not_declare_and_round_trips_what_it_does():
+    """sdctl/contracts/record.py: a writer that misspells an attribute (`finshed_at`) is refused
+    at once, not written beside the real one for readers to miss."""
+    import pytest
+
+    from sdctl.contracts import record
+
+    with pytest.raises(ValueError, match="finshed_at"):
+        record.update(set={"finshed_at": "x"})
+    with pytest.raises(ValueError, match="#stauts"[1:]):
+        record.update(set={"status": "running"}, condition="#stauts = :queued", values={"queued": "queued"})
+    values = {"id": "t", "status": "completed", "attempts": 2, "runtime_seconds": 1.25, "image_url": ["s3://b/k"],
+              "progress": {"step": 3, "steps": 20}, "cancel_requested": False, "expires_at": 99}
+    item = record.item(**values)
+    assert record.plain(item) == {k: v for k, v in values.items() if k != "expires_at"}
+    assert record.record(item).runtime_seconds == 1.25 and record.record(item).expires_at == 99

@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from sdctl.agent.stages import Job
-from sdctl.agent.tasks import notification, wants_webhook
+from sdctl.contracts.tasks import notification, wants_webhook
 
 log = logging.getLogger("sdctl.agent")
 

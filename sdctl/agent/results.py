@@ -11,8 +11,7 @@ import time
 from sdctl.agent.cost import cost_usd
 from sdctl.agent.failures import Cancelled, Expired, Refused, TaskFailure, TransientFailure
 from sdctl.agent.stages import Job
-from sdctl.agent.tasks import notification, wants_webhook
-from sdctl.contracts.tasks import output_keys
+from sdctl.contracts.tasks import notification, output_keys, wants_webhook
 from sdctl.contracts.webhooks import webhook_message
 
 log = logging.getLogger("sdctl.agent")

@@ -11,8 +11,8 @@ import time
 
 from sdctl.agent.failures import Cancelled, PermanentFailure, Refused, TaskFailure, TransientFailure
 from sdctl.agent.stages import Job
-from sdctl.agent.tasks import notification, wants_webhook
 from sdctl.agent.watch import Watch
+from sdctl.contracts.tasks import notification, wants_webhook
 
 log = logging.getLogger("sdctl.agent")
 

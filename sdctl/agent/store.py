@@ -16,6 +16,7 @@ import threading
 import time
 from collections import deque
 
+from sdctl.contracts.record import key, update
 from sdctl.contracts.tasks import timestamp
 
 log = logging.getLogger("sdctl.agent")
@@ -77,76 +78,54 @@ class TaskStore:
         A redriven task's earlier error goes: its record tells of this attempt."""
         stamp = now()
         try:
-            self.db.update_item(
-                TableName=self.table, Key={"id": {"S": task_id}},
-                ConditionExpression="attribute_not_exists(id) OR (#s <> :cancelled AND #s <> :expired)",
-                UpdateExpression="SET #s = :running, attempts = :attempt, started_at = :now, updated_at = :now, "
-                                 "runtime = if_not_exists(runtime, :runtime), "
-                                 "created_at = if_not_exists(created_at, :now), "
-                                 "expires_at = if_not_exists(expires_at, :expires) REMOVE #e",
-                ExpressionAttributeNames={"#s": "status", "#e": "error"},
-                ExpressionAttributeValues={":cancelled": {"S": "cancelled"}, ":expired": {"S": "expired"},
-                                           ":running": {"S": "running"},
-                                           ":attempt": {"N": str(attempt)}, ":now": {"S": stamp},
-                                           ":runtime": {"S": runtime},
-                                           ":expires": {"N": str(int(time.time()) + 86400 * self.ttl_days)}})
+            self._update(task_id, set={"status": "running", "attempts": attempt, "started_at": stamp,
+                                       "updated_at": stamp},
+                         if_missing={"runtime": runtime, "created_at": stamp,
+                                     "expires_at": int(time.time()) + 86400 * self.ttl_days},
+                         remove=("error",),
+                         condition="attribute_not_exists(#id) OR (#status <> :cancelled AND #status <> :expired)",
+                         values={"cancelled": "cancelled", "expired": "expired"})
         except self.db.exceptions.ConditionalCheckFailedException:
             return False
         return True
 
     def complete(self, task_id: str, note: dict, *, seconds: float, seed: int | None = None) -> None:
-        values = {":completed": {"S": "completed"}, ":now": {"S": now()},
-                  ":images": {"L": [{"S": u} for u in note.get("image_url", [])]},
-                  ":output": {"S": note.get("output_url", "")}, ":seconds": {"N": str(round(seconds, 3))}}
-        expression = "SET #s = :completed, updated_at = :now, finished_at = :now, image_url = :images, " \
-                     "output_url = :output, runtime_seconds = :seconds"
-        # A cancel that came too late is moot; an earlier attempt's error (a redriven task) is past.
-        remove = " REMOVE progress, cancel_requested, #e"
+        stamp = now()
+        done = {"status": "completed", "updated_at": stamp, "finished_at": stamp,
+                "image_url": list(note.get("image_url", [])), "output_url": note.get("output_url", ""),
+                "runtime_seconds": round(seconds, 3)}
         if isinstance(seed, int) and seed >= 0:  # the seed actually used (a request may ask for -1: random)
-            values[":seed"] = {"N": str(seed)}
-            expression += ", seed = :seed"
-        if note.get("model"):
-            values[":model"] = {"S": str(note["model"])}
-            expression += ", model = :model"
-        if note.get("gpu_seconds") is not None:
-            values[":gpu"] = {"N": str(note["gpu_seconds"])}
-            expression += ", gpu_seconds = :gpu"
-        if note.get("cost_usd") is not None:
-            values[":cost"] = {"N": str(note["cost_usd"])}
-            expression += ", cost_usd = :cost"
-        self.db.update_item(TableName=self.table, Key={"id": {"S": task_id}}, UpdateExpression=expression + remove,
-                            ExpressionAttributeNames={"#s": "status", "#e": "error"}, ExpressionAttributeValues=values)
+            done["seed"] = seed
+        for attribute in ("model", "gpu_seconds", "cost_usd"):
+            if note.get(attribute) is not None:
+                done[attribute] = note[attribute]
+        # A cancel that came too late is moot; an earlier attempt's error (a redriven task) is past.
+        self._update(task_id, set=done, remove=("progress", "cancel_requested", "error"))
 
     def fail(self, task_id: str, error: dict, *, attempt: int) -> None:
-        self.db.update_item(
-            TableName=self.table, Key={"id": {"S": task_id}},
-            UpdateExpression="SET #s = :failed, updated_at = :now, finished_at = :now, #e = :error, attempts = :a "
-                             "REMOVE progress, cancel_requested",
-            ExpressionAttributeNames={"#s": "status", "#e": "error"},
-            ExpressionAttributeValues={":failed": {"S": "failed"}, ":now": {"S": now()}, ":a": {"N": str(attempt)},
-                                       ":error": {"M": {k: {"S": str(v)} for k, v in error.items()}}})
+        stamp = now()
+        self._update(task_id, set={"status": "failed", "updated_at": stamp, "finished_at": stamp,
+                                   "error": {k: str(v) for k, v in error.items()}, "attempts": attempt},
+                     remove=("progress", "cancel_requested"))
 
     def progress(self, task_id: str, seen: dict) -> None:
         """Step k of N, percent and ETA of a running task (written at most once a second)."""
         try:
-            self.db.update_item(
-                TableName=self.table, Key={"id": {"S": task_id}}, ConditionExpression="#s = :running",
-                UpdateExpression="SET progress = :p, updated_at = :now", ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":running": {"S": "running"}, ":now": {"S": now()}, ":p": {"M": {
-                    "step": {"N": str(seen["step"])}, "steps": {"N": str(seen["steps"])},
-                    "percent": {"N": str(seen["percent"])}, "eta_seconds": {"N": str(seen["eta_seconds"])}}}})
+            self._update(task_id, set={"progress": {k: seen[k] for k in ("step", "steps", "percent", "eta_seconds")},
+                                       "updated_at": now()},
+                         condition="#status = :running", values={"running": "running"})
         except self.db.exceptions.ConditionalCheckFailedException:
             pass  # it ended meanwhile
 
     def end(self, task_id: str, status: str, *, seconds: float = 0.0) -> None:
         """`cancelled` or `expired`: the task is over and made no images."""
-        self.db.update_item(
-            TableName=self.table, Key={"id": {"S": task_id}},
-            UpdateExpression="SET #s = :status, updated_at = :now, finished_at = :now, runtime_seconds = :seconds, "
-                             "created_at = if_not_exists(created_at, :now) REMOVE cancel_requested, progress",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":status": {"S": status}, ":now": {"S": now()},
-                                       ":seconds": {"N": str(round(seconds, 3))}})
+        stamp = now()
+        self._update(task_id, set={"status": status, "updated_at": stamp, "finished_at": stamp,
+                                   "runtime_seconds": round(seconds, 3)},
+                     if_missing={"created_at": stamp}, remove=("cancel_requested", "progress"))
+
+    def _update(self, task_id: str, **change) -> None:
+        self.db.update_item(TableName=self.table, Key=key(task_id), **update(**change))
 
     def quietly(self, what: str, fn, *args, **kwargs):
         """Run a store update; on failure log it and carry on (the result itself is safe). A

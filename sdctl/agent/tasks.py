@@ -36,28 +36,3 @@ def parse_message(body: str) -> dict:
         raise PermanentFailure("invalid-task", "task.content must be an object", field="task.content")
     meta = dict(meta, prefix=prefix.rstrip("/"))
     return {"metadata": meta, "content": data["content"]}
-
-
-def notification(task: dict, *, status: str, bucket: str, image_keys: list[str], output_key: str,
-                 error: dict | None = None, model: str | None = None) -> dict:
-    """The result notification of the wire contract."""
-    meta = task["metadata"]
-    note = {
-        "id": meta["id"],
-        "runtime": meta["runtime"],
-        "result": status == "completed",
-        "status": status,
-        "image_url": [f"s3://{bucket}/{k}" for k in image_keys],
-        "output_url": f"s3://{bucket}/{output_key}",
-        "context": meta.get("context", ""),
-    }
-    if model:
-        note["model"] = model
-    if error:
-        note["error"] = error
-    return note
-
-
-def wants_webhook(task: dict, status: str) -> bool:
-    """Whether the task's webhook asked for this event."""
-    return status in ((task.get("metadata") or {}).get("webhook") or {}).get("events", ())

@@ -114,3 +114,30 @@ ERROR_CODES = {
 def error_codes_markdown() -> str:
     """docs/wire-contract.md's list of error codes."""
     return "\n".join(f"- `{code}`: {what}" for code, what in ERROR_CODES.items())
+
+
+def notification(task: dict, *, status: str, bucket: str, image_keys: list[str], output_key: str,
+                 error: dict | None = None, model: str | None = None) -> dict:
+    """The result notification of the wire contract: what the results topic, a webhook event
+    and a result document (`.out`) tell of a task. The agent sends it for every ending; the
+    API handler for a task cancelled while queued."""
+    meta = task["metadata"]
+    note = {
+        "id": meta["id"],
+        "runtime": meta["runtime"],
+        "result": status == "completed",
+        "status": status,
+        "image_url": [f"s3://{bucket}/{k}" for k in image_keys],
+        "output_url": f"s3://{bucket}/{output_key}",
+        "context": meta.get("context", ""),
+    }
+    if model:
+        note["model"] = model
+    if error:
+        note["error"] = error
+    return note
+
+
+def wants_webhook(task: dict, status: str) -> bool:
+    """Whether the task's webhook asked for this event."""
+    return status in ((task.get("metadata") or {}).get("webhook") or {}).get("events", ())

@@ -91,31 +91,17 @@ def list_request(table: str, *, status: str | None, runtime: str | None, since: 
 def list_tasks(dynamodb, table: str, *, status: str | None = None, runtime: str | None = None,
                since: str | None = None, limit: int = 50, client: str | None = None) -> list[dict]:
     """Newest first."""
-    from boto3.dynamodb.types import TypeDeserializer
+    from sdctl.contracts.record import plain
 
     op, req = list_request(table, status=status, runtime=runtime, since=since, client=client)
     paginator = dynamodb.get_paginator(op)
-    de = TypeDeserializer()
     items = []
     for page in paginator.paginate(**req):
-        items += [{k: _plain(de.deserialize(v)) for k, v in item.items() if k != "expires_at"}
-                  for item in page.get("Items", [])]
+        items += [plain(item) for item in page.get("Items", [])]
         if op == "query" and len(items) >= limit:
             break
     items.sort(key=lambda t: t.get("created_at", ""), reverse=True)
     return items[:limit]
-
-
-def _plain(value):
-    from decimal import Decimal
-
-    if isinstance(value, Decimal):
-        return int(value) if value == int(value) else float(value)
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
 
 
 def describe(record: dict) -> str:
