@@ -16,6 +16,7 @@ from sdctl.contracts.tasks import (
     TTL_MAX_SECONDS,
     is_safe_prefix,
     parse_deadline,
+    timestamp,
 )
 from sdctl.contracts.webhooks import webhook_fields
 
@@ -54,7 +55,7 @@ def deadline_fields(meta: dict) -> dict:
             raise Invalid("task.metadata.deadlinePolicy", "task.metadata.deadlinePolicy needs a deadline or ttlSeconds")
         out["deadlinePolicy"] = meta["deadlinePolicy"]
     if "deadline" in out:
-        out["deadline"] = out["deadline"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        out["deadline"] = timestamp(out["deadline"])
     return out
 
 

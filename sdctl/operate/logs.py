@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sdctl.contracts.tasks import timestamp
+
 
 def local_files(log_dir: Path, runtime: str, *, agent: bool) -> list[Path]:
     """The agent-<runtime>-N.log files, or runtime-<runtime>.log (names the supervisor gives them)."""
@@ -33,7 +35,7 @@ def _stamp(line: str) -> str | None:
         return None
     if not isinstance(ts, int | float):
         return None
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return timestamp(datetime.fromtimestamp(ts, UTC))
 
 
 def _keep(line: str, since: str | None) -> bool:
