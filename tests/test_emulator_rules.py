@@ -236,3 +236,29 @@ def test_a_dead_letter_queue_is_moved_back_server_side_as_sqs_does(aws):
     assert all(m["MessageAttributes"]["runtime"]["StringValue"] == "sd" for m in got)
     with pytest.raises(ClientError, match="Dead Letter Queue"):
         sqs.start_message_move_task(SourceArn=queue_arn(sqs, q))
+
+
+def test_a_dead_letter_queue_takes_dead_letters_only_from_the_queues_it_allows(aws):
+    """SQS RedriveAllowPolicy (SetQueueAttributes): "byQueue – Only queues specified by the
+    sourceQueueArns parameter can specify this queue as the dead-letter queue"; "denyAll – No
+    source queues can". moto forgot the attribute and let any queue name the DLQ; the emulator
+    keeps it and refuses the others, as the local stack's own dead-letter queues now need."""
+    from sdctl.operate.queues import queue_arn
+
+    sqs = aws("sqs")
+    allowed = f"arn:aws:sqs:{REGION}:123456789012:ours"
+    dlq = sqs.create_queue(QueueName="ours-dlq", Attributes={"RedriveAllowPolicy": json.dumps(
+        {"redrivePermission": "byQueue", "sourceQueueArns": [allowed]})})["QueueUrl"]
+    kept = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])["Attributes"]
+    assert json.loads(kept["RedriveAllowPolicy"])["sourceQueueArns"] == [allowed]
+    policy = {"RedrivePolicy": json.dumps({"deadLetterTargetArn": queue_arn(sqs, dlq), "maxReceiveCount": "3"})}
+    sqs.create_queue(QueueName="ours", Attributes=policy)
+    with pytest.raises(ClientError) as e:
+        sqs.create_queue(QueueName="stray", Attributes=policy)
+    assert _code(e) == "InvalidParameterValue" and "RedriveAllowPolicy" in str(e.value)
+    closed = sqs.create_queue(QueueName="closed-dlq", Attributes={"RedriveAllowPolicy": json.dumps(
+        {"redrivePermission": "denyAll"})})["QueueUrl"]
+    with pytest.raises(ClientError) as e:
+        sqs.create_queue(QueueName="another", Attributes={"RedrivePolicy": json.dumps(
+            {"deadLetterTargetArn": queue_arn(sqs, closed), "maxReceiveCount": "3"})})
+    assert _code(e) == "InvalidParameterValue" and "RedriveAllowPolicy" in str(e.value)

@@ -4,6 +4,8 @@ the local stack differs (the webhook queue's visibility), the spec says so."""
 
 from __future__ import annotations
 
+import json
+
 from sdctl.builders.cfn.stacks import stacks
 from sdctl.builders.local_plan import local_plan
 from sdctl.builders.names import LOCAL_ACCOUNT, names
@@ -28,6 +30,11 @@ def test_aws_and_the_local_stack_make_the_queues_the_specs_describe():
             dlq = next(q for q in specs if q.logical_id == spec.dead_letter)
             assert aws["RedrivePolicy"]["maxReceiveCount"] == mine["dead_letter"]["maxReceiveCount"]
             assert mine["dead_letter"]["queue"] == dlq.name
+            # the dead-letter queue takes dead letters from this queue alone, on both sides
+            allowed_aws = edge[dlq.logical_id]["Properties"]["RedriveAllowPolicy"]["sourceQueueArns"]
+            allowed_here = json.loads(local[dlq.name]["attributes"]["RedriveAllowPolicy"])["sourceQueueArns"]
+            assert [a["Fn::Sub"].rsplit(":", 1)[1] for a in allowed_aws] == [spec.name]
+            assert allowed_here == [f"arn:aws:sqs:{cfg.region}:{LOCAL_ACCOUNT}:{spec.name}"]
     hooks = next(q for q in specs if q.logical_id == "WebhooksQueue")
     assert edge["WebhooksQueue"]["Properties"]["VisibilityTimeout"] == 660  # six function timeouts on AWS
     assert local[hooks.name]["attributes"]["VisibilityTimeout"] == str(hooks.local_visibility_seconds) == "60"

@@ -19,7 +19,7 @@ def local_plan(cfg: Config, *, visibility_seconds: int | None = None) -> dict:
     lane_queues = {q.logical_id for q in specs if q.long_poll_seconds is not None}
     for q in specs:
         entry = {"name": q.name, "attributes": local_attributes(
-            q, visibility_seconds=visibility_seconds if q.logical_id in lane_queues else None)}
+            q, region=cfg.region, visibility_seconds=visibility_seconds if q.logical_id in lane_queues else None)}
         if q.dead_letter:
             entry["dead_letter"] = {"queue": by_id[q.dead_letter].name, "maxReceiveCount": q.max_receive_count}
         queues.append(entry)

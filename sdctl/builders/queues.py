@@ -12,9 +12,18 @@ encryption, ownership and TLS-only policy are AWS's alone: the emulator keeps no
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
-from sdctl.builders.names import WEBHOOK_RECEIVES, Names, lane_filter, queue_ids, visibility_timeout
+from sdctl.builders.cfn.base import sub
+from sdctl.builders.names import (
+    LOCAL_ACCOUNT,
+    WEBHOOK_RECEIVES,
+    Names,
+    lane_filter,
+    queue_ids,
+    visibility_timeout,
+)
 from sdctl.contracts.tasks import PRIORITIES
 
 #: A task (and a dead letter) waits at most 14 days, SQS's longest retention.
@@ -40,6 +49,9 @@ class QueueSpec:
     long_poll_seconds: int | None = None
     dead_letter: str | None = None  # the logical id of its dead-letter queue
     max_receive_count: int | None = None
+    #: A dead-letter queue names the queues that may send it their dead letters, and no other
+    #: may (RedriveAllowPolicy, "byQueue"): a stray queue cannot fill it, nor read as ours.
+    redrive_sources: tuple[str, ...] = ()
 
 
 def edge_queues(cfg, n: Names) -> list[QueueSpec]:
@@ -48,11 +60,12 @@ def edge_queues(cfg, n: Names) -> list[QueueSpec]:
     for rt, rn in zip(cfg.runtimes, n.runtimes, strict=True):
         for priority, queue_name, dlq_name in rn.lanes():
             q, dlq = queue_ids(rt.name, priority)
-            out.append(QueueSpec(dlq, dlq_name, TASK_RETENTION_SECONDS))
+            out.append(QueueSpec(dlq, dlq_name, TASK_RETENTION_SECONDS, redrive_sources=(queue_name,)))
             out.append(QueueSpec(q, queue_name, TASK_RETENTION_SECONDS,
                                  visibility_seconds=visibility_timeout(rt.max_task_seconds), long_poll_seconds=20,
                                  dead_letter=dlq, max_receive_count=rt.max_receive_count))
-    out.append(QueueSpec("WebhooksDeadLetterQueue", n.webhooks_dead_letter_queue, TASK_RETENTION_SECONDS))
+    out.append(QueueSpec("WebhooksDeadLetterQueue", n.webhooks_dead_letter_queue, TASK_RETENTION_SECONDS,
+                         redrive_sources=(n.webhooks_queue,)))
     # Locally the deliverer is a loop, not a Lambda event source, and no function timeout
     # binds it: a delivery taken by a deliverer that died comes back in a minute, not eleven.
     out.append(QueueSpec("WebhooksQueue", n.webhooks_queue, WEBHOOK_RETENTION_SECONDS,
@@ -98,10 +111,18 @@ def cfn_properties(spec: QueueSpec, dead_letter_arn) -> dict:
     props["SqsManagedSseEnabled"] = True
     if spec.dead_letter:
         props["RedrivePolicy"] = {"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": spec.max_receive_count}
+    if spec.redrive_sources:  # ARNs by name: a GetAtt of the source would make a cycle
+        props["RedriveAllowPolicy"] = _redrive_allow(
+            [sub(f"arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:{name}")
+             for name in spec.redrive_sources])
     return props
 
 
-def local_attributes(spec: QueueSpec, *, visibility_seconds: int | None = None) -> dict[str, str]:
+def _redrive_allow(source_arns: list) -> dict:
+    return {"redrivePermission": "byQueue", "sourceQueueArns": source_arns}
+
+
+def local_attributes(spec: QueueSpec, *, region: str, visibility_seconds: int | None = None) -> dict[str, str]:
     """The CreateQueue attributes the local stack gives the queue (``visibility_seconds``: the
     local stack's own override for the task queues; the dead-letter link is provisioned apart,
     once both queues exist). The local stack's clients pass their own long poll, so the queue's
@@ -111,4 +132,7 @@ def local_attributes(spec: QueueSpec, *, visibility_seconds: int | None = None) 
     if visibility is not None:
         attrs["VisibilityTimeout"] = str(visibility)
     attrs["MessageRetentionPeriod"] = str(spec.retention_seconds)
+    if spec.redrive_sources:
+        attrs["RedriveAllowPolicy"] = json.dumps(_redrive_allow(
+            [f"arn:aws:sqs:{region}:{LOCAL_ACCOUNT}:{name}" for name in spec.redrive_sources]))
     return attrs

@@ -27,6 +27,15 @@ an account. tests/test_emulator_rules.py runs every rule through boto3 as sdctl 
   must be configured as a Dead Letter Queue"; SQS API Reference, StartMessageMoveTask). Here
   the move runs at once, in the request; ListMessageMoveTasks reports it COMPLETED.
 
+- **RedriveAllowPolicy.** moto takes the attribute and forgets it: GetQueueAttributes leaves it
+  out and any queue may name the dead-letter queue in its RedrivePolicy. SQS keeps it and lets
+  only the queues it allows use the queue as their dead-letter queue: "byQueue – Only queues
+  specified by the sourceQueueArns parameter can specify this queue as the dead-letter queue",
+  "denyAll – No source queues can specify this queue as the dead-letter queue" (SQS API
+  Reference, SetQueueAttributes, RedriveAllowPolicy). Here it is kept, returned, and a
+  RedrivePolicy naming a dead-letter queue that does not allow the queue is refused with
+  InvalidParameterValue (the documentation gives the code, not the words; these are ours).
+
 Checked and already as strict as AWS, so nothing is patched (the rule tests hold moto to it):
 a second DynamoDB table of a name (ResourceInUseException), a second bucket of a name outside
 us-east-1 (BucketAlreadyOwnedByYou), a second queue of a name with other attributes
@@ -223,9 +232,44 @@ def message_move_tasks() -> None:
     SQSResponse.list_message_move_tasks = list_message_move_tasks
 
 
+def redrive_allow_policy() -> None:
+    import json
+
+    from moto.sqs.exceptions import InvalidParameterValue
+    from moto.sqs.models import Queue
+
+    if getattr(Queue, "_sdctl_redrive_allow", False):
+        return
+    attributes, setup_dlq = Queue.attributes.fget, Queue._setup_dlq
+
+    def with_redrive_allow(self) -> dict:
+        result = attributes(self)
+        if getattr(self, "redrive_allow_policy", None):
+            result["RedriveAllowPolicy"] = self.redrive_allow_policy
+        return result
+
+    def checked_setup_dlq(self, policy) -> None:
+        setup_dlq(self, policy)
+        dlq = getattr(self, "dead_letter_queue", None)
+        allow = json.loads(getattr(dlq, "redrive_allow_policy", None) or "{}") if dlq is not None else {}
+        permission = allow.get("redrivePermission", "allowAll")
+        if permission == "denyAll" or (permission == "byQueue" and self.queue_arn not in allow.get(
+                "sourceQueueArns", [])):
+            self.redrive_policy, self.dead_letter_queue = None, None
+            raise InvalidParameterValue(f"Value {json.dumps(policy) if isinstance(policy, dict) else policy} for "
+                                        f"parameter RedrivePolicy is invalid. Reason: the dead-letter queue "
+                                        f"{dlq.queue_arn} does not allow {self.queue_arn} as a source queue "
+                                        "(its RedriveAllowPolicy).")
+
+    Queue.attributes = property(with_redrive_allow)
+    Queue._setup_dlq = checked_setup_dlq
+    Queue._sdctl_redrive_allow = True
+
+
 def apply() -> None:
     """Every rule above, once per process."""
     usage_plan_stages()
     instance_architecture()
     import_change_sets()
     message_move_tasks()
+    redrive_allow_policy()
