@@ -91,3 +91,24 @@ def test_the_runner_alone_reports_an_empty_answer_as_a_permanent_failure():
     outcome = runner.execute(Job(message=message(), task=task, attempt=1, received=0.0, ctx={"task_id": "t-1"}))
     assert outcome.code == "no-images"
     assert [c[0] for c in adapter.calls if c[0] == "run"] == ["run"]
+
+
+def test_a_task_that_asked_for_fewer_attempts_than_its_queue_allows_fails_on_its_last_not_in_the_dlq():
+    """metadata.maxAttempts 1 on a queue that allows 3 (with a dead-letter queue): the first
+    transient failure is final: reported `failed` with the limit named, its message deleted, not
+    released to come back or to reach the dead-letter queue."""
+    lanes = Lanes(Recorder(), settings(), heartbeat=Recorder(), deletes=Recorder(), stopping=threading.Event())
+    lanes.has_dead_letter_queue = True
+    sns = Recorder()
+    results = Results(settings(), s3=Recorder(), sns=sns, sqs=Recorder(), store=None, lanes=lanes,
+                      metrics=Metrics("r"), clock=time.monotonic)
+    task = json.loads(json.loads(message()["Body"])["Message"])
+    task["metadata"]["maxAttempts"] = 1
+    job = Job(message=message(), task=task, attempt=1, received=0.0, ctx={"task_id": "t-1"})
+    assert results.finish(job, TransientFailure("runtime-error", "boom")) == "failed"
+    [(_, _, published)] = sns.calls
+    assert "maxAttempts 1" in json.loads(published["Message"])["error"]["message"]
+    assert lanes.sqs.calls == [] and [c[0] for c in lanes.deletes.calls] == ["add"]
+    task["metadata"]["maxAttempts"] = 5  # more than the queue allows: the queue's limit holds
+    job.attempt = 1
+    assert results.finish(job, TransientFailure("runtime-error", "boom")) == "retry"

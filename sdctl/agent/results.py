@@ -90,15 +90,20 @@ class Results:
         return status
 
     def fail(self, message: dict, task: dict, failure: TaskFailure, attempt: int, out_key: str, ctx: dict) -> str:
-        last = attempt >= self.lanes.max_receive_count
+        own = _max_attempts(task)  # the task's own limit, if it set one below its queue's
+        own = own if own is not None and own < self.lanes.max_receive_count else None
+        last = attempt >= (own or self.lanes.max_receive_count)
         if isinstance(failure, TransientFailure) and not last:
             log.warning("transient failure; the task will be retried",
                         extra={**ctx, "code": failure.code, "error": failure.message})
             # A runtime that just came back is ready now: no backoff for the task it dropped.
             self.lanes.release(message, delay=0 if failure.code == "runtime-restarted" else min(2 ** attempt, 60))
             return "retry"
+        error = failure.to_dict()
+        if own is not None and isinstance(failure, TransientFailure):
+            error["message"] += f" (its last attempt: maxAttempts {own})"
         note = notification(task, status="failed", bucket=self.settings.bucket, image_keys=[],
-                            output_key=out_key, error=failure.to_dict())
+                            output_key=out_key, error=error)
         try:
             self._put_json(out_key, {**note, "notification": note, "attempt": attempt})
             self.publish(note, task)
@@ -108,8 +113,8 @@ class Results:
             self.lanes.release(message)
             return "retry"
         if self.store:
-            self.store.quietly("failed", self.store.fail, task["metadata"]["id"], failure.to_dict(), attempt=attempt)
-        if isinstance(failure, TransientFailure) and self.lanes.has_dead_letter_queue:
+            self.store.quietly("failed", self.store.fail, task["metadata"]["id"], error, attempt=attempt)
+        if isinstance(failure, TransientFailure) and self.lanes.has_dead_letter_queue and own is None:
             # Last allowed attempt: reported as failed; SQS moves it to the DLQ on its next receive.
             log.error("task failed on its last attempt; moving to the dead-letter queue",
                       extra={**ctx, "code": failure.code, "error": failure.message})
@@ -154,3 +159,10 @@ class Results:
                 "status": {"DataType": "String", "StringValue": note["status"]},
             },
         )
+
+
+def _max_attempts(task: dict) -> int | None:
+    """metadata.maxAttempts where it is valid (the API checks it; a task published straight to
+    the topic may carry anything, and then its queue's limit holds)."""
+    value = task["metadata"].get("maxAttempts")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None

@@ -23,7 +23,10 @@ from sdctl.contracts.webhooks import webhook_fields
 __all__ = ["METADATA_KEYS", "Invalid", "deadline_fields", "validate"]
 
 METADATA_KEYS = {"id", "runtime", "tasktype", "prefix", "context", "deadline", "ttlSeconds", "deadlinePolicy",
-                 "webhook", "priority"}
+                 "webhook", "priority", "maxAttempts"}
+#: metadata.maxAttempts: how many times a task may run at most; fewer than its queue allows ends
+#: it `failed` sooner (an expensive or side-effecting task need not be tried three times).
+MAX_ATTEMPTS = 100
 
 
 def deadline_fields(meta: dict) -> dict:
@@ -105,6 +108,12 @@ def validate(body, runtimes: dict, *, default_prefix: str = "output", allow_loop
         if meta["priority"] not in PRIORITIES:
             raise Invalid("task.metadata.priority", f"task.metadata.priority must be one of {', '.join(PRIORITIES)}")
         normalised["priority"] = meta["priority"]
+    if "maxAttempts" in meta:
+        value = meta["maxAttempts"]
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ATTEMPTS:
+            raise Invalid("task.metadata.maxAttempts", f"task.metadata.maxAttempts must be an integer from 1 to "
+                                                       f"{MAX_ATTEMPTS}")
+        normalised["maxAttempts"] = value
     normalised.update(deadline_fields(meta))
     normalised.update(webhook_fields(meta, allow_loopback=allow_loopback))
     return {"metadata": normalised, "content": content}
