@@ -16,7 +16,7 @@ from sdctl.agent.failures import (
     TaskFailure,
 )
 from sdctl.agent.tasks import parse_message
-from sdctl.contracts.tasks import output_keys, parse_deadline
+from sdctl.contracts.tasks import parse_deadline, result_key
 
 log = logging.getLogger("sdctl.agent")
 
@@ -42,7 +42,7 @@ class Job:
     @property
     def out_key(self) -> str:
         meta = self.task["metadata"]
-        return output_keys(meta["prefix"], meta["id"], 0)[1]
+        return result_key(meta["prefix"], meta["id"])
 
     @property
     def deadline(self) -> float | None:
