@@ -103,7 +103,7 @@ def test_values_schema_rejects_typos_and_bad_values(helm, tmp_path):
     rel = runtime_releases(EXAMPLE.read_text())[0]
     for patch, word in (({"scaling": {"queueLenght": 1}}, "queueLenght"),
                         ({"nodes": {"capacityTypes": ["reserved"]}}, "capacityTypes"),
-                        ({"runtime": {"type": "torch"}}, "type")):
+                        ({"runtime": {"type": "Torch Runtime"}}, "type")):  # a known type is sdctl's check (registry)
         values = json.loads(json.dumps(rel.values))
         for k, v in patch.items():
             values[k].update(v)

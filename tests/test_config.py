@@ -79,7 +79,7 @@ def test_wrong_types_and_missing_required_keys():
 
 def test_batching_tasks_is_refused_for_a_runtime_that_cannot():
     [found] = problems("runtimes:\n  - name: a\n    type: sdwebui\n    agent: {batchTasks: 4}\n")
-    assert found["path"] == "runtimes[0]" and "needs a diffusers runtime" in found["message"]
+    assert found["path"] == "runtimes[0]" and "several tasks in one call (diffusers)" in found["message"]
     assert parse("runtimes:\n  - name: a\n    type: diffusers\n    agent: {batchTasks: 4}\n").runtimes[0].agent.batch_tasks == 4
 
 
@@ -120,7 +120,7 @@ def test_formatted_problems_read_file_line_path_message():
 
 def test_compiling_is_refused_for_a_runtime_that_cannot():
     [found] = problems("runtimes:\n  - name: a\n    type: comfyui\n    compile: true\n")
-    assert found["path"] == "runtimes[0]" and "compile needs a diffusers runtime" in found["message"]
+    assert found["path"] == "runtimes[0]" and "compiles its model (diffusers)" in found["message"]
     assert parse("runtimes:\n  - name: a\n    type: diffusers\n    compile: true\n").runtimes[0].compile is True
 
 

@@ -10,11 +10,15 @@ import json
 
 import httpx
 
+from sdctl.agent.adapter import Adapter
 from sdctl.agent.failures import PermanentFailure, RuntimeOutput, TransientFailure
 
 
-class A1111Adapter:
+class A1111Adapter(Adapter):
     """AUTOMATIC1111 `/sdapi/v1/` API: sdwebui and sdctl's diffusers runtime."""
+
+    ready_path = "/sdapi/v1/options"
+    interrupt_path = "/sdapi/v1/interrupt"
 
     ENDPOINTS = {
         "text-to-image": "txt2img",
@@ -25,23 +29,16 @@ class A1111Adapter:
     def __init__(self, base_url: str, *, timeout: float = 600, dynamic_model: bool = False,
                  client: httpx.Client | None = None, batches: bool = False):
         root = base_url.rstrip("/")
-        # sdctl's diffusers runtime also takes several tasks in one call (/sdctl/v1/txt2img-batch).
-        self.batches = batches
         if root.endswith("/sdapi/v1"):
             root = root[: -len("/sdapi/v1")]
-        self.root = root
+        super().__init__(root, client or httpx.Client(base_url=root, timeout=httpx.Timeout(timeout, connect=5.0)))
+        # sdctl's diffusers runtime also takes several tasks in one call (/sdctl/v1/txt2img-batch).
+        self.batches = batches
         self.dynamic_model = dynamic_model
-        self.http = client or httpx.Client(
-            base_url=root, timeout=httpx.Timeout(timeout, connect=5.0))
 
-    def close(self) -> None:
-        self.http.close()
-
-    def ready(self) -> bool:
-        try:
-            return self.http.get("/sdapi/v1/options", timeout=5).status_code == 200
-        except httpx.HTTPError:
-            return False
+    @classmethod
+    def for_kind(cls, kind, base_url: str, *, timeout: float, dynamic_model: bool = False) -> A1111Adapter:
+        return cls(base_url, timeout=timeout, dynamic_model=dynamic_model, batches=kind.batches)
 
     def progress(self) -> dict | None:
         """Where the call in flight is (`/sdapi/v1/progress`): step k of N, percent, ETA; None
@@ -152,11 +149,6 @@ class A1111Adapter:
             raise TransientFailure("runtime-bad-response", "the runtime's answer is not a JSON object")
         return body
 
-    def interrupt(self) -> None:
-        try:
-            self.http.post("/sdapi/v1/interrupt", timeout=5)
-        except httpx.HTTPError:
-            pass
 
 
 def _output(body: dict) -> RuntimeOutput:
@@ -208,11 +200,15 @@ def _b64decode(data, field: str) -> bytes:
 
 
 def adapter_for(runtime_type: str, base_url: str, *, timeout: float, dynamic_model: bool = False):
-    if runtime_type in ("sdwebui", "diffusers"):
-        return A1111Adapter(base_url, timeout=timeout, dynamic_model=dynamic_model,
-                            batches=runtime_type == "diffusers")
-    if runtime_type == "comfyui":
-        from sdctl.agent.comfyui import ComfyUIAdapter
+    """The adapter the type's module names (sdctl/contracts/runtimes), made for this runtime."""
+    import importlib
 
-        return ComfyUIAdapter(base_url, timeout=timeout)
-    raise PermanentFailure("unsupported-runtime", f"runtime type {runtime_type!r} has no adapter")
+    from sdctl.contracts.runtimes import kind
+
+    try:
+        k = kind(runtime_type)
+    except ValueError as e:
+        raise PermanentFailure("unsupported-runtime", str(e)) from None
+    module, _, name = k.adapter.partition(":")
+    return getattr(importlib.import_module(module), name).for_kind(k, base_url, timeout=timeout,
+                                                                  dynamic_model=dynamic_model)

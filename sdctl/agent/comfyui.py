@@ -15,26 +15,25 @@ import uuid
 
 import httpx
 
+from sdctl.agent.adapter import Adapter
 from sdctl.agent.failures import PermanentFailure, RuntimeOutput, TransientFailure
 
 log = logging.getLogger("sdctl.agent")
 
 
-class ComfyUIAdapter:
+class ComfyUIAdapter(Adapter):
+    ready_path = "/system_stats"
+    interrupt_path = "/interrupt"
+
     def __init__(self, base_url: str, *, timeout: float = 600, poll: float = 0.5, client: httpx.Client | None = None):
-        self.root = base_url.rstrip("/")
+        root = base_url.rstrip("/")
+        super().__init__(root, client or httpx.Client(base_url=root, timeout=httpx.Timeout(30.0, connect=5.0)))
         self.timeout = timeout
         self.poll = poll
-        self.http = client or httpx.Client(base_url=self.root, timeout=httpx.Timeout(30.0, connect=5.0))
 
-    def ready(self) -> bool:
-        try:
-            return self.http.get("/system_stats", timeout=5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def close(self) -> None:
-        self.http.close()
+    @classmethod
+    def for_kind(cls, kind, base_url: str, *, timeout: float, dynamic_model: bool = False) -> ComfyUIAdapter:
+        return cls(base_url, timeout=timeout)
 
     def run(self, tasktype: str, content: dict) -> RuntimeOutput:
         if tasktype != "pipeline":
@@ -143,9 +142,3 @@ class ComfyUIAdapter:
     def progress(self) -> dict | None:
         """ComfyUI reports progress on the websocket the run follows; not read here yet."""
         return None
-
-    def interrupt(self) -> None:
-        try:
-            self.http.post("/interrupt", timeout=5)
-        except httpx.HTTPError:
-            pass

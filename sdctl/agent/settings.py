@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from sdctl.contracts.runtimes import GUIDANCE_DEFAULT, names
 from sdctl.errors import UsageError
 
 REQUIRED = ("SQS_QUEUE_URL", "SNS_TOPIC_ARN", "S3_BUCKET", "RUNTIME_NAME", "API_BASE_URL")
@@ -49,9 +50,9 @@ class AgentSettings:
         if missing:
             raise UsageError(f"agent settings missing: {', '.join(missing)}",
                              hint="set them in the environment (see docs/agent.md)")
-        runtime_type = env.get("RUNTIME_TYPE", "sdwebui")
-        if runtime_type not in ("sdwebui", "diffusers", "comfyui"):
-            raise UsageError(f"RUNTIME_TYPE {runtime_type!r} is not sdwebui, diffusers or comfyui")
+        runtime_type = env.get("RUNTIME_TYPE", GUIDANCE_DEFAULT)
+        if runtime_type not in names():
+            raise UsageError(f"RUNTIME_TYPE {runtime_type!r} is not one of {', '.join(names())}")
         return cls(
             queue_url=env["SQS_QUEUE_URL"],
             topic_arn=env["SNS_TOPIC_ARN"],

@@ -9,15 +9,15 @@ import hashlib
 from dataclasses import dataclass
 
 from sdctl import __version__
+from sdctl.contracts.runtimes import kinds
 from sdctl.errors import UsageError
 
-#: Image key -> (repository under <stack>/, recipe). Runtime images are keyed by runtime type.
+#: Image key -> (repository under <stack>/, recipe). Runtime images are keyed by runtime type:
+#: each type sdctl builds an image for says its recipe (sdctl/contracts/runtimes).
 IMAGES = {"agent": ("queue-agent", "docker/agent.Dockerfile"),
-          "diffusers": ("diffusers", "docker/runtime.Dockerfile"),
-          "sdwebui": ("sdwebui", "docker/sdwebui.Dockerfile"),
-          "comfyui": ("comfyui", "docker/comfyui.Dockerfile")}
-#: Older names still accepted by --only.
-ALIASES = {"runtime": "diffusers"}
+          **{k.name: (k.image_name, k.recipe) for k in kinds().values() if k.recipe}}
+#: Older names still accepted by --only: `runtime` is sdctl's own runtime's image.
+ALIASES = {"runtime": next(k.name for k in kinds().values() if k.recipe == "docker/runtime.Dockerfile")}
 SOURCE = ("pyproject.toml", "README.md", "sdctl", "lambda_src", "docker")
 BUILDERS = ("docker", "podman", "finch")
 
@@ -46,6 +46,8 @@ def needed(cfg) -> list[str]:
 
 def runtime_image(stack: str, rt_type: str, image: str | None, account: str, region: str, tag: str) -> str:
     """The image a runtime's pods run: the configured one, else sdctl's for its type."""
+    if image is None and rt_type not in IMAGES:
+        raise UsageError(f"a {rt_type} runtime runs the user's own image: set its `image`")
     return image or f"{registry(account, region)}/{repository_name(stack, IMAGES[rt_type][0])}:{tag}"
 
 

@@ -17,17 +17,12 @@ from sdctl.builders.names import (
 )
 from sdctl.config.model import Config, Runtime
 from sdctl.contracts.agent_env import for_runtime
+from sdctl.contracts.runtimes import kind
 from sdctl.contracts.tasks import PRIORITIES
 
 #: The agent's /healthz, /readyz and /metrics/ port, and its visibility window per heartbeat.
 AGENT_HEALTH_PORT = 8081
 AGENT_VISIBILITY_SECONDS = 30
-#: Per runtime type: API port, and the path that answers only once the model is loaded.
-RUNTIME_DEFAULTS = {
-    "sdwebui": {"port": 8080, "startupPath": "/sdapi/v1/options"},
-    "comfyui": {"port": 8188, "startupPath": "/system_stats"},
-    "diffusers": {"port": 7860, "startupPath": "/internal/ping"},
-}
 
 
 @dataclass
@@ -82,10 +77,10 @@ def gpu_prices(rt: Runtime, region: str) -> dict[str, dict[str, float]]:
 
 def runtime_values(cfg: Config, rt: Runtime, *, edge: dict[str, str], cluster: dict[str, str], account: str,
                    region: str, subnet_ids: list[str] | None = None) -> dict:
-    d = RUNTIME_DEFAULTS[rt.type]
+    d = kind(rt.type)  # its API port, and the path that answers only once the model is loaded
     return {
         "runtime": {
-            "name": rt.name, "type": rt.type, "port": d["port"], "startupPath": d["startupPath"],
+            "name": rt.name, "type": rt.type, "port": d.port, "startupPath": d.probe_path,
             "image": _image(images.runtime_image(cfg.stack_name, rt.type, rt.image, account, region, __version__)),
             "model": rt.model, "dynamicModel": rt.dynamic_model, "compile": rt.compile,
         },
@@ -94,7 +89,7 @@ def runtime_values(cfg: Config, rt: Runtime, *, edge: dict[str, str], cluster: d
                   "env": for_runtime(rt, queue_url=edge[queue_url_key(rt.name)], results_topic_arn=edge["ResultsTopicArn"],
                                      bucket=edge["OutputBucket"], tasks_table=edge.get("TasksTable", ""),
                                      task_ttl_days=cfg.output.retention_days, region=region,
-                                     api_base_url=f"http://127.0.0.1:{d['port']}",
+                                     api_base_url=f"http://127.0.0.1:{d.port}",
                                      visibility_seconds=AGENT_VISIBILITY_SECONDS, health_port=AGENT_HEALTH_PORT,
                                      webhook_queue_url=edge.get("WebhooksQueueUrl", ""),
                                      gpu_prices=gpu_prices(rt, region),

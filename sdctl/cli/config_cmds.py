@@ -30,9 +30,14 @@ def _guided() -> str:
     region = typer.prompt("AWS region", default="us-west-2")
     while not region_rule.fullmatch(region):
         region = typer.prompt(f"{region!r} is not an AWS region code; AWS region (e.g. us-west-2)", default="us-west-2")
-    kind = typer.prompt("Runtime type (sdwebui, comfyui, diffusers)", default="sdwebui")
-    while kind not in ("sdwebui", "comfyui", "diffusers"):
-        kind = typer.prompt("Runtime type: one of sdwebui, comfyui, diffusers", default="sdwebui")
+    from sdctl.contracts.runtimes import GUIDANCE_DEFAULT, kinds
+
+    types = ", ".join(kinds())
+    kind = typer.prompt(f"Runtime type ({types})", default=GUIDANCE_DEFAULT)
+    while kind not in kinds():
+        kind = typer.prompt(f"Runtime type: one of {types}", default=GUIDANCE_DEFAULT)
+    image = typer.prompt("The runtime's image (yours: e.g. what `cog push` pushed)") if kinds()[kind].needs_image \
+        else None
     while True:
         gpus = typer.prompt("GPU instance types, comma-separated",
                             default="g5.xlarge,g5.2xlarge,g6.xlarge,g6.2xlarge")
@@ -43,7 +48,7 @@ def _guided() -> str:
             typer.echo(f"not a list of instance types: {str(e).splitlines()[-1].strip()[:120]}", err=True)
     spot = typer.confirm("Use spot capacity (on-demand as the fallback)?", default=True)
     doc = {"region": region, "runtimes": [{
-        "name": "sdruntime", "type": kind,
+        "name": "sdruntime", "type": kind, **({"image": image} if image else {}),
         "nodes": {"instanceTypes": [g.strip() for g in gpus.split(",") if g.strip()],
                   "capacityTypes": ["spot", "on-demand"] if spot else ["on-demand"]}}]}
     return ("# Written by `sdctl init --guided`; every other key keeps its default\n"

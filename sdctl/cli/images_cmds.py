@@ -25,8 +25,9 @@ def publish(
     ctx: typer.Context,
     builder: Annotated[str, typer.Option(help="auto (a local docker/podman/finch if its engine runs, else "
                                               "codebuild), local or codebuild.")] = "auto",
-    only: Annotated[list[str], typer.Option("--only", help="agent, diffusers, sdwebui or comfyui (repeatable; "
-                                                           "default: every image the config runs).")] = [],  # noqa: B006
+    only: Annotated[list[str], typer.Option("--only", help="agent, or a runtime type sdctl builds an image for "
+                                                           "(repeatable; default: every image the config "
+                                                           "runs).")] = [],  # noqa: B006
     tag: Annotated[str | None, typer.Option(help="Image tag (default: sdctl's version, which the chart uses).")] = None,
     config: ConfigOpt = None,
     output: OutputOpt = None,

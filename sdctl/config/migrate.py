@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from sdctl.contracts.runtimes import GUIDANCE_DEFAULT
 from sdctl.errors import UsageError
 
 GI = re.compile(r"^(\d+)\s*Gi?$")
@@ -26,7 +27,7 @@ def _runtime(i: int, rt: dict, notes: list[str]) -> dict:
     if not isinstance(rt, dict) or "name" not in rt:
         raise UsageError(f"modelsRuntime[{i}] has no name")
     where = f"modelsRuntime[{i}] ({rt['name']})"
-    out: dict = {"name": rt["name"], "type": rt.get("type", "sdwebui")}
+    out: dict = {"name": rt["name"], "type": rt.get("type", GUIDANCE_DEFAULT)}
     if rt.get("namespace"):
         out["namespace"] = rt["namespace"]
     if rt.get("modelFilename"):

@@ -13,13 +13,17 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 from sdctl.config.base import BUCKET_NAME, DNS_LABEL, DURATION, Model
 from sdctl.config.infra import Cluster, Network, SystemNodes
 from sdctl.config.profiles import apply_profile
-from sdctl.contracts.tasks import TASK_TYPES
+from sdctl.contracts.runtimes import kind
+from sdctl.contracts.runtimes import kinds as runtime_kinds
+from sdctl.contracts.runtimes import names as runtime_names
+from sdctl.contracts.tasks import TASK_TYPES  # noqa: F401 - re-exported (sdctl.config.TASK_TYPES)
 
 __all__ = ["Api", "BUCKET_NAME", "Cluster", "Config", "DNS_LABEL", "DURATION", "Model", "ModelBucket", "Network",
            "Nodes", "Output", "Runtime", "Scaling", "SystemNodes"]
 
-RuntimeType = Literal["sdwebui", "comfyui", "diffusers"]
 CapacityType = Literal["spot", "on-demand"]
+#: Every type of sdctl's registry (sdctl/contracts/runtimes), each declared in its own module.
+RuntimeType = Literal[runtime_names()]
 
 
 class Throttle(Model):
@@ -156,22 +160,21 @@ class Runtime(Model):
     agent: AgentTuning = Field(default_factory=AgentTuning)
 
     @model_validator(mode="after")
-    def _batching_needs_diffusers(self) -> Runtime:
-        if self.agent.batch_tasks > 1 and self.type != "diffusers":
-            raise ValueError(f"agent.batchTasks > 1 needs a diffusers runtime (this one is {self.type}): "
-                             "only sdctl's runtime takes several tasks in one call")
-        return self
-
-    @model_validator(mode="after")
-    def _compile_needs_diffusers(self) -> Runtime:
-        if self.compile and self.type != "diffusers":
-            raise ValueError(f"compile needs a diffusers runtime (this one is {self.type}): "
-                             "it is sdctl's runtime that compiles its UNet with torch.compile")
+    def _fits_its_type(self) -> Runtime:
+        k = kind(self.type)
+        able = [n for n, x in runtime_kinds().items() if x.batches]
+        if self.agent.batch_tasks > 1 and not k.batches:
+            raise ValueError(f"agent.batchTasks > 1 needs a runtime that takes several tasks in one call "
+                             f"({', '.join(able)}); this one is {self.type}")
+        if self.compile and not k.compiles:
+            raise ValueError(f"compile needs a runtime that compiles its model "
+                             f"({', '.join(n for n, x in runtime_kinds().items() if x.compiles)}); "
+                             f"this one is {self.type}")
         return self
 
     @property
     def task_types(self) -> tuple[str, ...]:
-        return TASK_TYPES[self.type]
+        return kind(self.type).task_types
 
 
 class Config(Model):

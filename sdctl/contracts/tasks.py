@@ -11,12 +11,10 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-#: metadata.tasktype each runtime type accepts (the wire contract).
-TASK_TYPES: dict[str, tuple[str, ...]] = {
-    "sdwebui": ("text-to-image", "image-to-image", "extra-single-image"),
-    "diffusers": ("text-to-image", "image-to-image", "extra-single-image"),
-    "comfyui": ("pipeline",),
-}
+from sdctl.contracts.runtimes import task_types
+
+#: metadata.tasktype each runtime type accepts (the wire contract; each type's module says).
+TASK_TYPES: dict[str, tuple[str, ...]] = task_types()
 #: metadata.id and metadata.runtime.
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: One segment of an S3 key prefix: S3's "safe characters".

@@ -37,8 +37,9 @@ def lambda_zip() -> bytes:
     files = {f"lambda_src/{path.name}": path.read_bytes()
              for path in sorted(Path(lambda_src.__file__).parent.glob("*.py"))}
     files["sdctl/__init__.py"] = b'"""sdctl\'s contracts, as the Lambda functions ship them."""\n'
-    for path in sorted(Path(sdctl.contracts.__file__).parent.glob("*.py")):
-        files[f"sdctl/contracts/{path.name}"] = path.read_bytes()
+    root = Path(sdctl.contracts.__file__).parent
+    for path in sorted(root.rglob("*.py")):  # with the runtime types' package (contracts/runtimes)
+        files[f"sdctl/contracts/{path.relative_to(root).as_posix()}"] = path.read_bytes()
     return deterministic_zip(files)
 
 

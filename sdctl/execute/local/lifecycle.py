@@ -139,8 +139,10 @@ def missing_modules(names: tuple[str, ...]) -> list[str]:
 def require_extras(cfg, runtime_urls: dict[str, str]) -> None:
     """The emulator needs the `local` extra (moto); the built-in runtime the `tiny` extra
     (torch, diffusers). Say which to install, not that a process exited."""
+    from sdctl.contracts.runtimes import kind
+
     needed = {"moto": "local"}
-    if any(rt.name not in runtime_urls for rt in cfg.runtimes):
+    if any(rt.name not in runtime_urls and kind(rt.type).local == "builtin" for rt in cfg.runtimes):
         needed.update({"torch": "tiny", "diffusers": "tiny", "transformers": "tiny"})
     missing = missing_modules(tuple(needed))
     if missing:

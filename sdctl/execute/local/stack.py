@@ -14,6 +14,7 @@ from sdctl.config.model import Config
 from sdctl.contracts.agent_env import for_runtime
 from sdctl.contracts.edge_env import deliverer_environment, handler_environment
 from sdctl.contracts.events import Event, Report, ignore
+from sdctl.contracts.runtimes import kind
 from sdctl.errors import LocalStackError
 from sdctl.execute.local import state as st
 from sdctl.execute.local.lifecycle import (  # noqa: F401 - re-exported for the CLI
@@ -133,10 +134,11 @@ def process_specs(cfg: Config, resources: dict, *, aws_url: str, api_key: str, a
     for rt in cfg.runtimes:
         url = runtime_urls.get(rt.name)
         if url is None:
-            if rt.type == "comfyui":
+            k = kind(rt.type)
+            if k.local != "builtin":
                 raise LocalStackError(
-                    f"runtime {rt.name!r} is comfyui; sdctl has no built-in ComfyUI",
-                    hint=f"start ComfyUI yourself and pass --runtime-url {rt.name}=http://127.0.0.1:8188")
+                    f"runtime {rt.name!r} is {rt.type}: the local stack runs no {rt.type} runtime of its own",
+                    hint=f"start it yourself and pass --runtime-url {rt.name}=http://127.0.0.1:{k.port}")
             port = ports.take(f"runtime-{rt.name}")
             url = f"http://127.0.0.1:{port}"
             specs.append(ProcSpec(
