@@ -242,16 +242,21 @@ def redrive_allow_policy() -> None:
         return
     attributes, setup_dlq = Queue.attributes.fget, Queue._setup_dlq
 
+    def allowed(queue) -> dict:
+        """The policy as kept: a string from the SQS API, an object from CloudFormation."""
+        raw = getattr(queue, "redrive_allow_policy", None) or {}
+        return raw if isinstance(raw, dict) else json.loads(raw)
+
     def with_redrive_allow(self) -> dict:
         result = attributes(self)
         if getattr(self, "redrive_allow_policy", None):
-            result["RedriveAllowPolicy"] = self.redrive_allow_policy
+            result["RedriveAllowPolicy"] = json.dumps(allowed(self), separators=(",", ":"))
         return result
 
     def checked_setup_dlq(self, policy) -> None:
         setup_dlq(self, policy)
         dlq = getattr(self, "dead_letter_queue", None)
-        allow = json.loads(getattr(dlq, "redrive_allow_policy", None) or "{}") if dlq is not None else {}
+        allow = allowed(dlq) if dlq is not None else {}
         permission = allow.get("redrivePermission", "allowAll")
         if permission == "denyAll" or (permission == "byQueue" and self.queue_arn not in allow.get(
                 "sourceQueueArns", [])):
