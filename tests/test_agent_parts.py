@@ -83,7 +83,7 @@ def test_results_alone_retry_a_transient_failure_with_a_backoff_and_report_the_l
 
 
 def test_the_runner_alone_reports_an_empty_answer_as_a_permanent_failure():
-    adapter = Recorder(run=SimpleNamespace(images=[], model="m", parameters={}, info={}), ready=True)
+    adapter = Recorder(run=SimpleNamespace(images=[], value=None, model="m", parameters={}, info={}), ready=True)
     lanes = Recorder()
     runner = Runner(settings(), adapter=adapter, store=None, sqs=Recorder(), lanes=lanes, metrics=Metrics("r"),
                     clock=time.monotonic, stopping=threading.Event())

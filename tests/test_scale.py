@@ -203,3 +203,61 @@ def test_a_cold_start_is_split_into_its_phases():
     r = scale.explain("sdruntime", {"visible": 1}, {"pods": [pod], "nodeclaims": [claim]}, queue_length=1,
                       min_replicas=0, max_replicas=5, now=datetime(2026, 11, 20, 10, 5, tzinfo=UTC))
     assert [s["pod"] for s in r["starts"]] == ["sd-sdruntime-abc"]
+
+
+def test_a_runtime_that_can_never_take_a_task_says_why(tmp_path):
+    """A Cog model whose setup failed: its agent stops with exit code 3 and the reason as its
+    termination message (sdctl/agent/runner.py), and `scale status` names it instead of a crash
+    loop nobody explains. The pod is the recorded steady one with the agent's container status
+    as the kubelet writes it after such an exit (state waiting CrashLoopBackOff, lastState
+    terminated with the message), checked against the Kubernetes schema."""
+    import copy
+
+    import kubernetes_validate
+
+    from sdctl.execute.k8s.cluster import api_client
+
+    sc = copy.deepcopy(scenario("steady"))
+    pod = sc["objects"]["pods"][0]
+    why = "the Cog model's setup failed (SETUP_FAILED): weights not found: /src/weights/model.safetensors"
+    pod["status"]["containerStatuses"] = [{
+        "name": "agent", "ready": False, "restartCount": 4, "image": "queue-agent:1", "imageID": "sha256:ab",
+        "containerID": "containerd://1", "started": False,
+        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 1m20s restarting failed container"}},
+        "lastState": {"terminated": {"exitCode": 3, "reason": "Error", "message": why,
+                                     "startedAt": "2026-12-06T10:00:00Z", "finishedAt": "2026-12-06T10:00:02Z",
+                                     "containerID": "containerd://1"}}}]
+    kubernetes_validate.validate(pod, versions.KUBERNETES + ".0", strict=True)
+    with ServerThread(app(sc["objects"])) as server:
+        api = api_client(kubeconfig(tmp_path / "kubeconfig", server.url))[0]
+        objs = collect(api, release="sd-sdruntime", namespace="sdctl")
+    r = scale.explain("sdruntime", sc["queue"], objs, queue_length=1, min_replicas=0, max_replicas=20, now=NOW)
+    assert r["verdict"].startswith(f"the runtime cannot take tasks: {why}")
+
+
+def test_doctor_fails_a_runtime_whose_agent_stopped_because_it_can_never_take_a_task(tmp_path, monkeypatch):
+    """The same stopped agent as above, through `sdctl doctor --kubeconfig`: a failed check that
+    names the reason and what to fix, exit 1."""
+    import copy
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import EXAMPLE
+
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    objects = copy.deepcopy(scenario("steady")["objects"])
+    objects["pods"][0]["status"]["containerStatuses"] = [{
+        "name": "agent", "ready": False, "restartCount": 2, "image": "a", "imageID": "b",
+        "state": {"terminated": {"exitCode": 3, "reason": "Error", "message": "inputs.cfg_scale names 'guidance_scale', "
+                                 "an input the model lacks"}}}]
+    with ServerThread(app(objects)) as server:
+        kc = kubeconfig(tmp_path / "k", server.url)
+        r = subprocess.run([sys.executable, "-m", "sdctl", "-c", str(EXAMPLE), "-o", "json", "doctor",
+                            "--kubeconfig", str(kc)], capture_output=True, text=True,
+                           env={**__import__("os").environ, "AWS_CONFIG_FILE": "/nonexistent",
+                                "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true"})
+    checks = {c["check"]: c for c in json.loads(r.stdout)["checks"]}
+    assert checks["runtime sdruntime tasks"]["status"] == "fail"
+    assert "an input the model lacks" in checks["runtime sdruntime tasks"]["detail"] and r.returncode == 1

@@ -33,9 +33,18 @@ def main(argv: list[str] | None = None) -> int:
     if settings.health_port:
         from sdctl.agent.observe import serve
 
-        serve(agent.metrics, agent.adapter.ready, settings.health_port)
+        serve(agent.metrics, lambda: agent.runner.unusable is None and _ready(agent.adapter), settings.health_port)
     agent.run(max_tasks=args.max_tasks)
-    return 0
+    return 3 if agent.runner.unusable else 0
+
+
+def _ready(adapter) -> bool:
+    from sdctl.agent.failures import RuntimeUnusable
+
+    try:
+        return adapter.ready()
+    except RuntimeUnusable:
+        return False
 
 
 if __name__ == "__main__":

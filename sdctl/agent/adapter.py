@@ -25,7 +25,9 @@ class Adapter:
         self.root, self.http = root, http
 
     @classmethod
-    def for_kind(cls, kind, base_url: str, *, timeout: float, dynamic_model: bool = False) -> Adapter:
+    def for_kind(cls, kind, base_url: str, *, timeout: float, settings=None) -> Adapter:
+        """One for a runtime of `kind` at `base_url`; `settings` (AgentSettings) for what the
+        adapter takes from the runtime's config."""
         raise NotImplementedError
 
     def ready(self) -> bool:
@@ -34,7 +36,9 @@ class Adapter:
         except httpx.HTTPError:
             return False
 
-    def run(self, tasktype: str, content: dict) -> RuntimeOutput:
+    def run(self, tasktype: str, content: dict, *, task_id: str | None = None) -> RuntimeOutput:
+        """One task's call (`task_id`: for a runtime that names its calls, so a redelivered task
+        does not start a second one)."""
         raise NotImplementedError
 
     def run_many(self, contents: list[dict]) -> list[RuntimeOutput]:

@@ -37,8 +37,9 @@ class A1111Adapter(Adapter):
         self.dynamic_model = dynamic_model
 
     @classmethod
-    def for_kind(cls, kind, base_url: str, *, timeout: float, dynamic_model: bool = False) -> A1111Adapter:
-        return cls(base_url, timeout=timeout, dynamic_model=dynamic_model, batches=kind.batches)
+    def for_kind(cls, kind, base_url: str, *, timeout: float, settings=None) -> A1111Adapter:
+        return cls(base_url, timeout=timeout, dynamic_model=bool(settings and settings.dynamic_model),
+                   batches=kind.batches)
 
     def progress(self) -> dict | None:
         """Where the call in flight is (`/sdapi/v1/progress`): step k of N, percent, ETA; None
@@ -55,7 +56,7 @@ class A1111Adapter(Adapter):
         except (httpx.HTTPError, ValueError, TypeError, AttributeError):
             return None
 
-    def run(self, tasktype: str, content: dict) -> RuntimeOutput:
+    def run(self, tasktype: str, content: dict, *, task_id: str | None = None) -> RuntimeOutput:
         endpoint = self.ENDPOINTS.get(tasktype)
         if endpoint is None:
             raise PermanentFailure("unsupported-tasktype", f"tasktype {tasktype!r} is not supported by this runtime",
@@ -199,7 +200,7 @@ def _b64decode(data, field: str) -> bytes:
         raise TransientFailure("runtime-bad-response", f"the runtime's {field} are not base64") from None
 
 
-def adapter_for(runtime_type: str, base_url: str, *, timeout: float, dynamic_model: bool = False):
+def adapter_for(runtime_type: str, base_url: str, *, timeout: float, settings=None):
     """The adapter the type's module names (sdctl/contracts/runtimes), made for this runtime."""
     import importlib
 
@@ -210,5 +211,4 @@ def adapter_for(runtime_type: str, base_url: str, *, timeout: float, dynamic_mod
     except ValueError as e:
         raise PermanentFailure("unsupported-runtime", str(e)) from None
     module, _, name = k.adapter.partition(":")
-    return getattr(importlib.import_module(module), name).for_kind(k, base_url, timeout=timeout,
-                                                                  dynamic_model=dynamic_model)
+    return getattr(importlib.import_module(module), name).for_kind(k, base_url, timeout=timeout, settings=settings)

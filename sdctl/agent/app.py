@@ -58,7 +58,7 @@ def build(settings: AgentSettings):
     clients = aws_clients(settings)
     dynamodb = clients.pop("dynamodb")
     adapter = adapter_for(settings.runtime_type, settings.api_base_url,
-                          timeout=settings.max_task_seconds, dynamic_model=settings.dynamic_model)
+                          timeout=settings.max_task_seconds, settings=settings)
     store = None
     if settings.tasks_table:
         from sdctl.agent.store import TaskStore

@@ -32,10 +32,10 @@ class ComfyUIAdapter(Adapter):
         self.poll = poll
 
     @classmethod
-    def for_kind(cls, kind, base_url: str, *, timeout: float, dynamic_model: bool = False) -> ComfyUIAdapter:
+    def for_kind(cls, kind, base_url: str, *, timeout: float, settings=None) -> ComfyUIAdapter:
         return cls(base_url, timeout=timeout)
 
-    def run(self, tasktype: str, content: dict) -> RuntimeOutput:
+    def run(self, tasktype: str, content: dict, *, task_id: str | None = None) -> RuntimeOutput:
         if tasktype != "pipeline":
             raise PermanentFailure("unsupported-tasktype", f"a comfyui runtime takes 'pipeline' tasks, not {tasktype!r}",
                                    field="task.metadata.tasktype")

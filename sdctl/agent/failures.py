@@ -42,6 +42,11 @@ class PermanentFailure(TaskFailure):
     retry = False
 
 
+class RuntimeUnusable(Exception):
+    """The runtime can never take a task as it is (its model's setup failed; the config maps an
+    input the model lacks): the agent says why and stops, rather than wait for it forever."""
+
+
 class Cancelled(Exception):
     """The caller cancelled the task while the runtime ran it; the call was interrupted."""
 
@@ -61,3 +66,9 @@ class RuntimeOutput:
     parameters: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
     model: str | None = None
+    #: Each image's media type (PNG unless the runtime says otherwise: image/jpeg, image/webp).
+    media_types: list[str] = field(default_factory=list)
+    #: The runtime's own measurements of the call (Cog's `metrics`, e.g. predict_time).
+    metrics: dict = field(default_factory=dict)
+    #: An answer that is not a file (a `predict` task's text or JSON), kept in the result document.
+    value: object = None

@@ -39,7 +39,7 @@ class Results:
         if isinstance(result, TaskFailure):
             return self.fail(message, task, result, job.attempt, job.out_key, ctx)
         meta = task["metadata"]
-        image_keys, out_key = output_keys(meta["prefix"], meta["id"], len(result.images))
+        image_keys, out_key = output_keys(meta["prefix"], meta["id"], len(result.images), result.media_types)
         note = notification(task, status="completed", bucket=self.settings.bucket, image_keys=image_keys,
                             output_key=out_key, model=result.model)
         note.update(gpu_seconds=round(job.gpu_seconds, 3), cost_usd=cost_usd(job.gpu_seconds, self.price_per_second))
@@ -47,9 +47,14 @@ class Results:
                     "seconds": {"runtime": round(job.runtime_seconds, 3),
                                 "total": round(self.clock() - job.received, 3)},
                     "attempt": job.attempt, "notification": note}
+        if result.metrics:  # the runtime's own, beside sdctl's seconds and cost
+            document["metrics"] = result.metrics
+        if result.value is not None:
+            document["output"] = result.value
         try:
-            for key, png in zip(image_keys, result.images, strict=True):
-                self.s3.put_object(Bucket=self.settings.bucket, Key=key, Body=png, ContentType="image/png")
+            types = list(result.media_types) + ["image/png"] * len(result.images)
+            for key, data, kind in zip(image_keys, result.images, types, strict=False):
+                self.s3.put_object(Bucket=self.settings.bucket, Key=key, Body=data, ContentType=kind)
             job.marks["stored"] = time.time()  # the document itself is the last write
             document["timeline"] = {k: round(v, 3) for k, v in job.marks.items()}
             self._put_json(out_key, document)

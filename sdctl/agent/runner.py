@@ -9,7 +9,14 @@ import logging
 import threading
 import time
 
-from sdctl.agent.failures import Cancelled, PermanentFailure, Refused, TaskFailure, TransientFailure
+from sdctl.agent.failures import (
+    Cancelled,
+    PermanentFailure,
+    Refused,
+    RuntimeUnusable,
+    TaskFailure,
+    TransientFailure,
+)
 from sdctl.agent.stages import Job
 from sdctl.agent.watch import Watch
 from sdctl.contracts.tasks import notification, wants_webhook
@@ -22,13 +29,21 @@ class Runner:
         self.settings, self.adapter, self.store, self.sqs = settings, adapter, store, sqs
         self.lanes, self.metrics, self.clock, self.stopping = lanes, metrics, clock, stopping
         self.down = threading.Event()  # set while a call waits for a restarted runtime: take no new task
+        self.unusable: str | None = None  # why the runtime can never take a task, once known
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Until the runtime answers ready (True), the timeout passes or the agent stops (False)."""
         deadline = None if timeout is None else self.clock() + timeout
         delay = 0.2
         while not self.stopping.is_set():
-            if self.adapter.ready():
+            try:
+                up = self.adapter.ready()
+            except RuntimeUnusable as e:
+                self.unusable = str(e)
+                log.error("the runtime cannot take tasks; the agent stops", extra={"why": self.unusable})
+                _termination_message(self.unusable)
+                return False
+            if up:
                 log.info("runtime is ready", extra={"runtime_url": getattr(self.adapter, "root", "")})
                 return True
             if deadline is not None and self.clock() > deadline:
@@ -81,7 +96,8 @@ class Runner:
                    on_progress=lambda seen: self._progress(job, seen),
                    starting=(lambda: self._record_start([job])) if self.store else None) as watch:
             try:
-                output = self.adapter.run(job.task["metadata"].get("tasktype", "text-to-image"), job.content)
+                output = self.adapter.run(job.task["metadata"].get("tasktype", "text-to-image"), job.content,
+                                          task_id=job.ctx["task_id"])
             except TaskFailure as failure:
                 output = failure
         job.runtime_seconds = job.gpu_seconds = self.clock() - started
@@ -93,7 +109,7 @@ class Runner:
             return stopped
         if isinstance(output, TaskFailure):
             return output
-        if not output.images:
+        if not output.images and output.value is None:
             return PermanentFailure("no-images", "the runtime returned no images")
         self.lanes.paced(job.runtime_seconds)
         self.metrics.ran(job.runtime_seconds)
@@ -168,3 +184,13 @@ class Runner:
             return None  # a model switch or extension runs alone
         shared = {k: v for k, v in content.items() if k not in ("prompt", "negative_prompt", "seed")}
         return json.dumps(shared, sort_keys=True, default=str)
+
+
+def _termination_message(why: str) -> None:
+    """Where Kubernetes reads why a container ended (terminationMessagePath): `scale status`
+    and `doctor` show it beside the pod."""
+    try:
+        with open("/dev/termination-log", "w") as f:
+            f.write(why[:4000])
+    except OSError:
+        pass

@@ -37,6 +37,7 @@ class AgentSettings:
     task_ttl_days: int = 30
     webhook_queue_url: str = ""
     lane_urls: tuple[tuple[str, str], ...] = ()  # (priority, queue URL), highest first
+    inputs: dict | None = None  # a mapping runtime's task field -> model input (RUNTIME_INPUTS)
 
     @property
     def lanes(self) -> tuple[tuple[str, str], ...]:
@@ -77,6 +78,7 @@ class AgentSettings:
             task_ttl_days=_int(env, "TASK_TTL_DAYS", 30, 1, 3650),
             notify_running=env.get("NOTIFY_RUNNING", "false").lower() in ("1", "true", "yes"),
             webhook_queue_url=env.get("WEBHOOK_QUEUE_URL", ""),
+            inputs=_inputs(env.get("RUNTIME_INPUTS")),
             lane_urls=tuple((p, url) for p, url in (("high", env.get("SQS_QUEUE_URL_HIGH")),
                                                      ("normal", env["SQS_QUEUE_URL"]),
                                                      ("low", env.get("SQS_QUEUE_URL_LOW"))) if url),
@@ -93,4 +95,19 @@ def _int(env: dict, key: str, default: int, lo: int, hi: int | None = None) -> i
         raise UsageError(f"{key}={raw!r} is not an integer") from None
     if value < lo or (hi is not None and value > hi):
         raise UsageError(f"{key}={value} must be between {lo} and {hi if hi is not None else 'any'}")
+    return value
+
+
+def _inputs(raw: str | None) -> dict | None:
+    """RUNTIME_INPUTS: the config's task field -> model input mapping, as JSON."""
+    if not raw:
+        return None
+    import json
+
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise UsageError(f"RUNTIME_INPUTS is not JSON: {raw[:80]!r}") from None
+    if not isinstance(value, dict) or not all(isinstance(v, str | None) for v in value.values()):
+        raise UsageError("RUNTIME_INPUTS must map task fields to input names (or null)")
     return value

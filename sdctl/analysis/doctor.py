@@ -87,6 +87,7 @@ SYSTEM = {"karpenter": ("kube-system", "karpenter"), "keda": ("keda", "keda-oper
 def cluster_checks(objs: dict, cfg, *, chart_version: str) -> list[tuple[str, tuple[str, str, str | None]]]:
     """Controllers healthy, ScaledObjects ready, charts at the pinned versions. Pure."""
     from sdctl import versions
+    from sdctl.analysis.scale import unusable
 
     out = [("cluster", (OK, f"reachable, Kubernetes {objs.get('version')}", None))]
     pinned = {"karpenter": f"karpenter-{versions.KARPENTER}", "keda": f"keda-{versions.KEDA}"}
@@ -109,6 +110,11 @@ def cluster_checks(objs: dict, cfg, *, chart_version: str) -> list[tuple[str, tu
         else:
             out.append((name, (WARN if drift else OK, f"{ready}/{want} replicas ready, {chart}{drift}", fix)))
     for rt in cfg.runtimes:
+        why = unusable(objs.get("pods", {}).get(rt.name) or [])
+        if why:  # its agent stopped: the model cannot take a task as configured
+            out.append((f"runtime {rt.name} tasks", (FAIL, f"cannot take tasks: {why}",
+                                                     "fix the model (its setup) or the runtime's `inputs`, push, "
+                                                     "then sdctl deploy")))
         so = objs["scaledobjects"].get(rt.name)
         if so is None:
             out.append((f"scaledobject {rt.name}", (FAIL, "missing", "sdctl deploy")))

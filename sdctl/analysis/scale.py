@@ -126,7 +126,8 @@ def explain(runtime: str, queue: dict, objs: dict, *, queue_length: int, min_rep
              "scaledobject": None if so is None else {"ready": so_ready, "active": active, "wants": wanted,
                                                       "message": so_conds.get("Ready", {}).get("message")},
              "deployment": None if not dep else {"desired": desired, "ready": ready},
-             "pods": {"running": sum(1 for p in pods if p["phase"] == "Running"), "pending": pending},
+             "pods": {"running": sum(1 for p in pods if p["phase"] == "Running"), "pending": pending,
+                      "unusable": unusable(objs.get("pods", []))},
              "nodeclaims": claims, "nodes": nodes,
              # Cold starts of pods that are starting or started in the last 15 minutes.
              "starts": [start_phases(p, objs.get("nodeclaims", [])) for p in objs.get("pods", [])
@@ -134,6 +135,23 @@ def explain(runtime: str, queue: dict, objs: dict, *, queue_length: int, min_rep
                         and (_age(p["metadata"].get("creationTimestamp"), now) or 0) < 900]}
     return {"runtime": runtime, **chain, "verdict": _verdict(chain, pending, claims, nodes, wanted, desired, ready,
                                                             depth)}
+
+
+#: The agent's exit code when its runtime can never take a task (sdctl/agent/__main__.py).
+UNUSABLE_EXIT = 3
+
+
+def unusable(pods: list[dict]) -> str | None:
+    """Why a pod's runtime can never take a task, as its agent said when it stopped (its
+    termination message: a Cog model whose setup failed, an input the model lacks)."""
+    for pod in pods:
+        for c in (pod.get("status") or {}).get("containerStatuses") or []:
+            if c.get("name") != "agent":
+                continue
+            for state in ((c.get("state") or {}).get("terminated"), (c.get("lastState") or {}).get("terminated")):
+                if state and state.get("exitCode") == UNUSABLE_EXIT:
+                    return (state.get("message") or "see `sdctl logs --agent`").strip()
+    return None
 
 
 def _verdict(chain, pending, claims, nodes, wanted, desired, ready, depth) -> str:
@@ -144,6 +162,9 @@ def _verdict(chain, pending, claims, nodes, wanted, desired, ready, depth) -> st
         return f"KEDA cannot read the queue: {so.get('message') or 'ScaledObject not Ready'}"
     if chain["deployment"] is None:
         return "no Deployment for this runtime (run `sdctl deploy`)"
+    if chain["pods"]["unusable"]:
+        return (f"the runtime cannot take tasks: {chain['pods']['unusable']} (its agent stopped; fix the model or "
+                "the runtime's `inputs`, then `sdctl deploy`)")
     failed = [c for c in claims if c["error"] and (c["launched"] == "False" or
                                                     any(w.lower() in c["error"].lower() for w in CAPACITY_WORDS))]
     capacity = [c for c in failed if any(w.lower() in c["error"].lower() for w in CAPACITY_WORDS)]

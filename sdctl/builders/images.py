@@ -56,12 +56,16 @@ def agent_image(stack: str, account: str, region: str, tag: str) -> str:
 
 
 def ecr_reference(uri: str, account: str, region: str) -> tuple[str, str] | None:
-    """(repository, tag) for an image in this account's ECR registry in this region; None for
-    any other registry (sdctl cannot look into those)."""
+    """(repository, tag) for an image in this account's ECR registry in this region, the tag
+    being `sha256:...` for an image named by its digest (`repo@sha256:...`, as `cog push`
+    prints); None for any other registry (sdctl cannot look into those)."""
     prefix = registry(account, region) + "/"
     if not uri.startswith(prefix):
         return None
     rest = uri[len(prefix):]
+    if "@" in rest:
+        repo, _, digest = rest.partition("@")
+        return repo, digest
     repo, _, tag = rest.rpartition(":") if ":" in rest.rsplit("/", 1)[-1] else (rest, "", "latest")
     return repo, tag
 

@@ -6,6 +6,7 @@ Unknown keys are errors, so a typo never passes silently.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
@@ -13,7 +14,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 from sdctl.config.base import BUCKET_NAME, DNS_LABEL, DURATION, Model
 from sdctl.config.infra import Cluster, Network, SystemNodes
 from sdctl.config.profiles import apply_profile
-from sdctl.contracts.runtimes import kind
+from sdctl.contracts.runtimes import INPUT_NAME, TASK_FIELDS, kind
 from sdctl.contracts.runtimes import kinds as runtime_kinds
 from sdctl.contracts.runtimes import names as runtime_names
 from sdctl.contracts.tasks import TASK_TYPES  # noqa: F401 - re-exported (sdctl.config.TASK_TYPES)
@@ -153,6 +154,9 @@ class Runtime(Model):
     dynamic_model: bool = False
     compile: bool = False
     image: str | None = None
+    #: For a type that maps a task's fields to its model's inputs (cog): task field -> input
+    #: name, over the type's defaults; null leaves a field out.
+    inputs: dict[str, str | None] | None = None
     max_task_seconds: Annotated[int, Field(ge=10, le=43200)] = 600
     max_receive_count: Annotated[int, Field(ge=1, le=1000)] = 3
     scaling: Scaling = Field(default_factory=Scaling)
@@ -166,6 +170,17 @@ class Runtime(Model):
         if self.agent.batch_tasks > 1 and not k.batches:
             raise ValueError(f"agent.batchTasks > 1 needs a runtime that takes several tasks in one call "
                              f"({', '.join(able)}); this one is {self.type}")
+        if k.needs_image and not self.image:
+            raise ValueError(f"a {self.type} runtime runs your own image: set `image` (e.g. what `cog push` pushed)")
+        if self.inputs is not None and k.default_inputs is None:
+            raise ValueError(f"`inputs` maps a task's fields to a model's inputs; a {self.type} runtime takes none")
+        unknown = sorted(set(self.inputs or {}) - set(TASK_FIELDS))
+        if unknown:
+            raise ValueError(f"inputs.{unknown[0]} is not a text-to-image task field; they are: "
+                             f"{', '.join(TASK_FIELDS)}")
+        odd = sorted(k for k, v in (self.inputs or {}).items() if v is not None and not re.match(INPUT_NAME, v))
+        if odd:
+            raise ValueError(f"inputs.{odd[0]}: {self.inputs[odd[0]]!r} is not an input name (letters, digits, _)")
         if self.compile and not k.compiles:
             raise ValueError(f"compile needs a runtime that compiles its model "
                              f"({', '.join(n for n, x in runtime_kinds().items() if x.compiles)}); "

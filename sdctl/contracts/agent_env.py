@@ -14,7 +14,8 @@ def environment(*, queue_url: str, results_topic_arn: str, bucket: str, region: 
                 dynamic_model: bool = False, health_port: int = 0, prefetch: int = 1, runtime_concurrency: int = 1,
                 batch_tasks: int = 1, notify_running: bool = False,
                 input_buckets: tuple[str, ...] = (), webhook_queue_url: str = "",
-                gpu_prices: dict | None = None, lane_urls: dict[str, str] | None = None) -> dict[str, str]:
+                gpu_prices: dict | None = None, lane_urls: dict[str, str] | None = None,
+                inputs: dict | None = None) -> dict[str, str]:
     """Every variable the agent reads, as strings (a ConfigMap's and a process's type)."""
     env = {
         "SQS_QUEUE_URL": queue_url,
@@ -47,6 +48,10 @@ def environment(*, queue_url: str, results_topic_arn: str, bucket: str, region: 
             env[f"SQS_QUEUE_URL_{priority.upper()}"] = url
     if input_buckets:
         env["INPUT_BUCKETS"] = ",".join(input_buckets)
+    if inputs is not None:  # the config's task field -> model input mapping (over the type's defaults)
+        import json
+
+        env["RUNTIME_INPUTS"] = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
     if gpu_prices:  # USD per hour by instance type and capacity type: prices each task
         import json
 
@@ -60,7 +65,8 @@ def for_runtime(rt, **where) -> dict[str, str]:
     return environment(runtime_name=rt.name, runtime_type=rt.type, max_task_seconds=rt.max_task_seconds,
                        max_receive_count=rt.max_receive_count, dynamic_model=rt.dynamic_model,
                        prefetch=rt.agent.prefetch, runtime_concurrency=rt.agent.runtime_concurrency,
-                       batch_tasks=rt.agent.batch_tasks, notify_running=rt.agent.notify_running, **where)
+                       batch_tasks=rt.agent.batch_tasks, notify_running=rt.agent.notify_running,
+                       inputs=getattr(rt, "inputs", None), **where)
 
 
 def _bool(value: bool) -> str:

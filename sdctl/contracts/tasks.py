@@ -67,12 +67,18 @@ def parse_deadline(value) -> datetime | None:
     return at.astimezone(UTC) if at.tzinfo is not None else None
 
 
-def output_keys(prefix: str, task_id: str, count: int) -> tuple[list[str], str]:
-    """S3 keys for a task's images and its result JSON (`<prefix>/<id>/<id>-<n>.png`,
-    `<prefix>/<id>/<id>.out`). They depend on the id only, so a retried task overwrites its own
-    objects instead of adding new ones."""
+#: The extension an image is stored under, by its media type (PNG unless the runtime says).
+EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+
+
+def output_keys(prefix: str, task_id: str, count: int, media_types: list[str] | None = None) -> tuple[list[str], str]:
+    """S3 keys for a task's images and its result JSON (`<prefix>/<id>/<id>-<n>.png`, or .jpg or
+    .webp by each image's media type; `<prefix>/<id>/<id>.out`). They depend on the id only, so a
+    retried task overwrites its own objects instead of adding new ones."""
     base = f"{prefix.rstrip('/')}/{task_id}"
-    return [f"{base}/{task_id}-{n}.png" for n in range(1, count + 1)], f"{base}/{task_id}.out"
+    types = list(media_types or []) + ["image/png"] * count
+    return ([f"{base}/{task_id}-{n}.{EXTENSIONS.get(types[n - 1], 'png')}" for n in range(1, count + 1)],
+            f"{base}/{task_id}.out")
 
 
 def result_key(prefix: str, task_id: str) -> str:

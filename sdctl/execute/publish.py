@@ -58,7 +58,8 @@ def missing_images(ecr, uris: list[str], account: str, region: str) -> list[str]
             continue
         repo, tag = ref
         try:
-            ecr.describe_images(repositoryName=repo, imageIds=[{"imageTag": tag}])
+            ecr.describe_images(repositoryName=repo, imageIds=[
+                {"imageDigest": tag} if tag.startswith("sha256:") else {"imageTag": tag}])
         except ecr.exceptions.ImageNotFoundException:
             missing.append(uri)
         except ecr.exceptions.RepositoryNotFoundException:

@@ -143,24 +143,28 @@ def cluster_objects(api, cfg) -> dict:
 
     from sdctl.builders.names import release_name
 
-    apps, custom = k.AppsV1Api(api), k.CustomObjectsApi(api)
+    apps, custom, core = k.AppsV1Api(api), k.CustomObjectsApi(api), k.CoreV1Api(api)
     plain = api.sanitize_for_serialization
 
-    def get(fn, *args):
+    def get(fn, *args, **kwargs):
         try:
-            return plain(fn(*args))
+            return plain(fn(*args, **kwargs))
         except ApiException as e:
             if e.status == 404:
                 return None
             raise
 
-    objs = {"version": plain(k.VersionApi(api).get_code()).get("gitVersion"), "deployments": {}, "scaledobjects": {}}
+    objs = {"version": plain(k.VersionApi(api).get_code()).get("gitVersion"), "deployments": {}, "scaledobjects": {},
+            "pods": {}}
     for key, (ns, name) in SYSTEM.items():
         objs["deployments"][key] = get(apps.read_namespaced_deployment, name, ns)
     for rt in cfg.runtimes:
         objs["deployments"][rt.name] = get(apps.read_namespaced_deployment, release_name(rt.name), rt.namespace)
         objs["scaledobjects"][rt.name] = get(custom.get_namespaced_custom_object, "keda.sh", "v1alpha1", rt.namespace,
                                              "scaledobjects", release_name(rt.name))
+        pods = get(core.list_namespaced_pod, rt.namespace,
+                   label_selector=f"app.kubernetes.io/instance={release_name(rt.name)}")
+        objs["pods"][rt.name] = (pods or {}).get("items", [])
     return objs
 
 

@@ -15,7 +15,7 @@ import importlib
 from dataclasses import dataclass, field
 
 #: The modules of this package that declare a type, in the order docs, prompts and image builds list them.
-MODULES = ("diffusers", "sdwebui", "comfyui")
+MODULES = ("diffusers", "sdwebui", "comfyui", "cog")
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,20 @@ def names() -> tuple[str, ...]:
 def task_types() -> dict[str, tuple[str, ...]]:
     """metadata.tasktype each type accepts (the wire contract)."""
     return {k.name: k.task_types for k in kinds().values()}
+
+
+#: The fields of a text-to-image task (AUTOMATIC1111's txt2img body) an `inputs` mapping may map.
+TASK_FIELDS = ("prompt", "negative_prompt", "width", "height", "seed", "steps", "cfg_scale", "batch_size",
+               "sampler_name")
+#: An input's name in a model's schema (a Python identifier, as Cog's inputs are).
+INPUT_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def mapping(kind_: RuntimeKind, configured: dict[str, str | None] | None) -> dict[str, str]:
+    """The task field -> model input mapping a runtime uses: the type's defaults, then the
+    config's own entries (null drops a field)."""
+    merged = {**(kind_.default_inputs or {}), **(configured or {})}
+    return {k: v for k, v in merged.items() if v}
 
 
 #: The type a runtime of the guidance's config has when it names none (its only one).
