@@ -50,6 +50,8 @@ class Agent(Pipeline):
         results = Results(settings, s3=s3, sns=sns, sqs=sqs, store=store, lanes=lanes, metrics=metrics, clock=clock,
                           price_per_second=price_per_second)
         fetcher = fetcher or Fetcher(s3=s3, allowed_buckets={settings.bucket, *settings.input_buckets})
+        if getattr(adapter, "fetcher", False) is None:  # outputs given as URLs come under the inputs' rules
+            adapter.fetcher = fetcher
         preparer = Preparer(settings, store=store, fetcher=fetcher, lanes=lanes, results=results, metrics=metrics,
                             clock=clock)
         runner = Runner(settings, adapter=adapter, store=store, sqs=sqs, lanes=lanes, metrics=metrics, clock=clock,
