@@ -6,6 +6,7 @@
     sdctl/builders    pure: config (and stack outputs) in, data out; no SDK, no I/O library
     sdctl/execute     executors: AWS, helm and Kubernetes, the local stack, deploy, publishing
     sdctl/operate     a running stack: target, API client, task store, queues, logs, gallery, doctor
+    sdctl/console     the local web page (sdctl console) over operate
     sdctl/cli         Typer commands and presenters
     sdctl/agent, sdctl/runtime, lambda_src   deployed programs: contracts only
 
@@ -18,7 +19,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ORDER = ["config", "analysis", "builders", "execute", "operate", "cli"]
+ORDER = ["config", "analysis", "builders", "execute", "operate", "console", "cli"]
 SHARED = {"sdctl", "sdctl.errors", "sdctl.versions", "sdctl.__main__"}
 SDKS = {"boto3", "botocore", "kubernetes", "pyhelm3", "httpx", "moto", "torch", "diffusers", "uvicorn",
         "starlette", "typer", "rich", "subprocess", "socket"}

@@ -55,6 +55,9 @@ COMMANDS = {
     "logs": Lazy("sdctl.cli.ops_cmds:commands",
                  "A runtime's (or its agent's) logs: from its pods, or on the local stack from the processes' "
                  "log files."),
+    "console": Lazy("sdctl.cli.console_cmds:commands",
+                    "A local web page to try prompts, watch the queues drain and act on tasks (127.0.0.1 only, "
+                    "behind a token)."),
     "local": Lazy("sdctl.cli.local_cmds:app", "Run the image service on this machine (moto as AWS, CPU runtime)."),
     "queue": Lazy("sdctl.cli.queue_cmds:app", "Look at and manage the runtimes' queues."),
     "tasks": Lazy("sdctl.cli.tasks_cmds:app", "Follow and cancel tasks (from the task store)."),
