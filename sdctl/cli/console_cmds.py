@@ -62,9 +62,10 @@ def console(
 
 
 def _processes() -> list[dict]:
+    """The local stack's processes, each checked alive now (no AWS call)."""
     from sdctl.execute.local import state as st
 
-    return (st.read() or {}).get("processes") or []
+    return [{**p, "alive": st.pid_alive(p.get("pid"))} for p in (st.read() or {}).get("processes") or []]
 
 
 def _estimate(path, target):

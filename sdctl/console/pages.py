@@ -58,9 +58,11 @@ def live(sample: dict | None, error: str | None, local: bool) -> str:
                  f"<td>{_n(r.get('arrivals_per_min'))}</td><td>{_n(r.get('completions_per_min'))}</td></tr>")
     procs = ""
     if local:
-        procs = "<h2>Processes</h2><table><tr><th>name</th><th>state</th><th>pid</th></tr>" + "".join(
-            f"<tr><td>{escape(str(p.get('name')))}</td><td>{escape(str(p.get('state', '')))}</td>"
-            f"<td>{escape(str(p.get('pid', '')))}</td></tr>" for p in (sample or {}).get("processes") or []) \
+        procs = ("<h2>Processes</h2><table id=\"processes\"><tr><th>name</th><th>state</th><th>pid</th>"
+                 "<th>restarts</th><th>url</th></tr>") + "".join(
+            f"<tr><td>{escape(str(p.get('name')))}</td><td>{'up' if p.get('alive') else 'down'}</td>"
+            f"<td>{escape(str(p.get('pid', '')))}</td><td>{escape(str(p.get('restarts', 0)))}</td>"
+            f"<td>{escape(str(p.get('url') or ''))}</td></tr>" for p in (sample or {}).get("processes") or []) \
             + "</table>"
     warn = f'<p class="error">{escape(error)}</p>' if error else ""
     return (f"{warn}<table id=\"queues\"><tr><th>runtime</th><th>queued</th><th>in flight</th><th>dead-lettered</th>"

@@ -2,11 +2,13 @@
 every `interval` seconds and the tasks a tab follows, keeps the last hour, and the pages and the
 event stream read what it holds. So ten tabs cost AWS no more calls than one.
 
-Per cycle, per runtime: GetQueueAttributes on each lane's queue and dead-letter queue (six
-calls with three lanes) and three task-store queries (oldest queued, arrivals, completions);
-per followed task, one GET of its record (at most FOLLOW_MAX tasks, each until it ends). At the
-default 5 s interval and one runtime that is 108 calls a minute, whatever the number of tabs.
-`calls` counts them (bench/console_calls.py prints them).
+Per cycle, per runtime (operate/queues.py `snapshot`, what `sdctl queue status` reads):
+GetQueueAttributes on each lane's queue and dead-letter queue (6 calls with three lanes) and 8
+task-store queries (the oldest queued task, arrivals in each of the 6 states, completions),
+one page each while the last minute holds under a page of tasks; per followed task, one GET of
+its record (at most FOLLOW_MAX tasks, each until it ends). At the default 5 s interval and one
+runtime that is 14 calls a cycle, 168 a minute, whatever the number of tabs. `calls` counts
+them (bench/console_calls.py prints them).
 """
 
 from __future__ import annotations

@@ -97,9 +97,8 @@ function chart(name, history) {
 function live() {
   const charts = document.getElementById("charts");
   if (!charts) return;
-  const source = new EventSource("/events");
-  source.onmessage = (e) => {
-    const {sample, history} = JSON.parse(e.data);
+  const shown = (data) => {
+    const {sample, history} = JSON.parse(data);
     charts.replaceChildren(...Object.keys(sample.runtimes || {}).map((name) => chart(name, history)));
     const table = document.getElementById("queues");
     for (const [name, r] of Object.entries(sample.runtimes || {})) {
@@ -107,6 +106,13 @@ function live() {
       if (row) [r.visible, r.in_flight, r.dead_letter].forEach((v, i) => { row.cells[i + 1].textContent = v; });
     }
   };
+  if (window.SharedWorker) {  // one stream for all tabs (events-worker.js)
+    const worker = new SharedWorker("/static/events-worker.js");
+    worker.port.onmessage = (e) => shown(e.data);
+    worker.port.start();
+  } else {
+    new EventSource("/events").onmessage = (e) => shown(e.data);
+  }
 }
 
 document.addEventListener("DOMContentLoaded", () => { playground(); live(); });
