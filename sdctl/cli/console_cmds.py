@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,11 +21,15 @@ def console(
     interval: Annotated[float, typer.Option(min=2, max=300, help="Seconds between the shared poller's reads "
                                                                 "of the queues (the only AWS calls a tab "
                                                                 "costs).")] = 5.0,
+    kubeconfig: Annotated[Path | None, typer.Option("--kubeconfig", exists=True, dir_okay=False,
+                                                   help="On AWS: read the scale chain with this kubeconfig "
+                                                        "instead of asking EKS.")] = None,
     local: LocalOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Binds 127.0.0.1 only; the URL it prints carries a random token (as Jupyter's does), and
     every request needs it (a cookie after the first visit). Ctrl-C stops it (exit 130)."""
+    import contextlib
     import socket
 
     import uvicorn
@@ -34,7 +39,10 @@ def console(
     from sdctl.console.security import Keys
 
     target = target_for(ctx, is_local(local))
-    poller = Poller(target, interval=interval, processes=_processes if target.kind == "local" else None)
+    held = contextlib.ExitStack()
+    scale = None if target.kind == "local" else _scale(ctx, config_arg(ctx, config), kubeconfig, held)
+    poller = Poller(target, interval=interval, processes=_processes if target.kind == "local" else None,
+                    scale=scale)
     keys = Keys()
     app = create_app(Console(target, poller, keys, stack=target.stack or "sdctl", estimate=_estimate(config_arg(ctx, config), target)))
     sock = socket.socket()
@@ -58,7 +66,30 @@ def console(
         server.run(sockets=[sock])
     finally:
         poller.stop()
+        held.close()
     raise typer.Exit(130)  # it ends only on Ctrl-C (or SIGTERM)
+
+
+def _scale(ctx: typer.Context, path, kubeconfig, held):
+    """On AWS, the Live page's scale chain: a kubeconfig (given, or a short-lived one from EKS,
+    kept for the console's life), read once a poll; None where the cluster cannot be reached
+    (the page then shows the queues alone, and says why)."""
+    from sdctl.config import config_path, load
+    from sdctl.execute.k8s.cluster import api_client
+    from sdctl.operate import scalechain
+
+    cfg = load(config_path(path))
+    try:
+        if kubeconfig is None:
+            from sdctl.cli.common import aws_for
+            from sdctl.execute import deploy, rollout
+
+            kubeconfig = held.enter_context(rollout.cluster_kubeconfig(deploy.context(cfg, aws_for(ctx, cfg))))
+        api = api_client(kubeconfig)[0]
+    except Exception as e:  # noqa: BLE001 - the console still serves the queues and the tasks
+        err.print(f"[yellow]note:[/] the scale chain is not shown: {e}")
+        return None
+    return lambda depths: scalechain.chains(api, cfg, cfg.runtimes, depths)
 
 
 def _processes() -> list[dict]:

@@ -125,10 +125,8 @@ def scale_status(
 ) -> None:
     """Per runtime, cause and effect: queue depth → KEDA ScaledObject → Deployment → pending pods
     → Karpenter NodeClaims → nodes, and a verdict in plain words."""
-    from sdctl.analysis import scale as verdicts
     from sdctl.config import load
-    from sdctl.execute.k8s import scale
-    from sdctl.operate import queues
+    from sdctl.operate import scalechain
 
     mode = output_mode(ctx, output)
     cfg = load(config_arg(ctx, config))
@@ -141,19 +139,8 @@ def scale_status(
         return _local_scale(target, chosen, sqs, mode)
     with _kube(ctx, cfg, kubeconfig) as api:
         while True:
-            report = []
-            for rt in chosen:
-                lanes = {p: queues.depth(sqs, lane["queue_url"])
-                         for p, lane in queues.lanes_of(target.queues[rt.name]).items()}
-                depth = {k: sum(d[k] for d in lanes.values()) for k in ("visible", "in_flight", "delayed")}
-                if not rt.scaling.low_scales_from_zero and "low" in lanes and \
-                        depth["visible"] + depth["in_flight"] == lanes["low"]["visible"] + lanes["low"]["in_flight"]:
-                    depth = {k: 0 for k in depth}  # what KEDA's formula sees: low tasks alone do not count
-                objs = scale.collect(api, release=release_name(rt.name), namespace=rt.namespace)
-                report.append(verdicts.explain(rt.name, depth, objs, queue_length=rt.scaling.queue_length,
-                                            min_replicas=rt.scaling.min_replicas,
-                                            max_replicas=rt.scaling.max_replicas,
-                                            scale_on_in_flight=rt.scaling.scale_on_in_flight))
+            report = scalechain.chains(api, cfg, chosen,
+                                       {rt.name: scalechain.lane_depths(sqs, target, rt.name) for rt in chosen})
             if mode == "json":
                 emit_json(report)
             else:

@@ -65,9 +65,25 @@ def live(sample: dict | None, error: str | None, local: bool) -> str:
             f"<td>{escape(str(p.get('url') or ''))}</td></tr>" for p in (sample or {}).get("processes") or []) \
             + "</table>"
     warn = f'<p class="error">{escape(error)}</p>' if error else ""
+    if (sample or {}).get("scale") or (sample or {}).get("scale_error"):
+        procs = _chains(sample) + procs
     return (f"{warn}<table id=\"queues\"><tr><th>runtime</th><th>queued</th><th>in flight</th><th>dead-lettered</th>"
             f"<th>oldest</th><th>arrivals/min</th><th>completions/min</th></tr>{rows}</table>"
             '<div id="charts" class="charts"></div>' + procs)
+
+
+def _chains(sample: dict) -> str:
+    """On AWS: what `sdctl scale status` shows, per runtime."""
+    if sample.get("scale_error"):
+        return f'<h2>Scaling</h2><p class="error">cluster not read: {escape(sample["scale_error"])}</p>'
+    rows = "".join(
+        f"<tr><td>{escape(c['runtime'])}</td>"
+        f"<td>{escape(str((c.get('deployment') or {}).get('ready', '–')))}/"
+        f"{escape(str((c.get('deployment') or {}).get('desired', '–')))}</td>"
+        f"<td>{c['pods']['running']}</td><td>{len(c['pods']['pending'])}</td><td>{len(c['nodeclaims'])}</td>"
+        f"<td>{len(c['nodes'])}</td><td>{escape(c['verdict'])}</td></tr>" for c in sample["scale"])
+    return ('<h2>Scaling</h2><table id="scale"><tr><th>runtime</th><th>replicas ready/desired</th><th>pods running'
+            '</th><th>pending</th><th>NodeClaims</th><th>nodes</th><th>verdict</th></tr>' + rows + "</table>")
 
 
 def tasks(items: list[dict], filters: dict) -> str:

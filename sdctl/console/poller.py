@@ -28,8 +28,12 @@ HISTORY_SECONDS = 3600
 
 
 class Poller:
-    def __init__(self, target, *, interval: float = DEFAULT_INTERVAL, processes=None, clock=time.time) -> None:
+    def __init__(self, target, *, interval: float = DEFAULT_INTERVAL, processes=None, scale=None,
+                 clock=time.time) -> None:
         self.target, self.clock = target, clock
+        #: On AWS: each runtime's scale chain from its lanes' depths (operate/scalechain.py), read
+        #: from the cluster's API (no AWS call beyond the EKS token).
+        self.scale = scale
         self.interval = max(MIN_INTERVAL, interval)
         self.processes = processes  # () -> list of the local stack's processes, or None on AWS
         self.calls = 0
@@ -84,6 +88,11 @@ class Poller:
             self.error = None
         except Exception as e:  # noqa: BLE001 - shown on the page; the next cycle tries again
             self.error = f"{type(e).__name__}: {e}"
+        try:
+            if self.scale is not None and sample["runtimes"]:
+                sample["scale"] = self.scale({n: r["lanes"] for n, r in sample["runtimes"].items()})
+        except Exception as e:  # noqa: BLE001 - the queues still show; the chain says why it is missing
+            sample["scale_error"] = f"{type(e).__name__}: {e}"
         self._poll_tasks()
         with self.changed:
             self.history.append(sample)
