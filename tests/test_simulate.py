@@ -288,6 +288,14 @@ def test_simulate_command_prints_json_with_knobs_results_cost_and_writes_the_plo
     assert data["result"]["cost_usd"]["monthly"] > data["result"]["cost_usd"]["monthly_fixed"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "data:image/png;base64," in page.read_text()
+    # rendering against billed: the render time of what completed, and the rest of the bill idle
+    g, result = data["result"]["gpu_hours"], data["result"]
+    assert g["billed"] == pytest.approx(sum(result["gpu_node_hours"].values()), abs=0.002)
+    assert g["rendering"] + g["idle"] == pytest.approx(g["billed"], abs=0.002)
+    assert g["rendering"] == pytest.approx(result["gpu_busy_fraction"] * g["billed"], rel=1e-3)
+    assert 0.5 < g["rendering"] * 3600 / result["completed"] < 3  # about 1.5 s per image
+    text = cli("simulate", "-c", str(EXAMPLE), "--rate", "0.5/s", "--duration", "2h", cwd=tmp_path).stdout
+    assert "rendering / billed" in text and "billed idle" in text
 
 
 @pytest.mark.parametrize(("args", "message"), [

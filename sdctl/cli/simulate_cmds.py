@@ -202,9 +202,11 @@ def _print(report: dict, result: dict) -> None:
         t.add_row(label, *(_s(r[key][q]) for q in ("p50", "p95", "p99")))
     out.print(t)
     h = r["gpu_node_hours"]
-    out.print(f"GPU node-hours: {h['spot']:,.1f} spot, {h['on-demand']:,.1f} on-demand; busy "
-              f"{r['gpu_busy_fraction']:.0%}; {r['node_launches']:,} node launches, cold start "
-              f"{r['cold_start_seconds']:g} s; {r['spot_interruptions']} spot interruptions")
+    g = r["gpu_hours"]
+    out.print(f"GPU node-hours: {h['spot']:,.1f} spot, {h['on-demand']:,.1f} on-demand; rendering / billed "
+              f"{g['rendering']:,.1f} / {g['billed']:,.1f} h ({r['gpu_busy_fraction']:.0%}; {g['idle']:,.1f} h billed "
+              f"idle); {r['node_launches']:,} node launches, cold start {r['cold_start_seconds']:g} s; "
+              f"{r['spot_interruptions']} spot interruptions")
     c = r.get("cost_usd")
     if c:
         out.print(f"GPU cost ${c['gpu']:,.2f} over the simulated time; ${c['monthly']:,.2f}/month at this "

@@ -76,6 +76,11 @@ def simulate(k: Knobs, arrivals: np.ndarray, *, duration: float, services: np.nd
         "end_to_end_seconds": {"p50": pct(done, 50), "p95": pct(done, 95), "p99": pct(done, 99)},
         "gpu_node_hours": {"spot": round(spot_h, 3), "on-demand": round(od_h, 3)},
         "gpu_busy_fraction": round(float(c[layout.C_BUSY_SECONDS]) / max(1e-9, (spot_h + od_h) * 3600), 4),
+        # What the bill pays for against what renders: the rest is nodes booting, pulling,
+        # loading, and idling through the scale-down window and consolidateAfter.
+        "gpu_hours": {"billed": round(spot_h + od_h, 3),
+                      "rendering": round(float(c[layout.C_BUSY_SECONDS]) / 3600, 3),
+                      "idle": round(max(0.0, spot_h + od_h - float(c[layout.C_BUSY_SECONDS]) / 3600), 3)},
         "node_launches": int(c[layout.C_LAUNCHES]),
         "spot_interruptions": int(c[layout.C_INTERRUPTIONS]),
         "batched_calls": int(c[layout.C_BATCHES]),
