@@ -4,6 +4,7 @@ kubernetes client from a server answering with realistic, hand-written API objec
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -133,10 +134,10 @@ def test_pod_logs_follow_reads_older_pods_whole_and_streams_the_newest(tmp_path)
                      *[(newest["metadata"]["name"], line.strip()) for line in streamed]]
 
 
-def test_doctor_checks_the_cluster_and_names_chart_drift(tmp_path, monkeypatch):
-    """`sdctl doctor --kubeconfig` against the replay server: Karpenter healthy, KEDA healthy but
-    on an older chart than sdctl pins, the runtime's ScaledObject Ready."""
-    import json
+def doctor(objects: dict, tmp_path, monkeypatch) -> tuple[dict, int]:
+    """`sdctl doctor --kubeconfig` against the replay server serving `objects`, with no AWS
+    credentials anywhere: its checks by name, and its exit code."""
+    import os
     import subprocess
     import sys
 
@@ -144,13 +145,19 @@ def test_doctor_checks_the_cluster_and_names_chart_drift(tmp_path, monkeypatch):
 
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(var, raising=False)
-    with ServerThread(app(scenario("steady")["objects"])) as server:
+    with ServerThread(app(objects)) as server:
         kc = kubeconfig(tmp_path / "k", server.url)
         r = subprocess.run([sys.executable, "-m", "sdctl", "-c", str(EXAMPLE), "-o", "json", "doctor",
                             "--kubeconfig", str(kc)], capture_output=True, text=True,
-                           env={**__import__("os").environ, "AWS_CONFIG_FILE": "/nonexistent",
+                           env={**os.environ, "AWS_CONFIG_FILE": "/nonexistent",
                                 "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true"})
-    checks = {c["check"]: c for c in json.loads(r.stdout)["checks"]}
+    return {c["check"]: c for c in json.loads(r.stdout)["checks"]}, r.returncode
+
+
+def test_doctor_checks_the_cluster_and_names_chart_drift(tmp_path, monkeypatch):
+    """`sdctl doctor --kubeconfig` against the replay server: Karpenter healthy, KEDA healthy but
+    on an older chart than sdctl pins, the runtime's ScaledObject Ready."""
+    checks, code = doctor(scenario("steady")["objects"], tmp_path, monkeypatch)
     assert checks["cluster"]["status"] == "ok" and "v1.35.2-eks" in checks["cluster"]["detail"]
     assert checks["karpenter"]["status"] == "ok" and "karpenter-1.14.1" in checks["karpenter"]["detail"]
     assert checks["keda"]["status"] == "warn" and "sdctl pins keda-2.20.2" in checks["keda"]["detail"]
@@ -158,8 +165,9 @@ def test_doctor_checks_the_cluster_and_names_chart_drift(tmp_path, monkeypatch):
     assert checks["runtime sdruntime"]["status"] == "ok"
     assert checks["scaledobject sdruntime"] == {**checks["scaledobject sdruntime"], "status": "ok",
                                                  "detail": "Ready, active"}
+    assert "runtime sdruntime tasks" not in checks  # its agent is running
     assert checks["aws credentials"]["status"] == "warn"  # none here; quotas are then not checked
-    assert r.returncode == 0
+    assert code == 0
 
 
 def test_gpu_quota_verdicts():
@@ -239,25 +247,12 @@ def test_doctor_fails_a_runtime_whose_agent_stopped_because_it_can_never_take_a_
     """The same stopped agent as above, through `sdctl doctor --kubeconfig`: a failed check that
     names the reason and what to fix, exit 1."""
     import copy
-    import json
-    import subprocess
-    import sys
 
-    from tests.conftest import EXAMPLE
-
-    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
     objects = copy.deepcopy(scenario("steady")["objects"])
     objects["pods"][0]["status"]["containerStatuses"] = [{
         "name": "agent", "ready": False, "restartCount": 2, "image": "a", "imageID": "b",
         "state": {"terminated": {"exitCode": 3, "reason": "Error", "message": "inputs.cfg_scale names 'guidance_scale', "
                                  "an input the model lacks"}}}]
-    with ServerThread(app(objects)) as server:
-        kc = kubeconfig(tmp_path / "k", server.url)
-        r = subprocess.run([sys.executable, "-m", "sdctl", "-c", str(EXAMPLE), "-o", "json", "doctor",
-                            "--kubeconfig", str(kc)], capture_output=True, text=True,
-                           env={**__import__("os").environ, "AWS_CONFIG_FILE": "/nonexistent",
-                                "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true"})
-    checks = {c["check"]: c for c in json.loads(r.stdout)["checks"]}
+    checks, code = doctor(objects, tmp_path, monkeypatch)
     assert checks["runtime sdruntime tasks"]["status"] == "fail"
-    assert "an input the model lacks" in checks["runtime sdruntime tasks"]["detail"] and r.returncode == 1
+    assert "an input the model lacks" in checks["runtime sdruntime tasks"]["detail"] and code == 1
