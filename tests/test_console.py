@@ -61,6 +61,17 @@ def page(browser, console):
     context.close()
 
 
+def test_the_url_in_json_for_scripts_and_ctrl_c_exits_130(stack):
+    cwd, _ = stack
+    proc = subprocess.Popen([sys.executable, "-m", "sdctl", "console", "--local", "-o", "json"], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    printed = json.loads(proc.stdout.readline())
+    assert printed["url"].startswith("http://127.0.0.1:") and printed["interval_seconds"] == 5
+    assert httpx.get(printed["url"], follow_redirects=True).status_code == 200
+    proc.send_signal(2)
+    assert proc.wait(20) == 130
+
+
 def test_a_request_without_the_token_is_refused_and_the_page_is_locked_down(console):
     base = console.split("?")[0]
     r = httpx.get(base)

@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from sdctl.cli.common import ConfigOpt, LocalOpt, config_arg, err, is_local, out, target_for
+from sdctl.cli.common import (
+    ConfigOpt,
+    LocalOpt,
+    OutputOpt,
+    config_arg,
+    err,
+    is_local,
+    out,
+    output_mode,
+    target_for,
+)
 from sdctl.cli.lazy import Commands
 
 commands = Commands()
@@ -26,10 +36,12 @@ def console(
                                                         "instead of asking EKS.")] = None,
     local: LocalOpt = False,
     config: ConfigOpt = None,
+    output: OutputOpt = None,
 ) -> None:
     """Binds 127.0.0.1 only; the URL it prints carries a random token (as Jupyter's does), and
     every request needs it (a cookie after the first visit). Ctrl-C stops it (exit 130)."""
     import contextlib
+    import json
     import socket
 
     import uvicorn
@@ -38,6 +50,7 @@ def console(
     from sdctl.console.poller import Poller
     from sdctl.console.security import Keys
 
+    mode = output_mode(ctx, output)
     target = target_for(ctx, is_local(local))
     held = contextlib.ExitStack()
     scale = None if target.kind == "local" else _scale(ctx, config_arg(ctx, config), kubeconfig, held)
@@ -54,8 +67,11 @@ def console(
 
         raise UsageError(f"cannot listen on 127.0.0.1:{port}: {e.strerror}", hint="pick another --port") from None
     url = f"http://127.0.0.1:{sock.getsockname()[1]}/?token={keys.token}"
-    out.print(url, markup=False, soft_wrap=True)
-    err.print("[dim]the token is this page's key: share it with no one; Ctrl-C stops the console[/]")
+    if mode == "json":  # one line a script can read while the console serves
+        print(json.dumps({"url": url, "interval_seconds": poller.interval}), flush=True)
+    else:
+        out.print(url, markup=False, soft_wrap=True)
+        err.print("[dim]the token is this page's key: share it with no one; Ctrl-C stops the console[/]")
     poller.start()
     if open_:
         import webbrowser
