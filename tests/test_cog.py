@@ -284,3 +284,79 @@ def test_validate_accepts_a_cog_runtime_with_its_image_and_a_mapping(tmp_path):
     (tmp_path / "sdctl.yaml").write_text("runtimes: [{name: m, type: cog, image: r8.im/a/b, "
                                          "inputs: {negative_prompt: null, cfg_scale: guidance}}]\n")
     assert cli("validate", cwd=tmp_path).returncode == 0
+
+
+@pytest.mark.e2e
+def test_through_the_local_stack_progress_shows_and_a_cancel_stops_the_prediction(cog, tmp_path):
+    """A long prediction through the local stack: the task's record shows step k of N from the
+    model's step counter while it runs, and `sdctl tasks cancel` ends it `cancelled` within
+    seconds (the agent calls Cog's /cancel), long before its 100 steps would have."""
+    from tests.helpers import cli
+
+    cwd = tmp_path / "stack"
+    cwd.mkdir()
+    (cwd / "sdctl.yaml").write_text("region: us-west-2\nruntimes:\n  - name: mycog\n    type: cog\n"
+                                    "    image: r8.im/acme/fox-painter\n")
+    state = os.environ.pop("SDCTL_STATE_DIR", None)
+    try:
+        cli("local", "up", "--detach", "--runtime-url", f"mycog={cog.url}", cwd=cwd)
+        task = {"task": {"metadata": {"id": "long-cog", "runtime": "mycog", "tasktype": "text-to-image"},
+                         "content": {"prompt": "slowly", "steps": 100, "width": 64, "height": 64}}}
+        (cwd / "task.json").write_text(json.dumps(task))
+        cli("submit", "task.json", "--local", cwd=cwd)
+        deadline, seen = time.monotonic() + 30, None
+        while seen is None:
+            record = json.loads(cli("tasks", "get", "long-cog", "--local", "-o", "json", cwd=cwd).stdout)
+            seen = record.get("progress")
+            assert time.monotonic() < deadline and record["status"] in ("queued", "running"), record
+            time.sleep(0.2)
+        assert seen["steps"] == 100 and 1 <= seen["step"] < 100
+        asked = time.monotonic()
+        cli("tasks", "cancel", "long-cog", "--local", cwd=cwd)
+        while json.loads(cli("tasks", "get", "long-cog", "--local", "-o", "json", cwd=cwd).stdout)["status"] != \
+                "cancelled":
+            assert time.monotonic() - asked < 10, "not cancelled within 10 s"
+            time.sleep(0.2)
+    finally:
+        cli("local", "down", cwd=cwd, check=False)
+        if state:
+            os.environ["SDCTL_STATE_DIR"] = state
+
+
+@pytest.mark.e2e
+def test_through_the_local_stack_a_runtime_that_can_never_take_a_task_stops_its_agent_with_the_reason(
+        cog, tmp_path):
+    """Two cog runtimes: one whose model's setup failed, one whose `inputs` names an input the
+    model lacks. Each agent stops (not a restart loop) and `sdctl local status` says why."""
+    from tests.helpers import cli
+
+    broken = CogServer(tmp_path / "broken", COG_TEST_SETUP_FAIL="1")
+    cwd = tmp_path / "stack"
+    cwd.mkdir()
+    (cwd / "sdctl.yaml").write_text(
+        "region: us-west-2\nruntimes:\n  - {name: broken, type: cog, image: r8.im/a/b}\n"
+        "  - {name: mismapped, type: cog, image: r8.im/a/c, inputs: {cfg_scale: guidance_scale}}\n")
+    state = os.environ.pop("SDCTL_STATE_DIR", None)
+    try:
+        assert broken.wait() == "SETUP_FAILED"
+        cli("local", "up", "--detach", "--runtime-url", f"broken={broken.url}", "--runtime-url",
+            f"mismapped={cog.url}", cwd=cwd)
+        deadline = time.monotonic() + 60
+        while True:
+            status = json.loads(cli("local", "status", "-o", "json", cwd=cwd, check=False).stdout)
+            stopped = {p["runtime"]: p["stopped"] for p in status["processes"] if p.get("stopped")}
+            if len(stopped) == 2:
+                break
+            assert time.monotonic() < deadline, status["processes"]
+            time.sleep(0.5)
+        assert "SETUP_FAILED" in stopped["broken"] and "weights not found" in stopped["broken"]
+        assert "inputs.cfg_scale names 'guidance_scale', an input the model lacks" in stopped["mismapped"]
+        text = cli("local", "status", cwd=cwd, check=False).stdout
+        assert "agent-broken-1 stopped:" in text
+        restarts = {p["name"]: p["restarts"] for p in status["processes"] if p["role"] == "agent"}
+        assert set(restarts.values()) == {0}  # not restarted
+    finally:
+        cli("local", "down", cwd=cwd, check=False)
+        broken.stop()
+        if state:
+            os.environ["SDCTL_STATE_DIR"] = state

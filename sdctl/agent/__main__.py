@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
 
         serve(agent.metrics, lambda: agent.runner.unusable is None and _ready(agent.adapter), settings.health_port)
     agent.run(max_tasks=args.max_tasks)
-    return 3 if agent.runner.unusable else 0
+    from sdctl.contracts.agent_env import UNUSABLE_EXIT
+
+    return UNUSABLE_EXIT if agent.runner.unusable else 0
 
 
 def _ready(adapter) -> bool:

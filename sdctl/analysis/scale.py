@@ -7,6 +7,8 @@ import math
 import re
 from datetime import UTC, datetime
 
+from sdctl.contracts.agent_env import UNUSABLE_EXIT
+
 INSTANCE = re.compile(r"\b([a-z][a-z0-9-]*\d[a-z]*\.(?:\d*x?large|metal|medium|small|micro|nano))\b")
 ZONE = re.compile(r"\b([a-z]{2}(?:-gov)?-[a-z]+-\d[a-z])\b")
 CAPACITY_WORDS = ("insufficient", "capacity", "InsufficientInstanceCapacity", "UnfulfillableCapacity")
@@ -137,8 +139,6 @@ def explain(runtime: str, queue: dict, objs: dict, *, queue_length: int, min_rep
                                                             depth)}
 
 
-#: The agent's exit code when its runtime can never take a task (sdctl/agent/__main__.py).
-UNUSABLE_EXIT = 3
 
 
 def unusable(pods: list[dict]) -> str | None:

@@ -153,6 +153,7 @@ def _key(key: str, show: bool) -> str:
 
 
 def _show(state: dict, mode: str, *, seconds: float | None = None, show_key: bool = False) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from sdctl.execute.local import state as st
@@ -186,6 +187,9 @@ def _show(state: dict, mode: str, *, seconds: float | None = None, show_key: boo
         table.add_row(p["role"], p["name"], p.get("runtime") or "", str(p["pid"]),
                       "yes" if p["alive"] else "[red]no[/]", str(p.get("restarts", 0)))
     out.print(table)
+    for p in processes:
+        if p.get("stopped"):
+            out.print(f"  [red]{p['name']} stopped:[/] {escape(p['stopped'])}")
     out.print(f"  logs     {Path(state.get('logs', '.sdctl/logs'))}")
 
 

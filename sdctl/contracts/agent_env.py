@@ -7,6 +7,11 @@ Standard library only: the agent image imports it.
 
 from __future__ import annotations
 
+#: The agent's exit code when its runtime can never take a task as configured (its model's
+#: setup failed; an `inputs` mapping the model cannot take): Kubernetes shows its reason (the
+#: termination message), `scale status` and `doctor` name it, the local stack does not restart it.
+UNUSABLE_EXIT = 3
+
 
 def environment(*, queue_url: str, results_topic_arn: str, bucket: str, region: str, runtime_name: str,
                 runtime_type: str, api_base_url: str, tasks_table: str = "", task_ttl_days: int = 30,

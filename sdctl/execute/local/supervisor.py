@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from sdctl.contracts.agent_env import UNUSABLE_EXIT
 from sdctl.contracts.events import Event
 from sdctl.errors import LocalStackError
 
@@ -38,12 +39,13 @@ class Child:
     restarts: int = 0
     started: float = field(default_factory=time.time)
     next_restart: float = 0.0
+    stopped: str | None = None  # why it ended for good (an agent whose runtime can never take a task)
 
     def describe(self) -> dict:
         s = self.spec
         return {"role": s.role, "name": s.name, "runtime": s.runtime, "pid": self.popen.pid, "port": s.port,
                 "url": s.url, "restarts": self.restarts, "log": str(self.log_path),
-                "alive": self.popen.poll() is None}
+                "alive": self.popen.poll() is None, **({"stopped": self.stopped} if self.stopped else {})}
 
 
 class Supervisor:
@@ -88,7 +90,13 @@ class Supervisor:
         events = []
         now = time.monotonic()
         for child in self.children:
-            if child.popen.poll() is None:
+            if child.popen.poll() is None or child.stopped:
+                continue
+            if child.popen.returncode == UNUSABLE_EXIT and child.spec.role == "agent":
+                # As Kubernetes keeps a termination message: the reason, and no restart loop.
+                child.stopped = _reason(child.log_path)
+                events.append(Event(f"local:{child.spec.name}", f"{child.spec.name} stopped: {child.stopped}",
+                                    "error", "stopped", {"code": child.popen.returncode}))
                 continue
             if child.next_restart == 0.0:
                 child.next_restart = now + min(0.5 * 2 ** child.restarts, 10.0)
@@ -126,6 +134,20 @@ def _signal(pid: int, sig: int) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
+
+
+def _reason(log: Path) -> str:
+    """The `why` the agent logged last (its JSON log line), else its log's last line."""
+    import json
+
+    for line in reversed(tail(log, 30).splitlines()):
+        try:
+            why = json.loads(line).get("why")
+        except (ValueError, AttributeError):
+            continue
+        if why:
+            return str(why)
+    return tail(log, 1).strip() or "see its log"
 
 
 def tail(path: Path, lines: int = 15) -> str:

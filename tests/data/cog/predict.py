@@ -17,7 +17,7 @@ class Predictor(BasePredictor):
             raise RuntimeError("weights not found: /src/weights/model.safetensors")
 
     def predict(self, prompt: str = Input(description="What to draw."),
-                num_inference_steps: int = Input(default=4, ge=1, le=50),
+                num_inference_steps: int = Input(default=4, ge=1, le=200),
                 width: int = Input(default=64), height: int = Input(default=64),
                 seed: int = Input(default=None)) -> Path:
         from PIL import Image
