@@ -1,7 +1,8 @@
 """`sdctl console --local`, driven in a real browser (Playwright with Debian's Chromium, the one
 `make tools` installs) against a running local stack: the playground submits and shows the
 progress and the image; a running task is cancelled from its page; a dead-lettered task is
-redriven; a chart moves after a burst; a request without the token is refused."""
+redriven; an undelivered webhook is replayed; a chart moves after a burst; a request without the
+token is refused."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ CHROMIUM = os.environ.get("SDCTL_CHROMIUM", "/usr/bin/chromium")
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     pytest.importorskip("torch")
-    for cwd, printed in started_stack(tmp_path_factory, "console", "--show-key", "-o", "json"):
+    for cwd, printed in started_stack(tmp_path_factory, "console", "--allow-local-webhooks", "--show-key", "-o",
+                                      "json"):
         yield cwd, json.loads(printed)
 
 
@@ -151,3 +153,43 @@ def test_a_dead_lettered_task_is_redriven_and_a_chart_moves_after_a_burst(page, 
             cwd=cwd)
     page.wait_for_function("before => [...document.querySelectorAll('.chart .s0')].map(e => e.getAttribute('d'))"
                            ".join() !== before", arg=before, timeout=30_000)
+
+
+def test_an_undelivered_webhook_is_replayed_from_its_tasks_page(page, stack):
+    """A receiver that answers 410 (Gone: no retry) leaves the task's `completed` event in the
+    webhooks dead-letter queue; its row on the task page replays it, and the second delivery
+    arrives."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from tests.conftest import ServerThread
+
+    _, state = stack
+    came = []
+
+    async def hook(request):
+        came.append(await request.body())
+        return JSONResponse({}, status_code=410 if len(came) == 1 else 200)
+
+    with ServerThread(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as receiver:
+        api = httpx.Client(base_url=state["gateway_url"], headers={"x-api-key": state["api_key"]}, timeout=30)
+        body = {"task": {"metadata": {"id": "console-hook", "runtime": "sdruntime", "tasktype": "text-to-image",
+                                      "webhook": {"url": f"{receiver.url}/hook", "events": ["completed"]}},
+                         "content": {"prompt": "a fox", "steps": 2, "width": 64, "height": 64}}}
+        assert api.post("/v1alpha2", json=body).status_code == 200
+        base = page.url.split("/")[0] + "//" + page.url.split("/")[2]
+        deadline = time.monotonic() + 90
+        while True:
+            page.goto(f"{base}/tasks/console-hook")
+            if page.query_selector("#undelivered"):
+                break
+            assert time.monotonic() < deadline, "the undelivered webhook never showed"
+            time.sleep(1)
+        assert "HTTP 410" in page.inner_text("#undelivered")
+        with page.expect_navigation():
+            page.click("#undelivered button")
+        deadline = time.monotonic() + 30
+        while len(came) < 2:
+            assert time.monotonic() < deadline, "the replayed webhook did not arrive"
+            time.sleep(0.2)

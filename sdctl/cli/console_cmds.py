@@ -66,6 +66,7 @@ def console(
         from sdctl.errors import UsageError
 
         raise UsageError(f"cannot listen on 127.0.0.1:{port}: {e.strerror}", hint="pick another --port") from None
+    sock.listen(128)  # connections wait in the backlog from now on, before the server has started
     url = f"http://127.0.0.1:{sock.getsockname()[1]}/?token={keys.token}"
     if mode == "json":  # one line a script can read while the console serves
         print(json.dumps({"url": url, "interval_seconds": poller.interval}), flush=True)

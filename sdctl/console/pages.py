@@ -118,9 +118,13 @@ def task(record: dict, csrf: str, deliveries: list[dict]) -> str:
     actions = (f'<form method="post" action="/tasks/{tid}/cancel">{hidden_csrf(csrf)}<button id="cancel">Cancel'
                f'</button></form>' if record.get("status") in ("queued", "running") else "")
     actions += f'<form method="post" action="/tasks/{tid}/again">{hidden_csrf(csrf)}<button>Submit again</button></form>'
-    hooks = "".join(f"<tr><td>{escape(str(d.get('event_type', '')))}</td><td>{escape(str(d.get('reason', '')))}</td>"
-                    f"<td>{escape(str(d.get('attempts', '')))}</td></tr>" for d in deliveries)
-    hooks = f"<h2>Undelivered webhooks</h2><table>{hooks}</table>" if hooks else ""
+    hooks = "".join(f"<tr><td>{escape(str(d.get('type', '')))}</td><td>{escape(str(d.get('url', '')))}</td>"
+                    f"<td>{escape(str(d.get('reason', '')))}</td><td>{escape(str(d.get('attempts', '')))}</td>"
+                    f'<td><form method="post" action="/webhooks/replay">{hidden_csrf(csrf)}'
+                    f'<input type="hidden" name="id" value="{escape(str(d.get("id", "")))}">'
+                    f"<button>Replay</button></form></td></tr>" for d in deliveries)
+    hooks = ('<h2>Undelivered webhooks</h2><table id="undelivered"><tr><th>event</th><th>url</th><th>why</th>'
+             f"<th>attempts</th><th></th></tr>{hooks}</table>") if hooks else ""
     params = escape(json.dumps({k: record.get(k) for k in ("prompt", "runtime", "tasktype", "prefix")}, indent=1))
     return (f'<div class="row">{actions}</div>{error}<table class="kv" id="record" data-status="'
             f'{escape(str(record.get("status")))}">{times}</table><h2>Parameters</h2><pre>{params}</pre>'
