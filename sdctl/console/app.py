@@ -70,12 +70,15 @@ class Console:
         return self.html(f"Task {task_id}", pages.task(record, self.keys.csrf, deliveries))
 
     async def cost(self, request: Request):
+        from datetime import UTC, datetime
+
         from sdctl.operate import tasks as ops
 
         measured = None
-        if self.target.tasks_table:
+        if self.target.tasks_table:  # this calendar month's priced tasks (UTC)
+            month = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
             measured = await asyncio.to_thread(ops.measured_seconds_per_image, self.target.client("dynamodb"),
-                                               self.target.tasks_table, since=ops.since_timestamp("30d"))
+                                               self.target.tasks_table, since=ops.since_timestamp(month.isoformat()))
         return self.html("Cost", pages.cost(measured, self.estimate() if self.estimate else {"per_image": 0,
                                                                                              "total": 0}))
 
