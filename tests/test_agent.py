@@ -46,7 +46,7 @@ def stack(aws):
 
 
 def make_agent(stack, runtime_url: str, visibility: int = 30, batches: bool = False, store=None,
-               price_per_second: float | None = None, **settings) -> Agent:
+               price_per_second: float | None = None, deletion_cost=None, **settings) -> Agent:
     rt = stack["runtimes"]["sdruntime"]
     settings = AgentSettings(queue_url=rt["queue_url"], topic_arn=stack["results_topic_arn"],
                              bucket=stack["bucket"], runtime_name="sdruntime", runtime_type="sdwebui",
@@ -56,7 +56,7 @@ def make_agent(stack, runtime_url: str, visibility: int = 30, batches: bool = Fa
                              **settings)
     aws = stack["aws"]
     agent = Agent(settings, sqs=aws.sqs, s3=aws.s3, sns=aws.sns, store=store, price_per_second=price_per_second,
-                  adapter=A1111Adapter(runtime_url, timeout=30, batches=batches))
+                  adapter=A1111Adapter(runtime_url, timeout=30, batches=batches), deletion_cost=deletion_cost)
     agent.lanes.discover_redrive_policy()
     stack["agents"].append(agent)
     return agent
@@ -918,3 +918,36 @@ def test_a_malformed_message_never_stops_the_agent_and_ends_failed_or_dead_lette
 
 def record_completed(stack, task_id: str) -> bool:
     return any(k.endswith(f"{task_id}.out") for k in keys(stack))
+
+
+def test_the_agent_marks_its_pod_busy_while_it_renders_and_idle_after(stack, flaky_runtime):
+    """controller.kubernetes.io/pod-deletion-cost (sdctl/agent/podcost.py): the agent patches its
+    own pod to BUSY as the runtime call starts and to IDLE when it ends, once each, so a
+    scale-in takes an idle pod first. The Kubernetes API is a recording stand-in that answers
+    PATCH as the API server does (merge patch, 200 with the pod)."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from sdctl.agent.podcost import ANNOTATION, BUSY, IDLE, DeletionCost
+    from tests.conftest import ServerThread
+
+    patches = []
+
+    async def pod(request):
+        body = await request.json()
+        patches.append((request.path_params["name"], request.headers["content-type"], request.headers["authorization"],
+                        body["metadata"]["annotations"][ANNOTATION]))
+        return JSONResponse({"kind": "Pod", "metadata": {"name": request.path_params["name"], **body["metadata"]}})
+
+    app = Starlette(routes=[Route("/api/v1/namespaces/sdctl/pods/{name}", pod, methods=["PATCH"])])
+    flaky_runtime.state["delay"] = 0.3
+    with ServerThread(app) as api:
+        cost = DeletionCost(api=api.url, namespace="sdctl", pod="sd-runtime-7d9-abcde", token="t0k", ca=False)
+        agent = make_agent(stack, flaky_runtime.url, deletion_cost=cost)
+        send(stack, task_id="cost-1")
+        send(stack, task_id="cost-2")
+        assert until_received(agent) == ["completed"]
+        assert until_received(agent) == ["completed"]
+    assert patches == [("sd-runtime-7d9-abcde", "application/merge-patch+json", "Bearer t0k", str(BUSY)),
+                       ("sd-runtime-7d9-abcde", "application/merge-patch+json", "Bearer t0k", str(IDLE))] * 2

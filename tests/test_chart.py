@@ -135,7 +135,7 @@ def test_every_rendered_object_validates(rendered):
             else:
                 kubernetes_validate.validate(obj, versions.KUBERNETES + ".0", strict=True)
     assert seen == {"ServiceAccount", "ConfigMap", "Deployment", "PersistentVolume", "PersistentVolumeClaim",
-                    "NetworkPolicy", "ClusterRole", "ClusterRoleBinding", *crd_kinds}
+                    "NetworkPolicy", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", *crd_kinds}
 
 
 def test_trigger_metadata_are_strings_and_carry_scale_on_in_flight(rendered):
@@ -451,3 +451,21 @@ def test_gpu_nodes_pull_images_with_soci_onto_the_instance_store(helm, tmp_path)
     [nodeclass] = [o for o in render(helm, rel, tmp_path) if o["kind"] == "EC2NodeClass"]
     assert "userData" not in nodeclass["spec"] and "instanceStorePolicy" not in nodeclass["spec"]
     assert nodeclass["spec"]["blockDeviceMappings"][1]["ebs"]["snapshotID"] == "snap-0123456789abcdef0"
+
+
+def test_the_agent_may_patch_pods_of_its_namespace_only_and_knows_its_pod(rendered):
+    """The deletion cost (sdctl/agent/podcost.py): a Role in the runtime's namespace that may
+    only `patch` pods, bound to the runtime's service account; the agent gets its pod's name and
+    namespace from the downward API, and its token is the only one mounted."""
+    objs = rendered["full/alpha"]
+    [role] = by_kind(objs, "Role")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]}]
+    [binding] = by_kind(objs, "RoleBinding")
+    [dep] = by_kind(objs, "Deployment")
+    assert binding["metadata"]["namespace"] == role["metadata"]["namespace"] == dep["metadata"]["namespace"]
+    assert binding["subjects"][0]["name"] == dep["spec"]["template"]["spec"]["serviceAccountName"]
+    agent = next(c for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == "agent")
+    env = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for e in agent["env"]}
+    assert env["POD_NAME"] == "metadata.name" and env["POD_NAMESPACE"] == "metadata.namespace"
+    runtime = next(c for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == "runtime")
+    assert not any(m["name"] == "kube-api" for m in runtime.get("volumeMounts", []))

@@ -53,7 +53,7 @@ def test_install_wait_upgrade_uninstall(api):
     cluster.install_all([rel], api.kubeconfig, events.append)
     assert kinds(api, rel.namespace) == {"ConfigMap", "Deployment", "EC2NodeClass", "NetworkPolicy", "NodePool",
                                          "ScaledObject", "ServiceAccount", "TriggerAuthentication", "ClusterRole",
-                                         "ClusterRoleBinding"}
+                                         "ClusterRoleBinding", "Role", "RoleBinding"}
     dep = api.objects[("apps/v1", "deployments", rel.namespace, rel.name)]
     assert dep["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
     assert helm_revisions(api, rel.name) == ["1"]

@@ -65,5 +65,7 @@ def build(settings: AgentSettings):
 
         store = TaskStore(dynamodb, settings.tasks_table, settings.task_ttl_days)
     from sdctl.agent.cost import price_per_second
+    from sdctl.agent.podcost import DeletionCost
 
-    return Agent(settings, adapter=adapter, store=store, price_per_second=price_per_second(), **clients)
+    return Agent(settings, adapter=adapter, store=store, price_per_second=price_per_second(),
+                 deletion_cost=DeletionCost.from_env(), **clients)

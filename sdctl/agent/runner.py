@@ -25,8 +25,11 @@ log = logging.getLogger("sdctl.agent")
 
 
 class Runner:
-    def __init__(self, settings, *, adapter, store, sqs, lanes, metrics, clock, stopping) -> None:
+    def __init__(self, settings, *, adapter, store, sqs, lanes, metrics, clock, stopping, deletion_cost=None) -> None:
+        from sdctl.agent.podcost import NoCost
+
         self.settings, self.adapter, self.store, self.sqs = settings, adapter, store, sqs
+        self.deletion_cost = deletion_cost or NoCost()  # this pod's, while a call runs (podcost.py)
         self.lanes, self.metrics, self.clock, self.stopping = lanes, metrics, clock, stopping
         self.down = threading.Event()  # set while a call waits for a restarted runtime: take no new task
         self.unusable: str | None = None  # why the runtime can never take a task, once known
@@ -95,11 +98,14 @@ class Runner:
         with Watch(self.adapter, self.store, [job.ctx["task_id"]], stop_at=job.stop_time,
                    on_progress=lambda seen: self._progress(job, seen),
                    starting=(lambda: self._record_start([job])) if self.store else None) as watch:
+            self.deletion_cost.started()
             try:
                 output = self.adapter.run(job.task["metadata"].get("tasktype", "text-to-image"), job.content,
                                           task_id=job.ctx["task_id"])
             except TaskFailure as failure:
                 output = failure
+            finally:
+                self.deletion_cost.ended()
         job.runtime_seconds = job.gpu_seconds = self.clock() - started
         job.marks["ran"] = time.time()
         if isinstance(output, TaskFailure) and output.code == "runtime-unavailable":
@@ -148,10 +154,13 @@ class Runner:
         with Watch(self.adapter, self.store, [j.ctx["task_id"] for j in jobs],
                    stop_at=min(j.stop_time for j in jobs),
                    starting=(lambda: self._record_start(jobs)) if self.store else None) as watch:
+            self.deletion_cost.started()
             try:
                 outputs = self.adapter.run_many([j.content for j in jobs])
             except TaskFailure as failure:
                 outputs = failure
+            finally:
+                self.deletion_cost.ended()
         if watch.fired:  # the ones it was stopped for end here; the others run again, alone
             return [self._stopped(j, watch) or self.execute(j) for j in jobs]
         if isinstance(outputs, TaskFailure):

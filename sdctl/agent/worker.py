@@ -39,7 +39,7 @@ class Agent(Pipeline):
     """The pipeline with its parts built from settings, clients and the runtime adapter."""
 
     def __init__(self, settings: AgentSettings, *, sqs, s3, sns, adapter, clock: Callable[[], float] = time.monotonic,
-                 fetcher=None, store=None, price_per_second: float | None = None):
+                 fetcher=None, store=None, price_per_second: float | None = None, deletion_cost=None):
         from sdctl.agent.inputs import Fetcher
 
         stopping = threading.Event()
@@ -55,7 +55,7 @@ class Agent(Pipeline):
         preparer = Preparer(settings, store=store, fetcher=fetcher, lanes=lanes, results=results, metrics=metrics,
                             clock=clock)
         runner = Runner(settings, adapter=adapter, store=store, sqs=sqs, lanes=lanes, metrics=metrics, clock=clock,
-                        stopping=stopping)
+                        stopping=stopping, deletion_cost=deletion_cost)
         super().__init__(settings, lanes=lanes, preparer=preparer, runner=runner, results=results,
                          heartbeat=heartbeat, deletes=deletes, metrics=metrics, stopping=stopping, clock=clock)
         # What it was built from, for the entrypoint's health server and for tests to read.

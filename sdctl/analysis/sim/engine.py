@@ -33,6 +33,7 @@ def run(arrivals, service, prm):
 
     poll = max(1, int(prm[ix.P_POLL]))
     sync = max(1, int(prm[ix.P_SYNC]))
+    deletion_cost = prm[ix.P_DELETION_COST] > 0
     tol, target, inflight_counts = prm[ix.P_TOL], prm[ix.P_TARGET], prm[ix.P_INFLIGHT] > 0
     activation, cooldown = prm[ix.P_ACTIVATION], prm[ix.P_COOLDOWN]
     min_r, max_r = int(prm[ix.P_MIN]), int(prm[ix.P_MAX])
@@ -217,15 +218,15 @@ def run(arrivals, service, prm):
         while live > replicas:
             victim = -1
             rank = -1
-            for p in range(pmax):  # unscheduled first, then starting, then the newest ready
+            for p in range(pmax):  # unscheduled, starting, idle ready (by deletion cost), the newest ready
                 st = pod_state[p]
                 r = -1
                 if st == pd.PENDING:
-                    r = 3
+                    r = 4
                 elif st == pd.STARTING:
-                    r = 2
+                    r = 3
                 elif st == pd.READY:
-                    r = 1
+                    r = 2 if deletion_cost and pod_free[p] <= t else 1
                 if r > rank or (r == rank and r >= 0 and pod_ready[p] > pod_ready[victim]):
                     rank = r
                     victim = p

@@ -51,6 +51,9 @@ class Knobs:
     batch_speedup: float = 1.0  # images/s of a full batch over batch 1
     deadline_seconds: float = math.inf  # tasks still queued after this expire
     warm: bool = True  # min_replicas are running when the simulation starts
+    #: A scale-in stops idle pods before busy ones (the agent's pod-deletion-cost annotation);
+    #: off, the ReplicaSet takes the newest ready pod, busy or not.
+    deletion_cost: bool = True
     seed: int = 1
 
     @property
@@ -81,6 +84,7 @@ SOURCES = {
     "agent_overhead_seconds": "bench/agent_throughput.py: the runtime's idle time between calls", "batch_tasks": "agent.batchTasks",
     "batch_speedup": "assumed 1 (no gain) until measured", "deadline_seconds": "none",
     "warm": "min replicas are up at the start", "seed": "random seed",
+    "deletion_cost": "the agent's pod-deletion-cost annotation (sdctl/agent/podcost.py)",
 }
 
 
@@ -207,4 +211,5 @@ def vector(k: Knobs, horizon: float, sample: int) -> np.ndarray:
     v[e.P_EXPIRE] = min(k.deadline_seconds, 1e12)
     v[e.P_DRAIN], v[e.P_SAMPLE], v[e.P_WARM] = horizon, sample, float(k.warm)
     v[e.P_SEED] = engine_seed(k.seed)
+    v[e.P_DELETION_COST] = float(k.deletion_cost)
     return v

@@ -1,0 +1,84 @@
+"""Scale-in removes idle pods first: the agent keeps its pod's
+`controller.kubernetes.io/pod-deletion-cost` annotation current (Kubernetes docs, "ReplicaSet":
+when a ReplicaSet scales down, among pods otherwise alike "the pods with lower deletion cost are
+preferred to be deleted before pods with higher deletion cost"). A pod whose runtime works on a
+task costs BUSY, an idle one IDLE, so a scale-in stops an idle pod instead of one mid-render
+(which would render on through its grace period while the idle one stayed up: two pods billed
+where one was asked for).
+
+On EKS the chart gives the agent its pod's name and namespace (the downward API) and a role
+that may only `patch` pods in the runtime's own namespace (RBAC cannot name the pod itself);
+the agent patches only this annotation of its own pod, and only when it changes. Without them
+(the local stack) it does nothing. A patch that fails is logged and never costs a task.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from sdctl.agent.cost import SERVICE_ACCOUNT
+
+log = logging.getLogger("sdctl.agent")
+ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
+BUSY, IDLE = 100, 0
+
+
+class DeletionCost:
+    def __init__(self, *, api: str, namespace: str, pod: str, token: str, ca: str | bool = True) -> None:
+        import httpx
+
+        self.url = f"{api}/api/v1/namespaces/{namespace}/pods/{pod}"
+        self.http = httpx.Client(headers={"Authorization": f"Bearer {token}",
+                                          "Content-Type": "application/merge-patch+json"}, verify=ca, timeout=5)
+        self.running = 0
+        self.current: int | None = None
+        self.lock = threading.Lock()
+        self.warned = False
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> DeletionCost | None:
+        """One for this pod, where the chart gave the agent its name and a token; else None."""
+        env = os.environ if env is None else env
+        host, pod, namespace = env.get("KUBERNETES_SERVICE_HOST"), env.get("POD_NAME"), env.get("POD_NAMESPACE")
+        token = SERVICE_ACCOUNT / "token"
+        if not (host and pod and namespace and token.exists()):
+            return None
+        ca = str(SERVICE_ACCOUNT / "ca.crt") if (SERVICE_ACCOUNT / "ca.crt").exists() else True
+        return cls(api=f"https://{host}:{env.get('KUBERNETES_SERVICE_PORT', '443')}", namespace=namespace, pod=pod,
+                   token=token.read_text().strip(), ca=ca)
+
+    def started(self) -> None:
+        with self.lock:
+            self.running += 1
+            self._set(BUSY)
+
+    def ended(self) -> None:
+        with self.lock:
+            self.running = max(0, self.running - 1)
+            if self.running == 0:
+                self._set(IDLE)
+
+    def _set(self, cost: int) -> None:
+        if cost == self.current:
+            return
+        try:
+            r = self.http.patch(self.url, json={"metadata": {"annotations": {ANNOTATION: str(cost)}}})
+            r.raise_for_status()
+            self.current = cost
+        except Exception as e:  # noqa: BLE001 - a scale-in preference, never a reason to fail a task
+            if not self.warned:
+                log.warning("cannot set the pod's deletion cost; scale-in may pick a busy pod",
+                            extra={"error": str(e)})
+                self.warned = True
+
+
+class NoCost:
+    """Off the cluster (the local stack): nothing to annotate."""
+
+    def started(self) -> None:
+        pass
+
+    def ended(self) -> None:
+        pass
