@@ -55,6 +55,9 @@ def test_the_live_page_on_aws_shows_the_scale_chain_from_one_shared_poll(aws_tar
     assert page.status_code == 200 and "working: 1 replica(s)" in page.text and "Redrive sdruntime" in page.text
     assert client.post("/queues/sdruntime/redrive", data={"csrf": "forged"}).status_code == 403
     assert client.post("/api/submit", json={"prompt": "x"}).status_code == 403  # no X-CSRF-Token
+    bad = client.post("/api/submit", json={"prompt": "x", "width": "wide"}, headers={"X-CSRF-Token": keys.csrf})
+    assert bad.status_code == 400 and bad.json() == {"error": "width must be a whole number, not 'wide'",
+                                                     "field": "width"}
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
 
 

@@ -86,11 +86,16 @@ class Console:
         from sdctl.operate import client
 
         form = await request.json()
+        numbers = {}
+        for name, default in (("steps", 20), ("width", 512), ("height", 512), ("seed", -1), ("count", 1)):
+            raw = form.get(name)
+            try:
+                numbers[name] = default if raw in (None, "") else int(raw)
+            except (TypeError, ValueError):
+                return JSONResponse({"error": f"{name} must be a whole number, not {str(raw)[:40]!r}",
+                                     "field": name}, status_code=400)
         body = client.text_to_image(str(form.get("prompt") or ""), runtime=self.target.runtime(form.get("runtime")),
-                                    negative=str(form.get("negative") or ""), steps=int(form.get("steps") or 20),
-                                    width=int(form.get("width") or 512), height=int(form.get("height") or 512),
-                                    seed=int(form.get("seed") if form.get("seed") not in (None, "") else -1),
-                                    count=int(form.get("count") or 1))
+                                    negative=str(form.get("negative") or ""), **numbers)
         if form.get("priority") in ("high", "low"):
             body["task"]["metadata"]["priority"] = form["priority"]
         accepted = await asyncio.to_thread(self.target.api().submit, body)
@@ -190,7 +195,9 @@ async def _failed(request: Request, exc: Exception):
     from sdctl.errors import SdctlError
 
     message = exc.message if isinstance(exc, SdctlError) else f"{type(exc).__name__}: {exc}"
+    # The API's own answer where it gave one (a task that does not exist is a 404 here too).
+    status = getattr(exc, "status", None) if isinstance(exc, SdctlError) else 500
+    status = status if isinstance(status, int) and 400 <= status < 600 else 400
     if request.url.path.startswith("/api/"):
-        return JSONResponse({"error": message}, status_code=400 if isinstance(exc, SdctlError) else 500)
-    return Response(f"error: {message}", status_code=400 if isinstance(exc, SdctlError) else 500,
-                    media_type="text/plain")
+        return JSONResponse({"error": message}, status_code=status)
+    return Response(f"error: {message}", status_code=status, media_type="text/plain")
