@@ -118,6 +118,11 @@ class Console:
         await checked_form(request, self.keys)
         old = await asyncio.to_thread(self.target.api().task, request.path_params["id"])
         body = client.text_to_image(str(old.get("prompt") or ""), runtime=self.target.runtime(old.get("runtime")))
+        done = await asyncio.to_thread(client.read_result, self.target.s3(), self.target.bucket,
+                                       old.get("prefix") or self.target.prefix, old["id"])
+        params = (done or {}).get("parameters")
+        if isinstance(params, dict) and {"prompt", "steps"} <= set(params):  # a txt2img request, as it ran
+            body["task"]["content"] = params
         accepted = await asyncio.to_thread(self.target.api().submit, body)
         self.poller.follow(accepted["id"])
         return RedirectResponse(f"/tasks/{accepted['id']}", status_code=303)
