@@ -146,6 +146,9 @@ def test_a_dead_lettered_task_is_redriven_and_a_chart_moves_after_a_burst(page, 
         assert time.monotonic() < deadline, "the redriven task did not complete"
         time.sleep(0.5)
         page.reload()
+    with page.expect_navigation():  # Submit again: a new task of the same request
+        page.click("text=Submit again")
+    assert "/tasks/console-dead" not in page.url and "back again" in page.inner_text("pre")
     page.goto(f"{base}/live")
     before = page.eval_on_selector_all(".chart .s0", "els => els.map(e => e.getAttribute('d')).join()")
     for i in range(6):  # a burst: the queued line rises on the next samples
