@@ -948,6 +948,8 @@ def test_the_agent_marks_its_pod_busy_while_it_renders_and_idle_after(stack, fla
         send(stack, task_id="cost-1")
         send(stack, task_id="cost-2")
         assert until_received(agent) == ["completed"]
+        assert cost.settled()  # patched from a thread of its own: the runtime call never waits for it
         assert until_received(agent) == ["completed"]
+        assert cost.settled()
     assert patches == [("sd-runtime-7d9-abcde", "application/merge-patch+json", "Bearer t0k", str(BUSY)),
                        ("sd-runtime-7d9-abcde", "application/merge-patch+json", "Bearer t0k", str(IDLE))] * 2

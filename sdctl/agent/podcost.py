@@ -8,8 +8,9 @@ where one was asked for).
 
 On EKS the chart gives the agent its pod's name and namespace (the downward API) and a role
 that may only `patch` pods in the runtime's own namespace (RBAC cannot name the pod itself);
-the agent patches only this annotation of its own pod, and only when it changes. Without them
-(the local stack) it does nothing. A patch that fails is logged and never costs a task.
+the agent patches only this annotation of its own pod, and only when it changes, from a thread
+of its own: the runtime call never waits for the Kubernetes API. Without them (the local stack)
+it does nothing. A patch that fails is logged and never costs a task.
 """
 
 from __future__ import annotations
@@ -33,9 +34,12 @@ class DeletionCost:
         self.http = httpx.Client(headers={"Authorization": f"Bearer {token}",
                                           "Content-Type": "application/merge-patch+json"}, verify=ca, timeout=5)
         self.running = 0
+        self.wanted: int | None = None
         self.current: int | None = None
-        self.lock = threading.Lock()
+        self.failed: int | None = None  # the cost last refused, tried again once another is wanted
+        self.changed = threading.Condition()
         self.warned = False
+        threading.Thread(target=self._apply, name="deletion-cost", daemon=True).start()
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> DeletionCost | None:
@@ -50,24 +54,40 @@ class DeletionCost:
                    token=token.read_text().strip(), ca=ca)
 
     def started(self) -> None:
-        with self.lock:
+        with self.changed:
             self.running += 1
-            self._set(BUSY)
+            self.wanted = BUSY
+            self.changed.notify()
 
     def ended(self) -> None:
-        with self.lock:
+        with self.changed:
             self.running = max(0, self.running - 1)
             if self.running == 0:
-                self._set(IDLE)
+                self.wanted = IDLE
+                self.changed.notify()
+
+    def settled(self, timeout: float = 5.0) -> bool:
+        """Whether the pod carries the cost wanted now (tests wait on it)."""
+        with self.changed:
+            return self.changed.wait_for(lambda: self.wanted == self.current, timeout=timeout)
+
+    def _apply(self) -> None:
+        while True:
+            with self.changed:
+                self.changed.wait_for(lambda: self.wanted not in (self.current, self.failed))
+                cost = self.wanted
+            self._set(cost)
 
     def _set(self, cost: int) -> None:
-        if cost == self.current:
-            return
         try:
             r = self.http.patch(self.url, json={"metadata": {"annotations": {ANNOTATION: str(cost)}}})
             r.raise_for_status()
-            self.current = cost
+            with self.changed:
+                self.current, self.failed = cost, None
+                self.changed.notify_all()
         except Exception as e:  # noqa: BLE001 - a scale-in preference, never a reason to fail a task
+            with self.changed:
+                self.failed = cost
             if not self.warned:
                 log.warning("cannot set the pod's deletion cost; scale-in may pick a busy pod",
                             extra={"error": str(e)})
