@@ -22,15 +22,23 @@ log = logging.getLogger("sdctl.agent")
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
+def in_cluster(env=None) -> tuple[str, str, str | bool] | None:
+    """The Kubernetes API as the pod reaches it: its URL, the pod's token and CA (None off the
+    cluster, or where the chart mounts no token)."""
+    env = os.environ if env is None else env
+    host, token = env.get("KUBERNETES_SERVICE_HOST"), SERVICE_ACCOUNT / "token"
+    if not host or not token.exists():
+        return None
+    ca = str(SERVICE_ACCOUNT / "ca.crt") if (SERVICE_ACCOUNT / "ca.crt").exists() else True
+    return f"https://{host}:{env.get('KUBERNETES_SERVICE_PORT', '443')}", token.read_text().strip(), ca
+
+
 def node_labels(name: str, *, api: str | None = None, token: str | None = None, ca: str | bool = True) -> dict:
     """The labels of node `name`, read from the Kubernetes API with the pod's token."""
     import httpx
 
-    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-    api = api or f"https://{host}:{port}"
-    token = token or (SERVICE_ACCOUNT / "token").read_text().strip()
-    if ca is True and (SERVICE_ACCOUNT / "ca.crt").exists():
-        ca = str(SERVICE_ACCOUNT / "ca.crt")
+    if api is None:
+        api, token, ca = in_cluster() or (None, None, True)
     r = httpx.get(f"{api}/api/v1/nodes/{name}", headers={"Authorization": f"Bearer {token}"}, verify=ca, timeout=5)
     r.raise_for_status()
     return r.json()["metadata"].get("labels") or {}

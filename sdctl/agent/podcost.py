@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 
-from sdctl.agent.cost import SERVICE_ACCOUNT
+from sdctl.agent.cost import in_cluster
 
 log = logging.getLogger("sdctl.agent")
 ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
@@ -45,13 +45,11 @@ class DeletionCost:
     def from_env(cls, env: dict | None = None) -> DeletionCost | None:
         """One for this pod, where the chart gave the agent its name and a token; else None."""
         env = os.environ if env is None else env
-        host, pod, namespace = env.get("KUBERNETES_SERVICE_HOST"), env.get("POD_NAME"), env.get("POD_NAMESPACE")
-        token = SERVICE_ACCOUNT / "token"
-        if not (host and pod and namespace and token.exists()):
+        pod, namespace, cluster = env.get("POD_NAME"), env.get("POD_NAMESPACE"), in_cluster(env)
+        if not (pod and namespace and cluster):
             return None
-        ca = str(SERVICE_ACCOUNT / "ca.crt") if (SERVICE_ACCOUNT / "ca.crt").exists() else True
-        return cls(api=f"https://{host}:{env.get('KUBERNETES_SERVICE_PORT', '443')}", namespace=namespace, pod=pod,
-                   token=token.read_text().strip(), ca=ca)
+        api, token, ca = cluster
+        return cls(api=api, namespace=namespace, pod=pod, token=token, ca=ca)
 
     def started(self) -> None:
         with self.changed:
