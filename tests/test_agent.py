@@ -924,7 +924,10 @@ def test_the_agent_marks_its_pod_busy_while_it_renders_and_idle_after(stack, fla
     """controller.kubernetes.io/pod-deletion-cost (sdctl/agent/podcost.py): the agent patches its
     own pod to BUSY as the runtime call starts and to IDLE when it ends, once each, so a
     scale-in takes an idle pod first. The Kubernetes API is a recording stand-in that answers
-    PATCH as the API server does (merge patch, 200 with the pod)."""
+    PATCH as the API server does (merge patch, 200 with the pod), and refuses, as it does, an
+    annotation value that is not a 32-bit integer (Kubernetes docs, "Well-Known Labels,
+    Annotations and Taints", controller.kubernetes.io/pod-deletion-cost: "the value ... must be
+    parsable as int32"; the API server's pod validation rejects others with 422)."""
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse
     from starlette.routing import Route
@@ -936,6 +939,9 @@ def test_the_agent_marks_its_pod_busy_while_it_renders_and_idle_after(stack, fla
 
     async def pod(request):
         body = await request.json()
+        value = body["metadata"]["annotations"][ANNOTATION]
+        if not (value.lstrip("-").isdigit() and -2**31 <= int(value) < 2**31):
+            return JSONResponse({"kind": "Status", "code": 422, "reason": "Invalid"}, status_code=422)
         patches.append((request.path_params["name"], request.headers["content-type"], request.headers["authorization"],
                         body["metadata"]["annotations"][ANNOTATION]))
         return JSONResponse({"kind": "Pod", "metadata": {"name": request.path_params["name"], **body["metadata"]}})

@@ -228,3 +228,21 @@ def test_the_plugin_loader_stand_in_answers_as_pydantic_does(setting):
     assert got["mine"] == got["real"]
     assert got["group"] == "pydantic" and got["replaced"]  # another name asked for: the real module
     assert got["light"] == (setting in ("__all__", "1", "true"))
+
+
+def test_init_guided_asks_for_the_image_of_a_type_that_runs_the_users_own(tmp_path):
+    """A cog runtime runs the user's image (sdctl/contracts/runtimes/cog.py needs_image): the
+    guided init asks for it, so the file it writes validates."""
+    import shutil
+
+    from sdctl.config import parse
+
+    if shutil.which("script") is None:
+        pytest.fail("util-linux `script` is needed to give the prompt a terminal")
+    answers = "us-west-2\ncog\nr8.im/acme/fox-painter\ng6.xlarge\ny\n"
+    r = subprocess.run(["script", "-qec", f"{sys.executable} -m sdctl init --guided", "/dev/null"], cwd=tmp_path,
+                       input=answers, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    [rt] = parse((tmp_path / "sdctl.yaml").read_text()).runtimes
+    assert (rt.type, rt.image) == ("cog", "r8.im/acme/fox-painter")
+    assert subprocess.run([sys.executable, "-m", "sdctl", "validate"], cwd=tmp_path).returncode == 0
