@@ -46,7 +46,7 @@ def main() -> None:
     head = arrivals[arrivals < span]
     t4 = time.perf_counter()
     engine.run.py_func(head, knobs.service_times(k, head.size, knobs.rng(k.seed, "services")),
-                       knobs.vector(k, span, 60))
+                       knobs.vector(k, span, 60), np.zeros(1))
     t5 = time.perf_counter()
 
     per_task = (t3 - t2) / arrivals.size

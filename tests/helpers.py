@@ -77,7 +77,9 @@ runtimes:
     maxTaskSeconds: 1200
     maxReceiveCount: 5
     scaling: {queueLength: 2, minReplicas: 1, maxReplicas: 7, cooldownSeconds: 300, pollingSeconds: 5,
-              scaleOnInFlight: false}
+              scaleOnInFlight: false,
+              warm: [{start: "45 8 * * MON-FRI", end: "0 18 * * MON-FRI", replicas: 1, timezone: Asia/Jakarta},
+                     {start: "50 8 * * *", end: "15 9 * * *", replicas: 6}]}
     nodes: {instanceTypes: [g6e.xlarge], capacityTypes: [on-demand], gpuLimit: 8, consolidateAfter: 5m,
             volumeSizeGi: 300}
   - name: comfy

@@ -413,7 +413,7 @@ def test_a_recorded_burst_on_the_local_stack_is_reproduced_by_the_simulator(chao
     horizon = float(stored.max()) + 5
     assert sim.simulate(k, arrivals, duration=horizon, services=calls)["completed"] == BURST
     # the same run's end-to-end seconds per task, in arrival order
-    _, e2e, _, _ = engine.run(arrivals, calls + overhead, knobs.vector(k, horizon, 1))
+    _, e2e, _, _ = engine.run(arrivals, calls + overhead, knobs.vector(k, horizon, 1), np.zeros(1))
     simulated_done = arrivals + e2e.astype(np.float64)
 
     seconds = np.arange(0, int(np.ceil(stored.max())) + 2, 1.0)

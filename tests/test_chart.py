@@ -38,7 +38,9 @@ runtimes:
     dynamicModel: true
     image: 111122223333.dkr.ecr.eu-central-1.amazonaws.com/team/webui:2.1
     maxTaskSeconds: 1200
-    scaling: {queueLength: 2, minReplicas: 1, maxReplicas: 7, cooldownSeconds: 300, pollingSeconds: 5, scaleOnInFlight: false}
+    scaling: {queueLength: 2, minReplicas: 1, maxReplicas: 7, cooldownSeconds: 300, pollingSeconds: 5, scaleOnInFlight: false,
+              scaleUpWindowSeconds: 35, scaleDownWindowSeconds: 600, scaleUpPods: 2,
+              warm: [{start: "45 8 * * 1-5", end: "0 18 * * 1-5", replicas: 3, timezone: Europe/Berlin}]}
     nodes: {instanceTypes: [g6e.xlarge], capacityTypes: [on-demand], gpuLimit: 8, consolidateAfter: 5m, volumeSizeGi: 300}
   - name: beta
     type: comfyui
@@ -141,17 +143,24 @@ def test_every_rendered_object_validates(rendered):
 def test_trigger_metadata_are_strings_and_carry_scale_on_in_flight(rendered):
     [so] = by_kind(rendered["full/alpha"], "ScaledObject")
     triggers = so["spec"]["triggers"]
-    assert [t["name"] for t in triggers] == ["high", "normal", "low"]  # one per priority lane
-    assert [t["metadata"]["queueURL"].rsplit("/", 1)[1] for t in triggers] == [
+    assert [t["name"] for t in triggers] == ["high", "normal", "low", "warm0"]  # a lane each, a warm window
+    assert [t["metadata"]["queueURL"].rsplit("/", 1)[1] for t in triggers[:3]] == [
         "full-alpha-high", "full-alpha", "full-alpha-low"]
     trigger = triggers[1]
-    for t in triggers:
+    for t in triggers[:3]:
         assert t["type"] == "aws-sqs-queue"
         assert all(isinstance(v, str) for v in t["metadata"].values())
         assert t["metadata"]["scaleOnInFlight"] == "false" and t["metadata"]["queueLength"] == "2"
     # KEDA scales on the lanes' sum; low tasks alone neither scale up from zero nor hold it up.
     modifiers = so["spec"]["advanced"]["scalingModifiers"]
-    assert modifiers["formula"] == "high + normal > 0 ? high + normal + low : 0"
+    # ... and while the warm window is open, at least 3 pods (3 x the target of 2).
+    assert modifiers["formula"] == "max(high + normal > 0 ? high + normal + low : 0, warm0 > 1 ? 6 : 0)"
+    assert triggers[3] == {"type": "cron", "name": "warm0", "metadata": {
+        "timezone": "Europe/Berlin", "start": "45 8 * * 1-5", "end": "0 18 * * 1-5", "desiredReplicas": "2"}}
+    behavior = so["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behavior["scaleUp"]["stabilizationWindowSeconds"] == 35
+    assert {"type": "Pods", "value": 2, "periodSeconds": 15} in behavior["scaleUp"]["policies"]
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 600
     assert (modifiers["target"], modifiers["metricType"]) == ("2", "AverageValue")
     assert "scaleOnInFlight" not in so["spec"]
     assert (so["spec"]["minReplicaCount"], so["spec"]["maxReplicaCount"]) == (1, 7)

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from sdctl.config.base import BUCKET_NAME, DNS_LABEL, DURATION, Model
+from sdctl.config.cron import check_cron, check_zone
 from sdctl.config.infra import Cluster, Network, SystemNodes
 from sdctl.config.profiles import apply_profile
 from sdctl.contracts.runtimes import INPUT_NAME, TASK_FIELDS, kind
@@ -78,8 +79,35 @@ class ModelBucket(Model):
         return v + "/"
 
 
+class WarmWindow(Model):
+    """Keep ``replicas`` pods up from each ``start`` until the next ``end`` (KEDA's cron scaler)."""
+
+    start: Annotated[str, Field(description="Cron (minute hour day-of-month month day-of-week) when the floor "
+                                            "begins, e.g. '50 8 * * 1-5'.")]
+    end: Annotated[str, Field(description="Cron when it ends (the next firing after a start), e.g. '15 9 * * 1-5'.")]
+    replicas: Annotated[int, Field(ge=1, le=1000, description="Pods kept up while the window is open "
+                                                              "(at most maxReplicas).")] = 1
+    timezone: Annotated[str, Field(description="IANA time zone the cron fields are read in.")] = "UTC"
+
+    @field_validator("start", "end")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        return check_cron(v)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        return check_zone(v)
+
+    @model_validator(mode="after")
+    def _apart(self) -> WarmWindow:
+        if self.start.split() == self.end.split():
+            raise ValueError(f"start and end are the same schedule ({self.start!r}); KEDA's cron scaler refuses it")
+        return self
+
+
 class Scaling(Model):
-    """KEDA scaling of one runtime on its queue."""
+    """KEDA scaling of one runtime on its queue, and the HPA behaviour KEDA hands on."""
 
     queue_length: Annotated[int, Field(ge=1, le=1000)] = 1
     min_replicas: Annotated[int, Field(ge=0, le=1000)] = 0
@@ -89,6 +117,13 @@ class Scaling(Model):
     scale_on_in_flight: bool = True
     #: Whether low-priority tasks alone scale the runtime up from zero (and keep it up).
     low_scales_from_zero: bool = False
+    #: behavior.scaleUp/scaleDown.stabilizationWindowSeconds (autoscaling/v2 allows 0..3600).
+    scale_up_window_seconds: Annotated[int, Field(ge=0, le=3600)] = 20
+    scale_down_window_seconds: Annotated[int, Field(ge=0, le=3600)] = 720
+    #: behavior.scaleUp's Pods policy: at most this many pods more per 15 s (or 100 %, if more).
+    scale_up_pods: Annotated[int, Field(ge=1, le=1000)] = 4
+    #: Scheduled warm floors (KEDA cron triggers beside the queue's).
+    warm: Annotated[list[WarmWindow], Field(max_length=10)] = []
 
     @model_validator(mode="after")
     def _min_le_max(self) -> Scaling:
@@ -96,6 +131,9 @@ class Scaling(Model):
             raise ValueError(
                 f"minReplicas ({self.min_replicas}) must not exceed maxReplicas ({self.max_replicas})"
             )
+        for i, w in enumerate(self.warm):
+            if w.replicas > self.max_replicas:
+                raise ValueError(f"warm[{i}].replicas ({w.replicas}) must not exceed maxReplicas ({self.max_replicas})")
         return self
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import types
 import typing
+from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -135,6 +136,11 @@ def rows(model: type[BaseModel], prefix: str = "") -> list[tuple[str, object, ty
     return out
 
 
+#: The sweep that chose the scaling defaults, written by hand from bench/waste.py's tables and
+#: printed after the keys (the knobs' descriptions point to it).
+SCALING_NOTES = Path(__file__).with_name("scaling_defaults.md")
+
+
 def render(example_text: str) -> tuple[str, list[str]]:
     """(the Markdown page, the keys that have no description)."""
     comments = example_comments(example_text)
@@ -145,6 +151,7 @@ def render(example_text: str) -> tuple[str, list[str]]:
             missing.append(key)
         lines.append(f"| `{key}` | {_type(field.annotation)} | {_default(field)} | {_limits(field)} | "
                      f"{description.replace('|', chr(92) + '|')} |\n")
+    lines.append(SCALING_NOTES.read_text())
     return "".join(lines), missing
 
 

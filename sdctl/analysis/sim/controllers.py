@@ -7,7 +7,9 @@ from plain Python (the unit tests do).
   count stays, else ``ceil(metric / target)`` (kubernetes ``GetExternalPerPodMetricReplicas``).
 - HPA behaviour defaults (autoscaling/v2): scale up at most ``max(current + 4, 2 * current)``
   per 15 s period, no up stabilisation; scale down to the highest recommendation of the last
-  300 s (``stabilizationWindowSeconds``), then 100 % per 15 s.
+  300 s (``stabilizationWindowSeconds``), then 100 % per 15 s. With a scale-up window, up goes
+  only to the lowest recommendation within it (``stabilizeRecommendationWithBehaviors``:
+  a spike shorter than the window launches nothing).
 - KEDA: a ScaledObject is active while its metric is above ``activationTarget``; from zero an
   active one goes to ``max(minReplicaCount, 1)`` at once; with ``minReplicaCount: 0`` it goes
   back to zero once inactive for ``cooldownPeriod`` seconds. Between, the HPA decides, never
@@ -47,16 +49,45 @@ def hpa_scale_up_limit(current, up_pods, up_percent):
 
 
 @njit(cache=True)
-def hpa_next(current, recommendation, window_max, min_replicas, max_replicas, up_pods, up_percent):
+def window_periods(window_seconds, sync):
+    """How many of the HPA's recommendations a stabilisation window holds: those newer than
+    ``now - window`` (``timestamp.After(cutoff)``), one per sync period, the current one always.
+    A 300 s window at 15 s holds 20; a 15 s window only the current one (no stabilisation),
+    a 20 s one the current and the one before."""
+    return max(1, int(math.ceil(window_seconds / sync)))
+
+
+@njit(cache=True)
+def hpa_windows(recs, nrecs, down_n, up_n):
+    """The largest recommendation of the last ``down_n`` and the smallest of the last ``up_n``
+    periods, from the ring ``recs`` holding ``nrecs`` so far (the newest included)."""
+    size = recs.shape[0]
+    newest = (nrecs - 1) % size
+    wmax, wmin = recs[newest], recs[newest]
+    for i in range(1, min(nrecs, max(down_n, up_n))):
+        r = recs[(newest - i) % size]
+        if i < down_n and r > wmax:
+            wmax = r
+        if i < up_n and r < wmin:
+            wmin = r
+    return wmax, wmin
+
+
+@njit(cache=True)
+def hpa_next(current, recommendation, window_max, min_replicas, max_replicas, up_pods, up_percent,
+             window_min=-1):
     """Replicas after stabilisation and rate limits.
 
     ``window_max`` is the largest recommendation within the scale-down window (this one
-    included): scaling down never goes below it. Scaling up is limited per period."""
-    desired = recommendation
-    if desired < current:
+    included): scaling down never goes below it. ``window_min`` the smallest within the
+    scale-up window (-1: no window): scaling up never goes above it. Scaling up is limited per
+    period."""
+    up_to = recommendation if window_min < 0 else min(recommendation, window_min)
+    desired = current
+    if up_to > current:
+        desired = min(up_to, hpa_scale_up_limit(current, up_pods, up_percent))
+    elif recommendation < current:
         desired = min(current, window_max)
-    if desired > current:
-        desired = min(desired, hpa_scale_up_limit(current, up_pods, up_percent))
     lo = max(1, min_replicas)
     if desired < lo:
         desired = lo

@@ -18,13 +18,21 @@ from numba import njit
 
 from sdctl.analysis.sim import layout as ix  # where each parameter and counter lives
 from sdctl.analysis.sim import pods as pd
-from sdctl.analysis.sim.controllers import hpa_next, hpa_recommendation, keda_next
+from sdctl.analysis.sim.controllers import (
+    hpa_next,
+    hpa_recommendation,
+    hpa_windows,
+    keda_next,
+    window_periods,
+)
 
 
 @njit(cache=True)
-def run(arrivals, service, prm):
-    """Simulate. Returns (wait, e2e, counters, timeline); wait/e2e are NaN for tasks that
-    expired or were never served, timeline rows are (t, queued, busy, replicas, ready, nodes)."""
+def run(arrivals, service, prm, floor):
+    """Simulate. ``floor``: the warm replicas scheduled for each minute from the start (a cron
+    trigger's; the last value holds after the end). Returns (wait, e2e, counters, timeline);
+    wait/e2e are NaN for tasks that expired or were never served, timeline rows are (t, queued,
+    busy, replicas, ready, nodes)."""
     np.random.seed(int(prm[ix.P_SEED]))
     n = arrivals.shape[0]
     wait = np.full(n, np.nan, dtype=np.float32)
@@ -38,7 +46,7 @@ def run(arrivals, service, prm):
     activation, cooldown = prm[ix.P_ACTIVATION], prm[ix.P_COOLDOWN]
     min_r, max_r = int(prm[ix.P_MIN]), int(prm[ix.P_MAX])
     up_pods, up_pct = int(prm[ix.P_UP_PODS]), prm[ix.P_UP_PCT]
-    window = max(1, int(prm[ix.P_DOWN_WINDOW]) // sync + 1)
+    down_n, up_n = window_periods(prm[ix.P_DOWN_WINDOW], sync), window_periods(prm[ix.P_UP_WINDOW], sync)
     launch, pull, load = prm[ix.P_LAUNCH], prm[ix.P_PULL], prm[ix.P_LOAD]
     per_node, node_cap = max(1, int(prm[ix.P_PODS_PER_NODE])), max(1, int(prm[ix.P_NODE_CAP]))
     consolidate, spot_fraction, spot_rate, notice = prm[ix.P_CONSOLIDATE], prm[ix.P_SPOT_FRACTION], prm[ix.P_SPOT_RATE], \
@@ -64,7 +72,7 @@ def run(arrivals, service, prm):
     node_end = np.full(nmax, np.inf)
     ht = np.zeros(pmax)
     hp = np.zeros(pmax, dtype=np.int64)
-    recs = np.zeros(window, dtype=np.int64)
+    recs = np.zeros(max(down_n, up_n), dtype=np.int64)
     nrecs = 0
 
     t_last = arrivals[n - 1] if n else 0.0
@@ -74,17 +82,8 @@ def run(arrivals, service, prm):
 
     replicas = 0
     if prm[ix.P_WARM] > 0 and min_r > 0:
-        replicas = min_r
-        for p in range(min_r):
-            node = p // per_node
-            if node_state[node] == pd.FREE:
-                node_state[node] = pd.UP
-                node_spot[node] = 1 if np.random.random() < spot_fraction else 0
-                if node_spot[node] == 1 and spot_rate > 0:
-                    node_notice[node] = np.random.exponential(3600.0 / spot_rate)
-            node_pods[node] += 1
-            pod_state[p] = pd.READY
-            pod_node[p] = node
+        replicas = pd._start_warm(min_r, per_node, spot_fraction, spot_rate, pod_state, pod_node, node_state,
+                                  node_spot, node_pods, node_notice)
     size = pd._rebuild(ht, hp, pod_state, pod_free)
     dirty = False
     nxt = 0  # next task to start (tasks start in arrival order)
@@ -197,6 +196,8 @@ def run(arrivals, service, prm):
 
         # 4. KEDA every polling interval, the HPA every sync period
         metric = float(queued + (busy if inflight_counts else 0))
+        # a warm window's cron trigger enters the formula as max(lanes, replicas * target)
+        metric = max(metric, floor[min(tick // 60, floor.shape[0] - 1)] * target)
         active = metric > activation
         if active:
             last_active = t
@@ -207,12 +208,10 @@ def run(arrivals, service, prm):
                 nrecs = 0
         if tick % sync == 0 and replicas > 0:
             rec = hpa_recommendation(replicas, metric, target, tol)
-            recs[nrecs % window] = rec
+            recs[nrecs % recs.shape[0]] = rec
             nrecs += 1
-            wmax = rec
-            for i in range(min(nrecs, window)):
-                wmax = max(wmax, recs[i])
-            replicas = hpa_next(replicas, rec, wmax, min_r, max_r, up_pods, up_pct)
+            wmax, wmin = hpa_windows(recs, nrecs, down_n, up_n)
+            replicas = hpa_next(replicas, rec, wmax, min_r, max_r, up_pods, up_pct, wmin)
 
         # 5. the Deployment: create or delete pods towards `replicas`
         while live > replicas:

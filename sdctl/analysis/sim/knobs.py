@@ -31,6 +31,9 @@ class Knobs:
     hpa_up_pods: int = hpa.UP_PODS
     hpa_up_percent: float = hpa.UP_PERCENT
     hpa_down_window_seconds: float = hpa.DOWN_WINDOW_SECONDS
+    hpa_up_window_seconds: float = 0  # behavior.scaleUp.stabilizationWindowSeconds
+    #: scaling.warm: ((start cron, end cron, replicas), ...) on the simulation's clock
+    warm_windows: tuple = ()
     # Karpenter and the node (config: runtimes[].nodes)
     node_launch_seconds: float = 75  # NodeClaim created -> node Ready with the GPU device plugin
     image_gb: float = 6.0  # the runtime image, compressed
@@ -70,7 +73,9 @@ SOURCES = {
     "cooldown_seconds": "scaling.cooldownSeconds", "min_replicas": "scaling.minReplicas",
     "max_replicas": "scaling.maxReplicas", "hpa_sync_seconds": "kube-controller-manager default",
     "hpa_tolerance": "kube-controller-manager default", "hpa_up_pods": "autoscaling/v2 default behavior",
-    "hpa_up_percent": "autoscaling/v2 default behavior", "hpa_down_window_seconds": "autoscaling/v2 default behavior",
+    "hpa_up_percent": "autoscaling/v2 default behavior", "hpa_down_window_seconds": "scaling.scaleDownWindowSeconds",
+    "hpa_up_window_seconds": "scaling.scaleUpWindowSeconds",
+    "warm_windows": "scaling.warm (cron windows; the clock starts Monday 00:00; `--set warm_windows=none` drops them)",
     "node_launch_seconds": "Karpenter launch to Ready, GPU AMI (assumed; measure with `sdctl scale status`)",
     "image_gb": "runtime image size (assumed; `sdctl images` reports yours)",
     "pull_mb_per_s": "nodes.fastPull: SOCI parallel pull onto NVMe (assumed)",
@@ -93,6 +98,8 @@ def from_config(runtime, **overrides) -> Knobs:
     k = Knobs(queue_length=s.queue_length, scale_on_in_flight=s.scale_on_in_flight,
               polling_seconds=s.polling_seconds, cooldown_seconds=s.cooldown_seconds,
               min_replicas=s.min_replicas, max_replicas=s.max_replicas, gpu_limit=nodes.gpu_limit,
+              hpa_down_window_seconds=s.scale_down_window_seconds, hpa_up_window_seconds=s.scale_up_window_seconds,
+              hpa_up_pods=s.scale_up_pods, warm_windows=tuple((w.start, w.end, w.replicas) for w in s.warm),
               consolidate_after_seconds=_duration(nodes.consolidate_after),
               pull_mb_per_s=150 if nodes.fast_pull else 60,
               spot_fraction=1.0 if nodes.capacity_types[0] == "spot" else 0.0,
@@ -131,8 +138,14 @@ def with_overrides(k: Knobs, overrides: dict) -> Knobs:
         name = key.replace("-", "_")
         if name not in names:
             raise UsageError(f"no simulation knob named {key!r}", hint="knobs: " + ", ".join(names))
-        kind = type(getattr(k, name))
+        # the declared type: a value taken from the config may be an int where the knob is a float
+        kind = {"float": float, "int": int, "bool": bool, "str": str, "tuple": tuple}[names[name].type]
         try:
+            if name == "warm_windows":
+                if str(value).strip().lower() not in ("", "none", "off"):
+                    raise ValueError(value)
+                out[name] = ()
+                continue
             if kind is bool:
                 v = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
             elif name.endswith("_seconds"):
@@ -142,7 +155,8 @@ def with_overrides(k: Knobs, overrides: dict) -> Knobs:
             else:
                 v = kind(float(value)) if kind is int else float(value)
         except (TypeError, ValueError):
-            raise UsageError(f"{key}={value!r} is not a {kind.__name__}") from None
+            what = "none (set windows in scaling.warm)" if name == "warm_windows" else f"a {kind.__name__}"
+            raise UsageError(f"{key}={value!r} is not {what}") from None
         out[name] = v
     k = replace(k, **out)
     _check(k)
@@ -212,4 +226,5 @@ def vector(k: Knobs, horizon: float, sample: int) -> np.ndarray:
     v[e.P_DRAIN], v[e.P_SAMPLE], v[e.P_WARM] = horizon, sample, float(k.warm)
     v[e.P_SEED] = engine_seed(k.seed)
     v[e.P_DELETION_COST] = float(k.deletion_cost)
+    v[e.P_UP_WINDOW] = k.hpa_up_window_seconds
     return v

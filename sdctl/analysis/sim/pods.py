@@ -4,6 +4,7 @@ free, a pod's release from its node, the count of billed nodes."""
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 # pod states
@@ -62,3 +63,20 @@ def _alive(node_state):
         if st != FREE:
             n += 1
     return n
+
+
+@njit(cache=True)
+def _start_warm(min_r, per_node, spot_fraction, spot_rate, pod_state, pod_node, node_state, node_spot, node_pods,
+                node_notice):
+    """``min_r`` pods ready at the start, on nodes already up; returns the replicas."""
+    for p in range(min_r):
+        node = p // per_node
+        if node_state[node] == FREE:
+            node_state[node] = UP
+            node_spot[node] = 1 if np.random.random() < spot_fraction else 0
+            if node_spot[node] == 1 and spot_rate > 0:
+                node_notice[node] = np.random.exponential(3600.0 / spot_rate)
+        node_pods[node] += 1
+        pod_state[p] = READY
+        pod_node[p] = node
+    return min_r

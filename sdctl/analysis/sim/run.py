@@ -44,7 +44,7 @@ def simulate(k: Knobs, arrivals: np.ndarray, *, duration: float, services: np.nd
              pricing: dict | None = None, timeline_points: int = 2000) -> dict:
     """Run once. ``pricing``: {"spot": USD/h, "on-demand": USD/h, "monthly_fixed": USD,
     "per_task": USD} (see :func:`pricing_for`)."""
-    from sdctl.analysis.sim import engine
+    from sdctl.analysis.sim import engine, warm
 
     n = int(arrivals.shape[0])
     if services is None:
@@ -54,9 +54,10 @@ def simulate(k: Knobs, arrivals: np.ndarray, *, duration: float, services: np.nd
             + k.cold_start_seconds() + 600)
     horizon = max(duration, float(arrivals[-1]) if n else 0.0) + tail
     sample = max(1, int(horizon // timeline_points))
+    floor = warm.floor_per_minute(k.warm_windows, int(horizon // 60) + 1)
     wait, e2e, c, timeline = engine.run(np.ascontiguousarray(arrivals, dtype=np.float64),
                                         np.ascontiguousarray(services),
-                                        kn.vector(k, horizon, sample))
+                                        kn.vector(k, horizon, sample), floor)
     served = wait[~np.isnan(wait)]
     done = e2e[~np.isnan(e2e)]
 
