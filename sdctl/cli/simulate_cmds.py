@@ -164,8 +164,8 @@ def _brief(r: dict) -> dict:
     return {"wait_p50": r["wait_seconds"]["p50"], "wait_p95": r["wait_seconds"]["p95"],
             "wait_p99": r["wait_seconds"]["p99"], "e2e_p95": r["end_to_end_seconds"]["p95"],
             "completed": r["completed"], "expired": r["expired"], "unserved": r["unserved"],
-            "gpu_node_hours": round(sum(r["gpu_node_hours"].values()), 2),
-            "monthly_usd": (r.get("cost_usd") or {}).get("monthly")}
+            "gpu_node_hours": round(sum(r["gpu_node_hours"].values()), 2), "gpu_hours": r["gpu_hours"],
+            "node_launches": r["node_launches"], "monthly_usd": (r.get("cost_usd") or {}).get("monthly")}
 
 
 def _print(report: dict, result: dict) -> None:
