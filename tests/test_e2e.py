@@ -172,6 +172,31 @@ def test_submit_wait_follows_every_task_to_its_end(local_stack):
     assert "CPU" in measured["measured"]["caveat"]
     text = sdctl("cost", "--measured", "--since", "1h", "--local", cwd=cwd)
     assert "measured on the local stack" in text.stderr and "CPU" in text.stderr
+    _billed_against_rendered(cwd, measured["measured"]["gpu_hours"])
+
+
+def _billed_against_rendered(cwd, before: dict):
+    """Rendering against billed GPU hours: no GPU node here wrote the node ledger, so billed
+    is unknown and said to be; once an agent on a GPU node writes its row (with the agent's own
+    credentials: the stack enforces IAM), `cost --measured` sets the two side by side."""
+    from datetime import UTC, datetime, timedelta
+
+    from sdctl.agent.nodeledger import NodeLedger
+
+    assert before["rendering_gpu_hours"] > 0 and before["billed_gpu_hours"] is None and before["nodes"] == 0
+    state = json.loads((cwd / ".sdctl" / "state.json").read_text())
+    principal = next(p for p in state["credentials"] if p.startswith("agent-"))
+    launched = (datetime.now(UTC) - timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    NodeLedger(local_aws(cwd, "dynamodb", principal), state["resources"]["tasks_table"], launched_at=launched,
+               node="ip-10-0-12-34.us-west-2.compute.internal", instance_type="g5.xlarge", capacity="spot",
+               price_per_hour=0.4125, ttl_days=30, interval=3600).stop()
+    g = run_json(cwd, "cost", "--measured", "--since", "1h")["measured"]["gpu_hours"]
+    assert (g["nodes"], g["nodes_up"]) == (1, 1) and 0.49 < g["billed_gpu_hours"] < 0.6
+    assert g["rendering_gpu_hours"] >= before["rendering_gpu_hours"]
+    assert g["rendering_share"] == pytest.approx(g["rendering_gpu_hours"] / g["billed_gpu_hours"], abs=0.01)
+    assert [t["id"] for t in run_json(cwd, "tasks", "list") if t["id"].startswith("node#")] == []
+    text = sdctl("cost", "--measured", "--since", "1h", "--local", cwd=cwd).stderr
+    assert "rendering / billed" in text and "1 node(s), 1 up now" in text
 
 
 def test_a_file_resubmitted_in_part_waits_for_old_and_new_alike(local_stack):

@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
 
         serve(agent.metrics, lambda: agent.runner.unusable is None and _ready(agent.adapter), settings.health_port)
     agent.run(max_tasks=args.max_tasks)
+    if agent.ledger:
+        agent.ledger.stop()
     from sdctl.contracts.agent_env import UNUSABLE_EXIT
 
     return UNUSABLE_EXIT if agent.runner.unusable else 0

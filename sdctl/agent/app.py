@@ -67,5 +67,9 @@ def build(settings: AgentSettings):
     from sdctl.agent.cost import price_per_second
     from sdctl.agent.podcost import DeletionCost
 
-    return Agent(settings, adapter=adapter, store=store, price_per_second=price_per_second(),
-                 deletion_cost=DeletionCost.from_env(), **clients)
+    agent = Agent(settings, adapter=adapter, store=store, price_per_second=price_per_second(),
+                  deletion_cost=DeletionCost.from_env(), **clients)
+    from sdctl.agent.nodeledger import NodeLedger
+
+    agent.ledger = NodeLedger.from_env(dynamodb, settings.tasks_table, settings.task_ttl_days)
+    return agent

@@ -33,15 +33,26 @@ def in_cluster(env=None) -> tuple[str, str, str | bool] | None:
     return f"https://{host}:{env.get('KUBERNETES_SERVICE_PORT', '443')}", token.read_text().strip(), ca
 
 
-def node_labels(name: str, *, api: str | None = None, token: str | None = None, ca: str | bool = True) -> dict:
-    """The labels of node `name`, read from the Kubernetes API with the pod's token."""
+def node_metadata(name: str, *, api: str | None = None, token: str | None = None, ca: str | bool = True) -> dict:
+    """The metadata (labels, creationTimestamp) of node `name`, read with the pod's token."""
     import httpx
 
     if api is None:
         api, token, ca = in_cluster() or (None, None, True)
     r = httpx.get(f"{api}/api/v1/nodes/{name}", headers={"Authorization": f"Bearer {token}"}, verify=ca, timeout=5)
     r.raise_for_status()
-    return r.json()["metadata"].get("labels") or {}
+    return r.json()["metadata"]
+
+
+def node_labels(name: str, **where) -> dict:
+    """The labels of node `name`."""
+    return node_metadata(name, **where).get("labels") or {}
+
+
+def hourly_price(labels: dict, table: str) -> float:
+    """USD per hour of a node with these labels, from the chart's GPU_PRICES (KeyError: none)."""
+    return float(json.loads(table)[labels["node.kubernetes.io/instance-type"]][
+        labels.get("karpenter.sh/capacity-type", "on-demand")])
 
 
 def price_per_second(env: dict | None = None, *, labels=node_labels) -> float | None:
@@ -51,14 +62,12 @@ def price_per_second(env: dict | None = None, *, labels=node_labels) -> float | 
     if not node or not table:
         return None
     try:
-        found = labels(node)
-        per_hour = json.loads(table)[found["node.kubernetes.io/instance-type"]][
-            found.get("karpenter.sh/capacity-type", "on-demand")]
+        per_hour = hourly_price(labels(node), table)
     except Exception as e:  # noqa: BLE001 - a cost is a courtesy; the task never waits for it
         log.warning("no price for this node; results carry cost_usd null", extra={"node": node, "error": str(e)})
         return None
     log.info("node price", extra={"node": node, "per_hour": per_hour})
-    return float(per_hour) / 3600
+    return per_hour / 3600
 
 
 def cost_usd(gpu_seconds: float, per_second: float | None) -> float | None:

@@ -60,3 +60,4 @@ class Agent(Pipeline):
                          heartbeat=heartbeat, deletes=deletes, metrics=metrics, stopping=stopping, clock=clock)
         # What it was built from, for the entrypoint's health server and for tests to read.
         self.sqs, self.s3, self.sns, self.store, self.adapter = sqs, s3, sns, store, adapter
+        self.ledger = None  # this node's row of the node ledger (app.build sets it on a GPU node)

@@ -133,6 +133,7 @@ def cost(
         measured_from = tasks.measured_seconds_per_image(target.client("dynamodb"), tasks.require_store(target),
                                                          since=tasks.since_timestamp(since))
         secs = measured_from["seconds_per_image"]
+        measured_from["gpu_hours"] = _gpu_hours(target, cfg, since)
         if is_local(local):
             measured_from["caveat"] = LOCAL_CAVEAT
     capacity = None if spot is None else ("spot" if spot else "on-demand")
@@ -171,6 +172,37 @@ def cost(
     if measured_from:
         err.print(f"[dim]measured: {measured_from['seconds_per_image']} s per image over "
                   f"{measured_from['images']} image(s) in the task store[/]")
+        _print_gpu_hours(measured_from["gpu_hours"])
         if measured_from.get("cost_usd_per_image") is not None:
             err.print(f"[dim]measured: ${measured_from['cost_usd_per_image']:.6f} per image as its "
                       f"{measured_from['priced_tasks']} priced task(s) recorded it[/]")
+
+
+def _gpu_hours(target, cfg, since: str) -> dict:
+    """Rendering against billed GPU hours over --since (sdctl/operate/gpuhours.py)."""
+    from datetime import UTC, datetime
+
+    from sdctl.operate import gpuhours, tasks
+
+    now = datetime.now(UTC)
+    start = datetime.fromisoformat(tasks.since_timestamp(since, now).replace("Z", "+00:00"))
+    tails = [_seconds(rt.nodes.consolidate_after) for rt in cfg.runtimes]
+    return gpuhours.measured(target.client("dynamodb"), tasks.require_store(target), since=start, now=now,
+                             tail_seconds=max(tails or [0.0]))
+
+
+def _seconds(duration: str) -> float:
+    """A consolidateAfter (60s, 5m, 1h, Never) in seconds; Never: a node lives until now."""
+    if duration == "Never":
+        return float("inf")
+    return float(duration[:-1]) * {"s": 1, "m": 60, "h": 3600}[duration[-1]]
+
+
+def _print_gpu_hours(g: dict) -> None:
+    if g["billed_gpu_hours"] is None:
+        err.print(f"[dim]measured: {g['rendering_gpu_hours']:.2f} GPU h rendering by {g['tasks']} task(s); no GPU "
+                  "node wrote the node ledger (on EKS each agent does), so billed hours are not known[/]")
+        return
+    share = "" if g["rendering_share"] is None else f" ({g['rendering_share']:.0%})"
+    err.print(f"[dim]measured: rendering / billed: {g['rendering_gpu_hours']:.2f} of {g['billed_gpu_hours']:.2f} "
+              f"GPU h{share}, {g['idle_gpu_hours']:.2f} h idle, over {g['nodes']} node(s), {g['nodes_up']} up now[/]")

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from sdctl.contracts import ledger
 from sdctl.contracts.events import Event, Report, ignore
 from sdctl.contracts.tasks import FINAL, STATES, STATUS_INDEX, timestamp
 from sdctl.errors import SdctlError, UsageError, WaitTimeout
@@ -77,6 +78,10 @@ def list_request(table: str, *, status: str | None, runtime: str | None, since: 
             names["#c"] = "created_at"
             values[":since"] = {"S": since}
             filters.append("#c >= :since")
+        # the node ledger's rows live in the same table (sdctl/contracts/ledger.py): not tasks
+        names["#i"] = "id"
+        values[":ledger"] = {"S": ledger.PREFIX}
+        filters.append("NOT begins_with(#i, :ledger)")
         req = {"TableName": table}
         op = "scan"
     if filters:
