@@ -72,7 +72,7 @@ SOURCES = {
     "activation": "scaling.activationQueueLength (chart default 0)", "polling_seconds": "scaling.pollingSeconds",
     "cooldown_seconds": "scaling.cooldownSeconds", "min_replicas": "scaling.minReplicas",
     "max_replicas": "scaling.maxReplicas", "hpa_sync_seconds": "kube-controller-manager default",
-    "hpa_tolerance": "kube-controller-manager default", "hpa_up_pods": "autoscaling/v2 default behavior",
+    "hpa_tolerance": "kube-controller-manager default", "hpa_up_pods": "scaling.scaleUpPods",
     "hpa_up_percent": "autoscaling/v2 default behavior", "hpa_down_window_seconds": "scaling.scaleDownWindowSeconds",
     "hpa_up_window_seconds": "scaling.scaleUpWindowSeconds",
     "warm_windows": "scaling.warm (cron windows; the clock starts Monday 00:00; `--set warm_windows=none` drops them)",
