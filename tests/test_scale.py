@@ -78,6 +78,26 @@ def test_a_busy_runtime_and_an_idle_one(tmp_path):
     assert idle["verdict"].startswith("idle: scaled to zero") and idle["scaledobject"]["wants"] == 0
 
 
+def test_a_runtime_kept_up_after_its_queue_empties_says_what_holds_it(tmp_path):
+    """The steady recording with its one task gone: a ready replica and an empty queue. The
+    HPA's scale-down window holds it, or an open warm window, and the verdict says which."""
+    from sdctl.execute.k8s.cluster import api_client
+
+    sc = scenario("steady")
+    with ServerThread(app(sc["objects"])) as server:
+        api = api_client(kubeconfig(tmp_path / "kubeconfig", server.url))[0]
+        objs = collect(api, release="sd-sdruntime", namespace="sdctl")
+    empty = {"visible": 0, "in_flight": 0, "delayed": 0}
+    held = scale.explain("sdruntime", empty, objs, queue_length=1, min_replicas=0, max_replicas=20, now=NOW,
+                         scale_down_window=720)
+    assert held["verdict"] == ("idle: 1 replica(s) ready; the HPA keeps them through its 720 s scale-down window "
+                               "after the last task, then the cooldown scales to zero")
+    warm = scale.explain("sdruntime", empty, objs, queue_length=1, min_replicas=0, max_replicas=20, now=NOW, warm=1)
+    assert warm["verdict"] == "idle: 1 replica(s) ready, kept warm by an open scaling.warm window (1 pod(s))"
+    opening = scale.explain("sdruntime", empty, objs, queue_length=1, min_replicas=0, max_replicas=20, now=NOW, warm=3)
+    assert opening["verdict"] == "scaling up: KEDA asks for 3 replica(s), the Deployment has 1"
+
+
 def test_a_missing_release_says_to_deploy(tmp_path):
     from sdctl.execute.k8s.cluster import api_client
 

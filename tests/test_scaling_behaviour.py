@@ -131,3 +131,20 @@ def test_validate_accepts_named_days_and_a_zone(tmp_path):
     window = {"start": "45 8 * * MON-FRI", "end": "0 18 * * mon-fri", "replicas": 2, "timezone": "Europe/Berlin"}
     r = cli("validate", "-c", str(_with(tmp_path, warm=[window])), cwd=tmp_path)
     assert r.returncode == 0
+
+
+def test_scale_status_knows_which_windows_are_open_in_their_own_time_zone():
+    """What `sdctl scale status` says an open window keeps: 08:45-18:00 on weekdays in Berlin is
+    open at 08:00 UTC on a Monday in December (09:00 there) and closed at 08:00 UTC on Saturday."""
+    from datetime import UTC, datetime
+
+    from sdctl.config.cron import warm_now
+    from sdctl.config.model import WarmWindow
+
+    berlin = WarmWindow(start="45 8 * * 1-5", end="0 18 * * 1-5", replicas=2, timezone="Europe/Berlin")
+    night = WarmWindow(start="0 22 * * *", end="0 6 * * *", replicas=1)
+    monday = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
+    assert warm_now([berlin], monday) == 2
+    assert warm_now([berlin], datetime(2026, 12, 7, 7, 30, tzinfo=UTC)) == 0  # 08:30 in Berlin
+    assert warm_now([berlin], datetime(2026, 12, 12, 8, 0, tzinfo=UTC)) == 0  # Saturday
+    assert warm_now([berlin, night], datetime(2026, 12, 12, 3, 0, tzinfo=UTC)) == 1  # across midnight (UTC)

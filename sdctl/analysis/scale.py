@@ -107,15 +107,17 @@ def start_phases(pod: dict, claims: list[dict]) -> dict:
 
 
 def explain(runtime: str, queue: dict, objs: dict, *, queue_length: int, min_replicas: int, max_replicas: int,
-            scale_on_in_flight: bool = True, now: datetime | None = None) -> dict:
-    """The chain of cause and effect for one runtime, and a verdict."""
+            scale_on_in_flight: bool = True, now: datetime | None = None, warm: int = 0,
+            scale_down_window: int = 300) -> dict:
+    """The chain of cause and effect for one runtime, and a verdict. ``warm``: the pods an open
+    warm window keeps now (scaling.warm); ``scale_down_window``: the HPA's, in seconds."""
     now = now or datetime.now(UTC)
     depth = queue.get("visible", 0) + (queue.get("in_flight", 0) if scale_on_in_flight else 0)
     so = objs.get("scaledobject")
     so_conds = _conditions(so)
     so_ready = so_conds.get("Ready", {}).get("status") == "True"
     active = so_conds.get("Active", {}).get("status") == "True"
-    wanted = min(max(math.ceil(depth / queue_length), min_replicas, 1 if depth else 0), max_replicas) \
+    wanted = min(max(math.ceil(depth / queue_length), min_replicas, warm, 1 if depth else 0), max_replicas) \
         if so else None
     dep = objs.get("deployment") or {}
     desired = (dep.get("spec") or {}).get("replicas", 0) if dep else None
@@ -135,6 +137,7 @@ def explain(runtime: str, queue: dict, objs: dict, *, queue_length: int, min_rep
              "starts": [start_phases(p, objs.get("nodeclaims", [])) for p in objs.get("pods", [])
                         if not p["metadata"].get("deletionTimestamp")
                         and (_age(p["metadata"].get("creationTimestamp"), now) or 0) < 900]}
+    chain["warm"], chain["scale_down_window_s"] = warm, scale_down_window
     return {"runtime": runtime, **chain, "verdict": _verdict(chain, pending, claims, nodes, wanted, desired, ready,
                                                             depth)}
 
@@ -195,8 +198,11 @@ def _verdict(chain, pending, claims, nodes, wanted, desired, ready, depth) -> st
         return f"scaling up: KEDA asks for {wanted} replica(s), the Deployment has {desired}"
     if depth == 0 and not desired:
         return "idle: scaled to zero; the next task starts a node (about 2 minutes)"
+    if depth == 0 and chain["warm"]:
+        return f"idle: {ready} replica(s) ready, kept warm by an open scaling.warm window ({chain['warm']} pod(s))"
     if depth == 0:
-        return f"idle: {ready} replica(s) ready, waiting for the cooldown to scale in"
+        return (f"idle: {ready} replica(s) ready; the HPA keeps them through its {chain['scale_down_window_s']} s "
+                "scale-down window after the last task, then the cooldown scales to zero")
     if ready and ready >= (desired or 0):
         return f"working: {ready} replica(s) on {len(nodes)} node(s) through {depth} task(s)"
     return f"{ready or 0} of {desired} replica(s) ready; {depth} task(s) waiting"

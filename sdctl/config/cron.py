@@ -55,3 +55,21 @@ def check_zone(text: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"{text!r} is not an IANA time zone (e.g. UTC, Europe/Berlin, America/New_York)") from None
     return text
+
+
+def warm_now(windows, now) -> int:
+    """The pods the open warm windows keep at ``now`` (an aware datetime): a window is open from
+    its start's last firing until its end's next, each read in the window's own time zone."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from croniter import croniter
+
+    floor = 0
+    for w in windows:
+        local = now.astimezone(ZoneInfo(w.timezone))
+        started = croniter(w.start.replace("?", "*"), local).get_prev(datetime)
+        ended = croniter(w.end.replace("?", "*"), local).get_prev(datetime)
+        if started > ended:
+            floor = max(floor, w.replicas)
+    return floor

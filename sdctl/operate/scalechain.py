@@ -14,10 +14,13 @@ def lane_depths(sqs, target, runtime: str) -> dict[str, dict]:
 
 def chains(api, cfg, runtimes, depths: dict[str, dict[str, dict]]) -> list[dict]:
     """`depths`: each runtime's lanes' {visible, in_flight} (lane_depths, or a console sample's)."""
+    from datetime import UTC, datetime
+
     from sdctl.analysis import scale as verdicts
+    from sdctl.config.cron import warm_now
     from sdctl.execute.k8s import scale
 
-    report = []
+    report, now = [], datetime.now(UTC)
     for rt in runtimes:
         lanes = depths[rt.name]
         depth = {k: sum(d.get(k, 0) for d in lanes.values()) for k in ("visible", "in_flight", "delayed")}
@@ -27,5 +30,7 @@ def chains(api, cfg, runtimes, depths: dict[str, dict[str, dict]]) -> list[dict]
         objs = scale.collect(api, release=release_name(rt.name), namespace=rt.namespace)
         report.append(verdicts.explain(rt.name, depth, objs, queue_length=rt.scaling.queue_length,
                                        min_replicas=rt.scaling.min_replicas, max_replicas=rt.scaling.max_replicas,
-                                       scale_on_in_flight=rt.scaling.scale_on_in_flight))
+                                       scale_on_in_flight=rt.scaling.scale_on_in_flight,
+                                       warm=warm_now(rt.scaling.warm, now),
+                                       scale_down_window=rt.scaling.scale_down_window_seconds))
     return report
