@@ -60,6 +60,8 @@ def check_zone(text: str) -> str:
 def warm_now(windows, now) -> int:
     """The pods the open warm windows keep at ``now`` (an aware datetime): a window is open from
     its start's last firing until its end's next, each read in the window's own time zone."""
+    if not windows:
+        return 0
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
