@@ -186,16 +186,11 @@ def _gpu_hours(target, cfg, since: str) -> dict:
 
     now = datetime.now(UTC)
     start = datetime.fromisoformat(tasks.since_timestamp(since, now).replace("Z", "+00:00"))
-    tails = [_seconds(rt.nodes.consolidate_after) for rt in cfg.runtimes]
+    # an empty node lives consolidateAfter before Karpenter removes it ("Never": until now)
+    tails = [float("inf") if rt.nodes.consolidate_after == "Never" else tasks.duration_seconds(rt.nodes.consolidate_after)
+             for rt in cfg.runtimes]
     return gpuhours.measured(target.client("dynamodb"), tasks.require_store(target), since=start, now=now,
                              tail_seconds=max(tails or [0.0]))
-
-
-def _seconds(duration: str) -> float:
-    """A consolidateAfter (60s, 5m, 1h, Never) in seconds; Never: a node lives until now."""
-    if duration == "Never":
-        return float("inf")
-    return float(duration[:-1]) * {"s": 1, "m": 60, "h": 3600}[duration[-1]]
 
 
 def _print_gpu_hours(g: dict) -> None:
