@@ -238,11 +238,7 @@ def run(arrivals, service, prm, floor):
                 pd._release(victim, t, pod_state, pod_node, node_pods, node_empty)
             live -= 1
         while live < replicas:
-            slot = -1
-            for p in range(pmax):
-                if pod_state[p] == pd.NONE:
-                    slot = p
-                    break
+            slot = pd._first(pod_state, pd.NONE)
             if slot < 0:
                 break
             pod_state[slot] = pd.PENDING
@@ -261,20 +257,14 @@ def run(arrivals, service, prm, floor):
             if chosen < 0:
                 if pd._alive(node_state) >= node_cap:
                     continue
-                for node in range(nmax):
-                    if node_state[node] == pd.FREE:
-                        chosen = node
-                        break
+                chosen = pd._first(node_state, pd.FREE)
                 if chosen < 0:
                     continue
                 node_state[chosen] = pd.LAUNCHING
                 node_start[chosen] = t
                 node_up[chosen] = t + launch
                 node_image[chosen] = t + launch + pull
-                node_spot[chosen] = 1 if np.random.random() < spot_fraction else 0
-                node_notice[chosen] = np.inf
-                if node_spot[chosen] == 1 and spot_rate > 0:
-                    node_notice[chosen] = t + np.random.exponential(3600.0 / spot_rate)
+                pd._draw_spot(chosen, t, spot_fraction, spot_rate, node_spot, node_notice)
                 counters[ix.C_LAUNCHES] += 1
             pod_node[p] = chosen
             node_pods[chosen] += 1

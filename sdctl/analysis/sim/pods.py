@@ -73,10 +73,26 @@ def _start_warm(min_r, per_node, spot_fraction, spot_rate, pod_state, pod_node, 
         node = p // per_node
         if node_state[node] == FREE:
             node_state[node] = UP
-            node_spot[node] = 1 if np.random.random() < spot_fraction else 0
-            if node_spot[node] == 1 and spot_rate > 0:
-                node_notice[node] = np.random.exponential(3600.0 / spot_rate)
+            _draw_spot(node, 0.0, spot_fraction, spot_rate, node_spot, node_notice)
         node_pods[node] += 1
         pod_state[p] = READY
         pod_node[p] = node
     return min_r
+
+
+@njit(cache=True)
+def _draw_spot(node, t, spot_fraction, spot_rate, node_spot, node_notice):
+    """A node launched at ``t``: spot or on-demand, and when a spot one is interrupted."""
+    node_spot[node] = 1 if np.random.random() < spot_fraction else 0
+    node_notice[node] = np.inf
+    if node_spot[node] == 1 and spot_rate > 0:
+        node_notice[node] = t + np.random.exponential(3600.0 / spot_rate)
+
+
+@njit(cache=True)
+def _first(states, value):
+    """The first index holding ``value`` (a free pod slot, a free node), or -1."""
+    for i in range(states.shape[0]):
+        if states[i] == value:
+            return i
+    return -1
