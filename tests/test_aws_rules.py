@@ -460,6 +460,30 @@ def test_a_composite_scaling_formula_names_only_named_triggers(rendered):
                 "AverageValue", "Value")
 
 
+def test_the_hpa_behaviour_keda_hands_on_is_one_the_api_server_accepts(rendered):
+    """KEDA creates the HPA with `advanced.horizontalPodAutoscalerConfig.behavior` as written;
+    the API server then validates it (Kubernetes API reference, HPAScalingRules and
+    HPAScalingPolicy): stabilizationWindowSeconds "must be greater than or equal to zero and
+    less than or equal to 3600 (one hour)", a policy's periodSeconds "must be greater than zero
+    and less than or equal to 1800 (30 min)" and its value "must be greater than zero", type
+    Pods or Percent, selectPolicy Max, Min or Disabled. The KEDA CRD's schema types these
+    fields but bounds none of them, and no API server runs here. The config's own limits
+    (scaleUp/DownWindowSeconds 0..3600, scaleUpPods >= 1) keep every rendering inside."""
+    seen = 0
+    for objs in rendered.values():
+        for so in (o for o in objs if o["kind"] == "ScaledObject"):
+            behavior = so["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+            for direction in ("scaleUp", "scaleDown"):
+                rules = behavior[direction]
+                assert 0 <= rules["stabilizationWindowSeconds"] <= 3600
+                assert rules.get("selectPolicy", "Max") in ("Max", "Min", "Disabled")
+                for policy in rules["policies"]:
+                    assert policy["type"] in ("Pods", "Percent")
+                    assert 0 < policy["periodSeconds"] <= 1800 and policy["value"] > 0
+                seen += 1
+    assert seen >= 2
+
+
 def test_projected_tokens_live_long_enough_and_name_the_cluster_ca(rendered):
     """A projected serviceAccountToken's expirationSeconds must be at least 600 (the API server
     rejects the pod: Kubernetes docs, "Configure Service Accounts for Pods", service account

@@ -121,7 +121,19 @@ def test_a_fractional_knob_is_not_rounded(tmp_path):
     ({"start": "0 8 * * *", "end": "0 9 * * *", "replicas": 50}, "warm[0].replicas (50) must not exceed maxReplicas"),
 ])
 def test_validate_names_a_bad_warm_window(tmp_path, window, message):
-    r = cli("validate", "-c", str(_with(tmp_path, warm=[window])), cwd=tmp_path, check=False)
+    _refused(tmp_path, {"warm": [window]}, message)
+
+
+@pytest.mark.parametrize("scaling", [{"scaleUpWindowSeconds": 3601}, {"scaleDownWindowSeconds": -1},
+                                     {"scaleUpPods": 0}])
+def test_validate_refuses_a_behaviour_the_api_server_would(tmp_path, scaling):
+    """The HPA's limits (tests/test_aws_rules.py cites them): refused at validate, not at deploy."""
+    [key] = scaling
+    _refused(tmp_path, scaling, key)
+
+
+def _refused(tmp_path, scaling: dict, message: str) -> None:
+    r = cli("validate", "-c", str(_with(tmp_path, **scaling)), cwd=tmp_path, check=False)
     assert r.returncode == 2, r.stdout + r.stderr
     assert message in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
