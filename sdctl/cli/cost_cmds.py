@@ -195,9 +195,9 @@ def _gpu_hours(target, cfg, since: str) -> dict:
 
 def _print_gpu_hours(g: dict) -> None:
     if g["billed_gpu_hours"] is None:
-        err.print(f"[dim]measured: {g['rendering_gpu_hours']:.2f} GPU h rendering by {g['tasks']} task(s); no GPU "
+        err.print(f"[dim]measured: {g['rendering_gpu_hours']:.3g} GPU h rendering by {g['tasks']} task(s); no GPU "
                   "node wrote the node ledger (on EKS each agent does), so billed hours are not known[/]")
         return
     share = "" if g["rendering_share"] is None else f" ({g['rendering_share']:.0%})"
-    err.print(f"[dim]measured: rendering / billed: {g['rendering_gpu_hours']:.2f} of {g['billed_gpu_hours']:.2f} "
-              f"GPU h{share}, {g['idle_gpu_hours']:.2f} h idle, over {g['nodes']} node(s), {g['nodes_up']} up now[/]")
+    err.print(f"[dim]measured: rendering / billed: {g['rendering_gpu_hours']:.3g} of {g['billed_gpu_hours']:.3g} "
+              f"GPU h{share}, {g['idle_gpu_hours']:.3g} h idle, over {g['nodes']} node(s), {g['nodes_up']} up now[/]")

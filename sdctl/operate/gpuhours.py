@@ -65,9 +65,10 @@ def measured(dynamodb, table: str, *, since: datetime, now: datetime, tail_secon
                  for item in page.get("Items", [])]
     billed, nodes, up = billed_seconds([r for r in rows if len(r) == 2], since=since, now=now,
                                        tail_seconds=tail_seconds)
-    out = {"since": timestamp(since), "rendering_gpu_hours": round(rendering / 3600, 3), "tasks": tasks,
+    # hours to 6 places (3.6 ms): a few short renders are not rounded away to nothing
+    out = {"since": timestamp(since), "rendering_gpu_hours": round(rendering / 3600, 6), "tasks": tasks,
            "billed_gpu_hours": None, "idle_gpu_hours": None, "rendering_share": None, "nodes": nodes, "nodes_up": up}
     if nodes:
-        out.update(billed_gpu_hours=round(billed / 3600, 3), idle_gpu_hours=round(max(0.0, billed - rendering) / 3600, 3),
+        out.update(billed_gpu_hours=round(billed / 3600, 6), idle_gpu_hours=round(max(0.0, billed - rendering) / 3600, 6),
                    rendering_share=round(min(1.0, rendering / billed), 4) if billed else None)
     return out
