@@ -167,16 +167,11 @@ def gallery(
     local: LocalOpt = False,
     output: OutputOpt = None,
 ) -> None:
+    from sdctl.cli.tasks_cmds import stored
     from sdctl.operate import gallery as gal
-    from sdctl.operate import tasks
 
     mode = output_mode(ctx, output)
-    since_at = tasks.since_timestamp(since)
-    target = target_for(ctx, is_local(local))
-    if runtime is not None:
-        target.runtime(runtime)
-    rows = tasks.list_tasks(target.client("dynamodb"), tasks.require_store(target), status="completed",
-                            runtime=runtime, since=since_at, limit=limit)
+    target, rows = stored(ctx, local, status="completed", runtime=runtime, since=since, limit=limit)
     with err.status(f"fetching {len(rows)} task(s)' images…"):
         items = gal.collect(rows, target.s3(), limit=limit)
     page = gal.render(items, title=f"sdctl gallery ({target.kind}, since {since})")

@@ -61,6 +61,20 @@ def get(ctx: typer.Context, task_id: IdArg, local: LocalOpt = False, output: Out
     emit_json(record) if mode == "json" else _show(record)
 
 
+def stored(ctx: typer.Context, local: bool, *, status: str | None, runtime: str | None, since: str | None,
+           limit: int, client: str | None = None) -> tuple:
+    """(the target, its task store's tasks matching these, newest first): `tasks list` and
+    `gallery` read them alike."""
+    from sdctl.operate import tasks
+
+    since_at = tasks.since_timestamp(since)
+    target = target_for(ctx, is_local(local))
+    if runtime is not None:
+        target.runtime(runtime)  # names the runtimes if it is not one
+    return target, tasks.list_tasks(target.client("dynamodb"), tasks.require_store(target), status=status,
+                                    runtime=runtime, since=since_at, limit=limit, client=client)
+
+
 @app.command("list")
 def list_(
     ctx: typer.Context,
@@ -76,15 +90,8 @@ def list_(
     """Recent tasks, newest first."""
     from rich.table import Table
 
-    from sdctl.operate import tasks
-
     mode = output_mode(ctx, output)
-    since_at = tasks.since_timestamp(since)
-    target = target_for(ctx, is_local(local))
-    if runtime is not None:
-        target.runtime(runtime)
-    rows = tasks.list_tasks(target.client("dynamodb"), tasks.require_store(target), status=status,
-                            runtime=runtime, since=since_at, limit=limit, client=client)
+    _, rows = stored(ctx, local, status=status, runtime=runtime, since=since, limit=limit, client=client)
     if mode == "json":
         return emit_json(rows)
     # An id is never cut (it is what `fetch` and `tasks get` take); the prompt gives way first.
