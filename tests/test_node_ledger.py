@@ -95,3 +95,25 @@ def test_billed_hours_run_from_launch_to_the_last_heartbeat_and_the_empty_nodes_
     seconds, nodes, up = gpuhours.billed_seconds(rows, since=T0, now=T0 + timedelta(minutes=180), tail_seconds=60)
     assert seconds == (61 + 80 + 31) * 60
     assert (nodes, up) == (3, 1)
+
+
+def test_the_agent_on_a_node_reads_it_once_for_its_price_and_its_ledger(table, monkeypatch):
+    """The agent as its entrypoint builds it on an EKS node: the price and the ledger both need
+    the node, and the Kubernetes API is asked for it once."""
+    from sdctl.agent.app import build
+    from sdctl.agent.settings import AgentSettings
+
+    node = scenario("steady")["objects"]["nodes"][0]["metadata"]
+    reads = []
+    monkeypatch.setattr(cost, "node_metadata", lambda name: reads.append(name) or node)
+    monkeypatch.setenv("NODE_NAME", node["name"])
+    monkeypatch.setenv("GPU_PRICES", PRICES)
+    for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, {"AWS_ENDPOINT_URL": table.meta.endpoint_url}.get(name, "testing"))
+    agent = build(AgentSettings.from_env({
+        "SQS_QUEUE_URL": "q", "SNS_TOPIC_ARN": "t", "S3_BUCKET": "b", "RUNTIME_NAME": "r", "RUNTIME_TYPE": "sdwebui",
+        "API_BASE_URL": "http://x", "TASKS_TABLE": "tasks", "AWS_DEFAULT_REGION": "us-west-2"}))
+    assert agent.results.price_per_second == pytest.approx(0.4125 / 3600)
+    agent.ledger.stop()
+    assert _row(table, node["name"])["instance_type"] == "g5.xlarge"
+    assert reads == [node["name"]]

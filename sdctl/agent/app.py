@@ -64,12 +64,15 @@ def build(settings: AgentSettings):
         from sdctl.agent.store import TaskStore
 
         store = TaskStore(dynamodb, settings.tasks_table, settings.task_ttl_days)
-    from sdctl.agent.cost import price_per_second
+    from functools import cache
+
+    from sdctl.agent import cost
+    from sdctl.agent.nodeledger import NodeLedger
     from sdctl.agent.podcost import DeletionCost
 
-    agent = Agent(settings, adapter=adapter, store=store, price_per_second=price_per_second(),
+    node = cache(cost.node_metadata)  # the price and the node ledger read the node once between them
+    agent = Agent(settings, adapter=adapter, store=store,
+                  price_per_second=cost.price_per_second(labels=lambda name: node(name).get("labels") or {}),
                   deletion_cost=DeletionCost.from_env(), **clients)
-    from sdctl.agent.nodeledger import NodeLedger
-
-    agent.ledger = NodeLedger.from_env(dynamodb, settings.tasks_table, settings.task_ttl_days)
+    agent.ledger = NodeLedger.from_env(dynamodb, settings.tasks_table, settings.task_ttl_days, metadata=node)
     return agent
